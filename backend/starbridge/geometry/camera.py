@@ -1,0 +1,66 @@
+"""Pinhole intrinsics. The wire carries vertical field of view and aspect; the renderer needs K.
+
+Pixel convention: pixel (u, v) covers [u, u+1) x [v, v+1), so its centre is (u + 0.5, v + 0.5)
+and the principal point of a centred camera is (width / 2, height / 2). Rows go top to bottom.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InvalidArgument
+
+#: Bounds of a vertical field of view the backend accepts, degrees (exclusive).
+MIN_FOV_DEG = 1.0
+MAX_FOV_DEG = 179.0
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole camera in pixels (OpenCV K): x right, y down, z forward."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    @classmethod
+    def from_fov(cls, vertical_fov_deg: float, width: int, height: int, aspect: float = 0.0) -> Intrinsics:
+        """Centred camera with square pixels (or `aspect` = width/height of the engine's viewport).
+
+        With `aspect` 0 the pixels are square. A different aspect stretches the horizontal focal
+        length so the image spans that aspect's horizontal field of view.
+        """
+        check_fov(vertical_fov_deg)
+        if width <= 0 or height <= 0:
+            raise InvalidArgument(f"image size must be positive, got {width}x{height}", field="width")
+        fy = 0.5 * height / math.tan(math.radians(vertical_fov_deg) / 2.0)
+        fx = fy
+        if aspect and aspect > 0:
+            fx = fy * (width / height) / aspect
+        return cls(fx=fx, fy=fy, cx=width / 2.0, cy=height / 2.0, width=width, height=height)
+
+    @property
+    def K(self) -> np.ndarray:  # noqa: N802 (the usual name)
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    @property
+    def vertical_fov_deg(self) -> float:
+        return math.degrees(2.0 * math.atan(0.5 * self.height / self.fy))
+
+    def scaled(self, width: int, height: int) -> Intrinsics:
+        """The same camera at another resolution."""
+        sx, sy = width / self.width, height / self.height
+        return Intrinsics(self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy, width, height)
+
+
+def check_fov(vertical_fov_deg: float, field: str = "vertical_fov_deg") -> None:
+    if not (math.isfinite(vertical_fov_deg) and MIN_FOV_DEG < vertical_fov_deg < MAX_FOV_DEG):
+        raise InvalidArgument(
+            f"{field} must be in ({MIN_FOV_DEG:g}, {MAX_FOV_DEG:g}) degrees, got {vertical_fov_deg}", field=field
+        )
