@@ -1,0 +1,249 @@
+"""`starbridge` command line: serve | fly | scene | bench | doctor.
+
+starbridge serve                      # demo scene on 127.0.0.1 (gRPC :50051, engine channel :50052)
+starbridge fly --out demo.mp4         # fly a camera through it as an engine would
+starbridge scene import clip.mp4      # make a scene from a video
+starbridge doctor                     # versions, ONNX Runtime providers, GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from . import PROTOCOL_MAJOR, PROTOCOL_MINOR, __version__
+from .errors import StarBridgeError
+from .server.config import DEFAULT_ENGINE_PORT, DEFAULT_GRPC_PORT, ServerConfig
+
+log = logging.getLogger("starbridge")
+
+
+# ---------------------------------------------------------------------- serve
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server.app import serve
+
+    config = ServerConfig(
+        host=args.host,
+        grpc_port=args.grpc_port,
+        engine_port=args.engine_port,
+        store_root=args.store,
+        default_scene=args.scene,
+        default_width=args.width,
+        default_height=args.height,
+        default_fps=args.fps,
+        heartbeat_timeout_s=args.heartbeat_timeout,
+        token=args.token,
+        max_sessions=args.max_sessions,
+    )
+
+    def ready(backend) -> None:
+        gen = backend.generator
+        print(
+            f"StarBridge {__version__} (protocol {PROTOCOL_MAJOR}.{PROTOCOL_MINOR}) serving\n"
+            f"  scenes:         {backend.store.root}  (default scene: {config.default_scene})\n"
+            f"  generator:      {gen.name} on {gen.execution_provider}\n"
+            f"  gRPC API:       {backend.grpc_address}   (grpcurl -plaintext {backend.grpc_address} list)\n"
+            f"  engine channel: {backend.engine_endpoint}   (Unity/Godot plugins connect here)\n"
+            f"  try:            starbridge fly --out demo.mp4\n"
+            "Press Ctrl+C to stop.",
+            flush=True,
+        )
+
+    serve(config, ready=ready)
+    return 0
+
+
+# ---------------------------------------------------------------------- fly
+
+
+def cmd_fly(args: argparse.Namespace) -> int:
+    from .client.fly import FlyConfig, fly
+
+    config = FlyConfig(
+        endpoint=args.endpoint,
+        scene_id=args.scene,
+        path=args.path,
+        seconds=args.seconds,
+        fps=args.fps,
+        width=args.width,
+        height=args.height,
+        inline=args.inline,
+        token=args.token,
+        out=args.out,
+        frames_dir=args.frames_dir,
+        vertical_fov_deg=args.fov,
+    )
+    report = fly(config)
+    print(report.table())
+    return 0
+
+
+# ---------------------------------------------------------------------- scene
+
+
+def _store(args: argparse.Namespace):
+    from .scenes.store import SceneStore, default_store_root
+
+    return SceneStore(args.store or default_store_root())
+
+
+def cmd_scene_list(args: argparse.Namespace) -> int:
+    store = _store(args)
+    store.ensure_demo()
+    metas = store.list()
+    print(f"{'id':24} {'frames':>6} {'fps':>5} {'size':>9}  {'depth':14} source")
+    for m in metas:
+        print(
+            f"{m.scene_id:24} {m.frame_count:6d} {m.fps:5g} {m.width:4d}x{m.height:<4d}  {m.depth_source:14} {m.source}"
+        )
+    print(f"{len(metas)} scene(s) in {store.root}")
+    return 0
+
+
+def cmd_scene_show(args: argparse.Namespace) -> int:
+    bundle = _store(args).get(args.scene_id)
+    info = json.loads((bundle.path / "scene.json").read_text())
+    info["path"] = str(bundle.path)
+    info["size_bytes"] = bundle.size_bytes()
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_scene_delete(args: argparse.Namespace) -> int:
+    _store(args).delete(args.scene_id)
+    print(f"deleted scene {args.scene_id}")
+    return 0
+
+
+def cmd_scene_import(args: argparse.Namespace) -> int:
+    bundle = _store(args).import_video(
+        args.video,
+        scene_id=args.id,
+        depth_dir=args.depth_dir,
+        depth_model=args.depth_model,
+        max_side=args.max_side,
+        max_frames=args.max_frames,
+        vertical_fov_deg=args.fov,
+        overwrite=args.overwrite,
+    )
+    m = bundle.meta
+    print(
+        f"imported scene {m.scene_id}: {m.frame_count} frames {m.width}x{m.height} @ {m.fps:g} fps, "
+        f"depth: {m.depth_source}{' (rotation-only)' if m.rotation_only else ''} -> {bundle.path}"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------- bench and doctor
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    root = Path(__file__).resolve().parents[2] / "bench"
+    if not (root / f"bench_{args.what}.py").exists():
+        print(f"bench scripts are in the source tree (bench/); not found at {root}", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(root.parent))
+    module = __import__(f"bench.bench_{args.what}", fromlist=["run"])
+    module.run(out_dir=root / "results", seconds=args.seconds)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import report
+
+    print(report())
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="starbridge", description="Real-time neural backdrop for game engines.")
+    p.add_argument("--version", action="version", version=f"starbridge {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--store", type=Path, default=None, help="scene store folder (default: $STARBRIDGE_HOME/scenes)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the backend (gRPC API + engine channel)")
+    s.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT)
+    s.add_argument("--engine-port", type=int, default=DEFAULT_ENGINE_PORT)
+    s.add_argument("--scene", default="demo", help="default scene id (default: the built-in demo)")
+    s.add_argument("--width", type=int, default=512, help="default frame width")
+    s.add_argument("--height", type=int, default=288, help="default frame height")
+    s.add_argument("--fps", type=float, default=30.0, help="default frames per second")
+    s.add_argument("--heartbeat-timeout", type=float, default=10.0, help="close silent sessions after this many s")
+    s.add_argument("--token", default="", help="require this token in Hello")
+    s.add_argument("--max-sessions", type=int, default=8)
+    s.set_defaults(func=cmd_serve)
+
+    f = sub.add_parser("fly", help="fly a camera through a scene as an engine would; write a video")
+    f.add_argument("--endpoint", default=f"tcp://127.0.0.1:{DEFAULT_ENGINE_PORT}")
+    f.add_argument("--scene", default="", help="scene id (default: the backend's default)")
+    f.add_argument("--path", default="tour", choices=["tour", "orbit", "dolly", "pan"], help="camera path")
+    f.add_argument("--seconds", type=float, default=8.0)
+    f.add_argument("--fps", type=float, default=30.0)
+    f.add_argument("--width", type=int, default=0, help="0: the backend's default")
+    f.add_argument("--height", type=int, default=0)
+    f.add_argument("--fov", type=float, default=60.0, help="vertical field of view, degrees")
+    f.add_argument("--inline", action="store_true", help="frames over ZeroMQ instead of shared memory")
+    f.add_argument("--token", default="")
+    f.add_argument("--out", type=Path, default=None, help="write the received frames to this video (.mp4)")
+    f.add_argument("--frames-dir", type=Path, default=None, help="also save every 30th frame as PNG here")
+    f.set_defaults(func=cmd_fly)
+
+    sc = sub.add_parser("scene", help="list, show, import or delete scenes").add_subparsers(
+        dest="scene_cmd", required=True
+    )
+    sc.add_parser("list", help="scenes in the store").set_defaults(func=cmd_scene_list)
+    sh = sc.add_parser("show", help="a scene's scene.json")
+    sh.add_argument("scene_id")
+    sh.set_defaults(func=cmd_scene_show)
+    sd = sc.add_parser("delete", help="remove a scene")
+    sd.add_argument("scene_id")
+    sd.set_defaults(func=cmd_scene_delete)
+    si = sc.add_parser("import", help="make a scene from a video")
+    si.add_argument("video", type=Path)
+    si.add_argument("--id", default=None, help="scene id (default: from the file name)")
+    si.add_argument("--depth-dir", type=Path, default=None, help="folder of per-frame depth .npy files")
+    si.add_argument("--depth-model", type=Path, default=None, help="monocular depth ONNX model (Depth-Anything-V2)")
+    si.add_argument("--max-side", type=int, default=512, help="longest side of stored frames, pixels")
+    si.add_argument("--max-frames", type=int, default=0, help="keep at most this many frames (0: all)")
+    si.add_argument("--fov", type=float, default=60.0, help="vertical field of view of the video camera, degrees")
+    si.add_argument("--overwrite", action="store_true", help="replace a scene with the same id")
+    si.set_defaults(func=cmd_scene_import)
+
+    b = sub.add_parser("bench", help="benchmarks (results in bench/results/)")
+    b.add_argument("what", choices=["transport", "render"])
+    b.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    b.set_defaults(func=cmd_bench)
+
+    d = sub.add_parser("doctor", help="versions, ONNX Runtime providers, GPU")
+    d.set_defaults(func=cmd_doctor)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except StarBridgeError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""The backend process: scene store + generator + session manager + engine channel + gRPC.
+
+Lifecycle: `Backend(config).start()` removes stale ring files, makes sure the demo scene
+exists, binds both endpoints and starts their threads; `stop()` refuses new work, closes every
+session (ring files removed) and stops the servers within the grace period. `serve()` runs it
+in the foreground until SIGINT/SIGTERM, restoring the previous signal handlers afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from ..runtime.generator import Generator
+from ..scenes.store import SceneStore, default_store_root
+from .config import ServerConfig
+from .engine_channel import EngineChannel
+from .grpc_service import build_grpc_server
+from .manager import SessionManager
+from .ring import cleanup_stale_rings
+
+log = logging.getLogger(__name__)
+
+
+def default_generator() -> Generator:
+    """The generator new sessions get: explicit render + hole fill (the STAR runtime plugs in here)."""
+    from ..runtime.explicit import ExplicitGenerator
+
+    return ExplicitGenerator()
+
+
+class Backend:
+    def __init__(self, config: ServerConfig, generator: Generator | None = None) -> None:
+        self.config = config
+        self.store = SceneStore(config.store_root or default_store_root())
+        self.generator = generator or default_generator()
+        self.manager = SessionManager(config, self.store, self.generator)
+        self.channel: EngineChannel | None = None
+        self._grpc = None
+        self._health = None
+        self.grpc_port = 0
+
+    @property
+    def engine_endpoint(self) -> str:
+        return self.channel.endpoint if self.channel else self.config.engine_endpoint
+
+    @property
+    def grpc_address(self) -> str:
+        return f"{self.config.host}:{self.grpc_port}"
+
+    def start(self) -> Backend:
+        removed = cleanup_stale_rings()
+        if removed:
+            log.info("removed %d stale frame ring file(s) of dead processes", len(removed))
+        if self.config.default_scene == "demo":
+            self.store.ensure_demo()
+        else:
+            self.store.get(self.config.default_scene)  # fail early on a typo
+        self.channel = EngineChannel(self.manager, self.config.engine_endpoint)
+        try:
+            self._grpc, self._health, self.grpc_port = build_grpc_server(
+                self.config, self.store, self.manager, self.channel.endpoint
+            )
+        except BaseException:
+            self.channel.stop()
+            raise
+        self.manager.start()
+        self.channel.start()
+        self._grpc.start()
+        return self
+
+    def stop(self) -> None:
+        grace = self.config.shutdown_grace_s
+        if self._health is not None:
+            self._health.enter_graceful_shutdown()
+        stopped = self._grpc.stop(grace) if self._grpc is not None else None
+        self.manager.shutdown()
+        if self.channel is not None:
+            self.channel.stop(grace)
+        if stopped is not None:
+            stopped.wait(grace)
+
+    def __enter__(self) -> Backend:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def serve(config: ServerConfig, generator: Generator | None = None, ready=None) -> None:
+    """Run the backend until SIGINT/SIGTERM. `ready(backend)` is called once it is listening."""
+    done = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: done.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        backend = Backend(config, generator).start()
+        try:
+            if ready is not None:
+                ready(backend)
+            done.wait()
+            log.info("shutting down")
+        finally:
+            backend.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

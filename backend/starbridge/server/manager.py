@@ -1,0 +1,259 @@
+"""Session manager: opens sessions from Hello, finds them by id, reaps the silent ones.
+
+`Connection` is one peer's side of a conversation (an engine-channel identity or a gRPC stream):
+it turns each incoming `EngineMessage` into an action on the manager or its session and
+returns the reply, if any. The engine channel and the gRPC servicer both use it, so the two
+speak the protocol the same way.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import threading
+import time
+import uuid
+
+from ..errors import (
+    InvalidArgument,
+    Malformed,
+    NoSession,
+    Overloaded,
+    StarBridgeError,
+    Unauthenticated,
+)
+from ..protocol import engine_pb2 as pb
+from ..runtime.generator import Generator
+from ..scenes.store import SceneStore
+from .config import ServerConfig
+from .session import FrameSink, Session, SessionSpec
+from .wire import check_protocol, error_message
+
+log = logging.getLogger(__name__)
+
+#: Largest frame side a session may ask for, pixels.
+MAX_SIDE = 4096
+
+
+class SessionManager:
+    """Thread-safe registry of live sessions."""
+
+    def __init__(self, config: ServerConfig, store: SceneStore, generator: Generator) -> None:
+        self.config = config
+        self.store = store
+        self.generator = generator
+        self._lock = threading.Lock()
+        self._sessions: dict[str, Session] = {}
+        self._stop = threading.Event()
+        self._reaper = threading.Thread(target=self._reap_loop, name="session-reaper", daemon=True)
+
+    def start(self) -> None:
+        self._reaper.start()
+
+    # ------------------------------------------------------------------ open / close
+
+    def open(self, hello: pb.Hello, channel: str, sink: FrameSink) -> Session:
+        """Validate a Hello and start a session; raises a StarBridgeError naming what is wrong."""
+        check_protocol(hello.protocol)
+        if self.config.token and not hmac.compare_digest(hello.token.encode(), self.config.token.encode()):
+            raise Unauthenticated(
+                "hello.token is missing or wrong: this backend was started with --token; "
+                "set the same token in the plugin",
+                field="hello.token",
+            )
+        spec = self._spec(hello, channel)
+        scene = self.store.get(spec.scene_id)
+        with self._lock:
+            if len(self._sessions) >= self.config.max_sessions:
+                raise Overloaded(
+                    f"the backend already serves {len(self._sessions)} sessions (max_sessions "
+                    f"{self.config.max_sessions}); close one or start the backend with more"
+                )
+        generator_session = self.generator.open(scene, spec.width, spec.height)
+        try:
+            session = Session(
+                spec,
+                scene,
+                generator_session,
+                sink,
+                ring_slots=self.config.ring_slots,
+                max_extrapolation_s=self.config.max_extrapolation_s,
+            )
+        except BaseException:
+            generator_session.close()
+            raise
+        with self._lock:
+            self._sessions[spec.session_id] = session
+        session.start()
+        log.info(
+            "session %s opened: %s %s, scene %s, %dx%d @ %g fps, %s via %s",
+            spec.session_id, spec.engine_name or "?", spec.engine_version, spec.scene_id,
+            spec.width, spec.height, spec.fps, pb.FrameTransport.Name(spec.transport), channel,
+        )  # fmt: skip
+        return session
+
+    def _spec(self, hello: pb.Hello, channel: str) -> SessionSpec:
+        cfg = self.config
+        width = hello.width or cfg.default_width
+        height = hello.height or cfg.default_height
+        for name, value in (("width", width), ("height", height)):
+            if not 16 <= value <= MAX_SIDE:
+                raise InvalidArgument(
+                    f"hello.{name} must be in [16, {MAX_SIDE}] pixels (0 = default), got {value}", field=f"hello.{name}"
+                )
+        self.generator.check_size(width, height)
+        fps = hello.fps or cfg.default_fps
+        if not (math.isfinite(fps) and 0 < fps <= cfg.max_fps):
+            raise InvalidArgument(
+                f"hello.fps must be in (0, {cfg.max_fps:g}] (0 = default), got {fps}", field="hello.fps"
+            )
+        transport = hello.transport or pb.FRAME_TRANSPORT_SHARED_MEMORY
+        if transport not in (pb.FRAME_TRANSPORT_SHARED_MEMORY, pb.FRAME_TRANSPORT_INLINE):
+            raise InvalidArgument(
+                f"hello.transport must be SHARED_MEMORY or INLINE, got {transport}", field="hello.transport"
+            )
+        return SessionSpec(
+            session_id=uuid.uuid4().hex[:16],
+            scene_id=hello.scene_id or cfg.default_scene,
+            width=width,
+            height=height,
+            fps=float(fps),
+            transport=transport,
+            channel=channel,
+            engine_name=hello.engine_name[:64],
+            engine_version=hello.engine_version[:64],
+            client_label=hello.client_label[:64],
+        )
+
+    def get(self, session_id: str) -> Session:
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is None or session.closed:
+            raise NoSession(f"no session {session_id!r}: it was closed or never opened; send Hello again")
+        return session
+
+    def close(self, session_id: str, reason: str, error: pb.BackendMessage | None = None) -> None:
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is None:
+            raise NoSession(f"no session {session_id!r}")
+        session.close(reason, error)  # listed until its resources are freed
+        with self._lock:
+            self._sessions.pop(session_id, None)
+
+    def sessions(self) -> list[Session]:
+        with self._lock:
+            return list(self._sessions.values())
+
+    def scene_in_use(self, scene_id: str) -> bool:
+        return any(s.spec.scene_id == scene_id for s in self.sessions())
+
+    # ------------------------------------------------------------------ reaping and shutdown
+
+    def reap(self, now: float | None = None) -> list[str]:
+        """Close sessions silent for longer than the heartbeat timeout (or closed by themselves)."""
+        now = time.monotonic() if now is None else now
+        timeout = self.config.heartbeat_timeout_s
+        reaped = []
+        for session in self.sessions():
+            if session.closed:
+                with self._lock:
+                    self._sessions.pop(session.session_id, None)
+                reaped.append(session.session_id)
+            elif now - session.last_message > timeout:
+                err = error_message(
+                    NoSession(f"session closed: no message for {timeout:g} s (heartbeat timeout); send Hello again"),
+                    fatal=True,
+                )
+                err.error.code = pb.ERROR_CODE_TIMEOUT
+                try:
+                    self.close(session.session_id, "heartbeat timeout", err)
+                except NoSession:
+                    pass
+                reaped.append(session.session_id)
+        return reaped
+
+    def _reap_loop(self) -> None:
+        period = min(1.0, self.config.heartbeat_timeout_s / 4)
+        while not self._stop.wait(period):
+            try:
+                self.reap()
+            except Exception:
+                log.exception("reaper failed")
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        for session in self.sessions():
+            try:
+                self.close(session.session_id, "backend shutting down")
+            except NoSession:
+                pass
+
+
+class Connection:
+    """One peer (engine identity or gRPC stream) and the session it opened, if any."""
+
+    def __init__(self, manager: SessionManager, channel: str, sink: FrameSink) -> None:
+        self.manager = manager
+        self.channel = channel
+        self.sink = sink
+        self.session: Session | None = None
+
+    def handle(self, message: pb.EngineMessage) -> pb.BackendMessage | None:
+        """Act on one envelope; return the reply (Welcome or Error) or None. Never raises."""
+        try:
+            return self._handle(message)
+        except StarBridgeError as exc:
+            # Hello failures and missing sessions are fatal: the peer must start over with Hello.
+            fatal = message.WhichOneof("body") == "hello" or isinstance(exc, NoSession)
+            log.info("%s peer error: %s", self.channel, exc.message)
+            return error_message(exc, fatal=fatal)
+        except Exception as exc:
+            log.exception("%s: handling %s failed", self.channel, message.WhichOneof("body"))
+            return error_message(exc, fatal=False)
+
+    def _handle(self, message: pb.EngineMessage) -> pb.BackendMessage | None:
+        kind = message.WhichOneof("body")
+        if kind is None:
+            raise Malformed("empty envelope: set one of hello, pose, time, goodbye")
+        if kind == "hello":
+            self.drop("replaced by a new Hello")
+            if message.hello.session_id:
+                return self._attach(message.hello)
+            self.session = self.manager.open(message.hello, self.channel, self.sink)
+            return self.session.welcome(self.manager.config.heartbeat_timeout_s, self.manager.generator.name)
+        session = self.session
+        if session is None or session.closed:
+            self.session = None
+            raise NoSession(f"{kind} before Hello (or after the session ended): send Hello first")
+        session.touch()
+        if kind == "pose":
+            session.submit_pose(message.pose)
+        elif kind == "time":
+            session.time_control(message.time)
+        elif kind == "goodbye":
+            self.drop(message.goodbye.reason or "goodbye")
+        return None
+
+    def _attach(self, hello: pb.Hello) -> pb.BackendMessage:
+        """gRPC: take over a session opened by OpenSession (its frames now come to this stream)."""
+        check_protocol(hello.protocol)
+        session = self.manager.get(hello.session_id)
+        if self.manager.config.token and not hmac.compare_digest(
+            hello.token.encode(), self.manager.config.token.encode()
+        ):
+            raise Unauthenticated("hello.token is missing or wrong", field="hello.token")
+        session.sink = self.sink
+        session.touch()
+        self.session = session
+        return session.welcome(self.manager.config.heartbeat_timeout_s, self.manager.generator.name)
+
+    def drop(self, reason: str) -> None:
+        """Close this peer's session, if it has one."""
+        if self.session is not None:
+            try:
+                self.manager.close(self.session.session_id, reason)
+            except NoSession:
+                pass
+            self.session = None

@@ -1,0 +1,351 @@
+"""One client session: it owns all of its mutable state (DESIGN.md section 8).
+
+A session holds the scene clock, the track of received poses, the generator session (for STAR:
+the KV cache), the frame ring (shared-memory transport) and its statistics. Two threads run it:
+
+- the **generator** thread waits until the scheduler says the next block must start, predicts
+  the camera pose at each frame's display time from the pose track, reads the scene time at it,
+  and asks the generator for the block;
+- the **pacer** thread hands each frame over at its display time (ring slot + FrameReady, or
+  FrameReady with inline pixels) and drops frames that are ready too late, except the newest.
+
+The server talks to a session through `submit_pose`, `time_control`, `touch` and `close`; the
+session talks back through a `FrameSink` (engine channel or gRPC stream).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import InvalidArgument
+from ..geometry.camera import Intrinsics
+from ..geometry.conventions import matrix_to_pose, pose_to_matrix
+from ..geometry.poses import PoseTrack
+from ..protocol import engine_pb2 as pb
+from ..runtime.generator import FrameRequest, GeneratorSession
+from ..scenes.bundle import SceneBundle
+from .clock import SceneClock
+from .ring import FrameRingWriter, ring_path
+from .scheduler import BlockScheduler, SchedulerConfig
+from .stats import SessionStats
+from .wire import error_message, pose_from_proto, pose_to_proto
+
+log = logging.getLogger(__name__)
+
+#: How long session threads sleep at most before re-checking for close, seconds.
+POLL_S = 0.05
+
+
+class FrameSink(Protocol):
+    """Where a session's messages go: an engine-channel peer or a gRPC stream."""
+
+    def send(self, message: pb.BackendMessage, pixels: np.ndarray | None = None) -> None:
+        """Queue a message (and inline pixels). Must not block for long; may drop when the peer lags."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """What a session was opened with, after defaults and validation."""
+
+    session_id: str
+    scene_id: str
+    width: int
+    height: int
+    fps: float
+    transport: int  # pb.FrameTransport value
+    channel: str  # "engine" or "grpc"
+    engine_name: str = ""
+    engine_version: str = ""
+    client_label: str = ""
+
+
+@dataclass(frozen=True)
+class _PoseSample:
+    sequence: int
+    engine_time_us: int
+    received: float
+    vertical_fov_deg: float
+    aspect: float
+
+
+@dataclass
+class _Block:
+    display_times: list[float]
+    frames: list[np.ndarray]
+    requests: list[FrameRequest]
+    pose: _PoseSample
+    generation_ms: float
+    generation: int  # session generation counter; blocks from before a reset are discarded
+
+
+class Session:
+    def __init__(
+        self,
+        spec: SessionSpec,
+        scene: SceneBundle,
+        generator: GeneratorSession,
+        sink: FrameSink,
+        *,
+        ring_slots: int = 3,
+        max_extrapolation_s: float = 0.25,
+    ) -> None:
+        self.spec = spec
+        self.scene = scene
+        self.sink = sink
+        self.stats = SessionStats()
+        self.clock = SceneClock(scene.meta.duration_s)
+        self._generator = generator
+        self._track = PoseTrack(max_extrapolation_s=max_extrapolation_s)
+        self._lock = threading.Lock()
+        self._latest: _PoseSample | None = None
+        self._have_pose = threading.Event()
+        self._closed = threading.Event()
+        self._reset_generation = 0
+        self._blocks: queue.Queue[_Block] = queue.Queue(maxsize=1)
+        self._frame_sequence = 0
+        self.last_message = time.monotonic()
+        self.close_reason = ""
+        self.ring: FrameRingWriter | None = None
+        if spec.transport == pb.FRAME_TRANSPORT_SHARED_MEMORY:
+            self.ring = FrameRingWriter(ring_path(spec.session_id), spec.width, spec.height, slot_count=ring_slots)
+        self._scheduler = BlockScheduler(
+            SchedulerConfig(fps=spec.fps, block_frames=generator.block_frames), time.monotonic()
+        )
+        self._threads = [
+            threading.Thread(target=self._run_guarded, args=(self._generate_loop,), name=f"gen-{spec.session_id}"),
+            threading.Thread(target=self._run_guarded, args=(self._pace_loop,), name=f"pace-{spec.session_id}"),
+        ]
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def session_id(self) -> str:
+        return self.spec.session_id
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def close(self, reason: str = "closed", error: pb.BackendMessage | None = None) -> None:
+        """Stop the threads, free the generator and the ring file. Idempotent, any thread."""
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+            self.close_reason = reason
+        log.info("session %s closed: %s", self.session_id, reason)
+        if error is not None:
+            self._safe_send(error)
+        me = threading.current_thread()
+        for t in self._threads:
+            if t is not me and t.is_alive():
+                t.join(timeout=5.0)
+        try:
+            self._generator.close()
+        finally:
+            if self.ring is not None:
+                self.ring.close()
+            self.sink.close()
+
+    def _run_guarded(self, loop) -> None:
+        try:
+            loop()
+        except Exception as exc:  # a generator bug ends this session, never the backend
+            log.exception("session %s failed", self.session_id)
+            threading.Thread(
+                target=self.close, args=(f"failed: {exc}", error_message(exc, fatal=True)), daemon=True
+            ).start()
+
+    def _safe_send(self, message: pb.BackendMessage, pixels: np.ndarray | None = None) -> None:
+        try:
+            self.sink.send(message, pixels)
+        except Exception:
+            log.exception("session %s: sending failed", self.session_id)
+
+    # ------------------------------------------------------------------ input
+
+    def touch(self) -> None:
+        """Any message from the peer counts as a heartbeat."""
+        self.last_message = time.monotonic()
+
+    def submit_pose(self, pose: pb.CameraPose) -> None:
+        """Record a camera pose (validated; raises InvalidArgument naming the field)."""
+        position, rotation, fov, aspect = pose_from_proto(pose)
+        received = time.monotonic()
+        with self._lock:
+            latest = self._latest
+            if latest is not None and pose.sequence < latest.sequence:
+                return  # reordered or duplicate: the newer pose already counts
+            self._track.add(received, position, rotation)
+            self._latest = _PoseSample(pose.sequence, pose.engine_time_us, received, fov, aspect)
+        self.stats.pose()
+        self._have_pose.set()
+
+    def time_control(self, control: pb.TimeControl) -> None:
+        action = control.action
+        if action == pb.TimeControl.ACTION_PLAY:
+            self.clock.play()
+        elif action == pb.TimeControl.ACTION_PAUSE:
+            self.clock.pause()
+        elif action == pb.TimeControl.ACTION_SEEK:
+            self.clock.seek(control.time_s)
+            self._reset()
+        elif action == pb.TimeControl.ACTION_SET_SPEED:
+            self.clock.set_speed(control.speed)
+        else:
+            raise InvalidArgument(
+                f"time.action must be PLAY, PAUSE, SEEK or SET_SPEED, got {action}", field="time.action"
+            )
+
+    def _reset(self) -> None:
+        """After a seek: drop queued frames and the generator's history."""
+        with self._lock:
+            self._reset_generation += 1
+        try:
+            self._blocks.get_nowait()
+        except queue.Empty:
+            pass
+
+    # ------------------------------------------------------------------ generator thread
+
+    def _generate_loop(self) -> None:
+        generation_seen = 0
+        while not self._closed.is_set():
+            if not self._have_pose.wait(POLL_S):
+                continue
+            now = time.monotonic()
+            start = self._scheduler.start_time(now)
+            if start > now:
+                self._closed.wait(min(start - now, POLL_S))
+                continue
+            with self._lock:
+                sample = self._latest
+                generation = self._reset_generation
+            assert sample is not None
+            if generation != generation_seen:
+                self._generator.reset()
+                self._scheduler.reset(now)
+                generation_seen = generation
+            times = self._scheduler.plan(now)
+            requests = self._requests(times, sample)
+            t0 = time.perf_counter()
+            frames = self._generator.generate_block(requests)
+            seconds = time.perf_counter() - t0
+            self._scheduler.observe_generation(seconds)
+            self.stats.generated(1000.0 * seconds / len(frames))
+            block = _Block(times, frames, requests, sample, 1000.0 * seconds, generation)
+            while not self._closed.is_set():
+                try:
+                    self._blocks.put(block, timeout=POLL_S)
+                    break
+                except queue.Full:
+                    continue
+
+    def _requests(self, times: Sequence[float], sample: _PoseSample) -> list[FrameRequest]:
+        intr = Intrinsics.from_fov(sample.vertical_fov_deg, self.spec.width, self.spec.height, sample.aspect)
+        out = []
+        for t in times:
+            with self._lock:
+                position, rotation = self._track.predict(t)
+            out.append(FrameRequest(pose_to_matrix(position, rotation), intr, self.clock.scene_time(t)))
+        return out
+
+    # ------------------------------------------------------------------ pacer thread
+
+    def _pace_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                block = self._blocks.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            last = len(block.frames) - 1
+            planned = zip(block.frames, block.requests, block.display_times, strict=True)
+            for k, (frame, request, shown_at) in enumerate(planned):
+                if block.generation != self._reset_generation:
+                    self.stats.dropped(last - k + 1)
+                    break
+                now = time.monotonic()
+                if k < last and self._scheduler.is_stale(shown_at, now):
+                    self.stats.dropped()
+                    continue
+                if shown_at > now and self._closed.wait(shown_at - now):
+                    return
+                self._deliver(frame, request, block)
+
+    def _deliver(self, frame: np.ndarray, request: FrameRequest, block: _Block) -> None:
+        self._frame_sequence += 1
+        position, rotation = matrix_to_pose(request.c2w)
+        msg = pb.BackendMessage()
+        fr = msg.frame
+        fr.frame_sequence = self._frame_sequence
+        fr.pose_sequence = block.pose.sequence
+        fr.engine_time_us = block.pose.engine_time_us
+        pose_to_proto(position, rotation, fr.pose)
+        fr.vertical_fov_deg = block.pose.vertical_fov_deg
+        fr.aspect = block.pose.aspect
+        fr.scene_time_s = request.scene_time_s
+        fr.generation_latency_ms = block.generation_ms
+        fr.width, fr.height = self.spec.width, self.spec.height
+        if self.ring is not None:
+            fr.slot = self.ring.write(
+                frame,
+                frame_sequence=fr.frame_sequence,
+                pose_sequence=fr.pose_sequence,
+                engine_time_us=fr.engine_time_us,
+                scene_time_s=fr.scene_time_s,
+                position=position,
+                rotation=rotation,
+                vertical_fov_deg=fr.vertical_fov_deg,
+                aspect=fr.aspect,
+                generation_latency_ms=fr.generation_latency_ms,
+            )
+            self._safe_send(msg)
+        else:
+            self._safe_send(msg, frame)
+        self.stats.sent(1000.0 * (time.monotonic() - block.pose.received))
+
+    # ------------------------------------------------------------------ reporting
+
+    def welcome(self, heartbeat_timeout_s: float, generator_name: str) -> pb.BackendMessage:
+        from .wire import BACKEND_VERSION, protocol_version
+
+        msg = pb.BackendMessage()
+        w = msg.welcome
+        w.session_id = self.session_id
+        w.protocol.CopyFrom(protocol_version())
+        w.width, w.height, w.fps = self.spec.width, self.spec.height, self.spec.fps
+        w.transport = self.spec.transport
+        if self.ring is not None:
+            lay = self.ring.layout()
+            shm = w.shared_memory
+            shm.path = str(lay.path)
+            shm.layout_version = lay.layout_version
+            shm.header_bytes = lay.header_bytes
+            shm.slot_count = lay.slot_count
+            shm.slot_bytes = lay.slot_bytes
+            shm.slot_header_bytes = lay.slot_header_bytes
+            shm.stride = lay.stride
+            shm.pixel_format = lay.pixel_format
+            shm.file_bytes = lay.file_bytes
+        w.scene_id = self.spec.scene_id
+        w.scene_duration_s = self.scene.meta.duration_s
+        w.heartbeat_timeout_s = heartbeat_timeout_s
+        w.block_frames = self._generator.block_frames
+        w.generator = generator_name
+        w.backend_version = BACKEND_VERSION
+        return msg

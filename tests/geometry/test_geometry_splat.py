@@ -1,0 +1,298 @@
+"""Forward splatting against known geometry.
+
+Wire convention: the camera looks down -Z with +Y up, image rows go down. Moving the camera by +dx (right)
+shifts a fronto-parallel plane at depth Z left in the image by fx * dx / Z pixels; moving it up (+Y) shifts
+the plane down; turning left (+angle about +Y) moves content right.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from starbridge.errors import InvalidArgument
+from starbridge.geometry.camera import Intrinsics
+from starbridge.geometry.conventions import pose_to_matrix, wire_to_cv
+from starbridge.geometry.poses import quat_from_axis_angle
+from starbridge.geometry.splat import SplatConfig, Splatter, splat
+
+INTR = Intrinsics(fx=40.0, fy=40.0, cx=32.0, cy=24.0, width=64, height=48)
+H, W = INTR.height, INTR.width
+IDENTITY = np.eye(4)
+RED, GREEN, BLUE = (200, 0, 0), (0, 200, 0), (0, 0, 200)
+
+
+def translated(x: float, y: float, z: float) -> np.ndarray:
+    m = np.eye(4)
+    m[:3, 3] = [x, y, z]
+    return m
+
+
+def rotated(axis: list[float], angle_rad: float) -> np.ndarray:
+    return pose_to_matrix([0.0, 0.0, 0.0], quat_from_axis_angle(axis, angle_rad))
+
+
+def texture(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (H, W, 3), dtype=np.uint8)
+
+
+def coordinate_image() -> np.ndarray:
+    """Colour that encodes the source pixel: R = 3 u, G = 4 v (exact integers)."""
+    v, u = np.mgrid[0:H, 0:W]
+    return np.stack([3 * u, 4 * v, np.full_like(u, 50)], axis=-1).astype(np.uint8)
+
+
+def source_pixel_of_target(dst_c2w: np.ndarray, depth: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where each target pixel centre comes from in the source (identity camera), in pixel-index units
+    (pixel centres at integers), for a scene that is a fronto-parallel plane at `depth` (or inf)."""
+    v, u = np.mgrid[0:H, 0:W].astype(np.float64)
+    rays = np.stack([(u + 0.5 - INTR.cx) / INTR.fx, (v + 0.5 - INTR.cy) / INTR.fy, np.ones_like(u)], axis=-1)
+    c2w = wire_to_cv(dst_c2w)
+    dirs = rays @ c2w[:3, :3].T  # world directions (the source camera is the identity: world = source wire)
+    src_cv = wire_to_cv(IDENTITY)
+    dirs_src = dirs @ src_cv[:3, :3]  # into the source OpenCV frame
+    if math.isinf(depth):
+        pts = dirs_src
+    else:  # intersect with the plane z_src = depth
+        origin = src_cv[:3, :3].T @ (c2w[:3, 3] - src_cv[:3, 3])
+        s = (depth - origin[2]) / dirs_src[..., 2]
+        pts = origin + s[..., None] * dirs_src
+    us = INTR.fx * pts[..., 0] / pts[..., 2] + INTR.cx - 0.5
+    vs = INTR.fy * pts[..., 1] / pts[..., 2] + INTR.cy - 0.5
+    return us, vs
+
+
+# ---------------------------------------------------------------------- exact shifts
+
+
+def test_identity_pose_reproduces_source() -> None:
+    colour = texture()
+    depth = np.random.default_rng(1).uniform(1.0, 10.0, (H, W)).astype(np.float32)
+    res = splat(colour, depth, INTR, IDENTITY, INTR, IDENTITY)
+    assert res.mask.all()
+    np.testing.assert_array_equal(res.colour, colour)
+    np.testing.assert_allclose(res.depth, depth, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("dx", "dy"), [(0.2, 0.0), (0.0, 0.3), (-0.2, 0.3), (0.4, -0.1)])
+def test_translated_camera_shifts_plane_by_fx_dx_over_z(dx: float, dy: float) -> None:
+    """Camera right by dx: the plane moves left by fx dx / Z px; camera up by dy: the plane moves down."""
+    z = 4.0
+    shift_u = round(-INTR.fx * dx / z)  # +dx -> content moves left (negative u)
+    shift_v = round(INTR.fy * dy / z)  # +dy (up) -> content moves down (positive v)
+    colour = texture()
+    depth = np.full((H, W), z, np.float32)
+    res = splat(colour, depth, INTR, IDENTITY, INTR, translated(dx, dy, 0.0))
+    expected_mask = np.zeros((H, W), bool)
+    dst_rows = slice(max(shift_v, 0), H + min(shift_v, 0))
+    dst_cols = slice(max(shift_u, 0), W + min(shift_u, 0))
+    src_rows = slice(max(-shift_v, 0), H + min(-shift_v, 0))
+    src_cols = slice(max(-shift_u, 0), W + min(-shift_u, 0))
+    expected_mask[dst_rows, dst_cols] = True
+    np.testing.assert_array_equal(res.mask, expected_mask)
+    np.testing.assert_array_equal(res.colour[dst_rows, dst_cols], colour[src_rows, src_cols])
+    assert (res.colour[~res.mask] == 0).all()
+    np.testing.assert_allclose(res.depth[res.mask], z, rtol=1e-5)
+    assert np.isinf(res.depth[~res.mask]).all()
+
+
+def test_camera_moving_forward_zooms_and_stays_solid() -> None:
+    """Moving 1 m towards a plane at 4 m magnifies by 4/3: no pinholes, coordinates where geometry says."""
+    dst = translated(0.0, 0.0, -1.0)  # wire forward is -Z
+    res = splat(coordinate_image(), np.full((H, W), 4.0, np.float32), INTR, IDENTITY, INTR, dst)
+    assert res.mask.all()
+    np.testing.assert_allclose(res.depth, 3.0, rtol=1e-5)
+    us, vs = source_pixel_of_target(dst, 4.0)
+    np.testing.assert_allclose(us[0], INTR.cx - 0.5 + (np.arange(W) + 0.5 - INTR.cx) * 0.75)  # the helper agrees
+    assert np.abs(res.colour[..., 0] / 3.0 - us).max() < 0.5
+    assert np.abs(res.colour[..., 1] / 4.0 - vs).max() < 0.5
+
+
+def test_translation_with_subpixel_shift_matches_projection() -> None:
+    dst = translated(0.13, -0.07, 0.0)
+    res = splat(coordinate_image(), np.full((H, W), 4.0, np.float32), INTR, IDENTITY, INTR, dst)
+    us, vs = source_pixel_of_target(dst, 4.0)
+    inside = res.mask & (us >= 0) & (us <= W - 1) & (vs >= 0) & (vs <= H - 1)
+    assert inside.sum() > 0.9 * H * W
+    assert np.abs(res.colour[..., 0][inside] / 3.0 - us[inside]).max() < 0.5
+    assert np.abs(res.colour[..., 1][inside] / 4.0 - vs[inside]).max() < 0.5
+
+
+# ---------------------------------------------------------------------- directions at infinity
+
+
+def test_infinite_depth_ignores_translation() -> None:
+    colour = texture()
+    depth = np.full((H, W), np.inf, np.float32)
+    res = splat(colour, depth, INTR, IDENTITY, INTR, translated(1.0, 2.0, 3.0))
+    assert res.mask.all()
+    np.testing.assert_array_equal(res.colour, colour)
+    assert np.isinf(res.depth).all()
+
+
+def test_infinite_depth_under_yaw_moves_content_right_when_turning_left() -> None:
+    dst = rotated([0.0, 1.0, 0.0], math.radians(8.0))  # +angle about +Y: the camera turns left
+    res = splat(coordinate_image(), np.full((H, W), np.inf, np.float32), INTR, IDENTITY, INTR, dst)
+    us, vs = source_pixel_of_target(dst, math.inf)
+    assert (us < np.arange(W)).all()  # each target pixel shows what was to its left: content moved right
+    inside = res.mask & (us >= 0) & (us <= W - 1) & (vs >= 0) & (vs <= H - 1)
+    assert inside.sum() > 0.7 * H * W
+    assert np.abs(res.colour[..., 0][inside] / 3.0 - us[inside]).max() < 0.5
+    assert np.abs(res.colour[..., 1][inside] / 4.0 - vs[inside]).max() < 0.5
+    assert not res.mask[:, :3].any()  # the left edge shows what the source never saw
+
+
+def test_infinite_depth_under_pitch_moves_content_down_when_looking_up() -> None:
+    dst = rotated([1.0, 0.0, 0.0], math.radians(6.0))  # +angle about +X: the camera looks up
+    res = splat(coordinate_image(), np.full((H, W), np.inf, np.float32), INTR, IDENTITY, INTR, dst)
+    us, vs = source_pixel_of_target(dst, math.inf)
+    assert (vs < np.arange(H)[:, None]).all()  # content moved down
+    inside = res.mask & (us >= 0) & (us <= W - 1) & (vs >= 0) & (vs <= H - 1)
+    assert np.abs(res.colour[..., 1][inside] / 4.0 - vs[inside]).max() < 0.5
+    assert not res.mask[:3].any()
+
+
+def test_infinite_depth_under_half_turn_roll_flips_the_image_exactly() -> None:
+    colour = texture()
+    res = splat(colour, np.full((H, W), np.inf, np.float32), INTR, IDENTITY, INTR, rotated([0, 0, 1.0], math.pi))
+    assert res.mask.all()
+    np.testing.assert_array_equal(res.colour, colour[::-1, ::-1])
+
+
+def test_nothing_behind_the_camera_is_drawn() -> None:
+    colour = texture()
+    half_turn = rotated([0.0, 1.0, 0.0], math.pi)
+    for depth in (np.full((H, W), 4.0, np.float32), np.full((H, W), np.inf, np.float32)):
+        res = splat(colour, depth, INTR, IDENTITY, INTR, half_turn)
+        assert not res.mask.any()
+        assert (res.colour == 0).all()
+        assert np.isinf(res.depth).all()
+
+
+# ---------------------------------------------------------------------- occlusion
+
+
+def square_scene(background_depth: float) -> tuple[np.ndarray, np.ndarray]:
+    """Red background at `background_depth`, a blue square at 2 m: rows 16..32, columns 24..40."""
+    colour = np.empty((H, W, 3), np.uint8)
+    colour[:] = GREEN if math.isinf(background_depth) else RED
+    colour[16:32, 24:40] = BLUE
+    depth = np.full((H, W), background_depth, np.float32)
+    depth[16:32, 24:40] = 2.0
+    return colour, depth
+
+
+def test_near_square_occludes_far_plane_and_disocclusion_is_masked() -> None:
+    """Camera right by 0.4 m: the square (2 m) moves 8 px left, the background (8 m) 2 px."""
+    colour, depth = square_scene(8.0)
+    res = splat(colour, depth, INTR, IDENTITY, INTR, translated(0.4, 0.0, 0.0))
+    rows = slice(16, 32)
+    assert (res.colour[rows, 16:32] == BLUE).all()  # background points land here too: the square wins
+    np.testing.assert_allclose(res.depth[rows, 16:32], 2.0, rtol=1e-5)
+    assert not res.mask[rows, 32:38].any()  # background that hid behind the square: disoccluded
+    assert (res.colour[rows, 38:62] == RED).all() and res.mask[rows, 38:62].all()
+    assert (res.colour[rows, 0:16] == RED).all() and res.mask[rows, 0:16].all()
+    assert (res.colour[:16, :62] == RED).all() and (res.colour[32:, :62] == RED).all()
+    np.testing.assert_allclose(res.depth[:16, :62], 8.0, rtol=1e-5)
+    assert not res.mask[:, 62:].any()  # outside the source view
+    assert res.mask.sum() == H * 62 - 16 * 6
+
+
+def test_directions_at_infinity_lose_against_any_surface() -> None:
+    colour, depth = square_scene(math.inf)
+    res = splat(colour, depth, INTR, IDENTITY, INTR, translated(0.4, 0.0, 0.0))
+    rows = slice(16, 32)
+    assert (res.colour[rows, 16:32] == BLUE).all()  # unmoved sky lands under the square too
+    assert not res.mask[rows, 32:40].any()  # sky the square hid
+    outside = np.ones((H, W), bool)
+    outside[rows, 16:40] = False
+    assert res.mask[outside].all() and (res.colour[outside] == GREEN).all()
+    assert np.isinf(res.depth[outside]).all()
+
+
+@pytest.mark.parametrize(("far", "blended"), [(4.1, True), (8.0, False)])
+def test_depth_band_blends_close_surfaces_only(far: float, blended: bool) -> None:
+    """Columns alternate near (4 m, grey 100) and far; a half-size target gathers both into each pixel."""
+    colour = np.full((H, W, 3), 100, np.uint8)
+    colour[:, 1::2] = 200
+    depth = np.full((H, W), 4.0, np.float32)
+    depth[:, 1::2] = far
+    small = INTR.scaled(W // 2, H // 2)
+    res = splat(colour, depth, INTR, IDENTITY, small, IDENTITY)
+    assert res.mask.all()
+    values = res.colour[1:-1, 1:-1, 0]
+    if blended:  # 2.5 % behind with a 5 % band: half weight
+        assert (values > 100).all() and (values < 150).all()
+    else:
+        assert (values == 100).all()
+    np.testing.assert_allclose(res.depth, 4.0, rtol=1e-5)
+
+
+def test_invalid_depth_is_dropped() -> None:
+    colour = texture()
+    depth = np.full((H, W), 4.0, np.float32)
+    depth[:, 10] = np.nan
+    depth[:, 20] = 0.0
+    depth[:, 30] = -1.0
+    depth[5, :] = -np.inf
+    res = splat(colour, depth, INTR, IDENTITY, INTR, IDENTITY)
+    expected = np.ones((H, W), bool)
+    expected[:, [10, 20, 30]] = False
+    expected[5, :] = False
+    np.testing.assert_array_equal(res.mask, expected)
+    np.testing.assert_array_equal(res.colour[expected], colour[expected])
+
+
+# ---------------------------------------------------------------------- API
+
+
+def test_other_target_intrinsics() -> None:
+    colour = np.full((H, W, 3), 77, np.uint8)
+    depth = np.full((H, W), 3.0, np.float32)
+    wide = Intrinsics.from_fov(90.0, 80, 40)
+    res = splat(colour, depth, INTR, IDENTITY, wide, IDENTITY)
+    assert res.colour.shape == (40, 80, 3) and res.mask.shape == (40, 80) and res.depth.shape == (40, 80)
+    assert (res.colour[res.mask] == 77).all()
+    assert res.mask[20, 40] and not res.mask[20, 0]  # the wider view sees past the source's edges
+
+
+def test_splatter_reuse_matches_function() -> None:
+    colour, depth = square_scene(8.0)
+    splatter = Splatter(INTR, INTR)
+    first = splatter(colour, depth, IDENTITY, translated(0.1, 0.05, -0.2))
+    other = splatter(texture(), np.full((H, W), 1.0, np.float32), IDENTITY, rotated([0, 1.0, 0], 0.3))
+    again = splatter(colour, depth, IDENTITY, translated(0.1, 0.05, -0.2))
+    plain = splat(colour, depth, INTR, IDENTITY, INTR, translated(0.1, 0.05, -0.2))
+    for res in (again, plain):
+        np.testing.assert_array_equal(res.colour, first.colour)
+        np.testing.assert_array_equal(res.mask, first.mask)
+        np.testing.assert_array_equal(res.depth, first.depth)
+    assert not np.array_equal(other.colour, first.colour)
+
+
+@pytest.mark.parametrize(
+    ("colour", "depth", "dst", "field"),
+    [
+        (np.zeros((H, W, 4), np.uint8), np.ones((H, W), np.float32), IDENTITY, "colour"),
+        (np.zeros((H, W, 3), np.float32), np.ones((H, W), np.float32), IDENTITY, "colour"),
+        (np.zeros((H + 1, W, 3), np.uint8), np.ones((H, W), np.float32), IDENTITY, "colour"),
+        (np.zeros((H, W, 3), np.uint8), np.ones((H, W - 1), np.float32), IDENTITY, "depth"),
+        (np.zeros((H, W, 3), np.uint8), np.ones((H, W), np.float32), np.full((4, 4), np.nan), "dst_c2w_wire"),
+        (np.zeros((H, W, 3), np.uint8), np.ones((H, W), np.float32), np.eye(3), "dst_c2w_wire"),
+    ],
+)
+def test_bad_input_names_the_field(colour: np.ndarray, depth: np.ndarray, dst: np.ndarray, field: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        splat(colour, depth, INTR, IDENTITY, INTR, dst)
+    assert info.value.field == field
+    assert field in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"depth_band": 0.0}, {"min_footprint_weight": 0.0}, {"min_footprint_weight": 0.5}, {"near": -1.0}]
+)
+def test_config_validation(kwargs: dict[str, float]) -> None:
+    with pytest.raises(InvalidArgument):
+        SplatConfig(**kwargs)

