@@ -90,6 +90,7 @@ ROWS = [
     # (key, label)
     ("memcpy", "memcpy np.copyto (reference)"),
     ("memcpy_end", "memcpy np.copyto (end of run)"),
+    ("memcpy_paced", "memcpy np.copyto, paced like senders"),
     ("ring_write_inproc", "ring write alone (in-process)"),
     ("ring_read_inproc", "ring read alone (in-process)"),
     ("ring_handoff", "ring hand-off (cross-process)"),
@@ -207,6 +208,27 @@ def bench_memcpy(seconds: float, src: np.ndarray, description: str) -> dict[str,
     return _stats(_timed_loop(lambda _i: np.copyto(dst, src), seconds), description)
 
 
+def bench_memcpy_paced(seconds: float, src: np.ndarray) -> dict[str, Any]:
+    """memcpy at the ring and zmq senders' cadence (one copy per SEND_PERIOD_S, sleeping in between).
+
+    Copies after an idle gap are slower than back to back (caches and clocks cool down), so this is
+    the memcpy that matches the conditions of the paced cross-process hand-offs.
+    """
+    dst = np.empty_like(src)
+    dst.fill(0)
+    samples: list[int] = []
+    period_ns = int(SEND_PERIOD_S * 1e9)
+    tick = time.perf_counter_ns()
+    for i in range(WARMUP_FRAMES + _frame_count(seconds, SEND_PERIOD_S)):
+        t0 = time.perf_counter_ns()
+        np.copyto(dst, src)
+        if i >= WARMUP_FRAMES:
+            samples.append(time.perf_counter_ns() - t0)
+        tick += period_ns
+        _sleep_until(tick)
+    return _stats(samples, f"as memcpy, one copy every {SEND_PERIOD_S * 1e3:g} ms (the ring and zmq senders' pace)")
+
+
 # ---------------------------------------------------------------------- shared-memory ring
 
 
@@ -269,13 +291,15 @@ def _ring_reader_main(conn: Any, path: str) -> None:
         reader = FrameRingReader(path)
         out = reader.new_buffer()
         out.fill(0)
-        latencies: list[int] = []
+        # Per counted frame: (frame_sequence, send start, saw the new sequence, copy done), perf_counter_ns.
+        records: list[tuple[int, int, int, int]] = []
         last = 0
         failed = skipped = corrupt = 0
         conn.send("ready")
         try:
             while True:
                 if reader.latest_frame_sequence > last:
+                    seen = time.perf_counter_ns()
                     info = reader.read_latest(out, newer_than=last)
                     t1 = time.perf_counter_ns()
                     if info is None:  # torn or in progress every attempt: poll again
@@ -287,12 +311,12 @@ def _ring_reader_main(conn: Any, path: str) -> None:
                     if int(out[0, 0, 0]) != seq % 256 or int(out[-1, -1, 3]) != 255:
                         corrupt += 1
                     if seq > WARMUP_FRAMES:
-                        latencies.append(t1 - info.engine_time_us)
+                        records.append((seq, info.engine_time_us, seen, t1))
                 elif reader.writer_closed:
                     break
         finally:
             reader.close()
-        conn.send({"latencies_ns": latencies, "failed_reads": failed, "skipped": skipped, "corrupt": corrupt})
+        conn.send({"records": records, "failed_reads": failed, "skipped": skipped, "corrupt": corrupt})
 
     _report_errors(conn, body)
 
@@ -311,10 +335,12 @@ def bench_ring_handoff(seconds: float, src: np.ndarray) -> dict[str, Any]:
         total = WARMUP_FRAMES + _frame_count(seconds, SEND_PERIOD_S)
         period_ns = int(SEND_PERIOD_S * 1e9)
         tick = time.perf_counter_ns()
+        write_end = {}
         for seq in range(1, total + 1):
             frame[0, 0, 0] = seq % 256
             t0 = time.perf_counter_ns()
             writer.write(frame, **_ring_kwargs(seq, t0))
+            write_end[seq] = time.perf_counter_ns()
             tick += period_ns
             _sleep_until(tick)
         _sleep_until(time.perf_counter_ns() + 20_000_000)  # let the reader take the last frame
@@ -324,14 +350,24 @@ def bench_ring_handoff(seconds: float, src: np.ndarray) -> dict[str, Any]:
         writer.close()
         if child is not None:
             child.close()
+    records = result["records"]
+    split = {
+        "write": _stats([write_end[q] - t0 for q, t0, _, _ in records], "writer.write, in the sender"),
+        "notice": _stats(
+            [max(seen - write_end[q], 0) for q, _, seen, _ in records],
+            "write returned -> reader saw the new latest_frame_sequence (0 if it saw it before write returned)",
+        ),
+        "read": _stats([t1 - seen for _, _, seen, t1 in records], "read_latest into the reader's buffer"),
+    }
     return _stats(
-        result["latencies_ns"],
+        [t1 - t0 for _, t0, _, t1 in records],
         "writer.write in this process -> reader process has a seqlock-checked copy in its own buffer "
         "(busy-polling the header's latest frame sequence)",
         sent=total - WARMUP_FRAMES,
         skipped_frames=result["skipped"],
         failed_reads=result["failed_reads"],
         corrupt_frames=result["corrupt"],
+        split={k: {f: v[f] for f in ("p50_ms", "p95_ms", "mean_ms", "n", "description")} for k, v in split.items()},
     )
 
 
@@ -653,6 +689,7 @@ def _targets(m: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     memcpy = m["memcpy"]["p50_ms"]
     ring_limit = RING_TARGET_FACTOR * memcpy
     ring = m["ring_handoff"]["p50_ms"]
+    paced = m["memcpy_paced"]["p50_ms"]
     zmq_p50 = m["zmq_inline_handoff"]["p50_ms"]
     return {
         "ring_handoff": {
@@ -661,6 +698,9 @@ def _targets(m: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "limit_ms": ring_limit,
             "p50_ms": ring,
             "pass": bool(ring <= ring_limit),
+            "note": "pass/fail against the back-to-back memcpy (the reference); the hand-off is paced, see below",
+            "ratio_to_memcpy_paced": ring / paced,
+            "pass_vs_memcpy_paced": bool(ring <= RING_TARGET_FACTOR * paced),
         },
         "zmq_inline_handoff": {
             "design": "frame hand-off, ZMQ inline: p50 <= 2 ms on loopback",
@@ -726,6 +766,8 @@ def run(out_dir: Path, seconds: float = 3.0) -> dict[str, Any]:
     (m["grpc_stream_handoff"], m["grpc_stream_handoff_copy"], m["grpc_stream_roundtrip"]) = bench_grpc_stream(
         seconds, src
     )
+    step("memcpy, paced")
+    m["memcpy_paced"] = bench_memcpy_paced(seconds, src)
     step("memcpy again")
     m["memcpy_end"] = bench_memcpy(seconds, src, "as memcpy, measured again at the end of the run (drift check)")
 
@@ -767,7 +809,18 @@ def run(out_dir: Path, seconds: float = 3.0) -> dict[str, Any]:
     )
     print()
     print(_table(report))
+    split = m["ring_handoff"]["split"]
+    ring_t = report["targets"]["ring_handoff"]
     print()
+    print(
+        f"ring hand-off vs memcpy paced like the senders: {ring_t['ratio_to_memcpy_paced']:.2f}x "
+        f"({'PASS' if ring_t['pass_vs_memcpy_paced'] else 'FAIL'} against 3x of that)"
+    )
+    print(
+        "ring hand-off split (p50 ms): "
+        + ", ".join(f"{k} {v['p50_ms']:.3f}" for k, v in split.items())
+        + " (write and read as seen inside the cross-process run)"
+    )
     print(f"grpc client: {report['settings']['grpc_client']}")
 
     out_dir.mkdir(parents=True, exist_ok=True)

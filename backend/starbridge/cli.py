@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--endpoint", default=f"tcp://127.0.0.1:{DEFAULT_ENGINE_PORT}")
     f.add_argument("--scene", default="", help="scene id (default: the backend's default)")
     f.add_argument("--path", default="tour", choices=["tour", "orbit", "dolly", "pan"], help="camera path")
-    f.add_argument("--seconds", type=float, default=8.0)
+    f.add_argument("--seconds", type=float, default=0.0, help="flight length (default: one loop of the path)")
     f.add_argument("--fps", type=float, default=30.0)
     f.add_argument("--width", type=int, default=0, help="0: the backend's default")
     f.add_argument("--height", type=int, default=0)

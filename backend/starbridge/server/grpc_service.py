@@ -49,6 +49,9 @@ class _End:
 class StreamSink:
     """FrameSink of a gRPC stream: a bounded queue; when full, the oldest frame is dropped."""
 
+    #: Frames travel in the response even when the session also writes a ring.
+    wants_pixels = True
+
     def __init__(self, maxsize: int = STREAM_QUEUE) -> None:
         self._queue: queue.Queue[bpb.StreamResponse | type[_End]] = queue.Queue(maxsize)
         self._lock = threading.Lock()
@@ -91,6 +94,8 @@ class StreamSink:
 
 class NullSink:
     """FrameSink of a session opened by OpenSession with no stream attached yet."""
+
+    wants_pixels = False
 
     def send(self, message: pb.BackendMessage, pixels: np.ndarray | None = None) -> None:
         pass

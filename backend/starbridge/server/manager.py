@@ -108,7 +108,10 @@ class SessionManager:
             raise InvalidArgument(
                 f"hello.fps must be in (0, {cfg.max_fps:g}] (0 = default), got {fps}", field="hello.fps"
             )
-        transport = hello.transport or pb.FRAME_TRANSPORT_SHARED_MEMORY
+        # Unspecified: shared memory for engines (same machine), inline for gRPC clients (maybe remote).
+        transport = hello.transport or (
+            pb.FRAME_TRANSPORT_INLINE if channel == "grpc" else pb.FRAME_TRANSPORT_SHARED_MEMORY
+        )
         if transport not in (pb.FRAME_TRANSPORT_SHARED_MEMORY, pb.FRAME_TRANSPORT_INLINE):
             raise InvalidArgument(
                 f"hello.transport must be SHARED_MEMORY or INLINE, got {transport}", field="hello.transport"

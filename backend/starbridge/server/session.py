@@ -47,6 +47,9 @@ POLL_S = 0.05
 class FrameSink(Protocol):
     """Where a session's messages go: an engine-channel peer or a gRPC stream."""
 
+    #: True: frames carry their pixels even when the session writes a shared-memory ring.
+    wants_pixels: bool
+
     def send(self, message: pb.BackendMessage, pixels: np.ndarray | None = None) -> None:
         """Queue a message (and inline pixels). Must not block for long; may drop when the peer lags."""
         ...
@@ -314,9 +317,9 @@ class Session:
                 aspect=fr.aspect,
                 generation_latency_ms=fr.generation_latency_ms,
             )
-            self._safe_send(msg)
-        else:
-            self._safe_send(msg, frame)
+        # gRPC streams always carry the pixels (their client may be on another machine).
+        wants_pixels = self.ring is None or self.sink.wants_pixels
+        self._safe_send(msg, frame if wants_pixels else None)
         self.stats.sent(1000.0 * (time.monotonic() - block.pose.received))
 
     # ------------------------------------------------------------------ reporting

@@ -1,0 +1,72 @@
+"""What a benchmark ran on, for its JSON: `machine_info() -> dict` (shared by every bench script)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def machine_info() -> dict[str, Any]:
+    """Host, OS, CPU model and counts, memory, and the versions that decide the speed of our code.
+
+    Keys: hostname, platform, machine, processor, cpu_count, cpu_affinity (CPUs this process may use),
+    memory_gib, python, numpy, onnxruntime and onnxruntime_providers (None when not importable).
+    Never raises on an unusual system: unknown values are None.
+    """
+    info: dict[str, Any] = {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "memory_gib": _memory_gib(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "onnxruntime": None,
+        "onnxruntime_providers": None,
+    }
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return info
+    info["onnxruntime"] = ort.__version__
+    info["onnxruntime_providers"] = list(ort.get_available_providers())
+    return info
+
+
+def _cpu_model() -> str | None:
+    """'model name' from /proc/cpuinfo (Linux), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _memory_gib() -> float | None:
+    """Total memory from /proc/meminfo (Linux), else from sysconf, in GiB."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) * 1024 / 2**30, 2)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 2)
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(machine_info(), indent=2))
