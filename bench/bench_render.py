@@ -87,7 +87,8 @@ def _cast_rays(intr: Intrinsics, rng: np.random.Generator) -> tuple[np.ndarray, 
     wall_t = np.full(a.shape, -WALL_Z)
     wall_p = wall_t[..., None] * d
     on_wall = (wall_p[..., 0] > WALL_X[0]) & (wall_p[..., 0] < WALL_X[1]) & (wall_p[..., 1] < WALL_TOP)
-    bricks = ((np.floor(wall_p[..., 1] * 3) + np.floor(wall_p[..., 0] * 1.5 + 0.5 * np.floor(wall_p[..., 1] * 3))) % 2)
+    course = np.floor(wall_p[..., 1] * 3.0)  # brick rows, a third of a metre; every other one shifted
+    bricks = (course + np.floor(wall_p[..., 0] * 1.5 + 0.5 * course)) % 2
     wall = np.stack([150 + 40 * bricks, 70 + 20 * bricks, 50 + 10 * bricks], axis=-1)
     _paint(colour, depth, np.where(on_wall, wall_t, np.inf), wall)
     for centre, radius, rgb in SPHERES:
@@ -131,7 +132,7 @@ def camera_loop(n: int = LOOP_POSES) -> list[np.ndarray]:
         position = [0.4 * math.sin(phi), 0.1 * math.sin(2 * phi), -0.3 * math.cos(phi)]
         yaw = quat_from_axis_angle([0.0, 1.0, 0.0], math.radians(6.0) * math.sin(phi + 0.5))
         pitch = quat_from_axis_angle([1.0, 0.0, 0.0], math.radians(3.0) * math.cos(2 * phi))
-        poses.append(pose_to_matrix(position, quat_multiply(yaw, pitch)))
+        poses.append(pose_to_matrix(position, quat_multiply(yaw, pitch).tolist()))
     return poses
 
 

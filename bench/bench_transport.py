@@ -14,11 +14,14 @@ difference once it has the frame. In this benchmark `FrameReady.engine_time_us` 
 
 Measurements (p50 / p95 / mean, ms):
 
-* memcpy: `np.copyto(dst, src)`; once at the start (the reference) and once at the end (drift check).
+* memcpy: `np.copyto(dst, src)`, back to back; once at the start (the reference for ratios and the
+  ring target) and once at the end (drift check). Also "paced": one copy every SEND_PERIOD_S, the
+  cadence of the ring and zmq senders; copies after an idle gap are slower than back to back.
 * ring write / ring read: the in-process cost split of `FrameRingWriter.write` and
   `FrameRingReader.read_slot` (back to back, no other process).
 * ring hand-off: `writer.write(...)` in this process -> a reader process busy-polling the header's
   latest frame sequence has a seqlock-checked copy of the frame in its own preallocated buffer.
+  Also split into write (in the sender), notice (write returned -> reader saw it) and read.
 * zmq inline hand-off: ROUTER (this process) `send_multipart([identity, envelope, pixels], copy=False)`
   -> a DEALER in another process has the whole multipart message (`recv_multipart(copy=False)`);
   the envelope is a real serialized `BackendMessage{FrameReady}` and its serialization is included.

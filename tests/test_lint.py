@@ -21,7 +21,7 @@ def test_ruff_check():
 
 def test_mypy_core():
     pytest.importorskip("mypy")
-    packages = ["backend/starbridge/geometry", "backend/starbridge/server", "backend/starbridge/runtime"]
+    packages = [f"backend/starbridge/{p}" for p in ("geometry", "scenes", "server", "runtime", "client")]
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--no-error-summary", *packages], cwd=ROOT, capture_output=True, text=True
     )

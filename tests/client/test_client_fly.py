@@ -44,5 +44,5 @@ def test_fly_writes_a_video(backend: Backend, tmp_path: Path, inline: bool):
 
 def test_fly_without_backend_says_what_to_do(tmp_path: Path):
     with pytest.raises(StarBridgeError, match="starbridge serve"):
-        fly(FlyConfig(endpoint="tcp://127.0.0.1:1", seconds=0.5, out=tmp_path / "x.mp4"))
+        fly(FlyConfig(endpoint="tcp://127.0.0.1:1", seconds=0.5, out=tmp_path / "x.mp4", connect_timeout_s=0.5))
     assert not (tmp_path / "x.mp4").exists()

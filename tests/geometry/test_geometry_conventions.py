@@ -46,7 +46,7 @@ def test_quat_matrix_round_trip(q: np.ndarray) -> None:
 def test_quat_to_matrix_right_handed_about_y() -> None:
     # +90 degrees about +Y takes the wire forward (-Z) to -X (a camera turning left).
     q = np.array([0.0, math.sin(math.pi / 4), 0.0, math.cos(math.pi / 4)])
-    np.testing.assert_allclose(quat_to_matrix(q) @ [0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(quat_to_matrix(q) @ np.array([0.0, 0.0, -1.0]), [-1.0, 0.0, 0.0], atol=1e-12)
 
 
 def test_pose_matrix_round_trip() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -111,7 +112,7 @@ def true_pose(t: float) -> tuple[np.ndarray, np.ndarray]:
     return np.array([1.0, 2.0, 3.0]) + VELOCITY * t, quat_multiply(quat_from_axis_angle(OMEGA_AXIS, OMEGA * t), START_Q)
 
 
-def moving_track(times: list[float], **kwargs: float) -> PoseTrack:
+def moving_track(times: list[float], **kwargs: Any) -> PoseTrack:
     track = PoseTrack(**kwargs)
     for t in times:
         track.add(t, *true_pose(t))
@@ -212,6 +213,6 @@ def test_track_refuses_bad_samples(t: float, position: list[float], quat: list[f
     "kwargs",
     [{"max_extrapolation_s": -1.0}, {"max_extrapolation_s": math.nan}, {"min_baseline_s": -0.1}, {"history": 1}],
 )
-def test_track_config_validation(kwargs: dict[str, float]) -> None:
+def test_track_config_validation(kwargs: dict[str, Any]) -> None:
     with pytest.raises(InvalidArgument):
-        PoseTrackConfig(**kwargs)  # type: ignore[arg-type]
+        PoseTrackConfig(**kwargs)

@@ -15,7 +15,7 @@ from starbridge.errors import InvalidArgument, SceneError, SceneInUse, UnknownSc
 from starbridge.geometry.camera import Intrinsics
 from starbridge.scenes import store as store_mod
 from starbridge.scenes.bundle import SceneMeta, write_bundle
-from starbridge.scenes.demo import DEMO_SCENE_ID, DemoSceneConfig, build_demo_scene
+from starbridge.scenes.demo import DEMO_SCENE_ID, DEMO_VERSION, DemoSceneConfig, build_demo_scene
 from starbridge.scenes.store import SceneStore, default_store_root
 
 
@@ -147,3 +147,13 @@ def test_loser_of_a_demo_race_opens_the_winner(store: SceneStore, monkeypatch: p
     bundle = store.ensure_demo()
     assert bundle.meta.scene_id == DEMO_SCENE_ID
     assert sorted(p.name for p in store.root.iterdir()) == [DEMO_SCENE_ID]
+
+
+def test_demo_from_an_older_version_is_rebuilt(store: SceneStore, small_demo_builds: list[Path]):
+    store.ensure_demo()
+    record = store.root / DEMO_SCENE_ID / "demo.json"
+    current = f'"demo_version": {DEMO_VERSION}'
+    record.write_text(record.read_text().replace(current, '"demo_version": 0'))
+    store.ensure_demo()
+    assert len(small_demo_builds) == 2
+    assert current in record.read_text()

@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -41,6 +42,8 @@ class FlyConfig:
     token: str = ""
     out: Path | None = None
     frames_dir: Path | None = None
+    #: How long to wait for Welcome before saying the backend is not there.
+    connect_timeout_s: float = 5.0
 
 
 @dataclass
@@ -89,7 +92,7 @@ class VideoWriter:
         self._tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
         self._container = av.open(str(self._tmp), mode="w")
         codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-        self._stream = self._container.add_stream(codec, rate=round(fps))
+        self._stream = cast("av.video.stream.VideoStream", self._container.add_stream(codec, rate=round(fps)))
         self._stream.width, self._stream.height = width - width % 2, height - height % 2
         self._stream.pix_fmt = "yuv420p"
         if codec == "libx264":
@@ -97,7 +100,8 @@ class VideoWriter:
         self._av = av
 
     def write(self, rgba: np.ndarray) -> None:
-        rgb = np.ascontiguousarray(rgba[: self._stream.height, : self._stream.width, :3])
+        h, w = int(self._stream.height), int(self._stream.width)
+        rgb = np.ascontiguousarray(rgba[:h, :w, :3])
         frame = self._av.VideoFrame.from_ndarray(rgb, format="rgb24")
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
@@ -135,6 +139,7 @@ def fly(config: FlyConfig) -> FlyReport:
             fps=config.fps,
             transport="inline" if config.inline else "shm",
             token=config.token,
+            timeout_s=config.connect_timeout_s,
         )
         report.width, report.height, report.generator = welcome.width, welcome.height, welcome.generator
         if config.out is not None:

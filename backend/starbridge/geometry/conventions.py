@@ -21,6 +21,9 @@ import numpy as np
 
 from ..errors import InvalidArgument
 
+#: A short vector: a sequence of floats or a 1-D array (positions, quaternions).
+Vector = Sequence[float] | np.ndarray
+
 #: How far |q| may stray from 1 before a quaternion is refused (float32 engines round a little).
 UNIT_QUAT_TOLERANCE = 1e-3
 
@@ -28,14 +31,14 @@ UNIT_QUAT_TOLERANCE = 1e-3
 GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
-def check_finite(values: Sequence[float], field: str) -> None:
+def check_finite(values: Vector, field: str) -> None:
     """Raise InvalidArgument naming `field` when any value is NaN or infinite."""
     for v in values:
         if not math.isfinite(v):
             raise InvalidArgument(f"{field} must be finite numbers, got {list(values)}", field=field)
 
 
-def check_unit_quaternion(q: Sequence[float], field: str = "rotation") -> np.ndarray:
+def check_unit_quaternion(q: Vector, field: str = "rotation") -> np.ndarray:
     """Return `q` (x, y, z, w) as float64 renormalised, or raise InvalidArgument.
 
     Refused: NaN/inf components, and a norm off 1 by more than UNIT_QUAT_TOLERANCE.
@@ -54,7 +57,7 @@ def check_unit_quaternion(q: Sequence[float], field: str = "rotation") -> np.nda
     return arr / norm
 
 
-def quat_to_matrix(q: Sequence[float]) -> np.ndarray:
+def quat_to_matrix(q: Vector) -> np.ndarray:
     """3x3 rotation matrix of a unit quaternion (x, y, z, w)."""
     x, y, z, w = (float(c) for c in q)
     return np.array(
@@ -87,7 +90,7 @@ def matrix_to_quat(m: np.ndarray) -> np.ndarray:
     return -arr if arr[3] < 0 else arr
 
 
-def pose_to_matrix(position: Sequence[float], rotation: Sequence[float]) -> np.ndarray:
+def pose_to_matrix(position: Vector, rotation: Vector) -> np.ndarray:
     """4x4 camera-to-world matrix from a position and a unit quaternion (x, y, z, w)."""
     m = np.eye(4)
     m[:3, :3] = quat_to_matrix(rotation)
@@ -111,13 +114,13 @@ def cv_to_wire(c2w_cv: np.ndarray) -> np.ndarray:
     return np.asarray(c2w_cv, dtype=np.float64) @ GL_TO_CV
 
 
-def unity_to_wire(position: Sequence[float], rotation: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def unity_to_wire(position: Vector, rotation: Vector) -> tuple[np.ndarray, np.ndarray]:
     """Unity (left-handed, camera +Z forward) pose -> wire pose, by mirroring the world Z axis."""
     px, py, pz = (float(c) for c in position)
     qx, qy, qz, qw = (float(c) for c in rotation)
     return np.array([px, py, -pz]), np.array([-qx, -qy, qz, qw])
 
 
-def wire_to_unity(position: Sequence[float], rotation: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def wire_to_unity(position: Vector, rotation: Vector) -> tuple[np.ndarray, np.ndarray]:
     """Wire pose -> Unity pose. Mirroring Z is its own inverse, so this is unity_to_wire again."""
     return unity_to_wire(position, rotation)

@@ -16,19 +16,18 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import InvalidArgument, StarBridgeError
-from .conventions import check_finite, check_unit_quaternion
+from .conventions import Vector, check_finite, check_unit_quaternion
 
 #: Below this angle between two quaternions (radians of the 4D arc) slerp falls back to normalised lerp.
 SLERP_NLERP_THRESHOLD = 1e-6
 
 
-def quat_multiply(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
+def quat_multiply(a: Vector, b: Vector) -> np.ndarray:
     """Hamilton product a * b of (x, y, z, w) quaternions: the rotation b, then a."""
     ax, ay, az, aw = (float(c) for c in a)
     bx, by, bz, bw = (float(c) for c in b)
@@ -42,13 +41,13 @@ def quat_multiply(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
     )
 
 
-def quat_conjugate(q: Sequence[float]) -> np.ndarray:
+def quat_conjugate(q: Vector) -> np.ndarray:
     """Conjugate (x, y, z, w) -> (-x, -y, -z, w): the inverse rotation of a unit quaternion."""
     x, y, z, w = (float(c) for c in q)
     return np.array([-x, -y, -z, w])
 
 
-def quat_from_axis_angle(axis: Sequence[float], angle_rad: float) -> np.ndarray:
+def quat_from_axis_angle(axis: Vector, angle_rad: float) -> np.ndarray:
     """Unit quaternion (x, y, z, w) rotating by `angle_rad` (right-handed) about `axis` (any length > 0)."""
     a = np.asarray(axis, dtype=np.float64)
     norm = float(np.linalg.norm(a))
@@ -58,7 +57,7 @@ def quat_from_axis_angle(axis: Sequence[float], angle_rad: float) -> np.ndarray:
     return np.array([a[0] * s, a[1] * s, a[2] * s, math.cos(0.5 * angle_rad)])
 
 
-def slerp(q0: Sequence[float], q1: Sequence[float], s: float) -> np.ndarray:
+def slerp(q0: Vector, q1: Vector, s: float) -> np.ndarray:
     """Spherical linear interpolation of unit quaternions (x, y, z, w) along the shortest arc.
 
     s = 0 gives q0, s = 1 gives q1 (or -q1); s outside [0, 1] extrapolates at the same angular
@@ -81,11 +80,11 @@ def slerp(q0: Sequence[float], q1: Sequence[float], s: float) -> np.ndarray:
 
 
 def interpolate_pose(
-    p0: Sequence[float],
-    q0: Sequence[float],
+    p0: Vector,
+    q0: Vector,
     t0: float,
-    p1: Sequence[float],
-    q1: Sequence[float],
+    p1: Vector,
+    q1: Vector,
     t1: float,
     t: float,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -164,18 +163,21 @@ class PoseTrack:
         self._positions.clear()
         self._quats.clear()
 
-    def add(self, t: float, position: Sequence[float], quat: Sequence[float]) -> None:
+    def add(self, t: float, position: Vector, quat: Vector) -> None:
         """Store the pose (position (3,), unit quaternion (x, y, z, w)) the camera had at time `t` seconds.
 
         A pose with the same time as a stored one replaces it; an older one is inserted in order.
         Raises InvalidArgument naming the field for NaN/inf values or a non-unit quaternion.
         """
         check_finite([t], "time")
-        check_finite(position, "position")
         p = np.asarray(position, dtype=np.float64)
         if p.shape != (3,):
             raise InvalidArgument(f"position must have 3 components, got shape {p.shape}", field="position")
-        q = check_unit_quaternion(quat, "rotation")
+        check_finite(p.tolist(), "position")
+        q_in = np.asarray(quat, dtype=np.float64)
+        if q_in.shape != (4,):
+            raise InvalidArgument(f"rotation must have 4 components (x, y, z, w), got {q_in.shape}", field="rotation")
+        q = check_unit_quaternion(q_in.tolist(), "rotation")
         i = bisect.bisect_left(self._times, t)
         if i < len(self._times) and self._times[i] == t:
             self._positions[i], self._quats[i] = p, q

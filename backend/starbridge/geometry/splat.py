@@ -114,23 +114,24 @@ class Splatter:
         self._ray_a, self._ray_b = _ray_axes(src_intr)
         n = src_intr.width * src_intr.height
         h, w = dst_intr.height, dst_intr.width
-        # Target buffers carry a one-pixel border so that all four footprint pixels of any point
-        # with x in [-1, w), y in [-1, h) have an index; points out of view go to a trash area after it.
+        # Target buffers are flat (h + 2) x (w + 2) grids: a one-pixel border (cropped at the end) takes the
+        # footprint pixels just outside the image, and a trash area after it takes points that cannot be drawn.
         self._row = w + 2
         self._trash = (h + 2) * self._row
         size = self._trash + self._row + 2
-        self._offsets = np.array([0, 1, self._row, self._row + 1], dtype=np.intp)[:, None]  # (4, 1)
-        self._zbuf = np.empty(size, np.float32)
-        self._acc = np.empty((size, 4), np.float32)  # sums of w r, w g, w b, w; complex64 pairs for add.at
-        self._idx = np.empty((4, n), np.intp)  # footprint pixel indices (top-left, top-right, ...)
-        self._wt = np.empty((4, n), np.float32)  # footprint weights
-        self._keep = np.empty((4, n), np.bool_)  # footprint weight large enough to occlude
-        self._key = np.empty((4, n), np.float32)  # z-test key of each footprint entry
-        self._zmin = np.empty((4, n), np.float32)
-        # Colour as complex pairs (r + i g, b + i 1), so one add.at sums two channels.
+        #: Flat offsets of the footprint pixels from its top-left one: top-left, top-right, bottom-left, bottom-right.
+        self._corners = (0, 1, self._row, self._row + 1)
+        self._zbuf = np.empty(size, np.float32)  # nearest z-test key per pixel
+        self._inv = np.empty(size, np.float32)  # 1 / (depth_band * zbuf)
+        self._acc = np.empty((size, 2), np.complex64)  # per pixel: sum w r + i sum w g, sum w b + i sum w
+        self._base = np.empty(n, np.intp)  # top-left footprint pixel of each point (flat index)
+        self._wt = np.empty((4, n), np.float32)  # bilinear weight of each corner
+        self._keep = np.empty(n, np.bool_)
+        self._tmp = np.empty(n, np.float32)
+        self._vals = np.empty(n, np.complex64)
+        # Colour as complex pairs (r + i g, b + i 1), so that one add.at sums two channels.
         self._rg = np.empty(n, np.complex64)
         self._b1 = np.full(n, 1j, np.complex64)  # imaginary part stays 1; the real part takes b
-        self._vals = np.empty((2, 4, n), np.complex64)  # weighted (r, g) and (b, 1) of each footprint entry
 
     def __call__(
         self, colour: np.ndarray, depth: np.ndarray, src_c2w_wire: np.ndarray, dst_c2w_wire: np.ndarray
@@ -142,8 +143,9 @@ class Splatter:
         rel = relative_transform_cv(src_c2w_wire, dst_c2w_wire)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             x, y, key = self._project(depth, rel)
-            self._footprint(x, y, key)
-            self._blend(colour, key)
+            self._footprint(x, y)
+            self._z_test(key)
+            self._accumulate(colour, key)
             return self._resolve()
 
     # ------------------------------------------------------------------ steps
@@ -179,8 +181,10 @@ class Splatter:
         np.minimum(key, SKY_KEY, out=key)
         return x, y, key
 
-    def _footprint(self, x: np.ndarray, y: np.ndarray, key: np.ndarray) -> None:
-        """Fill the (4, N) index, bilinear weight and key buffers. NaN positions go to the trash area."""
+    def _footprint(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Top-left footprint pixel (`_base`) and the four bilinear weights (`_wt`) of every point.
+
+        NaN positions go to the trash area (their weights are NaN and stay there)."""
         x0 = np.floor(x)
         y0 = np.floor(y)
         fx = np.subtract(x, x0, out=x)
@@ -189,7 +193,7 @@ class Splatter:
         base *= np.float32(self._row)
         base += x0  # exact in float32 for images below 16 M pixels
         np.copyto(base, np.float32(self._trash), where=np.isnan(base))
-        np.add(base.astype(np.intp)[None], self._offsets, out=self._idx)
+        np.copyto(self._base, base, casting="unsafe")
         gx = np.subtract(np.float32(1.0), fx, out=x0)
         gy = np.float32(1.0) - fy
         wt = self._wt
@@ -197,49 +201,57 @@ class Splatter:
         np.multiply(fx, gy, out=wt[1])
         np.multiply(gx, fy, out=wt[2])
         np.multiply(fx, fy, out=wt[3])
-        # Z-test keys: +inf for small footprint weights, so they do not occlude (they still colour a little).
-        np.greater_equal(wt, np.float32(self.config.min_footprint_weight), out=self._keep)
-        np.divide(key[None], self._keep, out=self._key)
 
-    def _blend(self, colour: np.ndarray, key: np.ndarray) -> None:
-        """Z-test into the z-buffer, then accumulate depth-weighted colours into the accumulator."""
-        idx = self._idx.ravel()
-        self._zbuf.fill(np.inf)
-        np.minimum.at(self._zbuf, idx, self._key.ravel())
-        zmin = self._zmin
-        band = self.config.depth_band
-        # Depth weight max(0, 1 - (z / zmin - 1) / band) = max(0, (1 + band) / band - z * inv[pixel]) with
-        # inv = 1 / (band * zmin); at most 1 because every entry counts in its own pixel's zmin.
-        inv = np.float32(1.0) / (np.float32(band) * self._zbuf)
-        np.take(inv, self._idx, out=zmin)
-        np.multiply(zmin, key[None], out=zmin)
-        np.subtract(np.float32((1.0 + band) / band), zmin, out=zmin)
-        np.clip(zmin, 0.0, 1.0, out=zmin)  # > 1 only for entries too small to occlude
-        wt = self._wt
-        np.multiply(wt, zmin, out=wt)
+    def _z_test(self, key: np.ndarray) -> None:
+        """Nearest key per pixel into `_zbuf` (+inf where none), then `_inv` = 1 / (depth_band * zbuf).
+
+        Corners whose bilinear weight is below min_footprint_weight do not take part (key +inf)."""
+        zbuf, base, keep, masked = self._zbuf, self._base, self._keep, self._tmp
+        zbuf.fill(np.inf)
+        for corner, offset in enumerate(self._corners):
+            np.greater_equal(self._wt[corner], np.float32(self.config.min_footprint_weight), out=keep)
+            np.divide(key, keep, out=masked)  # key / False = inf
+            np.minimum.at(zbuf[offset:], base, masked)
+        np.multiply(zbuf, np.float32(self.config.depth_band), out=self._inv)
+        np.divide(np.float32(1.0), self._inv, out=self._inv)
+
+    def _accumulate(self, colour: np.ndarray, key: np.ndarray) -> None:
+        """Sum depth-weighted colours per pixel into `_acc`.
+
+        Depth weight max(0, 1 - (z / zmin - 1) / band) = (1 + band) / band - z * inv[pixel], clipped to
+        [0, 1]: above 1 only for corners too small to take part in the z-test."""
         rgb = colour.reshape(-1, 3)
         self._rg.real, self._rg.imag, self._b1.real = rgb[:, 0], rgb[:, 1], rgb[:, 2]
-        vals = self._vals
-        np.multiply(wt, self._rg, out=vals[0])  # (w r, w g)
-        np.multiply(wt, self._b1, out=vals[1])  # (w b, w)
-        self._acc.fill(0.0)
-        acc = self._acc.view(np.complex64)  # (size, 2): two channels per add.at
-        np.add.at(acc[:, 0], idx, vals[0].ravel())
-        np.add.at(acc[:, 1], idx, vals[1].ravel())
+        band = self.config.depth_band
+        full = np.float32((1.0 + band) / band)
+        base, weight, vals, acc = self._base, self._tmp, self._vals, self._acc
+        acc.fill(0.0)
+        for corner, offset in enumerate(self._corners):
+            np.take(self._inv[offset:], base, out=weight, mode="clip")  # indices are in range: no checks
+            weight *= key
+            np.subtract(full, weight, out=weight)
+            np.clip(weight, 0.0, 1.0, out=weight)
+            weight *= self._wt[corner]
+            np.multiply(weight, self._rg, out=vals)
+            np.add.at(acc[offset:, 0], base, vals)
+            np.multiply(weight, self._b1, out=vals)
+            np.add.at(acc[offset:, 1], base, vals)
 
     def _resolve(self) -> SplatResult:
         """Crop the border, normalise the colour sums, make mask and depth."""
         h, w = self.dst_intr.height, self.dst_intr.width
         inner = (slice(1, h + 1), slice(1, w + 1))
         zbuf = self._zbuf[: self._trash].reshape(h + 2, self._row)[inner]
-        acc = self._acc[: self._trash].reshape(h + 2, self._row, 4)[inner]
+        acc = self._acc.view(np.float32)[: self._trash].reshape(h + 2, self._row, 4)[inner]  # w r, w g, w b, w
         mask = zbuf < np.inf
-        inv = np.float32(1.0) / np.where(mask, acc[:, :, 3], np.float32(np.inf))  # 0 where empty
+        inv = np.zeros((h, w), np.float32)
+        np.divide(np.float32(1.0), acc[:, :, 3], out=inv, where=mask)
         out = np.empty((h, w, 3), np.float32)
         for c in range(3):
             np.multiply(acc[:, :, c], inv, out=out[:, :, c])
         out += np.float32(0.5)  # weighted means of values in [0, 255]: no clipping needed
-        depth = np.where(mask & (zbuf < SKY_KEY), zbuf, np.float32(np.inf))
+        depth = zbuf.copy()
+        np.copyto(depth, np.float32(np.inf), where=depth >= SKY_KEY)  # directions at infinity
         return SplatResult(colour=out.astype(np.uint8), mask=mask, depth=depth)
 
     def _check(

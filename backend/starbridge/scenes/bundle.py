@@ -497,7 +497,10 @@ def _move_into_place(tmp: Path, dest: Path, overwrite: bool) -> None:
     trash = None
     if overwrite and dest.exists():
         trash = dest.parent / f"{TRASH_PREFIX}{dest.name}-{uuid.uuid4().hex[:12]}"
-        os.rename(dest, trash)
+        try:
+            os.rename(dest, trash)
+        except OSError as exc:
+            raise SceneError(f"cannot replace the scene at {dest} (is it in use?): {exc}") from exc
     try:
         os.rename(tmp, dest)  # fails if dest exists and is not empty: another writer was first
     except OSError as exc:

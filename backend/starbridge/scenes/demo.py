@@ -190,7 +190,8 @@ class _MovingSet:
             slot = world._claim(rng, x_range, z_range, r, tries=200)
             slots.append(slot or _Slot(float(np.mean(x_range)), float(np.mean(z_range)), r))
         colours = tuple(PALETTE[int(i)] for i in rng.permutation(len(PALETTE))[:4])
-        return cls(*slots, ground_y=world.ground_y, colours=colours)
+        ball, slider, spinner, pivot = slots
+        return cls(ball, slider, spinner, pivot, ground_y=world.ground_y, colours=colours)
 
     def at(self, t: float, loop_s: float) -> tuple[tuple[Box, ...], tuple[Sphere, ...]]:
         phase = 2 * math.pi * (t / loop_s)
@@ -312,6 +313,14 @@ def _scene_record(config: DemoSceneConfig) -> dict:
     doc = asdict(config)
     doc.pop("world")
     return doc
+
+
+def demo_version(bundle: SceneBundle) -> int:
+    """DEMO_VERSION of the code that built a demo bundle; 0 when it does not say."""
+    try:
+        return int(json.loads(bundle.file(DEMO_WORLD_FILE).read_text(encoding="utf-8"))["demo_version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 
 
 def world_for_bundle(bundle: SceneBundle) -> DemoWorld:

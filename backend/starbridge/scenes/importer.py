@@ -339,9 +339,9 @@ def dynamic_model_size(frame_size: tuple[int, int]) -> tuple[int, int]:
 def model_input(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(1, 3, h, w) float32 ImageNet-normalised input from an (H, W, 3) uint8 frame, bicubic resize."""
     img = Image.fromarray(frame).resize((size[1], size[0]), Image.Resampling.BICUBIC)
-    x = np.asarray(img, dtype=np.float32) / 255.0
-    x = (x - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+    rgb = np.asarray(img, dtype=np.float32) / np.float32(255.0)
+    x = (rgb - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
 def disparity_to_depth(disparity: np.ndarray) -> np.ndarray:

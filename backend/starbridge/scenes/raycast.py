@@ -209,8 +209,8 @@ def _box_slab(box: Box, o: Planar, d: Planar) -> tuple[np.ndarray, np.ndarray]:
     cx, cy, cz = (np.float32(c) for c in box.center)
     lo = _box_local(box, o[0] - cx, o[1] - cy, o[2] - cz)
     ld = _box_local(box, *d)
-    t_near: np.ndarray = np.float32(-np.inf)
-    t_far: np.ndarray = np.float32(np.inf)
+    t_near: np.ndarray | np.float32 = np.float32(-np.inf)
+    t_far: np.ndarray | np.float32 = np.float32(np.inf)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for k in range(3):  # one axis at a time: numpy reductions over a length-3 axis are slow
             h, ok, dk = np.float32(box.half[k]), lo[k], ld[k]
@@ -226,7 +226,7 @@ def _box_slab(box: Box, o: Planar, d: Planar) -> tuple[np.ndarray, np.ndarray]:
                 near, far = np.minimum(ta, tb), np.maximum(ta, tb)
             t_near = np.maximum(t_near, near)
             t_far = np.minimum(t_far, far)
-    return t_near, t_far
+    return np.asarray(t_near), np.asarray(t_far)
 
 
 def _box_t(box: Box, o: Planar, d: Planar) -> np.ndarray:

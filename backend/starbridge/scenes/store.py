@@ -8,6 +8,7 @@ renames, so readers never see half a scene, and two processes racing to build th
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import shutil
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from ..errors import InvalidArgument, SceneError, SceneInUse, UnknownScene
 from .bundle import TEMP_PREFIX, TRASH_PREFIX, BundleExists, SceneBundle, SceneMeta, check_scene_id, read_meta
-from .demo import DEMO_SCENE_ID, ProgressFn, build_demo_scene
+from .demo import DEMO_SCENE_ID, DEMO_VERSION, ProgressFn, build_demo_scene, demo_version
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class SceneStore:
         log.info("deleted scene %s", scene_id)
 
     def ensure_demo(self, progress: ProgressFn | None = None) -> SceneBundle:
-        """The demo scene, built first if it is missing or unreadable (a few seconds).
+        """The demo scene, built first if it is missing, unreadable, or from an older demo version (seconds).
 
         Two processes may race here: both build, the first rename wins, the other opens the winner's bundle.
         """
@@ -118,25 +119,50 @@ class SceneStore:
         overwrite = False
         if path.is_dir():
             try:
-                return self.get(DEMO_SCENE_ID)
+                bundle = self.get(DEMO_SCENE_ID)
+                if demo_version(bundle) == DEMO_VERSION:
+                    return bundle
+                log.info("rebuilding the demo scene: it was made by an older demo version")
             except SceneError as exc:
                 log.warning("rebuilding the demo scene: %s", exc)
-                overwrite = True
+            overwrite = True
         log.info("building the demo scene in %s", path)
         try:
             return build_demo_scene(path, progress=progress, overwrite=overwrite)
         except BundleExists:
             return self.get(DEMO_SCENE_ID)
 
-    def import_video(self, video_path: Path | str, **kwargs) -> SceneBundle:
+    def import_video(
+        self,
+        video_path: Path | str,
+        scene_id: str | None = None,
+        depth_dir: Path | str | None = None,
+        depth_model: Path | str | None = None,
+        max_side: int = 512,
+        max_frames: int = 0,
+        vertical_fov_deg: float = 60.0,
+        overwrite: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> SceneBundle:
         """Import a video as a scene; see `starbridge.scenes.importer.import_video` for the arguments."""
         from .importer import import_video
 
-        return import_video(self, video_path, **kwargs)
+        return import_video(
+            self,
+            video_path,
+            scene_id=scene_id,
+            depth_dir=depth_dir,
+            depth_model=depth_model,
+            max_side=max_side,
+            max_frames=max_frames,
+            vertical_fov_deg=vertical_fov_deg,
+            overwrite=overwrite,
+            progress=progress,
+        )
 
-    def remove_stale_temp(self, max_age_s: float = STALE_TEMP_AGE_S) -> list[Path]:
+    def remove_stale_temp(self, max_age_s: float = STALE_TEMP_AGE_S) -> builtins.list[Path]:
         """Remove temporary and trash folders older than `max_age_s` (left over from a crash)."""
-        removed = []
+        removed: builtins.list[Path] = []
         now = time.time()
         for p in self.root.iterdir():
             if not p.name.startswith((TEMP_PREFIX, TRASH_PREFIX)):

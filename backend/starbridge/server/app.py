@@ -50,6 +50,8 @@ class Backend:
         return f"{self.config.host}:{self.grpc_port}"
 
     def start(self) -> Backend:
+        if self.channel is not None:
+            return self  # already started
         removed = cleanup_stale_rings()
         if removed:
             log.info("removed %d stale frame ring file(s) of dead processes", len(removed))
@@ -57,17 +59,18 @@ class Backend:
             self.store.ensure_demo()
         else:
             self.store.get(self.config.default_scene)  # fail early on a typo
-        self.channel = EngineChannel(self.manager, self.config.engine_endpoint)
+        channel = EngineChannel(self.manager, self.config.engine_endpoint)
         try:
-            self._grpc, self._health, self.grpc_port = build_grpc_server(
-                self.config, self.store, self.manager, self.channel.endpoint
+            grpc_server, self._health, self.grpc_port = build_grpc_server(
+                self.config, self.store, self.manager, channel.endpoint
             )
         except BaseException:
-            self.channel.stop()
+            channel.close()
             raise
+        self.channel, self._grpc = channel, grpc_server
         self.manager.start()
-        self.channel.start()
-        self._grpc.start()
+        channel.start()
+        grpc_server.start()
         return self
 
     def stop(self) -> None:

@@ -74,9 +74,20 @@ class EngineChannel:
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
+        """End the loop (it closes the socket on its way out); a channel never started is closed here."""
         self._stop.set()
+        if self._thread.ident is None:
+            self._close()
+            return
         self._wake()
         self._thread.join(timeout)
+
+    close = stop
+
+    def _close(self) -> None:
+        self._socket.close(0)
+        self._wake_r.close()
+        self._wake_w.close()
 
     def post(self, identity: bytes, message: pb.BackendMessage, pixels: np.ndarray | None) -> None:
         """Queue a message for a peer; any thread."""
@@ -111,9 +122,7 @@ class EngineChannel:
         finally:
             for conn in list(self._connections.values()):
                 conn.drop("backend shutting down")
-            self._socket.close(0)
-            self._wake_r.close()
-            self._wake_w.close()
+            self._close()
 
     def _drain_inbox(self) -> None:
         for _ in range(256):  # bounded, so the outbox is not starved

@@ -42,10 +42,6 @@ STREAM_QUEUE = 8
 MAX_WORKERS = 32
 
 
-class _End:
-    """Marks the end of a stream's response queue."""
-
-
 class StreamSink:
     """FrameSink of a gRPC stream: a bounded queue; when full, the oldest frame is dropped."""
 
@@ -53,7 +49,7 @@ class StreamSink:
     wants_pixels = True
 
     def __init__(self, maxsize: int = STREAM_QUEUE) -> None:
-        self._queue: queue.Queue[bpb.StreamResponse | type[_End]] = queue.Queue(maxsize)
+        self._queue: queue.Queue[bpb.StreamResponse | None] = queue.Queue(maxsize)
         self._lock = threading.Lock()
         self.dropped = 0
 
@@ -78,7 +74,7 @@ class StreamSink:
         with self._lock:
             while True:
                 try:
-                    self._queue.put_nowait(_End)
+                    self._queue.put_nowait(None)  # the end
                     return
                 except queue.Full:
                     self._queue.get_nowait()
@@ -86,9 +82,8 @@ class StreamSink:
     def __iter__(self) -> Iterator[bpb.StreamResponse]:
         while True:
             item = self._queue.get()
-            if item is _End:
+            if item is None:
                 return
-            assert isinstance(item, bpb.StreamResponse)
             yield item
 
 
@@ -129,7 +124,7 @@ def session_stats(session: Session) -> bpb.SessionStats:
         session_id=spec.session_id,
         scene_id=spec.scene_id,
         channel=spec.channel,
-        transport=spec.transport,
+        transport=spec.transport,  # type: ignore[arg-type]  # the enum's ValueType is an int
         engine_name=spec.engine_name,
         client_label=spec.client_label,
         width=spec.width,

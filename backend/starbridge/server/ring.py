@@ -86,13 +86,13 @@ import struct
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InvalidArgument
+from ..geometry.conventions import Vector
 
 log = logging.getLogger(__name__)
 
@@ -291,23 +291,10 @@ class _RingMap:
 
 
 def _pack_file_header(layout: RingLayout, owner_pid: int) -> bytes:
-    head = FILE_HEADER_STRUCT.pack(
-        MAGIC,
-        layout.layout_version,
-        layout.header_bytes,
-        layout.width,
-        layout.height,
-        layout.stride,
-        layout.pixel_format,
-        layout.slot_count,
-        layout.slot_bytes,
-        layout.slot_header_bytes,
-        owner_pid,
-        0,
-        NO_SLOT,
-        0,
-        layout.file_bytes,
-    )
+    sizes = (layout.header_bytes, layout.width, layout.height, layout.stride, layout.pixel_format)
+    slots = (layout.slot_count, layout.slot_bytes, layout.slot_header_bytes)
+    latest = (0, NO_SLOT, 0)  # latest_frame_sequence, latest_slot, closed
+    head = FILE_HEADER_STRUCT.pack(MAGIC, layout.layout_version, *sizes, *slots, owner_pid, *latest, layout.file_bytes)
     return head + bytes(HEADER_BYTES - len(head))
 
 
@@ -372,8 +359,8 @@ class FrameRingWriter:
         pose_sequence: int,
         engine_time_us: int,
         scene_time_s: float,
-        position: Sequence[float],
-        rotation: Sequence[float],
+        position: Vector,
+        rotation: Vector,
         vertical_fov_deg: float,
         aspect: float,
         generation_latency_ms: float,
@@ -397,31 +384,17 @@ class FrameRingWriter:
             raise InvalidArgument(
                 f"frame_sequence must grow: got {frame_sequence} after {self._last_sequence}", field="frame_sequence"
             )
-        px, py, pz = position
-        qx, qy, qz, qw = rotation
+        if len(position) != 3 or len(rotation) != 4:
+            raise InvalidArgument(
+                f"position needs 3 and rotation 4 components, got {len(position)} and {len(rotation)}", field="position"
+            )
+        sequences = (frame_sequence, pose_sequence, engine_time_us, scene_time_s)
+        camera = (*position, *rotation, vertical_fov_deg, aspect)
         slot = (self._last_slot + 1) % lay.slot_count
+        offset = lay.slot_offset(slot) + SLOT_OFF_FRAME_SEQUENCE
         counter = int(m.counters[slot])
         m.counters[slot] = counter + 1  # odd: being written
-        SLOT_FIELDS_STRUCT.pack_into(
-            m.mm,
-            lay.slot_offset(slot) + SLOT_OFF_FRAME_SEQUENCE,
-            frame_sequence,
-            pose_sequence,
-            engine_time_us,
-            scene_time_s,
-            px,
-            py,
-            pz,
-            qx,
-            qy,
-            qz,
-            qw,
-            vertical_fov_deg,
-            aspect,
-            generation_latency_ms,
-            lay.width,
-            lay.height,
-        )
+        SLOT_FIELDS_STRUCT.pack_into(m.mm, offset, *sequences, *camera, generation_latency_ms, lay.width, lay.height)
         np.copyto(m.pixels[slot], pixels)
         m.counters[slot] = counter + 2  # even: stable
         m.header_u32[OFF_LATEST_SLOT // 4] = slot
@@ -479,23 +452,10 @@ def read_header(data: bytes | mmap.mmap, path: Path) -> tuple[RingLayout, int]:
     """(layout, owner_pid) from a ring file's header bytes; RingError when it is not a valid ring."""
     if len(data) < HEADER_BYTES:
         raise RingError(f"frame ring {path} is truncated: {len(data)} bytes, the header alone needs {HEADER_BYTES}")
-    (
-        magic,
-        version,
-        header_bytes,
-        width,
-        height,
-        stride,
-        pixel_format,
-        slot_count,
-        slot_bytes,
-        slot_header_bytes,
-        owner_pid,
-        _latest_sequence,
-        _latest_slot,
-        _closed,
-        file_bytes,
-    ) = FILE_HEADER_STRUCT.unpack_from(data, 0)
+    fields = FILE_HEADER_STRUCT.unpack_from(data, 0)
+    magic, version, header_bytes, width, height, stride, pixel_format = fields[:7]
+    slot_count, slot_bytes, slot_header_bytes, owner_pid = fields[7:11]
+    file_bytes = fields[14]
     where = f"frame ring {path}"
     if magic != MAGIC:
         raise RingError(f"{where} is not a StarBridge frame ring (magic {magic!r}, expected {MAGIC!r})")

@@ -66,7 +66,7 @@ class SessionSpec:
     width: int
     height: int
     fps: float
-    transport: int  # pb.FrameTransport value
+    transport: pb.FrameTransport
     channel: str  # "engine" or "grpc"
     engine_name: str = ""
     engine_version: str = ""
@@ -343,7 +343,7 @@ class Session:
             shm.slot_bytes = lay.slot_bytes
             shm.slot_header_bytes = lay.slot_header_bytes
             shm.stride = lay.stride
-            shm.pixel_format = lay.pixel_format
+            shm.pixel_format = lay.pixel_format  # type: ignore[assignment]  # the same numbering
             shm.file_bytes = lay.file_bytes
         w.scene_id = self.spec.scene_id
         w.scene_duration_s = self.scene.meta.duration_s
