@@ -10,14 +10,27 @@ import sys
 import time
 from pathlib import Path
 
+from starbridge.client.engine import EngineClient
 from starbridge.client.fly import FlyConfig, fly
-from starbridge.server.ring import ring_dir
+from starbridge.server.ring import HEADER_BYTES, RingError, read_header, ring_dir
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _rings_owned_by(pid: int) -> list[Path]:
+    owned = []
+    for path in ring_dir().glob("starbridge-*"):
+        try:
+            _, owner = read_header(path.read_bytes()[:HEADER_BYTES], path)
+        except (OSError, RingError):
+            continue
+        if owner == pid:
+            owned.append(path)
+    return owned
 
 
 def test_serve_process_lifecycle(demo_store: Path, tmp_path: Path):
@@ -38,9 +51,15 @@ def test_serve_process_lifecycle(demo_store: Path, tmp_path: Path):
         before = set(ring_dir().glob("starbridge-*"))
         report = fly(FlyConfig(endpoint=f"tcp://127.0.0.1:{engine_port}", path="dolly", seconds=1.0, fps=15))
         assert report.frames >= 5
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
-        assert set(ring_dir().glob("starbridge-*")) <= before  # its ring files are gone
+        client = EngineClient(f"tcp://127.0.0.1:{engine_port}")
+        try:
+            client.hello()  # a live session with a ring file when the signal comes
+            assert _rings_owned_by(proc.pid)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+        finally:
+            client.close()
+        assert not _rings_owned_by(proc.pid)  # its ring files are gone
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)

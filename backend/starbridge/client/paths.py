@@ -24,9 +24,8 @@ import numpy as np
 
 from ..errors import InvalidArgument
 from ..geometry.conventions import matrix_to_quat
+from ..scenes.bundle import SCENE_MEDIAN_DEPTH_M
 
-#: Median scene depth the scene store normalises to, metres (the orbit's target distance).
-SCENE_MEDIAN_DEPTH_M = 4.0
 #: The point the orbit looks at: straight ahead of the origin camera at the median depth.
 ORBIT_TARGET = (0.0, 0.0, -SCENE_MEDIAN_DEPTH_M)
 ORBIT_DEGREES = 20.0

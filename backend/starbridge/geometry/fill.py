@@ -49,7 +49,7 @@ def push_pull_fill(colour: np.ndarray, mask: np.ndarray) -> np.ndarray:
     # Push: the one-cell top level is valid; each finer level fills its invalid cells from the one below.
     filled = levels[-1][0]
     for mean, valid in reversed(levels[:-1]):
-        filled = _fill_cells(mean.copy(), valid, filled)
+        filled = _fill_cells(mean, valid, filled)  # levels are not needed afterwards: fill in place
     rgb = _upsample_at(filled, holes, colour.shape[1])
     _put_rows(out, holes, np.clip(rgb + 0.5, 0.0, 255.0).astype(np.uint8))
     return out
@@ -103,9 +103,13 @@ def _upsample_at(coarse: np.ndarray, flat: np.ndarray, width: int) -> np.ndarray
     y1 = np.clip(y0 + 2 * (y & 1) - 1, 0, hc - 1)
     x1 = np.clip(x0 + 2 * (x & 1) - 1, 0, wc - 1)
     c = coarse.reshape(-1, 3)
+
+    def at(yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+        return np.take(c, yy * wc + xx, axis=0, mode="clip")  # indices are in range: skip the checks
+
     near, far = np.float32(0.75), np.float32(0.25)
-    top = near * np.take(c, y0 * wc + x0, axis=0) + far * np.take(c, y0 * wc + x1, axis=0)
-    bottom = near * np.take(c, y1 * wc + x0, axis=0) + far * np.take(c, y1 * wc + x1, axis=0)
+    top = near * at(y0, x0) + far * at(y0, x1)
+    bottom = near * at(y1, x0) + far * at(y1, x1)
     return near * top + far * bottom
 
 
