@@ -37,12 +37,15 @@ from typing import Any
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # `python bench/bench_render.py` puts bench/, not the root, on the path
-    sys.path.insert(0, str(REPO_ROOT))
+# `python bench/bench_render.py` puts bench/, not the root, on the path; and measure this checkout's package.
+for _path in (REPO_ROOT / "backend", REPO_ROOT):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 from bench._machine import machine_info  # noqa: E402
-from starbridge.geometry import Intrinsics, Splatter, pose_to_matrix, push_pull_fill, splat  # noqa: E402
+from starbridge.geometry import Intrinsics, Splatter, pose_to_matrix, push_pull_fill  # noqa: E402
 from starbridge.geometry.poses import quat_from_axis_angle, quat_multiply  # noqa: E402
+from starbridge.geometry.splat import splat  # noqa: E402
 
 WIDTH, HEIGHT = 512, 288
 FOV_DEG = 60.0

@@ -48,7 +48,6 @@ def test_serve_process_lifecycle(demo_store: Path, tmp_path: Path):
                 break
         text = "".join(lines)
         assert f"127.0.0.1:{grpc_port}" in text and f"tcp://127.0.0.1:{engine_port}" in text, text
-        before = set(ring_dir().glob("starbridge-*"))
         report = fly(FlyConfig(endpoint=f"tcp://127.0.0.1:{engine_port}", path="dolly", seconds=1.0, fps=15))
         assert report.frames >= 5
         client = EngineClient(f"tcp://127.0.0.1:{engine_port}")

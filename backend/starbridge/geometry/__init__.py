@@ -1,7 +1,8 @@
 """Geometry: camera conventions, intrinsics, pose math, forward splatting and hole filling.
 
 Conventions (DESIGN.md section 3) live in `conventions`: poses travel in the wire (OpenGL) camera
-convention; rendering converts to OpenCV inside `splat`.
+convention; rendering converts to OpenCV inside `splat` (the module; its one-shot function is
+`starbridge.geometry.splat.splat`, not re-exported here so the module name stays usable).
 """
 
 from .camera import Intrinsics
@@ -18,7 +19,7 @@ from .conventions import (
 )
 from .fill import push_pull_fill
 from .poses import PoseTrack, PoseTrackConfig, interpolate_pose, quat_from_axis_angle, quat_multiply, slerp
-from .splat import SplatConfig, SplatResult, Splatter, splat
+from .splat import SplatConfig, SplatResult, Splatter
 
 __all__ = [
     "Intrinsics",
@@ -38,7 +39,6 @@ __all__ = [
     "quat_multiply",
     "quat_to_matrix",
     "slerp",
-    "splat",
     "unity_to_wire",
     "wire_to_cv",
     "wire_to_unity",
