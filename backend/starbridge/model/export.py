@@ -1,0 +1,234 @@
+"""Export a STAR model + tiny autoencoder to a model bundle of four ONNX graphs (runtime/bundle.py).
+
+    bundle = export_bundle(preset, model, autoencoder, out_dir, dtype="float32", weights="random")
+
+The graphs wrap the PyTorch modules so the runtime does no tensor reshuffling of its own: the encoder
+takes uint8 RGB frames as the renderer makes them, the decoder returns uint8 RGBA frames as the frame
+ring wants them, and the context/step graphs take and return the fixed-shape KV cache. Graphs are
+written to a temporary folder and renamed into place; graphs over 2 GB keep their weights as external
+data beside them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from ..runtime.bundle import FORMAT_VERSION, MODEL_JSON
+from ..runtime.sampler import FlowSchedule
+from .autoencoder import TinyAutoencoder
+from .presets import Preset
+from .star import StarModel
+
+log = logging.getLogger(__name__)
+
+OPSET = 18
+#: Protobuf's limit on one ONNX file; past it weights go to external data.
+MAX_INLINE_BYTES = 2**31 - 1
+
+
+class EncoderGraph(nn.Module):
+    """uint8 (fpb, H, W, 3) -> (1, C, F, h, w)."""
+
+    def __init__(self, ae: TinyAutoencoder) -> None:
+        super().__init__()
+        self.ae = ae
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames.permute(0, 3, 1, 2).float() / 255.0
+        dtype = next(self.ae.parameters()).dtype
+        return self.ae.encode(x.to(dtype)).permute(1, 0, 2, 3).unsqueeze(0)
+
+
+class DecoderGraph(nn.Module):
+    """(1, C, F, h, w) -> uint8 (fpb, H, W, 4), alpha 255."""
+
+    def __init__(self, ae: TinyAutoencoder) -> None:
+        super().__init__()
+        self.ae = ae
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        rgb = self.ae.decode(latents[0].permute(1, 0, 2, 3)).float()  # (fpb, 3, H, W) in [0, 1]
+        rgb = torch.round(rgb * 255.0).permute(0, 2, 3, 1)
+        alpha = torch.full_like(rgb[..., :1], 255.0)
+        return torch.cat([rgb, alpha], dim=-1).to(torch.uint8)
+
+
+class ContextGraph(nn.Module):
+    def __init__(self, model: StarModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, latents: torch.Tensor, valid: torch.Tensor, *text: torch.Tensor):
+        return self.model.forward_context(latents, valid, text[0] if text else None)
+
+
+class StepGraph(nn.Module):
+    def __init__(self, model: StarModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, noisy, cond, timestep, cache_k, cache_v, valid, *text: torch.Tensor):
+        return self.model.forward_step(noisy, cond, timestep, cache_k, cache_v, valid, text[0] if text else None)
+
+
+def example_inputs(preset: Preset, dtype: torch.dtype = torch.float32) -> dict[str, tuple[torch.Tensor, ...]]:
+    """Inputs of each graph with the right shapes (random values), keyed by graph name."""
+    s = preset.star
+    c, f, h, w = s.latent_channels, s.block_frames, s.latent_height, s.latent_width
+    fpb = preset.frames_per_block
+    cache = (s.num_layers, 1, s.num_heads, s.context_tokens, s.head_dim)
+    text = (torch.randn(1, s.text_len, s.text_dim, dtype=dtype),) if s.text_dim else ()
+    gen = torch.Generator().manual_seed(0)
+    return {
+        "encoder": (torch.randint(0, 256, (fpb, preset.height, preset.width, 3), dtype=torch.uint8, generator=gen),),
+        "decoder": (torch.randn(1, c, f, h, w, generator=gen).to(dtype),),
+        "context": (torch.randn(1, c, 2 * f, h, w, generator=gen).to(dtype), torch.tensor(s.block_tokens), *text),
+        "step": (
+            torch.randn(1, c, f, h, w, generator=gen).to(dtype),
+            torch.randn(1, s.mask_channels + c, f, h, w, generator=gen).to(dtype),
+            torch.tensor([937.5], dtype=dtype),
+            torch.randn(*cache, generator=gen).to(dtype),
+            torch.randn(*cache, generator=gen).to(dtype),
+            torch.tensor(s.context_tokens),
+            *text,
+        ),
+    }
+
+
+IO_NAMES = {
+    "encoder": (["frames"], ["latents"]),
+    "decoder": (["latents"], ["frames"]),
+    "context": (["latents", "valid", "text"], ["cache_k", "cache_v"]),
+    "step": (["noisy", "cond", "timestep", "cache_k", "cache_v", "valid", "text"], ["velocity"]),
+}
+
+
+def _export_graph(module: nn.Module, inputs: tuple[torch.Tensor, ...], names, path: Path) -> None:
+    in_names, out_names = names
+    big = sum(p.numel() * p.element_size() for p in module.parameters()) > MAX_INLINE_BYTES // 2
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's tracer warnings are about Python control flow
+        torch.onnx.export(
+            module,
+            inputs,
+            str(path),
+            input_names=in_names[: len(inputs)],
+            output_names=out_names,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    if big:  # keep the weights beside the graph (protobuf files stop at 2 GB)
+        import onnx
+
+        proto = onnx.load(str(path))
+        onnx.save_model(proto, str(path), save_as_external_data=True, location=path.name + ".data")
+
+
+def model_json(preset: Preset, dtype: str, weights: str, has_text: bool) -> dict:
+    s = preset.star
+    schedule = FlowSchedule(preset.steps, preset.shift)
+    return {
+        "format_version": FORMAT_VERSION,
+        "preset": preset.to_json(),
+        "dtype": dtype,
+        "frames_per_block": preset.frames_per_block,
+        "latent": {
+            "channels": s.latent_channels,
+            "block_frames": s.block_frames,
+            "height": s.latent_height,
+            "width": s.latent_width,
+            "mask_channels": s.mask_channels,
+            "temporal_stride": preset.autoencoder.temporal_stride,
+            "block_tokens": s.block_tokens,
+            "context_tokens": s.context_tokens,
+            "layout": "(1, C, F, h, w); context = [reference block | previous block] along F",
+        },
+        "cache": {"shape": [s.num_layers, 1, s.num_heads, s.context_tokens, s.head_dim]},
+        "schedule": {
+            "steps": list(schedule.steps),
+            "shift": schedule.shift,
+            "sigmas": list(schedule.sigmas),
+            "timesteps": list(schedule.timesteps),
+        },
+        "graphs": {name: f"{name}.onnx" for name in IO_NAMES},
+        "text": "text.npy" if has_text else None,
+        "weights": weights,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "starbridge_version": __version__,
+    }
+
+
+def export_bundle(
+    preset: Preset,
+    model: StarModel,
+    autoencoder: TinyAutoencoder,
+    out_dir: Path,
+    *,
+    dtype: str = "float32",
+    weights: str = "random",
+    text_embedding: np.ndarray | None = None,
+    overwrite: bool = False,
+    progress=None,
+) -> Path:
+    """Write a bundle to `out_dir` (atomically: temp folder, then rename). Returns the path."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} exists; pass overwrite to replace it")
+    torch_dtype = {"float32": torch.float32, "float16": torch.float16}[dtype]
+    model = model.eval().to(torch_dtype)
+    autoencoder = autoencoder.eval().to(torch_dtype)
+    inputs = example_inputs(preset, torch_dtype)
+    s = preset.star
+    if s.text_dim and text_embedding is None:
+        text_embedding = np.zeros((1, s.text_len, s.text_dim), np.float32)  # an empty prompt's stand-in
+    if text_embedding is not None:
+        inputs["context"] = (*inputs["context"][:2], torch.from_numpy(text_embedding).to(torch_dtype))
+        inputs["step"] = (*inputs["step"][:6], torch.from_numpy(text_embedding).to(torch_dtype))
+    modules = {
+        "encoder": EncoderGraph(autoencoder),
+        "decoder": DecoderGraph(autoencoder),
+        "context": ContextGraph(model),
+        "step": StepGraph(model),
+    }
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is shared read-only data
+    try:
+        for i, (name, module) in enumerate(modules.items()):
+            if progress:
+                progress("export", i, len(modules))
+            _export_graph(module, inputs[name], IO_NAMES[name], tmp / f"{name}.onnx")
+        if text_embedding is not None:
+            np.save(tmp / "text.npy", text_embedding.astype(np.float32))
+        doc = model_json(preset, dtype, weights, text_embedding is not None)
+        (tmp / MODEL_JSON).write_text(json.dumps(doc, indent=2) + "\n")
+        if out_dir.exists():
+            trash = out_dir.with_name(f".{out_dir.name}.trash-{os.getpid()}")
+            os.replace(out_dir, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if progress:
+        progress("export", len(modules), len(modules))
+    log.info("exported %s (%s, %s weights) to %s", preset.name, dtype, weights, out_dir)
+    return out_dir
+
+
+def build_random(preset: Preset, seed: int = 0) -> tuple[StarModel, TinyAutoencoder]:
+    """Freshly initialised modules of a preset (for speed benchmarks and tests)."""
+    torch.manual_seed(seed)
+    return StarModel(preset.star), TinyAutoencoder(preset.autoencoder)

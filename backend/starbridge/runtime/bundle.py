@@ -1,0 +1,109 @@
+"""Model bundles: a folder with `model.json` and four ONNX graphs (DESIGN.md section 6).
+
+    <bundle>/
+      model.json     format_version, preset (transformer + autoencoder layout, resolution, schedule), dtype,
+                     latent layout, cache shape, graph file names, where the weights came from
+      encoder.onnx   frames  uint8 (fpb, H, W, 3) RGB sRGB, rows top to bottom -> latents float (1, C, F, h, w)
+      decoder.onnx   latents float (1, C, F, h, w) -> frames uint8 (fpb, H, W, 4) RGBA, alpha 255
+      context.onnx   latents (1, C, 2F, h, w) [reference block | previous block], valid int64 ()
+                     [, text (1, Lt, Dt)] -> cache_k, cache_v (layers, 1, heads, 2N, head_dim)
+      step.onnx      noisy (1, C, F, h, w), cond (1, M + C, F, h, w) [mask | render latent], timestep (1,),
+                     cache_k, cache_v, valid () [, text] -> velocity (1, C, F, h, w)
+      text.npy       the fixed text embedding, for layouts with cross-attention
+
+fpb = frames per block = F latent frames x the autoencoder's temporal stride; N = tokens per block;
+M = mask channels (= temporal stride: one mask per video frame a latent frame covers). `valid` is N for
+the first block (no previous block in the context) and 2N after. Shapes are fixed, so the cache can
+stay on the GPU between calls and the graphs can be captured as CUDA graphs.
+
+Reading a bundle needs no PyTorch; writing one is model/export.py.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidArgument
+
+FORMAT_VERSION = 1
+MODEL_JSON = "model.json"
+GRAPHS = ("encoder", "decoder", "context", "step")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the runtime needs from model.json."""
+
+    path: Path
+    name: str
+    width: int
+    height: int
+    frames_per_block: int
+    latent_channels: int
+    latent_frames: int
+    latent_height: int
+    latent_width: int
+    mask_channels: int
+    temporal_stride: int
+    block_tokens: int
+    cache_shape: tuple[int, ...]
+    sigmas: tuple[float, ...]
+    steps: tuple[int, ...]
+    shift: float
+    dtype: str
+    has_text: bool
+    weights: str
+    doc: dict[str, Any]
+
+    def graph(self, name: str) -> Path:
+        return self.path / self.doc["graphs"][name]
+
+
+def read_model(path: Path | str) -> ModelInfo:
+    """Read and check a bundle's model.json; InvalidArgument naming the problem if it is not one."""
+    path = Path(path)
+    meta = path / MODEL_JSON
+    if not meta.is_file():
+        raise InvalidArgument(
+            f"{path} is not a model bundle: no {MODEL_JSON} (make one with `starbridge model export`)", field="model"
+        )
+    try:
+        doc = json.loads(meta.read_text())
+        if doc.get("format_version") != FORMAT_VERSION:
+            raise InvalidArgument(
+                f"{meta}: format_version {doc.get('format_version')}, this backend reads {FORMAT_VERSION}; "
+                "re-export the bundle with this version",
+                field="model",
+            )
+        preset, lat = doc["preset"], doc["latent"]
+        info = ModelInfo(
+            path=path,
+            name=preset["name"],
+            width=int(preset["width"]),
+            height=int(preset["height"]),
+            frames_per_block=int(doc["frames_per_block"]),
+            latent_channels=int(lat["channels"]),
+            latent_frames=int(lat["block_frames"]),
+            latent_height=int(lat["height"]),
+            latent_width=int(lat["width"]),
+            mask_channels=int(lat["mask_channels"]),
+            temporal_stride=int(lat["temporal_stride"]),
+            block_tokens=int(lat["block_tokens"]),
+            cache_shape=tuple(int(v) for v in doc["cache"]["shape"]),
+            sigmas=tuple(float(s) for s in doc["schedule"]["sigmas"]),
+            steps=tuple(int(s) for s in doc["schedule"]["steps"]),
+            shift=float(doc["schedule"]["shift"]),
+            dtype=str(doc["dtype"]),
+            has_text=bool(doc.get("text")),
+            weights=str(doc.get("weights", "")),
+            doc=doc,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidArgument(f"{meta} is not a valid model.json: {type(exc).__name__}: {exc}", field="model") from exc
+    missing = [info.graph(g).name for g in GRAPHS if not info.graph(g).is_file()]
+    if missing:
+        raise InvalidArgument(f"model bundle {path} lacks {', '.join(missing)}", field="model")
+    return info

@@ -1,0 +1,310 @@
+"""The STAR generator on ONNX Runtime: a model bundle behind the generator interface.
+
+For each block of `frames_per_block` frames (DESIGN.md section 6):
+
+1. render the explicit spatial constraint: the reference frame at each frame's scene time,
+   forward-splatted into the requested camera (colour with holes, validity mask);
+2. encode the renders; pool the masks to the latent grid -> condition [mask | render latent];
+3. context pass: [reference latents at the same times | previous block's latents] -> KV cache;
+4. denoise: 4 flow-matching steps from fresh noise, each a step-graph call reading the cache;
+5. decode the clean latents to RGBA frames; keep them as the next block's "previous block".
+
+The cache is bound once per session with IO binding (an OrtValue on the execution provider's
+device, written by the context graph and read by every step), so on CUDA it never leaves the GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import onnxruntime as ort
+
+from ..errors import InvalidArgument
+from ..geometry.camera import Intrinsics
+from ..geometry.splat import Splatter
+from ..scenes.bundle import SceneBundle
+from .bundle import ModelInfo, read_model
+from .generator import FrameRequest
+from .providers import CUDA, choose_providers
+from .sampler import FlowSchedule
+
+log = logging.getLogger(__name__)
+
+#: Reference-latent blocks kept per scene (keyed by their reference frame indices).
+REF_CACHE_BLOCKS = 256
+
+
+def _session_options(threads: int) -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3  # errors only: no provider chatter
+    # Four sessions run one after another: spinning worker threads of an idle session would steal the
+    # cores from the running one (measured: a star-tiny block took 2x longer on two cores).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads:
+        opts.intra_op_num_threads = threads
+    return opts
+
+
+@dataclass(frozen=True)
+class RenderSource:
+    """What the explicit renderer splats from: (N, h, w, 3) uint8 colour, (N, h, w) depth, their camera."""
+
+    frames: np.ndarray
+    depth: np.ndarray
+    intrinsics: Intrinsics
+
+
+class StarGraphs:
+    """The four ONNX Runtime sessions of a bundle (shared, read-only, thread-safe to run)."""
+
+    def __init__(self, info: ModelInfo, providers: Sequence[str], threads: int = 0) -> None:
+        self.info = info
+        self.providers = tuple(providers)
+        opts = _session_options(threads)
+        self.sessions = {
+            name: ort.InferenceSession(str(info.graph(name)), sess_options=opts, providers=list(providers))
+            for name in ("encoder", "decoder", "context", "step")
+        }
+        self.float_type = np.float16 if info.dtype == "float16" else np.float32
+        self.text = np.load(info.path / info.doc["text"]).astype(self.float_type) if info.has_text else None
+        self.device = "cuda" if self.providers[0] == CUDA else "cpu"
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 (fpb, H, W, 3) -> (1, C, F, h, w)."""
+        return self.sessions["encoder"].run(None, {"frames": frames})[0]
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        """(1, C, F, h, w) -> uint8 (fpb, H, W, 4)."""
+        return self.sessions["decoder"].run(None, {"latents": latents.astype(self.float_type, copy=False)})[0]
+
+
+class BlockEngine(Protocol):
+    """The four graph calls of a block, for one session (the cache lives inside)."""
+
+    float_type: type
+
+    def encode(self, frames: np.ndarray) -> np.ndarray: ...
+
+    def decode(self, latents: np.ndarray) -> np.ndarray: ...
+
+    def context(self, latents: np.ndarray, valid: int) -> None: ...
+
+    def step(self, x: np.ndarray, cond: np.ndarray, timestep: float, valid: int) -> np.ndarray: ...
+
+
+class OrtEngine:
+    """BlockEngine on ONNX Runtime. The KV cache lives on the provider's device for the whole session:
+    bound once as the context graph's outputs and as every step's inputs (IO binding), never copied."""
+
+    def __init__(self, graphs: StarGraphs) -> None:
+        info = graphs.info
+        self.graphs = graphs
+        self.float_type = f = graphs.float_type
+        latent_shape = (1, info.latent_channels, info.latent_frames, info.latent_height, info.latent_width)
+        dev = graphs.device
+        self.cache_k = ort.OrtValue.ortvalue_from_shape_and_type(info.cache_shape, f, dev, 0)
+        self.cache_v = ort.OrtValue.ortvalue_from_shape_and_type(info.cache_shape, f, dev, 0)
+        self.velocity = ort.OrtValue.ortvalue_from_shape_and_type(latent_shape, f, "cpu", 0)
+        self._ctx = graphs.sessions["context"].io_binding()
+        self._step = graphs.sessions["step"].io_binding()
+        self._ctx.bind_ortvalue_output("cache_k", self.cache_k)
+        self._ctx.bind_ortvalue_output("cache_v", self.cache_v)
+        self._step.bind_ortvalue_input("cache_k", self.cache_k)
+        self._step.bind_ortvalue_input("cache_v", self.cache_v)
+        self._step.bind_ortvalue_output("velocity", self.velocity)
+        if graphs.text is not None:
+            self._ctx.bind_cpu_input("text", graphs.text)
+            self._step.bind_cpu_input("text", graphs.text)
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        return self.graphs.encode(frames)
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        return self.graphs.decode(latents)
+
+    def context(self, latents: np.ndarray, valid: int) -> None:
+        self._ctx.bind_cpu_input("latents", latents.astype(self.float_type, copy=False))
+        self._ctx.bind_cpu_input("valid", np.array(valid, np.int64))
+        self.graphs.sessions["context"].run_with_iobinding(self._ctx)
+
+    def step(self, x: np.ndarray, cond: np.ndarray, timestep: float, valid: int) -> np.ndarray:
+        f = self.float_type
+        self._step.bind_cpu_input("noisy", x.astype(f, copy=False))
+        self._step.bind_cpu_input("cond", cond.astype(f, copy=False))
+        self._step.bind_cpu_input("timestep", np.array([timestep], f))
+        self._step.bind_cpu_input("valid", np.array(valid, np.int64))
+        self.graphs.sessions["step"].run_with_iobinding(self._step)
+        return self.velocity.numpy()
+
+
+class StarSession:
+    """Per-client state: the block engine (with its KV cache), the previous block, the renderer buffers."""
+
+    def __init__(
+        self, generator: StarGenerator, scene: SceneBundle, seed: int = 0, engine: BlockEngine | None = None
+    ) -> None:
+        self.generator = generator
+        self.info = info = generator.info
+        self.engine = engine or OrtEngine(generator.graphs)
+        self.scene = scene
+        self.block_frames = info.frames_per_block
+        self.schedule = FlowSchedule(info.steps, info.shift)
+        self.rng = np.random.default_rng(seed)
+        self.prev: np.ndarray | None = None
+        self._splatters: dict[Intrinsics, Splatter] = {}
+        self._source = generator.render_source(scene)
+        self._latent_shape = (1, info.latent_channels, info.latent_frames, info.latent_height, info.latent_width)
+
+    # ------------------------------------------------------------------ the block loop
+
+    def generate_block(self, requests: Sequence[FrameRequest]) -> list[np.ndarray]:
+        info, engine = self.info, self.engine
+        if len(requests) != self.block_frames:
+            raise ValueError(f"a block is {self.block_frames} frames, got {len(requests)} requests")
+        # 1. explicit spatial constraint at the predicted poses
+        renders, masks, indices = self._render(requests)
+        # 2. condition: [mask pooled to the latent grid | latent of the render]
+        cond = np.concatenate([self._pool_masks(masks), engine.encode(renders)], axis=1)
+        # 3. context: reference latents at the same scene times, then the previous block
+        ref = self.generator.reference_latents(self.scene, indices)
+        prev = self.prev if self.prev is not None else np.zeros_like(ref)
+        valid = info.block_tokens * (2 if self.prev is not None else 1)
+        engine.context(np.concatenate([ref, prev], axis=2), valid)
+        # 4. few-step denoising from fresh noise; between steps x0 is re-noised with fresh noise
+        x = self.rng.standard_normal(self._latent_shape, dtype=np.float32)
+        last = len(self.schedule.sigmas) - 1
+        for k, sigma in enumerate(self.schedule.sigmas):
+            v = engine.step(x, cond, 1000.0 * sigma, valid)
+            noise = None if k == last else self.rng.standard_normal(x.shape, np.float32)
+            x = self.schedule.step(x, v.astype(np.float32, copy=False), k, noise)
+        self.prev = x
+        # 5. decode
+        return list(engine.decode(x))
+
+    def _render(self, requests: Sequence[FrameRequest]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """uint8 (fpb, H, W, 3) renders with holes black, bool (fpb, H, W) masks, reference frame indices."""
+        info, scene = self.info, self.scene
+        renders = np.empty((len(requests), info.height, info.width, 3), np.uint8)
+        masks = np.empty((len(requests), info.height, info.width), bool)
+        indices = []
+        for i, req in enumerate(requests):
+            j = scene.frame_index(req.scene_time_s)
+            indices.append(j)
+            src = self._source
+            out = self._splatter(req.intrinsics)(src.frames[j], src.depth[j], scene.poses[j], req.c2w)
+            renders[i], masks[i] = out.colour, out.mask
+        return renders, masks, indices
+
+    def _splatter(self, dst: Intrinsics) -> Splatter:
+        if (dst.width, dst.height) != (self.info.width, self.info.height):
+            dst = dst.scaled(self.info.width, self.info.height)
+        splatter = self._splatters.get(dst)
+        if splatter is None:
+            if len(self._splatters) >= 4:
+                self._splatters.clear()
+            splatter = self._splatters[dst] = Splatter(self._source.intrinsics, dst)
+        return splatter
+
+    def _pool_masks(self, masks: np.ndarray) -> np.ndarray:
+        """bool (fpb, H, W) -> (1, M, F, h, w): mean over each 8x8 cell; channel m = frame m of a latent frame."""
+        info = self.info
+        n, h, w = masks.shape
+        s = h // info.latent_height
+        pooled = masks.reshape(n, info.latent_height, s, info.latent_width, s).mean(axis=(2, 4), dtype=np.float32)
+        m = info.mask_channels
+        return pooled.reshape(info.latent_frames, m, info.latent_height, info.latent_width).transpose(1, 0, 2, 3)[None]
+
+    def reset(self) -> None:
+        self.prev = None
+
+    def close(self) -> None:
+        self._splatters.clear()
+        self.prev = None
+
+
+class StarGenerator:
+    """A model bundle served through ONNX Runtime (CUDA when it really loads, else CPU)."""
+
+    def __init__(self, bundle: Path | str, *, prefer_cuda: bool = True, threads: int = 0) -> None:
+        self.info = read_model(bundle)
+        choice = choose_providers(prefer_cuda)
+        self.graphs = StarGraphs(self.info, choice.providers, threads)
+        self.name = self.info.name
+        self.execution_provider = choice.name
+        self._lock = threading.Lock()
+        self._ref: dict[str, OrderedDict[tuple[int, ...], np.ndarray]] = {}
+        self._sources: dict[str, RenderSource] = {}
+        log.info("STAR model %s (%s weights) on %s", self.name, self.info.weights, self.execution_provider)
+
+    def check_size(self, width: int, height: int) -> None:
+        if (width, height) != (self.info.width, self.info.height):
+            raise InvalidArgument(
+                f"hello.width x hello.height must be {self.info.width}x{self.info.height} for model "
+                f"{self.name} (its graphs have a fixed size), got {width}x{height}; send 0 for the default",
+                field="hello.width",
+            )
+
+    def open(self, scene: SceneBundle, width: int, height: int) -> StarSession:
+        self.check_size(width, height)
+        return StarSession(self, scene)
+
+    def reference_latents(self, scene: SceneBundle, indices: Sequence[int]) -> np.ndarray:
+        """Latents (1, C, F, h, w) of the scene's reference frames `indices`, encoded once and kept."""
+        key = tuple(indices)
+        with self._lock:
+            per_scene = self._ref.setdefault(f"{scene.path}", OrderedDict())
+            hit = per_scene.get(key)
+            if hit is not None:
+                per_scene.move_to_end(key)
+                return hit
+        frames = np.stack([self._reference_frame(scene, j) for j in indices])
+        latents = self.graphs.encode(frames)
+        with self._lock:
+            per_scene[key] = latents
+            while len(per_scene) > REF_CACHE_BLOCKS:
+                per_scene.popitem(last=False)
+        return latents
+
+    def render_source(self, scene: SceneBundle) -> RenderSource:
+        """The scene's colour and depth subsampled to no less than the model's resolution, made once.
+
+        Splatting 4x fewer points than a full-size reference is 4x faster and loses nothing the model
+        sees. Colour and depth take the same pixel of each f x f cell (so they stay paired at edges);
+        the intrinsics are shifted to that pixel's centre."""
+        key = str(scene.path)
+        with self._lock:
+            hit = self._sources.get(key)
+        if hit is not None:
+            return hit
+        intr = scene.meta.intrinsics
+        f = max(1, min(intr.width // self.info.width, intr.height // self.info.height))
+        if f == 1:
+            source = RenderSource(np.asarray(scene.frames), np.asarray(scene.depth), intr)
+        else:
+            off = f // 2
+            frames = np.ascontiguousarray(scene.frames[:, off::f, off::f])
+            depth = np.ascontiguousarray(scene.depth[:, off::f, off::f])
+            h, w = depth.shape[1:]
+            cx = 0.5 - (off + 0.5 - intr.cx) / f
+            cy = 0.5 - (off + 0.5 - intr.cy) / f
+            source = RenderSource(frames, depth, Intrinsics(intr.fx / f, intr.fy / f, cx, cy, w, h))
+        with self._lock:
+            self._sources[key] = source
+        return source
+
+    def _reference_frame(self, scene: SceneBundle, j: int) -> np.ndarray:
+        frame = np.asarray(scene.frames[j])
+        h, w = self.info.height, self.info.width
+        if frame.shape[:2] == (h, w):
+            return frame
+        rows = (np.arange(h) + 0.5) * frame.shape[0] / h
+        cols = (np.arange(w) + 0.5) * frame.shape[1] / w
+        return frame[rows.astype(int)][:, cols.astype(int)]  # nearest: a reference, not a display
