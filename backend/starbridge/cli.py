@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from . import PROTOCOL_MAJOR, PROTOCOL_MINOR, __version__
@@ -41,6 +42,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_sessions=args.max_sessions,
     )
 
+    generator = None
+    if args.model is not None:
+        from .runtime.star import StarGenerator
+
+        generator = StarGenerator(args.model, prefer_cuda=not args.cpu)
+        width, height = generator.info.width, generator.info.height
+        config = replace(config, default_width=width, default_height=height)
+
     def ready(backend) -> None:
         gen = backend.generator
         print(
@@ -54,7 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    serve(config, ready=ready)
+    serve(config, generator, ready=ready)
     return 0
 
 
@@ -139,6 +148,63 @@ def cmd_scene_import(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- model (needs the `train` extra: torch)
+
+
+def _progress(desc: str):
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit="graph", file=sys.stderr)
+
+    def update(stage: str, done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done == total:
+            bar.close()
+
+    return update
+
+
+def cmd_model_export(args: argparse.Namespace) -> int:
+    from .model.export import build_random, export_bundle
+    from .model.presets import get_preset
+
+    preset = get_preset(args.preset)
+    model, ae = build_random(preset, seed=args.seed)
+    out = export_bundle(preset, model, ae, args.out, dtype=args.dtype, weights=f"random (seed {args.seed})",
+                        overwrite=args.overwrite, progress=_progress("export"))  # fmt: skip
+    print(f"exported {preset.name} ({args.dtype}, random weights) to {out}")
+    return 0
+
+
+def cmd_model_convert(args: argparse.Namespace) -> int:
+    from .model.convert import convert
+    from .model.presets import get_preset
+
+    out = convert(args.checkpoint, get_preset(args.preset), args.out, autoencoder=args.autoencoder, dtype=args.dtype,
+                  overwrite=args.overwrite, progress=_progress("export"))  # fmt: skip
+    print(f"converted {args.checkpoint} ({args.preset}) to {out}")
+    return 0
+
+
+def cmd_model_info(args: argparse.Namespace) -> int:
+    from .runtime.bundle import read_model
+
+    info = read_model(args.bundle)
+    lines = [
+        f"model            {info.name} ({info.dtype}, weights: {info.weights})",
+        f"frame size       {info.width}x{info.height}, {info.frames_per_block} frames per block",
+        f"latents          {info.latent_channels} ch, {info.latent_frames} frames x {info.latent_height}x"
+        f"{info.latent_width} per block, temporal stride {info.temporal_stride}",
+        f"KV cache         {info.cache_shape}",
+        f"sampler          steps {list(info.steps)}, shift {info.shift:g}, sigmas "
+        + ", ".join(f"{s:.4f}" for s in info.sigmas),
+    ]
+    print("\n".join(lines))
+    return 0
+
+
 # ---------------------------------------------------------------------- bench and doctor
 
 
@@ -181,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--heartbeat-timeout", type=float, default=10.0, help="close silent sessions after this many s")
     s.add_argument("--token", default="", help="require this token in Hello")
     s.add_argument("--max-sessions", type=int, default=8)
+    s.add_argument("--model", type=Path, default=None, help="serve a STAR model bundle (default: explicit render)")
+    s.add_argument("--cpu", action="store_true", help="run the model on the CPU even when CUDA is available")
     s.set_defaults(func=cmd_serve)
 
     f = sub.add_parser("fly", help="fly a camera through a scene as an engine would; write a video")
@@ -219,8 +287,30 @@ def build_parser() -> argparse.ArgumentParser:
     si.add_argument("--overwrite", action="store_true", help="replace a scene with the same id")
     si.set_defaults(func=cmd_scene_import)
 
+    mo = sub.add_parser("model", help="export, convert and inspect STAR model bundles").add_subparsers(
+        dest="model_cmd", required=True
+    )
+    me = mo.add_parser("export", help="export a preset with fresh (random) weights to a bundle")
+    me.add_argument("--preset", default="star-tiny", help="star-tiny | inspatio-1.3b | *-test")
+    me.add_argument("--out", type=Path, required=True)
+    me.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    me.add_argument("--seed", type=int, default=0)
+    me.add_argument("--overwrite", action="store_true")
+    me.set_defaults(func=cmd_model_export)
+    mc = mo.add_parser("convert", help="turn a published-layout checkpoint (.safetensors) into a bundle")
+    mc.add_argument("checkpoint", type=Path)
+    mc.add_argument("--preset", default="inspatio-1.3b")
+    mc.add_argument("--out", type=Path, required=True)
+    mc.add_argument("--autoencoder", type=Path, default=None, help="our tiny autoencoder's weights (.safetensors)")
+    mc.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    mc.add_argument("--overwrite", action="store_true")
+    mc.set_defaults(func=cmd_model_convert)
+    mi = mo.add_parser("info", help="what a bundle holds")
+    mi.add_argument("bundle", type=Path)
+    mi.set_defaults(func=cmd_model_info)
+
     b = sub.add_parser("bench", help="benchmarks (results in bench/results/)")
-    b.add_argument("what", choices=["transport", "render"])
+    b.add_argument("what", choices=["transport", "render", "model"])
     b.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     b.set_defaults(func=cmd_bench)
 
@@ -241,6 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     except StarBridgeError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
+    except ModuleNotFoundError as exc:
+        if exc.name in ("torch", "onnx", "safetensors"):
+            print(f"error: this command needs {exc.name}: pip install 'starbridge[train]'", file=sys.stderr)
+            return 1
+        raise
     except KeyboardInterrupt:
         return 130
 

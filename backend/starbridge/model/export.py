@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..errors import InvalidArgument
 from ..runtime.bundle import FORMAT_VERSION, MODEL_JSON
 from ..runtime.sampler import FlowSchedule
 from .autoencoder import TinyAutoencoder
@@ -185,7 +186,7 @@ def export_bundle(
     """Write a bundle to `out_dir` (atomically: temp folder, then rename). Returns the path."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} exists; pass overwrite to replace it")
+        raise InvalidArgument(f"{out_dir} exists; pass --overwrite to replace it", field="out")
     torch_dtype = {"float32": torch.float32, "float16": torch.float16}[dtype]
     model = model.eval().to(torch_dtype)
     autoencoder = autoencoder.eval().to(torch_dtype)

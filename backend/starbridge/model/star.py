@@ -316,7 +316,8 @@ class StarModel(nn.Module):
 
     def time(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B,) timesteps -> e (B, dim) for the head, e0 (B, 6, dim) for the blocks."""
-        e = self.time_embedding(sinusoidal_embedding(t, self.config.freq_dim))
+        dtype = self.patch_embedding.weight.dtype
+        e = self.time_embedding(sinusoidal_embedding(t, self.config.freq_dim).to(dtype))
         return e, self.time_projection(e).unflatten(1, (6, self.config.dim))
 
     def unpatchify(self, tokens: torch.Tensor, frames: int) -> torch.Tensor:
@@ -334,8 +335,10 @@ class StarModel(nn.Module):
         a large negative for the padding after them."""
         m = self.config.context_tokens
         keep = torch.arange(m, device=valid.device) < valid
-        bias = torch.where(keep, 0.0, torch.finfo(torch.float32).min / 2)
-        return torch.cat([bias, torch.zeros(own_tokens, device=valid.device)]).reshape(1, 1, 1, -1)
+        dtype = self.patch_embedding.weight.dtype
+        bias = torch.where(keep, 0.0, torch.finfo(dtype).min / 2).to(dtype)
+        own = torch.zeros(own_tokens, device=valid.device, dtype=dtype)
+        return torch.cat([bias, own]).reshape(1, 1, 1, -1)
 
     def text_context(self, text: torch.Tensor | None) -> torch.Tensor | None:
         if self.text_embedding is None:
