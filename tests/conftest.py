@@ -55,11 +55,12 @@ def backend_config(store_root: Path, **overrides) -> ServerConfig:
 
 @pytest.fixture
 def make_backend(demo_store: Path) -> Iterator:
-    """Factory: `make_backend(token="x")` starts a backend with config overrides; all stopped at teardown."""
+    """Factory: `make_backend(generator=None, token="x", ...)` starts a backend with config overrides;
+    all are stopped at teardown."""
     started: list[Backend] = []
 
-    def make(**overrides) -> Backend:
-        b = Backend(backend_config(overrides.pop("store_root", demo_store), **overrides)).start()
+    def make(generator=None, **overrides) -> Backend:
+        b = Backend(backend_config(overrides.pop("store_root", demo_store), **overrides), generator).start()
         started.append(b)
         return b
 

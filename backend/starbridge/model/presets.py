@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from ..errors import InvalidArgument
 from .autoencoder import SPATIAL_STRIDE, AutoencoderConfig
 from .star import StarConfig
 
@@ -136,4 +137,4 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+        raise InvalidArgument(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}", field="preset") from None

@@ -1,0 +1,60 @@
+"""`serve --model`: a STAR bundle behind the generator interface serves `fly` through shared memory and
+inline, unchanged; sizes the graphs cannot make are refused by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from starbridge.client.engine import EngineClient  # noqa: E402
+from starbridge.client.fly import FlyConfig, fly  # noqa: E402
+from starbridge.errors import InvalidArgument  # noqa: E402
+from starbridge.model.export import build_random, export_bundle  # noqa: E402
+from starbridge.model.presets import get_preset  # noqa: E402
+from starbridge.runtime.star import StarGenerator  # noqa: E402
+from starbridge.server.app import Backend  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    preset = get_preset("star-tiny-test")
+    model, ae = build_random(preset, seed=3)
+    return export_bundle(preset, model, ae, tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture
+def served(bundle: Path, make_backend) -> Backend:
+    generator = StarGenerator(bundle, prefer_cuda=False)
+    return make_backend(generator, default_width=generator.info.width, default_height=generator.info.height)
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["shared-memory", "inline"])
+def test_fly_through_star(served: Backend, tmp_path: Path, inline: bool):
+    report = fly(FlyConfig(endpoint=served.engine_endpoint, path="orbit", seconds=2.0, fps=12, inline=inline,
+                           out=tmp_path / "star.mp4"))  # fmt: skip
+    assert report.generator == "star-tiny-test" and (report.width, report.height) == (256, 144)
+    assert report.frames >= 6
+    assert (tmp_path / "star.mp4").stat().st_size > 0
+
+
+def test_size_the_model_cannot_make(served: Backend):
+    with EngineClient(served.engine_endpoint) as client, pytest.raises(InvalidArgument, match="256x144"):
+        client.hello(width=512, height=288, timeout_s=5)
+
+
+def test_frames_are_pixels(bundle: Path, demo_store: Path):
+    from starbridge.geometry.camera import Intrinsics
+    from starbridge.runtime.generator import FrameRequest
+    from starbridge.scenes.store import SceneStore
+
+    gen = StarGenerator(bundle, prefer_cuda=False)
+    session = gen.open(SceneStore(demo_store).get("demo"), 256, 144)
+    intr = Intrinsics.from_fov(60, 256, 144)
+    frames = session.generate_block([FrameRequest(np.eye(4), intr, 0.5)] * session.block_frames)
+    assert len(frames) == 2 and frames[0].shape == (144, 256, 4) and (frames[0][..., 3] == 255).all()
+    session.reset()
+    assert session.prev is None
