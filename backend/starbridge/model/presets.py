@@ -109,7 +109,7 @@ def _inspatio(name: str, star: StarConfig, ae_width: int, width: int, height: in
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
-        _tiny("star-tiny", 128, 4, 4, "default backdrop model: 256x144, 2 frames per block, CPU real time"),
+        _tiny("star-tiny", 128, 3, 4, "default backdrop model: 256x144, 2 frames per block, CPU real time"),
         _tiny("star-tiny-test", 32, 2, 2, "reduced star-tiny for tests"),
         _inspatio("inspatio-1.3b", StarConfig(), 64, 832, 480, "published InSpatio-World 1.3B layout, 480x832"),
         _inspatio(

@@ -1,0 +1,248 @@
+"""Model benchmark: STAR frames/s and first-block latency on ONNX Runtime vs PyTorch (DESIGN.md section 7).
+
+    python bench/bench_model.py [--preset star-tiny] [--seconds S] [--no-compile] [--no-e2e]
+    starbridge bench model [--seconds S]
+
+For each preset (random weights: speed does not depend on their values) the same model runs side by side
+in this process:
+
+* ``onnxruntime``: the exported bundle through runtime.star (IO-bound KV cache), the provider it picks;
+* ``torch eager`` and ``torch.compile``: the same modules through model.pipeline.TorchEngine, the same block
+  loop (render, encode, context, 4 steps, decode), so the ratio column is our runtime against PyTorch.
+
+Per engine: first-block latency (session open -> first block's frames, reference latents included) and
+steady-state frames/s (frames per block / mean block time). `end to end` then serves the bundle with a real
+`starbridge serve --model` process and flies `starbridge fly` against it (shared memory), reporting delivered
+frames/s and pose-to-frame latency. Targets: star-tiny >= 24 frames/s end to end on two CPU cores;
+inspatio-1.3b >= 24 frames/s and first frame <= 0.5 s on one H100 (run there with --preset inspatio-1.3b).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+for _path in (REPO_ROOT / "backend", REPO_ROOT):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from bench._machine import machine_info  # noqa: E402
+
+TARGETS = {
+    "star-tiny": {"what": "end to end, 2 CPU cores", "fps": 24.0},
+    "inspatio-1.3b": {"what": "one H100, 480x832", "fps": 24.0, "first_frame_s": 0.5},
+}
+
+
+def _requests(preset, n_blocks: int):
+    """Camera requests for `n_blocks` blocks: a slow orbit-like sideways drift, scene clock playing at 24 fps."""
+    from starbridge.geometry.camera import Intrinsics
+    from starbridge.runtime.generator import FrameRequest
+
+    intr = Intrinsics.from_fov(60.0, preset.width, preset.height)
+    out = []
+    for b in range(n_blocks):
+        block = []
+        for k in range(preset.frames_per_block):
+            i = b * preset.frames_per_block + k
+            c2w = np.eye(4)
+            c2w[0, 3] = 0.3 * np.sin(i / 20.0)
+            block.append(FrameRequest(c2w, intr, i / 24.0))
+        out.append(block)
+    return out
+
+
+def _time_engine(generator, scene, preset, engine_factory, seconds: float) -> dict[str, Any]:
+    from starbridge.runtime.star import StarSession
+
+    t0 = time.perf_counter()
+    session = StarSession(generator, scene, engine=engine_factory() if engine_factory else None)
+    blocks = _requests(preset, 10_000)
+    session.generate_block(blocks[0])
+    first = time.perf_counter() - t0
+    times = []
+    start = time.perf_counter()
+    i = 1
+    while (time.perf_counter() - start < seconds or len(times) < 3) and len(times) < 500:
+        t = time.perf_counter()
+        session.generate_block(blocks[i])
+        times.append(time.perf_counter() - t)
+        i += 1
+    arr = np.array(times) * 1000
+    return {
+        "first_block_s": first,
+        "block_ms_p50": float(np.percentile(arr, 50)),
+        "block_ms_p95": float(np.percentile(arr, 95)),
+        "block_ms_mean": float(arr.mean()),
+        "fps": preset.frames_per_block / (arr.mean() / 1000),
+        "blocks": len(times),
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _end_to_end(bundle: Path, store: Path, seconds: float, fps: float) -> dict[str, Any]:
+    """A real `serve --model` process and a real `fly` (shared memory) against it."""
+    from starbridge.client.fly import FlyConfig, fly
+
+    grpc_port, engine_port = _free_port(), _free_port()
+    cmd = [sys.executable, "-m", "starbridge.cli", "--store", str(store), "serve", "--model", str(bundle),
+           "--grpc-port", str(grpc_port), "--engine-port", str(engine_port), "--fps", str(fps)]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "backend"))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if "Press Ctrl+C" in line or proc.poll() is not None:
+                break
+        fly(FlyConfig(endpoint=f"tcp://127.0.0.1:{engine_port}", path="orbit", seconds=2.0, fps=fps))  # warm up
+        report = fly(FlyConfig(endpoint=f"tcp://127.0.0.1:{engine_port}", path="tour", seconds=seconds, fps=fps))
+        return {
+            "fps_requested": fps,
+            "fps": report.fps,
+            "frames": report.frames,
+            "latency_ms_p50": report.percentile(report.latencies_ms, 50),
+            "latency_ms_p95": report.percentile(report.latencies_ms, 95),
+            "transport": report.transport,
+        }
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def measure(preset_name: str, seconds: float, compile_: bool, e2e: bool, work: Path) -> dict[str, Any]:
+    import torch
+
+    from starbridge.model.export import build_random, export_bundle
+    from starbridge.model.pipeline import TorchEngine
+    from starbridge.model.presets import get_preset
+    from starbridge.runtime.star import StarGenerator
+    from starbridge.scenes.store import SceneStore
+
+    preset = get_preset(preset_name)
+    model, ae = build_random(preset)
+    bundle = export_bundle(preset, model, ae, work / preset.name, weights="random (benchmark)")
+    store = SceneStore(work / "scenes")
+    scene = store.ensure_demo()
+    generator = StarGenerator(bundle)
+    device = "cuda" if generator.execution_provider == "CUDAExecutionProvider" else "cpu"
+    text = np.load(bundle / "text.npy") if preset.star.text_dim else None
+    results: dict[str, Any] = {
+        "preset": preset.name,
+        "resolution": f"{preset.width}x{preset.height}",
+        "frames_per_block": preset.frames_per_block,
+        "provider": generator.execution_provider,
+        "torch_threads": torch.get_num_threads(),
+        "torch_device": device,
+        "engines": {},
+    }
+    engines: list[tuple[str, Any]] = [
+        ("onnxruntime", None),
+        ("torch eager", lambda: TorchEngine(model, ae, device=device, text=text)),
+    ]
+    if compile_:
+        engines.append(("torch.compile", lambda: TorchEngine(model, ae, device=device, compile=True, text=text)))
+    for name, factory in engines:
+        print(f"  {preset.name}: {name} ...", flush=True)
+        try:
+            results["engines"][name] = _time_engine(generator, scene, preset, factory, seconds)
+        except Exception as exc:  # torch.compile needs a compiler toolchain; say why it did not run
+            results["engines"][name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
+    if e2e:
+        print(f"  {preset.name}: end to end (serve --model + fly) ...", flush=True)
+        results["end_to_end"] = _end_to_end(bundle, work / "scenes", max(seconds, 6.0), 30.0)
+    return results
+
+
+def _table(all_results: list[dict[str, Any]]) -> str:
+    rows = [f"{'preset':16} {'engine':14} {'provider':22} {'first block s':>13} {'block ms p50':>12} "
+            f"{'frames/s':>9} {'vs ORT':>7}"]  # fmt: skip
+    rows.append("-" * len(rows[0]))
+    for r in all_results:
+        ort_fps = r["engines"].get("onnxruntime", {}).get("fps")
+        for name, e in r["engines"].items():
+            provider = r["provider"] if name == "onnxruntime" else f"torch {r['torch_device']}"
+            if "error" in e:
+                rows.append(f"{r['preset']:16} {name:14} {provider:22} {'failed: ' + e['error'][:60]}")
+                continue
+            ratio = f"{ort_fps / e['fps']:.2f}x" if ort_fps and name != "onnxruntime" else ""
+            rows.append(f"{r['preset']:16} {name:14} {provider:22} {e['first_block_s']:13.2f} "
+                        f"{e['block_ms_p50']:12.1f} {e['fps']:9.1f} {ratio:>7}")  # fmt: skip
+        e2e = r.get("end_to_end")
+        if e2e:
+            target = TARGETS.get(r["preset"], {}).get("fps")
+            verdict = "" if target is None else ("PASS" if e2e["fps"] >= target else "FAIL") + f" (>= {target:g})"
+            rows.append(f"{r['preset']:16} {'end to end':14} {r['provider']:22} {'':13} {'':12} "
+                        f"{e2e['fps']:9.1f}  {verdict}; latency p50 {e2e['latency_ms_p50']:.0f} ms, "
+                        f"p95 {e2e['latency_ms_p95']:.0f} ms")  # fmt: skip
+    return "\n".join(rows)
+
+
+def run(out_dir: Path, seconds: float = 5.0, presets: tuple[str, ...] = ("star-tiny",), compile_: bool = True,
+        e2e: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Measure, print the table, write out_dir/model-<hostname>.json; returns the report."""
+    import onnxruntime
+    import torch
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="starbridge-bench-") as tmp:
+        results = [measure(p, seconds, compile_, e2e, Path(tmp)) for p in presets]
+    report = {
+        "benchmark": "model",
+        "timestamp_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "versions": {"onnxruntime": onnxruntime.__version__, "torch": torch.__version__},
+        "settings": {"seconds": seconds, "weights": "random", "scene": "demo"},
+        "results": results,
+        "targets": {p: TARGETS[p] for p in presets if p in TARGETS},
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+    print()
+    print(_table(results))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
+    path = out_dir / f"model-{host}.json"
+    tmp_path = path.with_suffix(".json.tmp")
+    tmp_path.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp_path, path)
+    print(f"wrote {path}")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", action="append", help="preset(s) to run (default: star-tiny)")
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    p.add_argument("--no-e2e", action="store_true", help="skip the serve + fly run")
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
+    a = p.parse_args(argv)
+    run(a.out, a.seconds, tuple(a.preset or ["star-tiny"]), not a.no_compile, not a.no_e2e)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

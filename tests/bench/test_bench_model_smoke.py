@@ -1,0 +1,28 @@
+"""Smoke test of bench/bench_model.py on the reduced preset: both engines run, the JSON is complete."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from bench import bench_model  # noqa: E402
+
+
+def test_bench_model_smoke(tmp_path: Path):
+    bench_model.run(tmp_path, seconds=0.2, presets=("star-tiny-test",), compile_=False, e2e=False)
+    report = json.loads(next(tmp_path.glob("model-*.json")).read_text())
+    result = report["results"][0]
+    assert result["preset"] == "star-tiny-test" and result["provider"].endswith("ExecutionProvider")
+    for engine in ("onnxruntime", "torch eager"):
+        e = result["engines"][engine]
+        assert e["fps"] > 0 and e["first_block_s"] > 0 and e["blocks"] >= 3
+    assert report["machine"] and report["versions"]["onnxruntime"]
