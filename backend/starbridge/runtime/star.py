@@ -15,6 +15,7 @@ device, written by the context graph and read by every step), so on CUDA it neve
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections import OrderedDict
@@ -65,17 +66,28 @@ class RenderSource:
 class StarGraphs:
     """The four ONNX Runtime sessions of a bundle (shared, read-only, thread-safe to run)."""
 
-    def __init__(self, info: ModelInfo, providers: Sequence[str], threads: int = 0) -> None:
+    def __init__(self, info: ModelInfo, providers: Sequence[str], threads: int = 0, cuda_graph: bool = True) -> None:
         self.info = info
         self.providers = tuple(providers)
         opts = _session_options(threads)
-        self.sessions = {
-            name: ort.InferenceSession(str(info.graph(name)), sess_options=opts, providers=list(providers))
-            for name in ("encoder", "decoder", "context", "step")
-        }
+        self.device = "cuda" if self.providers[0] == CUDA else "cpu"
+        #: On CUDA the step graph (called 4x per block) is captured as a CUDA graph, one per client
+        #: session (RunOptions gpu_graph_id), its inputs and outputs at fixed device addresses.
+        self.cuda_graph = self.device == "cuda" and cuda_graph
+        self.sessions = {}
+        for name in ("encoder", "decoder", "context", "step"):
+            providers_for = list(providers)
+            if name == "step" and self.cuda_graph:
+                providers_for = [(CUDA, {"enable_cuda_graph": "1"}), *providers[1:]]
+            self.sessions[name] = ort.InferenceSession(str(info.graph(name)), sess_options=opts,
+                                                       providers=providers_for)  # fmt: skip
         self.float_type = np.float16 if info.dtype == "float16" else np.float32
         self.text = np.load(info.path / info.doc["text"]).astype(self.float_type) if info.has_text else None
-        self.device = "cuda" if self.providers[0] == CUDA else "cpu"
+        self._graph_ids = itertools.count(1)
+
+    def new_graph_id(self) -> int:
+        """A CUDA-graph id for a new client session (each has its own fixed buffers)."""
+        return next(self._graph_ids)
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
         """uint8 (fpb, H, W, 3) -> (1, C, F, h, w)."""
@@ -102,27 +114,55 @@ class BlockEngine(Protocol):
 
 class OrtEngine:
     """BlockEngine on ONNX Runtime. The KV cache lives on the provider's device for the whole session:
-    bound once as the context graph's outputs and as every step's inputs (IO binding), never copied."""
+    bound once as the context graph's outputs and as every step's inputs (IO binding), never copied.
+
+    On CUDA every step input and output also has a fixed device buffer (updated in place), which is what
+    CUDA-graph capture needs: the first step call captures, later calls replay."""
 
     def __init__(self, graphs: StarGraphs) -> None:
         info = graphs.info
         self.graphs = graphs
         self.float_type = f = graphs.float_type
-        latent_shape = (1, info.latent_channels, info.latent_frames, info.latent_height, info.latent_width)
         dev = graphs.device
-        self.cache_k = ort.OrtValue.ortvalue_from_shape_and_type(info.cache_shape, f, dev, 0)
-        self.cache_v = ort.OrtValue.ortvalue_from_shape_and_type(info.cache_shape, f, dev, 0)
-        self.velocity = ort.OrtValue.ortvalue_from_shape_and_type(latent_shape, f, "cpu", 0)
+        latent_shape = (1, info.latent_channels, info.latent_frames, info.latent_height, info.latent_width)
+        cond_shape = (1, info.mask_channels + info.latent_channels, *latent_shape[2:])
+
+        def buffer(shape, dtype, device=dev):
+            return ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, device, 0)
+
+        self.cache_k, self.cache_v = buffer(info.cache_shape, f), buffer(info.cache_shape, f)
         self._ctx = graphs.sessions["context"].io_binding()
         self._step = graphs.sessions["step"].io_binding()
         self._ctx.bind_ortvalue_output("cache_k", self.cache_k)
         self._ctx.bind_ortvalue_output("cache_v", self.cache_v)
         self._step.bind_ortvalue_input("cache_k", self.cache_k)
         self._step.bind_ortvalue_input("cache_v", self.cache_v)
+        self.velocity = buffer(latent_shape, f)
         self._step.bind_ortvalue_output("velocity", self.velocity)
+        self._on_device = dev != "cpu"
+        if self._on_device:
+            self._inputs = {
+                "noisy": buffer(latent_shape, f),
+                "cond": buffer(cond_shape, f),
+                "timestep": buffer((1,), f),
+                "valid": buffer((), np.int64),
+            }
+            for name, value in self._inputs.items():
+                self._step.bind_ortvalue_input(name, value)
         if graphs.text is not None:
-            self._ctx.bind_cpu_input("text", graphs.text)
-            self._step.bind_cpu_input("text", graphs.text)
+            text = graphs.text
+            if self._on_device:
+                text_value = buffer(text.shape, f)
+                text_value.update_inplace(text)
+                self._ctx.bind_ortvalue_input("text", text_value)
+                self._step.bind_ortvalue_input("text", text_value)
+                self._text_value = text_value  # keep it alive
+            else:
+                self._ctx.bind_cpu_input("text", text)
+                self._step.bind_cpu_input("text", text)
+        self._run_options = ort.RunOptions()
+        if graphs.cuda_graph:
+            self._run_options.add_run_config_entry("gpu_graph_id", str(graphs.new_graph_id()))
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
         return self.graphs.encode(frames)
@@ -137,11 +177,19 @@ class OrtEngine:
 
     def step(self, x: np.ndarray, cond: np.ndarray, timestep: float, valid: int) -> np.ndarray:
         f = self.float_type
-        self._step.bind_cpu_input("noisy", x.astype(f, copy=False))
-        self._step.bind_cpu_input("cond", cond.astype(f, copy=False))
-        self._step.bind_cpu_input("timestep", np.array([timestep], f))
-        self._step.bind_cpu_input("valid", np.array(valid, np.int64))
-        self.graphs.sessions["step"].run_with_iobinding(self._step)
+        values = {
+            "noisy": x.astype(f, copy=False),
+            "cond": cond.astype(f, copy=False),
+            "timestep": np.array([timestep], f),
+            "valid": np.array(valid, np.int64),
+        }
+        if self._on_device:
+            for name, value in values.items():
+                self._inputs[name].update_inplace(np.ascontiguousarray(value))
+        else:
+            for name, value in values.items():
+                self._step.bind_cpu_input(name, value)
+        self.graphs.sessions["step"].run_with_iobinding(self._step, self._run_options)
         return self.velocity.numpy()
 
 
@@ -233,10 +281,12 @@ class StarSession:
 class StarGenerator:
     """A model bundle served through ONNX Runtime (CUDA when it really loads, else CPU)."""
 
-    def __init__(self, bundle: Path | str, *, prefer_cuda: bool = True, threads: int = 0) -> None:
+    def __init__(
+        self, bundle: Path | str, *, prefer_cuda: bool = True, threads: int = 0, cuda_graph: bool = True
+    ) -> None:
         self.info = read_model(bundle)
         choice = choose_providers(prefer_cuda)
-        self.graphs = StarGraphs(self.info, choice.providers, threads)
+        self.graphs = StarGraphs(self.info, choice.providers, threads, cuda_graph)
         self.name = self.info.name
         self.execution_provider = choice.name
         self._lock = threading.Lock()
