@@ -76,7 +76,7 @@ class StarGraphs:
         self.cuda_graph = self.device == "cuda" and cuda_graph
         self.sessions = {}
         for name in ("encoder", "decoder", "context", "step"):
-            providers_for = list(providers)
+            providers_for: list[str | tuple[str, dict[str, str]]] = list(providers)
             if name == "step" and self.cuda_graph:
                 providers_for = [(CUDA, {"enable_cuda_graph": "1"}), *providers[1:]]
             self.sessions[name] = ort.InferenceSession(str(info.graph(name)), sess_options=opts,
