@@ -116,9 +116,12 @@ IO_NAMES = {
 }
 
 
-def _export_graph(module: nn.Module, inputs: tuple[torch.Tensor, ...], names, path: Path) -> None:
+def _export_graph(
+    module: nn.Module, inputs: tuple[torch.Tensor, ...], names, path: Path, external_over: int = MAX_INLINE_BYTES // 2
+) -> None:
+    """Export one graph; weights past `external_over` bytes go to `<graph>.onnx.data` beside it."""
     in_names, out_names = names
-    big = sum(p.numel() * p.element_size() for p in module.parameters()) > MAX_INLINE_BYTES // 2
+    big = sum(p.numel() * p.element_size() for p in module.parameters()) > external_over
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's tracer warnings are about Python control flow
         torch.onnx.export(
@@ -134,7 +137,8 @@ def _export_graph(module: nn.Module, inputs: tuple[torch.Tensor, ...], names, pa
         import onnx
 
         proto = onnx.load(str(path))
-        onnx.save_model(proto, str(path), save_as_external_data=True, location=path.name + ".data")
+        onnx.save_model(proto, str(path), save_as_external_data=True, location=path.name + ".data",
+                        convert_attribute=True)  # fmt: skip
 
 
 def model_json(preset: Preset, dtype: str, weights: str, has_text: bool) -> dict:
@@ -182,8 +186,11 @@ def export_bundle(
     text_embedding: np.ndarray | None = None,
     overwrite: bool = False,
     progress=None,
+    external_over: int = MAX_INLINE_BYTES // 2,
 ) -> Path:
-    """Write a bundle to `out_dir` (atomically: temp folder, then rename). Returns the path."""
+    """Write a bundle to `out_dir` (atomically: temp folder, then rename). Returns the path.
+
+    Graphs whose weights pass `external_over` bytes keep them in external data files beside them."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise InvalidArgument(f"{out_dir} exists; pass --overwrite to replace it", field="out")
@@ -210,7 +217,7 @@ def export_bundle(
         for i, (name, module) in enumerate(modules.items()):
             if progress:
                 progress("export", i, len(modules))
-            _export_graph(module, inputs[name], IO_NAMES[name], tmp / f"{name}.onnx")
+            _export_graph(module, inputs[name], IO_NAMES[name], tmp / f"{name}.onnx", external_over)
         if text_embedding is not None:
             np.save(tmp / "text.npy", text_embedding.astype(np.float32))
         doc = model_json(preset, dtype, weights, text_embedding is not None)
