@@ -205,6 +205,23 @@ def cmd_model_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train.trainer import STAGES, TrainConfig, Trainer
+
+    steps = dict(TrainConfig(out=args.out).steps)
+    for stage in STAGES:
+        value = getattr(args, stage.replace("-", "_") + "_steps")
+        if value is not None:
+            steps[stage] = value
+    config = TrainConfig(out=args.out, preset=args.preset, seed=args.seed, steps=steps, batch=args.batch,
+                         pool=args.pool)  # fmt: skip
+    trainer = Trainer(config)
+    trainer.run(tuple(args.stage) if args.stage else STAGES)
+    if args.export is not None:
+        print(f"exported the student to {trainer.export(args.export)}")
+    return 0
+
+
 # ---------------------------------------------------------------------- bench and doctor
 
 
@@ -215,7 +232,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 2
     sys.path.insert(0, str(root.parent))
     module = __import__(f"bench.bench_{args.what}", fromlist=["run"])
-    module.run(out_dir=root / "results", seconds=args.seconds)
+    import inspect
+
+    kwargs = {"seconds": args.seconds} if "seconds" in inspect.signature(module.run).parameters else {}
+    module.run(out_dir=root / "results", **kwargs)
     return 0
 
 
@@ -309,8 +329,21 @@ def build_parser() -> argparse.ArgumentParser:
     mi.add_argument("bundle", type=Path)
     mi.set_defaults(func=cmd_model_info)
 
+    t = sub.add_parser("train", help="train star-tiny: autoencoder, teacher, real-data teacher, JDMD student")
+    t.add_argument("--out", type=Path, required=True, help="checkpoint folder (stages resume from it)")
+    t.add_argument("--preset", default="star-tiny")
+    t.add_argument("--stage", action="append", choices=["autoencoder", "teacher", "real-teacher", "student"],
+                   help="run only these stages (default: all, in order)")  # fmt: skip
+    for stage in ("autoencoder", "teacher", "real-teacher", "student"):
+        t.add_argument(f"--{stage}-steps", type=int, default=None, help=f"optimiser steps of the {stage} stage")
+    t.add_argument("--batch", type=int, default=4)
+    t.add_argument("--pool", type=int, default=48, help="procedural training samples kept in memory")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--export", type=Path, default=None, help="write the trained student as a model bundle here")
+    t.set_defaults(func=cmd_train)
+
     b = sub.add_parser("bench", help="benchmarks (results in bench/results/)")
-    b.add_argument("what", choices=["transport", "render", "model"])
+    b.add_argument("what", choices=["transport", "render", "model", "quality"])
     b.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     b.set_defaults(func=cmd_bench)
 

@@ -197,14 +197,20 @@ class StarSession:
     """Per-client state: the block engine (with its KV cache), the previous block, the renderer buffers."""
 
     def __init__(
-        self, generator: StarGenerator, scene: SceneBundle, seed: int = 0, engine: BlockEngine | None = None
+        self,
+        generator: StarGenerator,
+        scene: SceneBundle,
+        seed: int = 0,
+        engine: BlockEngine | None = None,
+        schedule: FlowSchedule | None = None,
     ) -> None:
         self.generator = generator
         self.info = info = generator.info
         self.engine = engine or OrtEngine(generator.graphs)
         self.scene = scene
         self.block_frames = info.frames_per_block
-        self.schedule = FlowSchedule(info.steps, info.shift)
+        # A many-step schedule turns the same weights into a slow sampler (how the teacher is evaluated).
+        self.schedule = schedule or FlowSchedule(info.steps, info.shift)
         self.rng = np.random.default_rng(seed)
         self.prev: np.ndarray | None = None
         self._splatters: dict[Intrinsics, Splatter] = {}
