@@ -166,8 +166,8 @@ class RMSNorm(nn.Module):
         return (xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps)).type_as(x) * self.weight
 
 
-class SelfAttention(nn.Module):
-    """Self-attention over [cached keys/values ; the block's own], RMSNorm on q and k, 3D rotary positions."""
+class Attention(nn.Module):
+    """Projections q, k, v, o and RMSNorm over the full width on q and k (checkpoint names)."""
 
     def __init__(self, dim: int, num_heads: int, eps: float) -> None:
         super().__init__()
@@ -178,6 +178,10 @@ class SelfAttention(nn.Module):
         self.o = nn.Linear(dim, dim)
         self.norm_q = RMSNorm(dim, eps)
         self.norm_k = RMSNorm(dim, eps)
+
+
+class SelfAttention(Attention):
+    """Self-attention over [cached keys/values ; the block's own], 3D rotary positions on q and k."""
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
@@ -207,18 +211,8 @@ class SelfAttention(nn.Module):
         return self.o(out.transpose(1, 2).reshape(b, n, -1)), k, v
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(Attention):
     """Attention from video tokens to the (fixed) text embedding; no positions."""
-
-    def __init__(self, dim: int, num_heads: int, eps: float) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
-        self.o = nn.Linear(dim, dim)
-        self.norm_q = RMSNorm(dim, eps)
-        self.norm_k = RMSNorm(dim, eps)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
