@@ -575,9 +575,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=Path, action="append", default=[], help="a STAR model bundle (repeatable)")
     p.add_argument("--strips", type=int, default=2, help="samples to draw frame strips for")
     p.add_argument("--cuda", action="store_true", help="run model bundles on CUDA when it loads")
+    p.add_argument("--teacher", type=Path, default=None, help="a `starbridge train` folder: also rate its teacher")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     a = p.parse_args(argv)
-    run(a.out, a.samples, tuple(a.model), start=a.start, strips=a.strips, prefer_cuda=a.cuda)
+    extra = None
+    with tempfile.TemporaryDirectory(prefix="starbridge-teacher-") as work:
+        if a.teacher is not None:
+            from starbridge.train.evaluate import teacher_factory
+
+            extra = {"teacher": teacher_factory(a.teacher, Path(work))}
+        run(a.out, a.samples, tuple(a.model), extra, start=a.start, strips=a.strips, prefer_cuda=a.cuda)
     return 0
 
 

@@ -234,8 +234,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     module = __import__(f"bench.bench_{args.what}", fromlist=["run"])
     import inspect
 
-    kwargs = {"seconds": args.seconds} if "seconds" in inspect.signature(module.run).parameters else {}
-    module.run(out_dir=root / "results", **kwargs)
+    accepted = inspect.signature(module.run).parameters
+    wanted = {"seconds": args.seconds, "samples": args.samples, "models": tuple(args.model)}
+    module.run(out_dir=root / "results", **{k: v for k, v in wanted.items() if k in accepted})
     return 0
 
 
@@ -344,7 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks (results in bench/results/)")
     b.add_argument("what", choices=["transport", "render", "model", "quality"])
-    b.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    b.add_argument("--seconds", type=float, default=3.0, help="time per measurement (transport, render, model)")
+    b.add_argument("--samples", type=int, default=8, help="held-out samples (quality)")
+    b.add_argument("--model", type=Path, action="append", default=[], help="model bundle(s) to rate (quality)")
     b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("doctor", help="versions, ONNX Runtime providers, GPU")

@@ -60,8 +60,15 @@ def test_all_stages_checkpoint_resume_and_export(tmp_path: Path, pool, demo_stor
     gen = StarGenerator(bundle, prefer_cuda=False)
     assert gen.info.weights.startswith("trained: student")
     session = gen.open(SceneStore(demo_store).get("demo"), 256, 144)
-    frames = session.generate_block([FrameRequest(np.eye(4), Intrinsics.from_fov(60, 256, 144), 0.0)] * 2)
-    assert frames[0].shape == (144, 256, 4)
+    requests = [FrameRequest(np.eye(4), Intrinsics.from_fov(60, 256, 144), 0.0)] * 2
+    assert session.generate_block(requests)[0].shape == (144, 256, 4)
+
+    # the teacher, exported and sampled with many steps, is a generator for the quality benchmark
+    from starbridge.train.evaluate import teacher_factory, teacher_schedule
+
+    assert len(teacher_schedule(16).sigmas) == 16 and teacher_schedule(16).sigmas[0] == 1.0
+    teacher = teacher_factory(tmp_path, tmp_path / "work", steps=6)(SceneStore(demo_store).get("demo"), 256, 144)
+    assert len(teacher.schedule.sigmas) == 6 and teacher.generate_block(requests)[1].shape == (144, 256, 4)
 
 
 def test_later_stages_need_earlier_checkpoints(tmp_path: Path, pool):
