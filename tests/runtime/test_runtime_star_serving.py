@@ -58,3 +58,30 @@ def test_frames_are_pixels(bundle: Path, demo_store: Path):
     assert len(frames) == 2 and frames[0].shape == (144, 256, 4) and (frames[0][..., 3] == 255).all()
     session.reset()
     assert session.prev is None
+
+
+def test_composite_keeps_valid_render_pixels(bundle: Path, demo_store: Path):
+    from starbridge.geometry.camera import Intrinsics
+    from starbridge.runtime.generator import FrameRequest
+    from starbridge.runtime.star import composite_visible
+    from starbridge.scenes.store import SceneStore
+
+    frames = np.zeros((1, 6, 6, 4), np.uint8)
+    renders = np.full((1, 6, 6, 3), 200, np.uint8)
+    masks = np.ones((1, 6, 6), bool)
+    masks[0, 3, 3] = False
+    composite_visible(frames, renders, masks)
+    assert frames[0, 0, 0, 0] == 200 and frames[0, 3, 3, 0] == 0 and 0 < frames[0, 2, 2, 0] < 200
+
+    gen = StarGenerator(bundle, prefer_cuda=False, composite=True)
+    session = gen.open(SceneStore(demo_store).get("demo"), 256, 144)
+    intr = Intrinsics.from_fov(60, 256, 144)
+    out = session.generate_block([FrameRequest(np.eye(4), intr, 0.0)] * 2)[0]
+    renders, masks, _ = session._render([FrameRequest(np.eye(4), intr, 0.0)])
+    m = masks[0]
+    # valid pixels whose 3x3 neighbourhood is valid too: exactly the render there (the seams are feathered)
+    inner = np.zeros_like(m)
+    inner[1:-1, 1:-1] = np.all([m[1 + dy : m.shape[0] - 1 + dy, 1 + dx : m.shape[1] - 1 + dx]
+                                for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)  # fmt: skip
+    assert inner.sum() > 0.5 * m.size
+    assert np.abs(out[..., :3][inner].astype(int) - renders[0][inner].astype(int)).max() <= 1

@@ -141,7 +141,7 @@ def _export_graph(
                         convert_attribute=True)  # fmt: skip
 
 
-def model_json(preset: Preset, dtype: str, weights: str, has_text: bool) -> dict:
+def model_json(preset: Preset, dtype: str, weights: str, has_text: bool, composite_visible: bool = False) -> dict:
     s = preset.star
     schedule = FlowSchedule(preset.steps, preset.shift)
     return {
@@ -170,6 +170,8 @@ def model_json(preset: Preset, dtype: str, weights: str, has_text: bool) -> dict
         "graphs": {name: f"{name}.onnx" for name in IO_NAMES},
         "text": "text.npy" if has_text else None,
         "weights": weights,
+        # Serve the explicit render's valid pixels and the model's output in the holes (runtime.star).
+        "composite_visible": composite_visible,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "starbridge_version": __version__,
     }
@@ -187,6 +189,7 @@ def export_bundle(
     overwrite: bool = False,
     progress=None,
     external_over: int = MAX_INLINE_BYTES // 2,
+    composite_visible: bool = False,
 ) -> Path:
     """Write a bundle to `out_dir` (atomically: temp folder, then rename). Returns the path.
 
@@ -220,7 +223,7 @@ def export_bundle(
             _export_graph(module, inputs[name], IO_NAMES[name], tmp / f"{name}.onnx", external_over)
         if text_embedding is not None:
             np.save(tmp / "text.npy", text_embedding.astype(np.float32))
-        doc = model_json(preset, dtype, weights, text_embedding is not None)
+        doc = model_json(preset, dtype, weights, text_embedding is not None, composite_visible)
         (tmp / MODEL_JSON).write_text(json.dumps(doc, indent=2) + "\n")
         if out_dir.exists():
             trash = out_dir.with_name(f".{out_dir.name}.trash-{os.getpid()}")

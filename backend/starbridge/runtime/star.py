@@ -240,8 +240,11 @@ class StarSession:
             noise = None if k == last else self.rng.standard_normal(x.shape, np.float32)
             x = self.schedule.step(x, v.astype(np.float32, copy=False), k, noise)
         self.prev = x
-        # 5. decode
-        return list(engine.decode(x))
+        # 5. decode (optionally keeping the explicit render where it is valid: see `composite_visible`)
+        frames = engine.decode(x)
+        if self.generator.composite_visible:
+            composite_visible(frames, renders, masks)
+        return list(frames)
 
     def _render(self, requests: Sequence[FrameRequest]) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """uint8 (fpb, H, W, 3) renders with holes black, bool (fpb, H, W) masks, reference frame indices."""
@@ -284,13 +287,36 @@ class StarSession:
         self.prev = None
 
 
+def composite_visible(frames: np.ndarray, renders: np.ndarray, masks: np.ndarray) -> None:
+    """In place: frames (fpb, H, W, 4) take the explicit render where its mask is valid, the generated
+    pixels in the holes, with a 1-pixel feather at the seams. A small model's autoencoder cannot reproduce
+    what the render already has exactly; it earns its keep in the disoccluded pixels."""
+    m = masks.astype(np.float32)
+    soft = m.copy()  # 3x3 box blur of the mask, edges clamped: weights fall to ~1/3 at a hole's rim
+    soft[:, 1:-1, :] = (m[:, :-2, :] + m[:, 1:-1, :] + m[:, 2:, :]) / 3
+    m2 = soft.copy()
+    m2[:, :, 1:-1] = (soft[:, :, :-2] + soft[:, :, 1:-1] + soft[:, :, 2:]) / 3
+    w = (m2 * m)[..., None]  # inside holes stays 0, deep inside valid areas 1
+    frames[..., :3] = (w * renders + (1 - w) * frames[..., :3] + 0.5).astype(np.uint8)
+
+
 class StarGenerator:
-    """A model bundle served through ONNX Runtime (CUDA when it really loads, else CPU)."""
+    """A model bundle served through ONNX Runtime (CUDA when it really loads, else CPU).
+
+    `composite_visible` (default: what the bundle's model.json says) keeps the explicit render's valid
+    pixels and uses the model's output in the holes (see `composite_visible`)."""
 
     def __init__(
-        self, bundle: Path | str, *, prefer_cuda: bool = True, threads: int = 0, cuda_graph: bool = True
+        self,
+        bundle: Path | str,
+        *,
+        prefer_cuda: bool = True,
+        threads: int = 0,
+        cuda_graph: bool = True,
+        composite: bool | None = None,
     ) -> None:
         self.info = read_model(bundle)
+        self.composite_visible = bool(self.info.doc.get("composite_visible", False)) if composite is None else composite
         choice = choose_providers(prefer_cuda)
         self.graphs = StarGraphs(self.info, choice.providers, threads, cuda_graph)
         self.name = self.info.name

@@ -415,14 +415,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ export
 
-    def export(self, out_dir: Path, stage: str = "student", overwrite: bool = True) -> Path:
+    def export(self, out_dir: Path, stage: str = "student", overwrite: bool = True, composite_visible: bool = False) -> Path:
         from ..model.export import export_bundle
 
         model = self.load_star(stage)
         ae = self.load_autoencoder()
         steps = self.config.steps
         weights = f"trained: {stage}, " + ", ".join(f"{k} {v} steps" for k, v in steps.items())
-        return export_bundle(self.preset, model, ae, out_dir, weights=weights, overwrite=overwrite)
+        return export_bundle(self.preset, model, ae, out_dir, weights=weights, overwrite=overwrite,
+                             composite_visible=composite_visible)  # fmt: skip
 
 
 def _jsonable(config: TrainConfig) -> dict:
