@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: Largest envelope accepted from an engine, bytes (poses are ~60 bytes; Hello a few hundred).
 MAX_ENVELOPE_BYTES = 64 * 1024
+#: ZMTP PING interval towards engines, milliseconds (the plugins' ZMTP clients answer PONG).
+HEARTBEAT_IVL_MS = 2000
 #: Outgoing messages queued per peer before ZeroMQ drops (about a second of frames at 30 fps).
 SEND_HWM = 32
 
@@ -58,6 +60,12 @@ class EngineChannel:
         self._socket.setsockopt(zmq.SNDHWM, SEND_HWM)
         self._socket.setsockopt(zmq.RCVHWM, 1000)
         self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_ENVELOPE_BYTES)
+        # An engine that reconnects with the routing id of a half-closed connection takes it over
+        # instead of being dropped silently.
+        self._socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        # ZMTP heartbeats: a peer whose TCP connection died is noticed within seconds.
+        self._socket.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        self._socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * HEARTBEAT_IVL_MS)
         if endpoint.endswith(":0"):
             endpoint = endpoint[:-2] + ":*"  # any free port (tests)
         self._socket.bind(endpoint)

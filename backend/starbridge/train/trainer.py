@@ -415,7 +415,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ export
 
-    def export(self, out_dir: Path, stage: str = "student", overwrite: bool = True, composite_visible: bool = False) -> Path:
+    def export(
+        self, out_dir: Path, stage: str = "student", overwrite: bool = True, composite_visible: bool = False
+    ) -> Path:
         from ..model.export import export_bundle
 
         model = self.load_star(stage)

@@ -114,7 +114,10 @@ namespace StarBridge.Core
                 case WireType.Varint: ReadVarint(); break;
                 case WireType.Fixed64: Need(8); _position += 8; break;
                 case WireType.Fixed32: Need(4); _position += 4; break;
-                case WireType.LengthDelimited: _position += ReadLength(); break;
+                case WireType.LengthDelimited:
+                    int length = ReadLength(); // before reading _position: += would read it first
+                    _position += length;
+                    break;
                 default: throw Malformed("unsupported wire type " + (int)type + " (groups are not used)");
             }
         }
