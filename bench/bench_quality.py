@@ -186,7 +186,10 @@ def generate(session: Any, requests: Sequence[FrameRequest], width: int, height:
 
 
 def _generators(
-    models: Sequence[Path | str], extra: Mapping[str, SessionFactory] | None, prefer_cuda: bool
+    models: Sequence[Path | str],
+    extra: Mapping[str, SessionFactory] | None,
+    prefer_cuda: bool,
+    composite: bool = False,
 ) -> dict[str, SessionFactory]:
     from starbridge.runtime.explicit import ExplicitGenerator
 
@@ -197,6 +200,9 @@ def _generators(
         gen = StarGenerator(path, prefer_cuda=prefer_cuda)
         name = gen.name if gen.name not in out else f"{gen.name}@{Path(path).name}"
         out[name] = gen.open
+        if composite:  # the same model serving the render's valid pixels and its own output in the holes
+            both = StarGenerator(path, prefer_cuda=prefer_cuda, composite=not gen.composite_visible)
+            out[f"{name} ({'composited' if both.composite_visible else 'raw'})"] = both.open
     for name, factory in (extra or {}).items():
         if name in out:
             raise ValueError(f"generator name {name!r} is taken; pick another for the extra generator")
@@ -498,12 +504,13 @@ def run(
     strips: int = 2,
     config: data.SampleConfig | None = None,
     prefer_cuda: bool = False,
+    composite: bool = False,
 ) -> dict[str, Any]:
     """Evaluate every generator on held-out samples start .. start + samples - 1; print the table, write the
     JSON, the charts and the strips to `out_dir`. Returns the report (what the JSON holds)."""
     started = time.perf_counter()
     config = config or data.SampleConfig()
-    generators = _generators(models, extra_generators, prefer_cuda)
+    generators = _generators(models, extra_generators, prefer_cuda, composite)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
@@ -575,6 +582,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=Path, action="append", default=[], help="a STAR model bundle (repeatable)")
     p.add_argument("--strips", type=int, default=2, help="samples to draw frame strips for")
     p.add_argument("--cuda", action="store_true", help="run model bundles on CUDA when it loads")
+    p.add_argument("--composite", action="store_true",
+                   help="also rate each model with the other compositing setting (render's valid pixels kept)")  # fmt: skip
     p.add_argument("--teacher", type=Path, default=None, help="a `starbridge train` folder: also rate its teacher")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     a = p.parse_args(argv)
@@ -584,7 +593,8 @@ def main(argv: list[str] | None = None) -> int:
             from starbridge.train.evaluate import teacher_factory
 
             extra = {"teacher": teacher_factory(a.teacher, Path(work))}
-        run(a.out, a.samples, tuple(a.model), extra, start=a.start, strips=a.strips, prefer_cuda=a.cuda)
+        run(a.out, a.samples, tuple(a.model), extra, start=a.start, strips=a.strips, prefer_cuda=a.cuda,
+            composite=a.composite)  # fmt: skip
     return 0
 
 
