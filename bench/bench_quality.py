@@ -582,8 +582,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=Path, action="append", default=[], help="a STAR model bundle (repeatable)")
     p.add_argument("--strips", type=int, default=2, help="samples to draw frame strips for")
     p.add_argument("--cuda", action="store_true", help="run model bundles on CUDA when it loads")
-    p.add_argument("--composite", action="store_true",
-                   help="also rate each model with the other compositing setting (render's valid pixels kept)")  # fmt: skip
+    p.add_argument(
+        "--composite", action="store_true", help="also rate each model with the other compositing setting"
+    )
     p.add_argument("--teacher", type=Path, default=None, help="a `starbridge train` folder: also rate its teacher")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     a = p.parse_args(argv)
