@@ -44,9 +44,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     generator = None
     if args.model is not None:
+        from .runtime.bundle import resolve_model
         from .runtime.star import StarGenerator
 
-        generator = StarGenerator(args.model, prefer_cuda=not args.cpu)
+        generator = StarGenerator(resolve_model(args.model), prefer_cuda=not args.cpu)
         width, height = generator.info.width, generator.info.height
         config = replace(config, default_width=width, default_height=height)
 
@@ -268,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--heartbeat-timeout", type=float, default=10.0, help="close silent sessions after this many s")
     s.add_argument("--token", default="", help="require this token in Hello")
     s.add_argument("--max-sessions", type=int, default=8)
-    s.add_argument("--model", type=Path, default=None, help="serve a STAR model bundle (default: explicit render)")
+    s.add_argument(
+        "--model", default=None, help="serve a STAR model bundle: a path, or a packaged name such as star-tiny"
+    )
     s.add_argument("--cpu", action="store_true", help="run the model on the CPU even when CUDA is available")
     s.set_defaults(func=cmd_serve)
 

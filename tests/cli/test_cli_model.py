@@ -31,3 +31,13 @@ def test_bad_bundle_and_preset(tmp_path: Path, capsys):
     assert "unknown preset 'nope'; choose one of star-tiny" in capsys.readouterr().err
     assert main(["serve", "--model", str(tmp_path)]) == 1  # not a bundle: refused before binding anything
     assert "no model.json" in capsys.readouterr().err
+
+
+def test_model_names_resolve_to_packaged_bundles(capsys):
+    from starbridge.runtime.bundle import packaged_models, resolve_model
+
+    assert main(["serve", "--model", "no-such-model"]) == 1
+    assert "no packaged model of that name" in capsys.readouterr().err
+    for name, path in packaged_models().items():
+        assert resolve_model(name) == path
+        assert read_model(path).name.startswith("star-tiny")

@@ -107,3 +107,29 @@ def read_model(path: Path | str) -> ModelInfo:
     if missing:
         raise InvalidArgument(f"model bundle {path} lacks {', '.join(missing)}", field="model")
     return info
+
+
+#: Model bundles shipped inside the package (starbridge/models/<name>/).
+PACKAGED_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+def packaged_models() -> dict[str, Path]:
+    """{name: path} of the bundles that ship with the package."""
+    if not PACKAGED_DIR.is_dir():
+        return {}
+    return {p.name: p for p in sorted(PACKAGED_DIR.iterdir()) if (p / MODEL_JSON).is_file()}
+
+
+def resolve_model(name_or_path: Path | str) -> Path:
+    """A bundle path from a path, or from the name of a packaged bundle (e.g. "star-tiny")."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    shipped = packaged_models()
+    if str(name_or_path) in shipped:
+        return shipped[str(name_or_path)]
+    names = ", ".join(shipped) or "none"
+    raise InvalidArgument(
+        f"no model bundle at {path} and no packaged model of that name (packaged: {names})", field="model"
+    )
+
