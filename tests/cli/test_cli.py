@@ -16,6 +16,8 @@ def test_scene_list_show_and_errors(demo_store: Path, tmp_path: Path, capsys):
     assert main(["--store", str(store), "scene", "list"]) == 0
     out = capsys.readouterr().out
     assert "demo" in out and "1 scene(s)" in out
+    assert main(["scene", "list", "--store", str(store)]) == 0  # after the subcommand too
+    assert "1 scene(s)" in capsys.readouterr().out
     assert main(["--store", str(store), "scene", "show", "demo"]) == 0
     assert '"scene_id": "demo"' in capsys.readouterr().out
     assert main(["--store", str(store), "scene", "show", "nope"]) == 1

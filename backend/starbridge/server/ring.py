@@ -65,7 +65,8 @@ latest_frame_sequence, which is only a hint. Counters are single aligned 8-byte 
 read them with single 8-byte loads (C#: `Volatile.Read` / `Interlocked.Read` on a mapped view, with
 `Interlocked.MemoryBarrier()` before reading c2). A reader without a memory mapping (Godot's
 FileAccess) reads the counter, then header and pixels, then the counter again, as three separate
-reads of the file.
+reads of the file, opening the file anew for each counter read: through one handle, buffered I/O may
+answer the second read from the block it already holds and the check passes on a torn copy.
 
 Ordering. This Python writer relies on the CPU committing its stores in program order, which x86-64
 guarantees; on ARM64 the counter stores are separated from the pixel stores by far more interpreter
