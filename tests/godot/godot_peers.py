@@ -19,11 +19,11 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 import zmq
+from zmq_router_peer import RouterThread
 
 from starbridge.protocol import engine_pb2 as pb
 
@@ -32,43 +32,7 @@ FRAME_W, FRAME_H = 16, 8
 UNKNOWN = b"\xa2\x06\x03abc" + b"\xa9\x06" + bytes(8) + b"\xb0\x06\x2a"
 
 
-class _RouterThread:
-    def __init__(self, name: str) -> None:
-        self.socket = zmq.Context.instance().socket(zmq.ROUTER)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.configure()
-        self.socket.bind("tcp://127.0.0.1:*")
-        self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def configure(self) -> None:
-        pass
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                if not self.socket.poll(20):
-                    continue
-                parts = self.socket.recv_multipart()
-                try:
-                    self.handle(parts[0], parts[1:])
-                except Exception as exc:  # a test peer must not die silently
-                    self.errors.append(f"{type(exc).__name__}: {exc}")
-        finally:
-            self.socket.close(0)
-
-    def handle(self, identity: bytes, parts: list[bytes]) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5.0)
-
-
-class EchoRouter(_RouterThread):
+class EchoRouter(RouterThread):
     """Echoes [routing id, *parts]; pings every 100 ms and drops a peer silent for 400 ms after one."""
 
     def __init__(self) -> None:
@@ -102,7 +66,7 @@ class Received:
     goodbyes: list[pb.Goodbye] = field(default_factory=list)
 
 
-class ScriptedBackend(_RouterThread):
+class ScriptedBackend(RouterThread):
     """The scripted engine-channel backend described in the module docstring."""
 
     def __init__(self) -> None:

@@ -27,12 +27,12 @@
 from __future__ import annotations
 
 import tempfile
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import zmq
+from zmq_router_peer import RouterThread
 
 from starbridge.protocol import engine_pb2 as pb
 from starbridge.server.ring import FrameRingWriter
@@ -85,53 +85,13 @@ class _Peer:
             self.ring = None
 
 
-class _RouterThread:
-    def __init__(self, name: str) -> None:
-        self.socket: zmq.Socket = zmq.Context.instance().socket(zmq.ROUTER)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self._configure()
-        self.socket.bind("tcp://127.0.0.1:*")
-        self.endpoint: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
-        self._stop = threading.Event()
-        self.errors: list[str] = []
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _configure(self) -> None:
-        pass
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                if not self.socket.poll(20):
-                    continue
-                parts = self.socket.recv_multipart()
-                try:
-                    self.handle(parts[0], parts[1:])
-                except Exception as exc:  # a test peer must not die silently
-                    self.errors.append(f"{type(exc).__name__}: {exc}")
-        finally:
-            self.socket.close(0)
-            self.cleanup()
-
-    def handle(self, identity: bytes, parts: list[bytes]) -> None:
-        raise NotImplementedError
-
-    def cleanup(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5.0)
-
-
-class EchoRouter(_RouterThread):
+class EchoRouter(RouterThread):
     """Sends [routing id, *parts] back for every message; pings every 100 ms (ZMTP 3.1 heartbeats)."""
 
     def __init__(self) -> None:
         super().__init__("echo-router")
 
-    def _configure(self) -> None:
+    def configure(self) -> None:
         self.socket.setsockopt(zmq.HEARTBEAT_IVL, 100)
         self.socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, 400)
         self.socket.setsockopt(zmq.HEARTBEAT_TTL, 1000)
@@ -140,7 +100,7 @@ class EchoRouter(_RouterThread):
         self.socket.send_multipart([identity, identity, *parts])
 
 
-class FakeBackend(_RouterThread):
+class FakeBackend(RouterThread):
     """The scripted engine-channel backend described in the module docstring."""
 
     def __init__(self) -> None:
