@@ -64,6 +64,20 @@ class NoSession(StarBridgeError):
     grpc_status = "NOT_FOUND"
 
 
+class SessionTimeout(StarBridgeError):
+    """The backend closed the session: no message arrived within its heartbeat timeout."""
+
+    code = "TIMEOUT"
+    grpc_status = "DEADLINE_EXCEEDED"
+
+
+class BackendUnavailable(StarBridgeError):
+    """No backend answered within the timeout (none running, wrong address, or too busy)."""
+
+    code = "TIMEOUT"
+    grpc_status = "UNAVAILABLE"
+
+
 class Overloaded(StarBridgeError):
     """The backend cannot take another session now."""
 

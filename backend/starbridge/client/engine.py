@@ -33,11 +33,13 @@ import zmq
 
 from .. import PROTOCOL_MAJOR, PROTOCOL_MINOR, __version__
 from ..errors import (
+    BackendUnavailable,
     InvalidArgument,
     Malformed,
     NoSession,
     Overloaded,
     ProtocolMismatch,
+    SessionTimeout,
     StarBridgeError,
     Unauthenticated,
     UnknownScene,
@@ -67,20 +69,6 @@ TIME_ACTIONS: dict[str, pb.TimeControl.Action] = {
     "seek": pb.TimeControl.ACTION_SEEK,
     "set_speed": pb.TimeControl.ACTION_SET_SPEED,
 }
-
-
-class BackendUnavailable(StarBridgeError):
-    """No backend answered within the timeout (none running, wrong address, or too busy)."""
-
-    code = "TIMEOUT"
-    grpc_status = "UNAVAILABLE"
-
-
-class SessionTimeout(StarBridgeError):
-    """The backend closed the session: no message arrived within its heartbeat timeout."""
-
-    code = "TIMEOUT"
-    grpc_status = "DEADLINE_EXCEEDED"
 
 
 #: ErrorCode name (without ERROR_CODE_) -> the exception the client raises for it.

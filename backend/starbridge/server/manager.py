@@ -20,6 +20,7 @@ from ..errors import (
     Malformed,
     NoSession,
     Overloaded,
+    SessionTimeout,
     StarBridgeError,
     Unauthenticated,
 )
@@ -166,10 +167,11 @@ class SessionManager:
                 reaped.append(session.session_id)
             elif now - session.last_message > timeout:
                 err = error_message(
-                    NoSession(f"session closed: no message for {timeout:g} s (heartbeat timeout); send Hello again"),
+                    SessionTimeout(
+                        f"session closed: no message for {timeout:g} s (heartbeat timeout); send Hello again"
+                    ),
                     fatal=True,
                 )
-                err.error.code = pb.ERROR_CODE_TIMEOUT
                 try:
                     self.close(session.session_id, "heartbeat timeout", err)
                 except NoSession:
