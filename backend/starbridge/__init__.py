@@ -8,4 +8,4 @@ __version__ = "0.1.0"
 
 # Wire protocol version (DESIGN.md section 4): a different major is refused, a newer minor works.
 PROTOCOL_MAJOR = 1
-PROTOCOL_MINOR = 0
+PROTOCOL_MINOR = 1

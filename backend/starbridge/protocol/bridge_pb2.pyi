@@ -151,7 +151,7 @@ class GetSessionStatsRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class SessionStats(_message.Message):
-    __slots__ = ("session_id", "scene_id", "channel", "transport", "engine_name", "client_label", "width", "height", "fps_target", "fps_measured", "poses_received", "frames_sent", "frames_dropped", "latency_p50_ms", "latency_p95_ms", "generation_ms_p50", "scene_time_s", "playing", "speed", "uptime_s")
+    __slots__ = ("session_id", "scene_id", "channel", "transport", "engine_name", "client_label", "width", "height", "fps_target", "fps_measured", "poses_received", "frames_sent", "frames_dropped", "latency_p50_ms", "latency_p95_ms", "generation_ms_p50", "scene_time_s", "playing", "speed", "uptime_s", "overloaded")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SCENE_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +172,7 @@ class SessionStats(_message.Message):
     PLAYING_FIELD_NUMBER: _ClassVar[int]
     SPEED_FIELD_NUMBER: _ClassVar[int]
     UPTIME_S_FIELD_NUMBER: _ClassVar[int]
+    OVERLOADED_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     scene_id: str
     channel: str
@@ -192,7 +193,8 @@ class SessionStats(_message.Message):
     playing: bool
     speed: float
     uptime_s: float
-    def __init__(self, session_id: _Optional[str] = ..., scene_id: _Optional[str] = ..., channel: _Optional[str] = ..., transport: _Optional[_Union[_engine_pb2.FrameTransport, str]] = ..., engine_name: _Optional[str] = ..., client_label: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps_target: _Optional[float] = ..., fps_measured: _Optional[float] = ..., poses_received: _Optional[int] = ..., frames_sent: _Optional[int] = ..., frames_dropped: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., generation_ms_p50: _Optional[float] = ..., scene_time_s: _Optional[float] = ..., playing: _Optional[bool] = ..., speed: _Optional[float] = ..., uptime_s: _Optional[float] = ...) -> None: ...
+    overloaded: bool
+    def __init__(self, session_id: _Optional[str] = ..., scene_id: _Optional[str] = ..., channel: _Optional[str] = ..., transport: _Optional[_Union[_engine_pb2.FrameTransport, str]] = ..., engine_name: _Optional[str] = ..., client_label: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps_target: _Optional[float] = ..., fps_measured: _Optional[float] = ..., poses_received: _Optional[int] = ..., frames_sent: _Optional[int] = ..., frames_dropped: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., generation_ms_p50: _Optional[float] = ..., scene_time_s: _Optional[float] = ..., playing: _Optional[bool] = ..., speed: _Optional[float] = ..., uptime_s: _Optional[float] = ..., overloaded: _Optional[bool] = ...) -> None: ...
 
 class StreamResponse(_message.Message):
     __slots__ = ("message", "pixels")

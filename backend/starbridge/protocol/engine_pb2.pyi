@@ -30,6 +30,7 @@ class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_CODE_TIMEOUT: _ClassVar[ErrorCode]
     ERROR_CODE_OVERLOADED: _ClassVar[ErrorCode]
     ERROR_CODE_INTERNAL: _ClassVar[ErrorCode]
+    ERROR_CODE_SHUTTING_DOWN: _ClassVar[ErrorCode]
 FRAME_TRANSPORT_UNSPECIFIED: FrameTransport
 FRAME_TRANSPORT_SHARED_MEMORY: FrameTransport
 FRAME_TRANSPORT_INLINE: FrameTransport
@@ -45,6 +46,7 @@ ERROR_CODE_NO_SESSION: ErrorCode
 ERROR_CODE_TIMEOUT: ErrorCode
 ERROR_CODE_OVERLOADED: ErrorCode
 ERROR_CODE_INTERNAL: ErrorCode
+ERROR_CODE_SHUTTING_DOWN: ErrorCode
 
 class ProtocolVersion(_message.Message):
     __slots__ = ("major", "minor")
@@ -85,7 +87,7 @@ class Pose(_message.Message):
     def __init__(self, position: _Optional[_Union[Vec3, _Mapping]] = ..., rotation: _Optional[_Union[Quat, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("protocol", "engine_name", "engine_version", "scene_id", "width", "height", "fps", "transport", "token", "client_label", "session_id")
+    __slots__ = ("protocol", "engine_name", "engine_version", "scene_id", "width", "height", "fps", "transport", "token", "client_label", "session_id", "session_secret")
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     ENGINE_NAME_FIELD_NUMBER: _ClassVar[int]
     ENGINE_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +99,7 @@ class Hello(_message.Message):
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     CLIENT_LABEL_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_SECRET_FIELD_NUMBER: _ClassVar[int]
     protocol: ProtocolVersion
     engine_name: str
     engine_version: str
@@ -108,7 +111,8 @@ class Hello(_message.Message):
     token: str
     client_label: str
     session_id: str
-    def __init__(self, protocol: _Optional[_Union[ProtocolVersion, _Mapping]] = ..., engine_name: _Optional[str] = ..., engine_version: _Optional[str] = ..., scene_id: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps: _Optional[float] = ..., transport: _Optional[_Union[FrameTransport, str]] = ..., token: _Optional[str] = ..., client_label: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
+    session_secret: str
+    def __init__(self, protocol: _Optional[_Union[ProtocolVersion, _Mapping]] = ..., engine_name: _Optional[str] = ..., engine_version: _Optional[str] = ..., scene_id: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps: _Optional[float] = ..., transport: _Optional[_Union[FrameTransport, str]] = ..., token: _Optional[str] = ..., client_label: _Optional[str] = ..., session_id: _Optional[str] = ..., session_secret: _Optional[str] = ...) -> None: ...
 
 class CameraPose(_message.Message):
     __slots__ = ("sequence", "engine_time_us", "pose", "vertical_fov_deg", "aspect")
@@ -187,7 +191,7 @@ class SharedMemoryLayout(_message.Message):
     def __init__(self, path: _Optional[str] = ..., layout_version: _Optional[int] = ..., header_bytes: _Optional[int] = ..., slot_count: _Optional[int] = ..., slot_bytes: _Optional[int] = ..., slot_header_bytes: _Optional[int] = ..., stride: _Optional[int] = ..., pixel_format: _Optional[_Union[PixelFormat, str]] = ..., file_bytes: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("session_id", "protocol", "width", "height", "fps", "transport", "shared_memory", "scene_id", "scene_duration_s", "heartbeat_timeout_s", "block_frames", "generator", "backend_version")
+    __slots__ = ("session_id", "protocol", "width", "height", "fps", "transport", "shared_memory", "scene_id", "scene_duration_s", "heartbeat_timeout_s", "block_frames", "generator", "backend_version", "session_secret")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
@@ -201,6 +205,7 @@ class Welcome(_message.Message):
     BLOCK_FRAMES_FIELD_NUMBER: _ClassVar[int]
     GENERATOR_FIELD_NUMBER: _ClassVar[int]
     BACKEND_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SESSION_SECRET_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     protocol: ProtocolVersion
     width: int
@@ -214,7 +219,8 @@ class Welcome(_message.Message):
     block_frames: int
     generator: str
     backend_version: str
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[ProtocolVersion, _Mapping]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps: _Optional[float] = ..., transport: _Optional[_Union[FrameTransport, str]] = ..., shared_memory: _Optional[_Union[SharedMemoryLayout, _Mapping]] = ..., scene_id: _Optional[str] = ..., scene_duration_s: _Optional[float] = ..., heartbeat_timeout_s: _Optional[float] = ..., block_frames: _Optional[int] = ..., generator: _Optional[str] = ..., backend_version: _Optional[str] = ...) -> None: ...
+    session_secret: str
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[ProtocolVersion, _Mapping]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps: _Optional[float] = ..., transport: _Optional[_Union[FrameTransport, str]] = ..., shared_memory: _Optional[_Union[SharedMemoryLayout, _Mapping]] = ..., scene_id: _Optional[str] = ..., scene_duration_s: _Optional[float] = ..., heartbeat_timeout_s: _Optional[float] = ..., block_frames: _Optional[int] = ..., generator: _Optional[str] = ..., backend_version: _Optional[str] = ..., session_secret: _Optional[str] = ...) -> None: ...
 
 class FrameReady(_message.Message):
     __slots__ = ("frame_sequence", "slot", "pose_sequence", "engine_time_us", "pose", "vertical_fov_deg", "aspect", "scene_time_s", "generation_latency_ms", "width", "height")
