@@ -85,6 +85,13 @@ class Overloaded(StarBridgeError):
     grpc_status = "RESOURCE_EXHAUSTED"
 
 
+class ShuttingDown(StarBridgeError):
+    """The backend is stopping: not the client's fault; reconnect (it may be restarting)."""
+
+    code = "SHUTTING_DOWN"
+    grpc_status = "UNAVAILABLE"
+
+
 class SceneError(StarBridgeError):
     """A scene bundle cannot be made, read or removed (bad video, bad depth, store conflicts)."""
 

@@ -5,6 +5,11 @@ hands them to the peer's `Connection`, and writes replies. Session threads never
 socket: they post outgoing messages to an outbox and wake the channel thread through a
 socket pair the poller also watches. Inline pixels go out as a second message part straight from
 the frame's buffer (zero-copy); ZeroMQ's high-water mark drops frames for a peer that lags.
+
+The loop never blocks on a session: closing one (Goodbye) only marks it closed; its threads are
+joined elsewhere. Each turn it reads everything queued and keeps only each peer's newest pose
+(older ones still count as heartbeats), so a backlog can never build up behind a busy machine.
+Peers without a session are not remembered, and oversized envelopes are answered, not dropped.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import collections
 import logging
 import socket
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 import zmq
@@ -25,11 +31,29 @@ from .wire import error_message
 log = logging.getLogger(__name__)
 
 #: Largest envelope accepted from an engine, bytes (poses are ~60 bytes; Hello a few hundred).
+#: A larger one is answered with a MALFORMED Error (engine.proto documents the limit).
 MAX_ENVELOPE_BYTES = 64 * 1024
+#: Largest message libzmq reads at all; above it the peer is disconnected unread.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: Messages read per loop turn at most (then the outbox is flushed again).
+MAX_BATCH = 4096
+#: How long closing the socket may take to deliver queued messages (e.g. the shutdown notice), ms.
+CLOSE_LINGER_MS = 250
 #: ZMTP PING interval towards engines, milliseconds (the plugins' ZMTP clients answer PONG).
 HEARTBEAT_IVL_MS = 2000
 #: Outgoing messages queued per peer before ZeroMQ drops (about a second of frames at 30 fps).
 SEND_HWM = 32
+
+
+@dataclass
+class _Incoming:
+    """One message read from the ROUTER: its envelope, or the Error that answers it."""
+
+    identity: bytes
+    message: pb.EngineMessage | None
+    error: pb.BackendMessage | None
+    #: A newer pose from the same peer follows in the same batch: count it as a heartbeat only.
+    superseded: bool = False
 
 
 class EngineSink:
@@ -59,7 +83,7 @@ class EngineChannel:
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.SNDHWM, SEND_HWM)
         self._socket.setsockopt(zmq.RCVHWM, 1000)
-        self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_ENVELOPE_BYTES)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         # An engine that reconnects with the routing id of a half-closed connection takes it over
         # instead of being dropped silently.
         self._socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
@@ -75,6 +99,7 @@ class EngineChannel:
         self._wake_w.setblocking(False)
         self._outbox: collections.deque[tuple[bytes, pb.BackendMessage, np.ndarray | None]] = collections.deque()
         self._connections: dict[bytes, Connection] = {}
+        self._outbox_flushed = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="engine-channel", daemon=True)
 
@@ -83,6 +108,8 @@ class EngineChannel:
 
     def stop(self, timeout: float = 2.0) -> None:
         """End the loop (it closes the socket on its way out); a channel never started is closed here."""
+        if self._stop.is_set():
+            return  # stopped already
         self._stop.set()
         if self._thread.ident is None:
             self._close()
@@ -93,12 +120,14 @@ class EngineChannel:
     close = stop
 
     def _close(self) -> None:
-        self._socket.close(0)
+        self._socket.close(CLOSE_LINGER_MS if self._outbox_flushed else 0)
         self._wake_r.close()
         self._wake_w.close()
 
     def post(self, identity: bytes, message: pb.BackendMessage, pixels: np.ndarray | None) -> None:
-        """Queue a message for a peer; any thread."""
+        """Queue a message for a peer; any thread. Dropped once the channel has stopped."""
+        if self._stop.is_set() and self._outbox_flushed:
+            return
         self._outbox.append((identity, message, pixels))
         self._wake()
 
@@ -107,6 +136,8 @@ class EngineChannel:
             self._wake_w.send(b"\0")
         except BlockingIOError:
             pass  # already plenty of wake-ups pending
+        except OSError:
+            pass  # closed meanwhile: the channel is stopping
 
     # ------------------------------------------------------------------ the loop
 
@@ -127,46 +158,84 @@ class EngineChannel:
                 if self._socket in events:
                     self._drain_inbox()
                 self._forget_closed()
+            self._flush_outbox()  # e.g. the shutdown notice
+            self._outbox_flushed = True
         finally:
-            for conn in list(self._connections.values()):
-                conn.drop("backend shutting down")
+            self._connections.clear()  # the manager closes the sessions themselves
             self._close()
 
     def _drain_inbox(self) -> None:
-        for _ in range(256):  # bounded, so the outbox is not starved
+        """Read what is queued (up to MAX_BATCH messages) and act on it, each peer's poses coalesced."""
+        batch: list[_Incoming] = []
+        for _ in range(MAX_BATCH):
             try:
                 parts = self._socket.recv_multipart(zmq.NOBLOCK, copy=True)
             except zmq.Again:
-                return
-            identity, payload = parts[0], parts[1:]
-            reply = self._handle(identity, payload)
+                break
+            batch.append(self._parse(parts[0], parts[1:]))
+        # Walking backwards: a pose is superseded when the same peer sent a newer pose after it
+        # with nothing else (Hello, TimeControl, Goodbye) in between.
+        newer_pose: dict[bytes, bool] = {}
+        for item in reversed(batch):
+            is_pose = item.message is not None and item.message.WhichOneof("body") == "pose"
+            item.superseded = is_pose and newer_pose.get(item.identity, False)
+            newer_pose[item.identity] = is_pose
+        for item in batch:
+            reply = self._act(item)
             if reply is not None:
-                self._send(identity, reply, None)
+                self._send(item.identity, reply, None)
 
-    def _handle(self, identity: bytes, payload: list[bytes]) -> pb.BackendMessage | None:
+    def _parse(self, identity: bytes, payload: list[bytes]) -> _Incoming:
         if len(payload) != 1:
-            return error_message(Malformed(f"expected 1 message part (the envelope), got {len(payload)}"), fatal=False)
+            error = Malformed(f"expected 1 message part (the envelope), got {len(payload)}")
+            return _Incoming(identity, None, error_message(error, fatal=False))
+        size = len(payload[0])
+        if size > MAX_ENVELOPE_BYTES:
+            error = Malformed(
+                f"message of {size} bytes is larger than the engine channel's limit of {MAX_ENVELOPE_BYTES} bytes "
+                "per envelope (poses are ~60 bytes): it was not read"
+            )
+            return _Incoming(identity, None, error_message(error, fatal=False))
         message = pb.EngineMessage()
         try:
             message.ParseFromString(payload[0])
         except Exception:
-            return error_message(
-                Malformed(f"could not parse {len(payload[0])} bytes as starbridge.v1.EngineMessage"), fatal=False
-            )
-        conn = self._connections.get(identity)
+            error = Malformed(f"could not parse {size} bytes as starbridge.v1.EngineMessage")
+            return _Incoming(identity, None, error_message(error, fatal=False))
+        return _Incoming(identity, message, None)
+
+    def _act(self, item: _Incoming) -> pb.BackendMessage | None:
+        if item.message is None:
+            return item.error
+        conn = self._connections.get(item.identity)
+        if self.manager.shutting_down and item.message.WhichOneof("body") != "hello":
+            # The shutdown notice went out; sessions closing now must not look like client faults.
+            # (A Hello is still answered: SHUTTING_DOWN, so a new engine knows to retry.)
+            return None
+        if item.superseded:
+            if conn is not None:
+                conn.heartbeat()
+            return None
         if conn is None:
-            conn = Connection(self.manager, "engine", EngineSink(self, identity))
-            self._connections[identity] = conn
-        reply = conn.handle(message)
-        if conn.session is None and message.WhichOneof("body") in ("goodbye", "hello"):
-            # Goodbye, or a refused Hello: forget the peer (it may come back with a new Hello).
-            self._connections.pop(identity, None)
+            conn = Connection(self.manager, "engine", EngineSink(self, item.identity))
+        reply = conn.handle(item.message)
+        if conn.has_session:
+            self._connections[item.identity] = conn
+        else:
+            # No session (refused Hello, Goodbye, a message before Hello): forget the peer, so
+            # strangers cost nothing; it may come back with a new Hello.
+            self._connections.pop(item.identity, None)
         return reply
 
     def _forget_closed(self) -> None:
         for identity, conn in list(self._connections.items()):
-            if conn.session is not None and conn.session.closed:
+            if not conn.has_session:
                 self._connections.pop(identity, None)
+
+    @property
+    def peers(self) -> int:
+        """Peers the channel remembers (only those with a live session)."""
+        return len(self._connections)
 
     def _flush_outbox(self) -> None:
         while self._outbox:

@@ -14,6 +14,7 @@ import math
 import threading
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from ..errors import (
     InvalidArgument,
@@ -21,6 +22,7 @@ from ..errors import (
     NoSession,
     Overloaded,
     SessionTimeout,
+    ShuttingDown,
     StarBridgeError,
     Unauthenticated,
 )
@@ -28,6 +30,7 @@ from ..protocol import engine_pb2 as pb
 from ..runtime.generator import Generator
 from ..scenes.store import SceneStore
 from .config import ServerConfig
+from .fairness import FairGate, default_slots
 from .session import FrameSink, Session, SessionSpec
 from .wire import check_protocol, error_message
 
@@ -46,6 +49,12 @@ class SessionManager:
         self.generator = generator
         self._lock = threading.Lock()
         self._sessions: dict[str, Session] = {}
+        self.gate = FairGate(config.generation_slots or default_slots())
+        # Closing waits for a session's threads (up to a block's generation): never on the caller's
+        # thread, which may be the engine channel's, serving every other peer.
+        self._closer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="session-close")
+        self._closing: set[Future[None]] = set()
+        self.shutting_down = False
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap_loop, name="session-reaper", daemon=True)
 
@@ -56,13 +65,10 @@ class SessionManager:
 
     def open(self, hello: pb.Hello, channel: str, sink: FrameSink) -> Session:
         """Validate a Hello and start a session; raises a StarBridgeError naming what is wrong."""
+        if self.shutting_down:
+            raise ShuttingDown("the backend is shutting down: no new sessions; reconnect in a moment")
         check_protocol(hello.protocol)
-        if self.config.token and not hmac.compare_digest(hello.token.encode(), self.config.token.encode()):
-            raise Unauthenticated(
-                "hello.token is missing or wrong: this backend was started with --token; "
-                "set the same token in the plugin",
-                field="hello.token",
-            )
+        self.check_token(hello.token)
         spec = self._spec(hello, channel)
         scene = self.store.get(spec.scene_id)
         with self._lock:
@@ -80,6 +86,7 @@ class SessionManager:
                 sink,
                 ring_slots=self.config.ring_slots,
                 max_extrapolation_s=self.config.max_extrapolation_s,
+                gate=self.gate,
             )
         except BaseException:
             generator_session.close()
@@ -93,6 +100,15 @@ class SessionManager:
             spec.width, spec.height, spec.fps, pb.FrameTransport.Name(spec.transport), channel,
         )  # fmt: skip
         return session
+
+    def check_token(self, token: str) -> None:
+        """Refuse a missing or wrong token when the backend was started with --token."""
+        if self.config.token and not hmac.compare_digest(token.encode(), self.config.token.encode()):
+            raise Unauthenticated(
+                "hello.token is missing or wrong: this backend was started with --token; "
+                "set the same token in the plugin",
+                field="hello.token",
+            )
 
     def _spec(self, hello: pb.Hello, channel: str) -> SessionSpec:
         cfg = self.config
@@ -137,14 +153,50 @@ class SessionManager:
             raise NoSession(f"no session {session_id!r}: it was closed or never opened; send Hello again")
         return session
 
-    def close(self, session_id: str, reason: str, error: pb.BackendMessage | None = None) -> None:
+    def close(
+        self, session_id: str, reason: str, error: pb.BackendMessage | None = None, *, wait_s: float = 0.0
+    ) -> None:
+        """Close a session: it stops at once, its resources are freed in the background.
+
+        It stays listed (and counts towards max_sessions) until they are. `wait_s` > 0 waits that
+        long for it (never on the engine channel's thread).
+        """
         with self._lock:
             session = self._sessions.get(session_id)
         if session is None:
             raise NoSession(f"no session {session_id!r}")
-        session.close(reason, error)  # listed until its resources are freed
+        if session.begin_close(reason, error):
+            future = self._free_later(session)
+            if wait_s > 0:
+                wait([future], timeout=wait_s)
+
+    def _free_later(self, session: Session) -> Future[None]:
+        def free() -> None:
+            try:
+                session.finish_close()
+            except Exception:
+                log.exception("session %s: freeing failed", session.session_id)
+            finally:
+                with self._lock:
+                    if self._sessions.get(session.session_id) is session:
+                        del self._sessions[session.session_id]
+
         with self._lock:
-            self._sessions.pop(session_id, None)
+            future = self._closer.submit(free)
+            self._closing.add(future)
+        future.add_done_callback(self._closing_done)
+        return future
+
+    def _closing_done(self, future: Future[None]) -> None:
+        with self._lock:
+            self._closing.discard(future)
+
+    def wait_closed(self, timeout_s: float) -> bool:
+        """Wait until every session closed so far is freed; False if some were not within the timeout."""
+        with self._lock:
+            pending = set(self._closing)
+        _, not_done = wait(pending, timeout=timeout_s)
+        return not not_done
 
     def sessions(self) -> list[Session]:
         with self._lock:
@@ -162,9 +214,10 @@ class SessionManager:
         reaped = []
         for session in self.sessions():
             if session.closed:
-                with self._lock:
-                    self._sessions.pop(session.session_id, None)
-                reaped.append(session.session_id)
+                if session.freed:  # closed by itself (a generator failure) and already freed
+                    with self._lock:
+                        self._sessions.pop(session.session_id, None)
+                    reaped.append(session.session_id)
             elif now - session.last_message > timeout:
                 err = error_message(
                     SessionTimeout(
@@ -187,13 +240,32 @@ class SessionManager:
             except Exception:
                 log.exception("reaper failed")
 
-    def shutdown(self) -> None:
+    def announce_shutdown(self) -> None:
+        """First step of stopping: refuse new sessions and tell every client the backend is going away.
+
+        The notice is a non-fatal SHUTTING_DOWN Error: plugins keep their last frame and reconnect.
+        """
+        self.shutting_down = True
+        notice = error_message(
+            ShuttingDown("the backend is shutting down; keep the last frame and reconnect (it may be restarting)"),
+            fatal=False,
+        )
+        for session in self.sessions():
+            if not session.closed:
+                session.send(notice)
+
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        """Close every session and wait (up to `timeout_s`) until their resources are freed."""
+        self.shutting_down = True
         self._stop.set()
         for session in self.sessions():
             try:
                 self.close(session.session_id, "backend shutting down")
             except NoSession:
                 pass
+        if not self.wait_closed(timeout_s):
+            log.warning("some sessions were not freed within %g s", timeout_s)
+        self._closer.shutdown(wait=False)
 
 
 class Connection:
@@ -228,9 +300,8 @@ class Connection:
                 return self._attach(message.hello)
             self.session = self.manager.open(message.hello, self.channel, self.sink)
             return self.session.welcome(self.manager.config.heartbeat_timeout_s, self.manager.generator.name)
-        session = self.session
-        if session is None or session.closed:
-            self.session = None
+        session = self._current()
+        if session is None:
             raise NoSession(f"{kind} before Hello (or after the session ended): send Hello first")
         session.touch()
         if kind == "pose":
@@ -242,23 +313,51 @@ class Connection:
         return None
 
     def _attach(self, hello: pb.Hello) -> pb.BackendMessage:
-        """gRPC: take over a session opened by OpenSession (its frames now come to this stream)."""
+        """Take over an existing session (its frames now come to this peer).
+
+        A gRPC Stream attaching to a session made by OpenSession, or an engine re-attaching after
+        its connection dropped. The peer must prove it is the session's client: Hello.session_secret
+        must equal the Welcome.session_secret the session was made with. The previous peer, if any,
+        loses the session (its next message is answered NO_SESSION).
+        """
         check_protocol(hello.protocol)
+        self.manager.check_token(hello.token)
         session = self.manager.get(hello.session_id)
-        if self.manager.config.token and not hmac.compare_digest(
-            hello.token.encode(), self.manager.config.token.encode()
-        ):
-            raise Unauthenticated("hello.token is missing or wrong", field="hello.token")
-        session.sink = self.sink
-        session.touch()
+        if not hmac.compare_digest(hello.session_secret.encode(), session.secret.encode()):
+            raise Unauthenticated(
+                f"hello.session_secret is missing or wrong: only the client that opened session "
+                f"{hello.session_id!r} (it got the secret in Welcome) can attach to it",
+                field="hello.session_secret",
+            )
+        session.attach(self.sink)
         self.session = session
         return session.welcome(self.manager.config.heartbeat_timeout_s, self.manager.generator.name)
 
+    @property
+    def has_session(self) -> bool:
+        """True while this peer owns a live session."""
+        return self._current() is not None
+
+    def heartbeat(self) -> None:
+        """A message that needs no action (a superseded pose) still keeps the session alive."""
+        session = self._current()
+        if session is not None:
+            session.touch()
+            session.stats.pose(coalesced=True)
+
+    def _current(self) -> Session | None:
+        """This peer's session, or None once it ended or another peer attached to it."""
+        session = self.session
+        if session is not None and (session.closed or session.sink is not self.sink):
+            self.session = session = None
+        return session
+
     def drop(self, reason: str) -> None:
-        """Close this peer's session, if it has one."""
-        if self.session is not None:
+        """Close this peer's session, if it still has one (not if another peer took it over)."""
+        session = self._current()
+        self.session = None
+        if session is not None:
             try:
-                self.manager.close(self.session.session_id, reason)
+                self.manager.close(session.session_id, reason)
             except NoSession:
                 pass
-            self.session = None

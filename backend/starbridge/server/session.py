@@ -9,14 +9,20 @@ the KV cache), the frame ring (shared-memory transport) and its statistics. Two 
 - the **pacer** thread hands each frame over at its display time (ring slot + FrameReady, or
   FrameReady with inline pixels) and drops frames that are ready too late, except the newest.
 
-The server talks to a session through `submit_pose`, `time_control`, `touch` and `close`; the
-session talks back through a `FrameSink` (engine channel or gRPC stream).
+Generator threads of all sessions pass one `FairGate` before each block, so when there is more
+work than cores every session gets a fair share of the frame rate; a session that cannot keep its
+fps says so once (a non-fatal OVERLOADED Error) and in its stats.
+
+The server talks to a session through `submit_pose`, `time_control`, `touch` and `begin_close` /
+`finish_close` (`close` does both); the session talks back through a `FrameSink` (engine channel or
+gRPC stream).
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Sequence
@@ -25,7 +31,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, Overloaded
 from ..geometry.camera import Intrinsics
 from ..geometry.conventions import matrix_to_pose, pose_to_matrix
 from ..geometry.poses import PoseTrack
@@ -33,6 +39,7 @@ from ..protocol import engine_pb2 as pb
 from ..runtime.generator import FrameRequest, GeneratorSession
 from ..scenes.bundle import SceneBundle
 from .clock import SceneClock
+from .fairness import FairGate
 from .ring import FrameRingWriter, ring_path
 from .scheduler import BlockScheduler, SchedulerConfig
 from .stats import SessionStats
@@ -42,6 +49,15 @@ log = logging.getLogger(__name__)
 
 #: How long session threads sleep at most before re-checking for close, seconds.
 POLL_S = 0.05
+#: Load (time waiting at the gate + generating, per block interval) above which a session is
+#: overloaded, and below which it is no longer (hysteresis).
+OVERLOAD_ON, OVERLOAD_OFF = 1.1, 0.9
+#: Weight of the newest block in the running load estimate.
+LOAD_EMA = 0.2
+#: A session reports overload only after running this long (the estimate has settled), seconds.
+OVERLOAD_GRACE_S = 1.0
+#: How long closing waits for a session thread to finish its current block, seconds.
+JOIN_TIMEOUT_S = 5.0
 
 
 class FrameSink(Protocol):
@@ -102,6 +118,7 @@ class Session:
         *,
         ring_slots: int = 3,
         max_extrapolation_s: float = 0.25,
+        gate: FairGate | None = None,
     ) -> None:
         self.spec = spec
         self.scene = scene
@@ -119,6 +136,14 @@ class Session:
         self._frame_sequence = 0
         self.last_message = time.monotonic()
         self.close_reason = ""
+        #: Told only to the client in Welcome; a re-attaching peer must present it (never logged).
+        self.secret = secrets.token_hex(16)
+        self._gate = gate or FairGate(1 << 16)  # none given: effectively no sharing
+        #: Running (gate wait + generation) / block interval; > 1: this session cannot keep its fps.
+        self.load = 0.0
+        self.overloaded = False
+        self._overload_reported = False
+        self._freed = threading.Event()
         self.ring: FrameRingWriter | None = None
         if spec.transport == pb.FRAME_TRANSPORT_SHARED_MEMORY:
             self.ring = FrameRingWriter(ring_path(spec.session_id), spec.width, spec.height, slot_count=ring_slots)
@@ -144,20 +169,43 @@ class Session:
         for t in self._threads:
             t.start()
 
+    @property
+    def freed(self) -> bool:
+        """True once finish_close freed the generator and the ring file."""
+        return self._freed.is_set()
+
     def close(self, reason: str = "closed", error: pb.BackendMessage | None = None) -> None:
-        """Stop the threads, free the generator and the ring file. Idempotent, any thread."""
+        """begin_close then finish_close: returns once the resources are freed. Idempotent, any thread."""
+        self.begin_close(reason, error)
+        self.finish_close()
+
+    def begin_close(self, reason: str = "closed", error: pb.BackendMessage | None = None) -> bool:
+        """Mark the session closed and send `error`, without waiting. True for the call that closed it.
+
+        Never blocks on the session's threads, so the engine channel's thread can call it.
+        """
         with self._lock:
             if self._closed.is_set():
-                return
+                return False
             self._closed.set()
             self.close_reason = reason
         log.info("session %s closed: %s", self.session_id, reason)
         if error is not None:
             self._safe_send(error)
+        return True
+
+    def finish_close(self, timeout_s: float = JOIN_TIMEOUT_S) -> None:
+        """After begin_close: wait for the threads, free the generator and the ring file. Idempotent."""
+        if not self._closed.is_set():
+            raise RuntimeError("finish_close() before begin_close()")
         me = threading.current_thread()
         for t in self._threads:
             if t is not me and t.is_alive():
-                t.join(timeout=5.0)
+                t.join(timeout=timeout_s)
+        with self._lock:
+            if self._freed.is_set():
+                return
+            self._freed.set()
         try:
             self._generator.close()
         finally:
@@ -174,6 +222,10 @@ class Session:
                 target=self.close, args=(f"failed: {exc}", error_message(exc, fatal=True)), daemon=True
             ).start()
 
+    def send(self, message: pb.BackendMessage) -> None:
+        """Send a message (e.g. a notice) to the session's client; never raises."""
+        self._safe_send(message)
+
     def _safe_send(self, message: pb.BackendMessage, pixels: np.ndarray | None = None) -> None:
         try:
             self.sink.send(message, pixels)
@@ -181,6 +233,11 @@ class Session:
             log.exception("session %s: sending failed", self.session_id)
 
     # ------------------------------------------------------------------ input
+
+    def attach(self, sink: FrameSink) -> None:
+        """Send this session's messages to another peer from now on (re-attach)."""
+        self.sink = sink
+        self.touch()
 
     def touch(self) -> None:
         """Any message from the peer counts as a heartbeat."""
@@ -236,21 +293,31 @@ class Session:
             if start > now:
                 self._closed.wait(min(start - now, POLL_S))
                 continue
-            with self._lock:
-                sample = self._latest
-                generation = self._reset_generation
-            assert sample is not None
-            if generation != generation_seen:
-                self._generator.reset()
-                self._scheduler.reset(now)
-                generation_seen = generation
-            times = self._scheduler.plan(now)
-            requests = self._requests(times, sample)
-            t0 = time.perf_counter()
-            frames = self._generator.generate_block(requests)
-            seconds = time.perf_counter() - t0
+            # Wait for this session's turn (FIFO across sessions), then plan from the freshest pose.
+            waited_from = time.perf_counter()
+            if not self._gate.acquire(cancel=self._closed, poll_s=POLL_S):
+                return  # closed while waiting
+            try:
+                waited = time.perf_counter() - waited_from
+                now = time.monotonic()
+                with self._lock:
+                    sample = self._latest
+                    generation = self._reset_generation
+                assert sample is not None
+                if generation != generation_seen:
+                    self._generator.reset()
+                    self._scheduler.reset(now)
+                    generation_seen = generation
+                times = self._scheduler.plan(now)
+                requests = self._requests(times, sample)
+                t0 = time.perf_counter()
+                frames = self._generator.generate_block(requests)
+                seconds = time.perf_counter() - t0
+            finally:
+                self._gate.release()
             self._scheduler.observe_generation(seconds)
             self.stats.generated(1000.0 * seconds / len(frames))
+            self._observe_load(waited + seconds, len(frames))
             block = _Block(times, frames, requests, sample, 1000.0 * seconds, generation)
             while not self._closed.is_set():
                 try:
@@ -258,6 +325,28 @@ class Session:
                     break
                 except queue.Full:
                     continue
+
+    def _observe_load(self, busy_s: float, frames: int) -> None:
+        """Track whether this session keeps its fps; say so once when it cannot (non-fatal)."""
+        load = busy_s * self.spec.fps / frames
+        self.load = load if self.load == 0.0 else (1 - LOAD_EMA) * self.load + LOAD_EMA * load
+        if self.overloaded and self.load < OVERLOAD_OFF:
+            self.overloaded = False
+            log.info("session %s keeps its %g frames/s again", self.session_id, self.spec.fps)
+        elif not self.overloaded and self.load > OVERLOAD_ON:
+            self.overloaded = True
+            log.warning(
+                "session %s overloaded: about %.1f of %g frames/s", self.session_id, self.spec.fps / self.load,
+                self.spec.fps,
+            )  # fmt: skip
+        settled = time.monotonic() - self.stats.opened >= OVERLOAD_GRACE_S
+        if self.overloaded and settled and not self._overload_reported:
+            self._overload_reported = True
+            self._safe_send(error_message(Overloaded(
+                f"the backend cannot keep up with all its sessions ({self._gate.slots} core(s) shared fairly): "
+                f"this session gets about {self.spec.fps / self.load:.0f} of its {self.spec.fps:g} frames/s; "
+                "fewer sessions, a smaller frame size or a lower fps restore the full rate"
+            ), fatal=False))  # fmt: skip
 
     def _requests(self, times: Sequence[float], sample: _PoseSample) -> list[FrameRequest]:
         intr = Intrinsics.from_fov(sample.vertical_fov_deg, self.spec.width, self.spec.height, sample.aspect)
@@ -351,4 +440,5 @@ class Session:
         w.block_frames = self._generator.block_frames
         w.generator = generator_name
         w.backend_version = BACKEND_VERSION
+        w.session_secret = self.secret
         return msg

@@ -19,15 +19,18 @@ class SessionStats:
         self._lock = threading.Lock()
         self.opened = time.monotonic()
         self.poses_received = 0
+        self.poses_coalesced = 0
         self.frames_sent = 0
         self.frames_dropped = 0
         self._latency_ms: deque[float] = deque(maxlen=WINDOW)
         self._generation_ms: deque[float] = deque(maxlen=WINDOW)
         self._sent_at: deque[float] = deque(maxlen=WINDOW)
 
-    def pose(self) -> None:
+    def pose(self, coalesced: bool = False) -> None:
+        """A pose arrived; `coalesced`: a newer one came with it, so only the newer one was used."""
         with self._lock:
             self.poses_received += 1
+            self.poses_coalesced += coalesced
 
     def dropped(self, n: int = 1) -> None:
         with self._lock:
@@ -54,6 +57,7 @@ class SessionStats:
             fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
             return {
                 "poses_received": self.poses_received,
+                "poses_coalesced": self.poses_coalesced,
                 "frames_sent": self.frames_sent,
                 "frames_dropped": self.frames_dropped,
                 "fps_measured": fps,
