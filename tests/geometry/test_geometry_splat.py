@@ -16,7 +16,7 @@ from starbridge.errors import InvalidArgument
 from starbridge.geometry.camera import Intrinsics
 from starbridge.geometry.conventions import pose_to_matrix, wire_to_cv
 from starbridge.geometry.poses import quat_from_axis_angle
-from starbridge.geometry.splat import SplatConfig, Splatter, splat
+from starbridge.geometry.splat import SplatConfig, Splatter, SplatterCache, splat
 
 INTR = Intrinsics(fx=40.0, fy=40.0, cx=32.0, cy=24.0, width=64, height=48)
 H, W = INTR.height, INTR.width
@@ -296,3 +296,18 @@ def test_bad_input_names_the_field(colour: np.ndarray, depth: np.ndarray, dst: n
 def test_config_validation(kwargs: dict[str, float]) -> None:
     with pytest.raises(InvalidArgument):
         SplatConfig(**kwargs)
+
+
+def test_splatter_cache_keeps_the_most_recently_used():
+    src = Intrinsics.from_fov(60.0, 64, 36)
+    cache = SplatterCache(src, capacity=2)
+    a, b, c = (Intrinsics.from_fov(fov, 64, 36) for fov in (50.0, 60.0, 70.0))
+    sa = cache.get(a)
+    assert cache.get(a) is sa  # reused
+    cache.get(b)
+    cache.get(a)  # a is now the most recent
+    cache.get(c)  # evicts b, not a
+    assert len(cache) == 2 and cache.get(a) is sa
+    assert cache.get(b) is not None and len(cache) == 2
+    cache.clear()
+    assert len(cache) == 0

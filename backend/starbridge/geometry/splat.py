@@ -36,6 +36,7 @@ Threads: one `Splatter` must not be used by two threads at once; `splat()` build
 
 from __future__ import annotations
 
+import collections
 import functools
 from dataclasses import dataclass
 
@@ -298,3 +299,36 @@ def splat(
     """Splat one frame into another camera; see the module docstring. Thread-safe; for many frames with
     the same intrinsics a `Splatter` is faster (it keeps its buffers)."""
     return Splatter(src_intr, dst_intr, config)(colour, depth, src_c2w_wire, dst_c2w_wire)
+
+
+class SplatterCache:
+    """A few Splatters for one source camera, keyed by target intrinsics, least recently used out first.
+
+    An engine that changes its field of view or aspect gets a new Splatter (its buffers are sized for
+    the target); the old ones are dropped past `capacity`. Owned by one session: not thread-safe.
+    """
+
+    def __init__(self, source: Intrinsics, capacity: int = 4, config: SplatConfig | None = None) -> None:
+        if capacity < 1:
+            raise ValueError(f"a splatter cache needs capacity >= 1, got {capacity}")
+        self.source = source
+        self.capacity = capacity
+        self.config = config
+        self._splatters: collections.OrderedDict[Intrinsics, Splatter] = collections.OrderedDict()
+
+    def get(self, target: Intrinsics) -> Splatter:
+        """The Splatter for `target`, made on first use."""
+        splatter = self._splatters.get(target)
+        if splatter is None:
+            if len(self._splatters) >= self.capacity:
+                self._splatters.popitem(last=False)
+            splatter = self._splatters[target] = Splatter(self.source, target, self.config)
+        else:
+            self._splatters.move_to_end(target)
+        return splatter
+
+    def __len__(self) -> int:
+        return len(self._splatters)
+
+    def clear(self) -> None:
+        self._splatters.clear()

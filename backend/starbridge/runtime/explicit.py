@@ -13,9 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import InvalidArgument
-from ..geometry.camera import Intrinsics
 from ..geometry.fill import push_pull_fill
-from ..geometry.splat import Splatter
+from ..geometry.splat import SplatterCache
 from ..scenes.bundle import SceneBundle
 from .generator import FrameRequest
 
@@ -32,20 +31,12 @@ class ExplicitSession:
         self.scene = scene
         self.width = width
         self.height = height
-        self._splatters: dict[Intrinsics, Splatter] = {}
-
-    def _splatter(self, dst: Intrinsics) -> Splatter:
-        splatter = self._splatters.get(dst)
-        if splatter is None:
-            if len(self._splatters) >= 4:  # the engine changed its fov or aspect: drop old buffers
-                self._splatters.clear()
-            splatter = self._splatters[dst] = Splatter(self.scene.meta.intrinsics, dst)
-        return splatter
+        self._splatters = SplatterCache(scene.meta.intrinsics)
 
     def render(self, request: FrameRequest) -> np.ndarray:
         """One (height, width, 4) uint8 RGBA frame; alpha 255."""
         i = self.scene.frame_index(request.scene_time_s)
-        result = self._splatter(request.intrinsics)(
+        result = self._splatters.get(request.intrinsics)(
             self.scene.frames[i], self.scene.depth[i], self.scene.poses[i], request.c2w
         )
         rgb = push_pull_fill(result.colour, result.mask)

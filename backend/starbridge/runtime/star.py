@@ -29,9 +29,10 @@ import onnxruntime as ort
 
 from ..errors import InvalidArgument
 from ..geometry.camera import Intrinsics
-from ..geometry.splat import Splatter
+from ..geometry.splat import Splatter, SplatterCache
 from ..scenes.bundle import SceneBundle
 from .bundle import ModelInfo, read_model
+from .condition import pool_masks
 from .generator import FrameRequest
 from .providers import CUDA, choose_providers
 from .sampler import FlowSchedule
@@ -213,8 +214,8 @@ class StarSession:
         self.schedule = schedule or FlowSchedule(info.steps, info.shift)
         self.rng = np.random.default_rng(seed)
         self.prev: np.ndarray | None = None
-        self._splatters: dict[Intrinsics, Splatter] = {}
         self._source = generator.render_source(scene)
+        self._splatters = SplatterCache(self._source.intrinsics)
         self._latent_shape = (1, info.latent_channels, info.latent_frames, info.latent_height, info.latent_width)
 
     # ------------------------------------------------------------------ the block loop
@@ -226,7 +227,8 @@ class StarSession:
         # 1. explicit spatial constraint at the predicted poses
         renders, masks, indices = self._render(requests)
         # 2. condition: [mask pooled to the latent grid | latent of the render]
-        cond = np.concatenate([self._pool_masks(masks), engine.encode(renders)], axis=1)
+        pooled = pool_masks(masks, info.latent_height, info.latent_width, info.mask_channels)
+        cond = np.concatenate([pooled, engine.encode(renders)], axis=1)
         # 3. context: reference latents at the same scene times, then the previous block
         ref = self.generator.reference_latents(self.scene, indices)
         prev = self.prev if self.prev is not None else np.zeros_like(ref)
@@ -263,21 +265,7 @@ class StarSession:
     def _splatter(self, dst: Intrinsics) -> Splatter:
         if (dst.width, dst.height) != (self.info.width, self.info.height):
             dst = dst.scaled(self.info.width, self.info.height)
-        splatter = self._splatters.get(dst)
-        if splatter is None:
-            if len(self._splatters) >= 4:
-                self._splatters.clear()
-            splatter = self._splatters[dst] = Splatter(self._source.intrinsics, dst)
-        return splatter
-
-    def _pool_masks(self, masks: np.ndarray) -> np.ndarray:
-        """bool (fpb, H, W) -> (1, M, F, h, w): mean over each 8x8 cell; channel m = frame m of a latent frame."""
-        info = self.info
-        n, h, w = masks.shape
-        s = h // info.latent_height
-        pooled = masks.reshape(n, info.latent_height, s, info.latent_width, s).mean(axis=(2, 4), dtype=np.float32)
-        m = info.mask_channels
-        return pooled.reshape(info.latent_frames, m, info.latent_height, info.latent_width).transpose(1, 0, 2, 3)[None]
+        return self._splatters.get(dst)
 
     def reset(self) -> None:
         self.prev = None
