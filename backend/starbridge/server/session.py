@@ -247,13 +247,13 @@ class Session:
         """Record a camera pose (validated; raises InvalidArgument naming the field)."""
         position, rotation, fov, aspect = pose_from_proto(pose)
         received = time.monotonic()
+        self.stats.pose()
         with self._lock:
             latest = self._latest
             if latest is not None and pose.sequence < latest.sequence:
                 return  # reordered or duplicate: the newer pose already counts
             self._track.add(received, position, rotation)
             self._latest = _PoseSample(pose.sequence, pose.engine_time_us, received, fov, aspect)
-        self.stats.pose()
         self._have_pose.set()
 
     def time_control(self, control: pb.TimeControl) -> None:
