@@ -83,11 +83,13 @@ def test_a_pose_flood_is_coalesced_to_the_newest(peer: Engine, backend: Backend)
             peer.pose(position=(0.0, 0.0, -0.001 * peer.sequence))
         time.sleep(0.3)  # let them all arrive (not a timing assertion)
     last = peer.sequence
-    assert _wait_for(lambda: session.stats.poses_received - before == flood)
+    assert _wait_for(lambda: session.stats.poses_received - before >= flood)  # (plus any still in flight before)
     assert session.stats.poses_coalesced >= flood // 2
     assert session._latest is not None and session._latest.sequence == last
-    frames, errors = peer.frames(3, keep_posing=False)
-    assert not errors and frames[-1][0].pose_sequence == last
+    # Frames made before the flood may still be queued; the next ones answer the newest pose.
+    frames, errors = peer.frames(30, keep_posing=False)
+    answered = [f.pose_sequence for f, _ in frames]
+    assert not errors and last in answered and set(answered[answered.index(last) :]) == {last}
 
 
 def test_peers_that_never_say_hello_are_forgotten(backend: Backend):

@@ -213,15 +213,85 @@ def test_stream_poses_in_frames_out(stub, backend: Backend):
     assert not backend.manager.sessions()
 
 
+def _rest(responses) -> list:
+    """Everything the call still sends, until it ends; the call must end with status OK."""
+    rest = list(responses)
+    assert responses.code() == grpc.StatusCode.OK, responses.details()
+    return rest
+
+
+def _ends_after_one_fatal(responses, code) -> pb.Error:
+    """The rest of a call: frames (and non-fatal notices, e.g. OVERLOADED) at most, then exactly one fatal
+    Error with `code` as the last message, then the end (OK)."""
+    rest = _rest(responses)
+    fatal = [r.message.error for r in rest if r.message.WhichOneof("body") == "error" and r.message.error.fatal]
+    assert len(fatal) == 1 and rest[-1].message.WhichOneof("body") == "error" and rest[-1].message.error.fatal, rest
+    assert fatal[0].code == code, fatal[0]
+    assert all(r.message.WhichOneof("body") in ("frame", "error") for r in rest)
+    return fatal[0]
+
+
+def test_stream_fatal_error_ends_the_call(stub, backend: Backend):
+    """A message before Hello gets one fatal NO_SESSION; the call then ends (OK) instead of answering every
+    later pose with another fatal Error."""
+    requests = _Requests()
+    responses = stub.Stream(iter(requests), timeout=8)
+    try:
+        for seq in range(1, 6):  # the client keeps posing, as an engine loop would
+            requests.put(_pose(seq))
+        error = _ends_after_one_fatal(responses, pb.ERROR_CODE_NO_SESSION)
+        assert "before Hello" in error.message
+    finally:
+        requests.end()
+    assert not backend.manager.sessions()
+
+
+def test_stream_refused_hello_ends_the_call(stub, backend: Backend):
+    """A refused Hello is fatal: its Error is the call's last message, and no session is made."""
+    for hello, code in (
+        (_hello(protocol=pb.ProtocolVersion(major=PROTOCOL_MAJOR + 1)), pb.ERROR_CODE_PROTOCOL_MISMATCH),
+        (_hello(scene_id="missing"), pb.ERROR_CODE_UNKNOWN_SCENE),
+        (_hello(session_id="nope"), pb.ERROR_CODE_NO_SESSION),
+    ):
+        requests = _Requests()
+        responses = stub.Stream(iter(requests), timeout=8)
+        try:
+            requests.put(pb.EngineMessage(hello=hello))
+            requests.put(_pose(1))  # not answered: the call is over
+            _ends_after_one_fatal(responses, code)
+        finally:
+            requests.end()
+    assert not backend.manager.sessions()
+
+
+def test_stream_heartbeat_timeout_ends_the_call(stub, backend: Backend):
+    """The session's fatal TIMEOUT (no message for the 2 s heartbeat timeout) is the call's last message."""
+    requests = _Requests()
+    responses = stub.Stream(iter(requests), timeout=10)
+    try:
+        requests.put(pb.EngineMessage(hello=_hello()))
+        assert next(responses).message.WhichOneof("body") == "welcome"
+        requests.put(_pose(1))  # then silence
+        error = _ends_after_one_fatal(responses, pb.ERROR_CODE_TIMEOUT)
+        assert "heartbeat" in error.message
+    finally:
+        requests.end()
+
+
 def test_stream_must_start_with_hello_and_can_attach(stub):
+    welcome = stub.OpenSession(_hello(), timeout=5)
+    assert len(welcome.session_secret) == 32
+    # No secret, or a wrong one: refused, fatal, and the call ends; the session is not disturbed.
+    for secret in ("", "0" * 32):
+        requests = _Requests()
+        responses = stub.Stream(iter(requests), timeout=8)
+        requests.put(pb.EngineMessage(hello=_hello(session_id=welcome.session_id, session_secret=secret)))
+        refused = _ends_after_one_fatal(responses, pb.ERROR_CODE_UNAUTHENTICATED)
+        assert refused.field == "hello.session_secret"
+        requests.end()
     requests = _Requests()
     responses = stub.Stream(iter(requests), timeout=30)
-    requests.put(_pose(1))
-    first = next(responses)
-    assert first.message.error.code == pb.ERROR_CODE_NO_SESSION and first.message.error.fatal
-
-    welcome = stub.OpenSession(_hello(), timeout=5)
-    requests.put(pb.EngineMessage(hello=_hello(session_id=welcome.session_id)))
+    requests.put(pb.EngineMessage(hello=_hello(session_id=welcome.session_id, session_secret=welcome.session_secret)))
     attached = next(responses)
     assert attached.message.welcome.session_id == welcome.session_id
     requests.put(_pose(2))
@@ -229,14 +299,7 @@ def test_stream_must_start_with_hello_and_can_attach(stub):
         pass
     assert item.pixels
     requests.end()
-    list(responses)
-
-    requests2 = _Requests()
-    responses2 = stub.Stream(iter(requests2), timeout=10)
-    requests2.put(pb.EngineMessage(hello=_hello(session_id="nope")))
-    assert next(responses2).message.error.code == pb.ERROR_CODE_NO_SESSION
-    requests2.end()
-    list(responses2)
+    _rest(responses)
 
 
 def test_stream_bad_quaternion_nan(stub):

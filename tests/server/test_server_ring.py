@@ -272,6 +272,75 @@ def test_cleanup_stale_rings(tmp_path: Path):
     assert cleanup_stale_rings(tmp_path / "missing") == []
 
 
+def test_cleanup_keeps_other_users_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Stale-looking files of another user (dead owner pid, closed, old garbage) are not ours to remove."""
+    if sys.platform == "win32":
+        pytest.skip("Windows files have no owner uid; cleanup keeps today's behaviour there")
+    with FrameRingWriter(tmp_path / "template", W, H) as writer:
+        template = writer.path.read_bytes()
+    dead = _dead_pid()
+    long_ago = time.time() - 3600
+    ours_dead = _ring_file(tmp_path / "starbridge-ours-dead", template, dead)
+    theirs_dead = _ring_file(tmp_path / "starbridge-theirs-dead", template, dead)
+    theirs_closed = _ring_file(tmp_path / "starbridge-theirs-closed", template, os.getpid(), closed=1)
+    theirs_garbage = tmp_path / "starbridge-theirs-garbage"
+    theirs_garbage.write_bytes(b"x" * 10)
+    theirs_tmp = tmp_path / "starbridge-s3.123.tmp"
+    theirs_tmp.write_bytes(template[:100])
+    theirs = (theirs_dead, theirs_closed, theirs_garbage, theirs_tmp)
+    for p in (*theirs, ours_dead):
+        os.utime(p, (long_ago, long_ago))
+    if os.geteuid() == 0:
+        other_uid = 65534  # nobody
+        for p in theirs:
+            os.chown(p, other_uid, -1)
+        assert {p.stat().st_uid for p in theirs} == {other_uid} and ours_dead.stat().st_uid == 0
+        expected = [ours_dead]
+    else:  # cannot give files away without root: make every file here another user's instead
+        real_euid = os.geteuid()
+        monkeypatch.setattr(os, "geteuid", lambda: real_euid + 1)
+        expected = []
+    # A link named like a ring, pointing at a dead ring of ours elsewhere: neither followed nor removed.
+    target_dir = tmp_path / "elsewhere"
+    target_dir.mkdir()
+    target = _ring_file(target_dir / "starbridge-target", template, dead)
+    link = tmp_path / "starbridge-link"
+    link.symlink_to(target)
+    assert cleanup_stale_rings(tmp_path) == expected
+    assert ours_dead.exists() == (not expected)
+    for p in (*theirs, link, target):
+        assert p.exists(), p
+    assert theirs_dead.read_bytes()[:8] == template[:8]  # untouched
+
+
+def test_ring_file_is_private(tmp_path: Path):
+    """Ring files are 0600 whatever the umask: another local user cannot read an engine's frames."""
+    if sys.platform == "win32":
+        pytest.skip("POSIX permission bits")
+    old = os.umask(0o000)  # the most permissive umask: the mode must not depend on it
+    try:
+        with FrameRingWriter(tmp_path / "starbridge-private", W, H) as ring:
+            assert ring.path.stat().st_mode & 0o777 == 0o600
+        os.umask(0o022)
+        with FrameRingWriter(tmp_path / "starbridge-private2", W, H) as ring:
+            assert ring.path.stat().st_mode & 0o777 == 0o600
+            with FrameRingReader(ring.path) as reader:  # the owner still reads it
+                assert reader.layout() == ring.layout()
+    finally:
+        os.umask(old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+def test_ring_creation_does_not_follow_a_planted_temp_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The temporary file is opened O_EXCL under a fresh name: a file planted under the old, predictable
+    name (<ring>.<pid>.tmp) is neither written through nor used."""
+    planted = tmp_path / f"starbridge-planted.{os.getpid()}.tmp"
+    planted.write_bytes(b"planted")
+    with FrameRingWriter(tmp_path / "starbridge-planted", W, H) as ring:
+        assert ring.path.stat().st_size == ring.layout().file_bytes
+    assert planted.read_bytes() == b"planted"
+
+
 # ---------------------------------------------------------------- seqlock hammer
 
 HAMMER_W, HAMMER_H = 320, 240

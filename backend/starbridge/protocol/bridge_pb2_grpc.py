@@ -129,14 +129,40 @@ class BridgeServicer:
         raise NotImplementedError('Method not implemented!')
 
     def OpenSession(self, request, context):
-        """Make a session without a stream (e.g. to attach a Stream to later by Hello.session_id).
+        """Make a session without a stream, to attach a Stream to later: the Stream's Hello carries
+        session_id and session_secret from this Welcome (keep the secret private: whoever holds it can
+        take the session over). Refused as a Hello is: FAILED_PRECONDITION (protocol major),
+        UNAUTHENTICATED (token), NOT_FOUND (scene), INVALID_ARGUMENT (size, fps, transport),
+        RESOURCE_EXHAUSTED (max sessions).
+
+        Lifecycle of a session made here. It lives until the first of:
+        - CloseSession;
+        - the heartbeat timeout (Welcome.heartbeat_timeout_s) with no message from an attached
+        Stream. The clock starts at OpenSession and keeps running while no Stream is attached: a
+        session nobody attaches to within the timeout is closed (reaped), and so is one whose
+        Stream ended without Goodbye and that nobody re-attaches to within the timeout;
+        - Goodbye (or a new Hello) on the attached Stream.
+        Attaching: a Stream sends Hello{protocol, token, session_id, session_secret} (scene, size, fps
+        and transport are the session's own; those Hello fields are ignored) and gets Welcome with the
+        same session_id; frames go to it from then on. A missing or
+        wrong secret is refused with a fatal UNAUTHENTICATED, an unknown or closed id with a fatal
+        NO_SESSION; the session is not disturbed either way. Attaching while another Stream is attached
+        takes the session over: frames go to the new Stream; the previous one is not told at once, its
+        next message gets a fatal NO_SESSION and its call ends, and that ending does not close the
+        session. A Stream that ends without Goodbye (the client half-closes, cancels, disconnects or
+        its deadline passes) leaves the session open for re-attach (frames made meanwhile are
+        dropped) until the heartbeat timeout above. ListSessions and GetSessionStats report the
+        session whether a Stream is attached or not.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CloseSession(self, request, context):
-        """End a session and free its resources. NOT_FOUND for an unknown id.
+        """End a session and free its resources. NOT_FOUND for an unknown id. The peer attached to it
+        (a Stream, or the engine of an engine-channel session) gets a fatal Error, code
+        ERROR_CODE_NO_SESSION, its message saying the session was closed by CloseSession, as its last
+        message; a Stream's call then ends.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -150,15 +176,35 @@ class BridgeServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetSessionStats(self, request, context):
-        """Counters and latency of one session. NOT_FOUND for an unknown id.
+        """Counters and latency of one session (any channel; also while a Stream is attached to it).
+        NOT_FOUND for an unknown id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Stream(self, request_iterator, context):
-        """Poses in, frames out. The first message must be Hello; the first answer is Welcome or a
-        fatal Error. Then each frame comes as a FrameReady with its pixels in `pixels`.
+        """Poses in, frames out: the engine protocol (engine.proto) over gRPC. The first message must be
+        Hello: without session_id it makes a session for this Stream (transport unspecified: INLINE);
+        with session_id and session_secret it attaches to an existing one (see OpenSession). The
+        first answer is Welcome or a fatal Error. Then each frame comes as a FrameReady with its pixels
+        in `pixels`. A non-fatal Error (e.g. a pose that is not a unit quaternion) leaves the call open.
+
+        End of the call. A fatal Error is always the last message of the call: right after it the
+        server ends the call with status OK (the Error carries code, message and field; the status
+        does not repeat them). Fatal Errors are: a refused Hello (then no session was made or
+        attached); any other message before Hello, after the session ended, or after another Stream
+        took the session over (NO_SESSION); the heartbeat timeout (TIMEOUT); CloseSession
+        (NO_SESSION); a generator failure (INTERNAL). To go on, start a new Stream. After Goodbye the
+        session is closed and the call ends (OK) once the frames already queued are sent; when the
+        client half-closes without Goodbye the call ends (OK) too. Any other status is the transport's
+        (CANCELLED, DEADLINE_EXCEEDED for the client's deadline, UNAVAILABLE, RESOURCE_EXHAUSTED for
+        an oversized message).
+
+        A Stream that ends without Goodbye (half-close, cancel, disconnect, deadline, or a fatal
+        Error): a session made by OpenSession stays open for re-attach until its heartbeat timeout;
+        a session made by this Stream's own Hello is closed at once; a session another Stream took
+        over is left to that Stream.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -3,14 +3,18 @@
 Scenes and sessions RPCs map StarBridgeError subclasses to gRPC status codes (errors.py). The
 `Stream` RPC runs the engine protocol over gRPC: a reader thread feeds the client's messages to a
 `Connection` (the same code the engine channel uses) while the response generator yields the
-session's Welcome, Errors and frames (pixels as raw bytes).
+session's Welcome, Errors and frames (pixels as raw bytes). A fatal Error is a call's last message
+(the call then ends with status OK); the session lifecycle of OpenSession and Stream (attach,
+take-over, a stream ending without Goodbye) is documented in bridge.proto.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
+import weakref
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -30,58 +34,93 @@ from ..scenes.store import SceneStore
 from .config import ServerConfig
 from .manager import Connection, SessionManager
 from .session import Session
-from .wire import protocol_version
+from .wire import error_message, protocol_version
 
 log = logging.getLogger(__name__)
 
 #: Largest message either way: a 4096x4096 RGBA frame plus headroom.
 MAX_MESSAGE_BYTES = 4096 * 4096 * 4 + (1 << 20)
-#: Responses queued per stream before the oldest frame is dropped.
+#: Frames queued per stream before the oldest is dropped.
 STREAM_QUEUE = 8
+#: How long CloseSession waits for the session's resources to be freed, seconds.
+CLOSE_WAIT_S = 10.0
 #: Threads serving RPCs (each open Stream holds one).
 MAX_WORKERS = 32
 
 
 class StreamSink:
-    """FrameSink of a gRPC stream: a bounded queue; when full, the oldest frame is dropped."""
+    """FrameSink of a gRPC stream: what the response generator yields, in order.
+
+    Frames are bounded (at most `max_frames` queued; when more come, the oldest queued frame is
+    dropped); Welcome and Error messages are never dropped. A fatal Error is the stream's last
+    message: the sink finishes right after it, so the call ends (status OK) and nothing sent later
+    reaches the client.
+    """
 
     #: Frames travel in the response even when the session also writes a ring.
     wants_pixels = True
 
-    def __init__(self, maxsize: int = STREAM_QUEUE) -> None:
-        self._queue: queue.Queue[bpb.StreamResponse | None] = queue.Queue(maxsize)
-        self._lock = threading.Lock()
+    def __init__(self, max_frames: int = STREAM_QUEUE) -> None:
+        self._items: collections.deque[bpb.StreamResponse | None] = collections.deque()
+        self._frames = 0  # frames among _items
+        self._max_frames = max_frames
+        self._finished = False
+        self._cond = threading.Condition()
         self.dropped = 0
 
+    @property
+    def finished(self) -> bool:
+        """True once the stream's last message is queued (after a fatal Error, Goodbye, or the client left)."""
+        return self._finished
+
     def send(self, message: pb.BackendMessage, pixels: np.ndarray | None = None) -> None:
+        if self._finished:
+            return  # the call is ending: nothing after its last message
+        kind = message.WhichOneof("body")
         item = bpb.StreamResponse(message=message, pixels=b"" if pixels is None else pixels.tobytes())
-        with self._lock:
-            while True:
-                try:
-                    self._queue.put_nowait(item)
-                    return
-                except queue.Full:
-                    try:
-                        self._queue.get_nowait()
-                        self.dropped += 1
-                    except queue.Empty:
-                        pass
+        with self._cond:
+            if self._finished:
+                return
+            if kind == "frame":
+                if self._frames >= self._max_frames:
+                    self._drop_oldest_frame()
+                self._frames += 1
+            self._items.append(item)
+            if kind == "error" and message.error.fatal:
+                self._finish_locked()
+            self._cond.notify_all()
+
+    def _drop_oldest_frame(self) -> None:
+        for i, queued in enumerate(self._items):
+            if queued is not None and queued.message.WhichOneof("body") == "frame":
+                del self._items[i]
+                self._frames -= 1
+                self.dropped += 1
+                return
 
     def close(self) -> None:
-        """The session ended; the stream stays open (the client may send Hello again)."""
+        """The session ended. A fatal Error sent with the close already finished the stream; a session
+        closed without one (backend shutdown) leaves it to the server's stop to end the call."""
 
     def finish(self) -> None:
-        with self._lock:
-            while True:
-                try:
-                    self._queue.put_nowait(None)  # the end
-                    return
-                except queue.Full:
-                    self._queue.get_nowait()
+        """End the response stream after what is queued. Idempotent, any thread."""
+        with self._cond:
+            self._finish_locked()
+            self._cond.notify_all()
+
+    def _finish_locked(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self._items.append(None)  # the end
 
     def __iter__(self) -> Iterator[bpb.StreamResponse]:
         while True:
-            item = self._queue.get()
+            with self._cond:
+                while not self._items:
+                    self._cond.wait()
+                item = self._items.popleft()
+                if item is not None and item.message.WhichOneof("body") == "frame":
+                    self._frames -= 1
             if item is None:
                 return
             yield item
@@ -154,6 +193,10 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServicer):
         self.engine_endpoint = engine_endpoint
         self.store = store
         self.manager = manager
+        # Sessions made by OpenSession: a stream attached to one may end without Goodbye and leave
+        # it open for re-attach (weak: a closed session drops out once the manager forgets it).
+        self._opened: weakref.WeakSet[Session] = weakref.WeakSet()
+        self._opened_lock = threading.Lock()
 
     # ------------------------------------------------------------------ server and scenes
 
@@ -240,13 +283,24 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServicer):
     def OpenSession(self, request, context):  # noqa: N802
         try:
             session = self.manager.open(request, "grpc", NullSink())
-            return session.welcome(self.config.heartbeat_timeout_s, self.manager.generator.name).welcome
         except StarBridgeError as exc:
             _abort(context, exc)
+        with self._opened_lock:
+            self._opened.add(session)
+        return session.welcome(self.config.heartbeat_timeout_s, self.manager.generator.name).welcome
 
     def CloseSession(self, request, context):  # noqa: N802
+        session_id = request.session_id
+        ended = NoSession(
+            f"session {session_id!r} was closed by CloseSession (a gRPC client of this backend ended it); "
+            "send Hello to start a new session"
+        )
         try:
-            self.manager.close(request.session_id, "closed by CloseSession")
+            # Answer once the session is freed (unlisted, ring file gone), so a DeleteScene or
+            # OpenSession right after sees it gone.
+            self.manager.close(
+                session_id, "closed by CloseSession", error_message(ended, fatal=True), wait_s=CLOSE_WAIT_S
+            )
             return bpb.CloseSessionResponse()
         except NoSession as exc:
             _abort(context, exc)
@@ -261,6 +315,12 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServicer):
             _abort(context, exc)
 
     def Stream(self, request_iterator, context):  # noqa: N802
+        """The engine protocol over gRPC (lifecycle in bridge.proto, at the Stream RPC).
+
+        The call ends (status OK) after a fatal Error, which is its last message; after Goodbye;
+        or when the client half-closes. A reader thread feeds the requests to a Connection; this
+        generator yields what the session and the reader queue on the sink.
+        """
         sink = StreamSink()
         conn = Connection(self.manager, "grpc", sink)
 
@@ -270,19 +330,39 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServicer):
                     reply = conn.handle(message)
                     if reply is not None:
                         sink.send(reply)
-                    if message.WhichOneof("body") == "goodbye":
-                        break
+                    if sink.finished or message.WhichOneof("body") == "goodbye":
+                        break  # a fatal Error ended the call, or the client is leaving
             except grpc.RpcError:
                 pass  # the client went away
             except Exception:
                 log.exception("gRPC stream reader failed")
             finally:
-                conn.drop("stream ended")
+                self._stream_ended(conn)
                 sink.finish()
 
         context.add_callback(sink.finish)
         threading.Thread(target=read, name="grpc-stream-reader", daemon=True).start()
         yield from sink
+
+    def _stream_ended(self, conn: Connection) -> None:
+        """The stream ended without Goodbye (client half-closed, cancelled or gone, or a fatal Error).
+
+        A session made by OpenSession stays open for re-attach until its heartbeat timeout (its
+        frames are dropped meanwhile); one made by this stream's own Hello is closed. A session
+        another stream took over is not this stream's any more and is left alone (Connection.drop).
+        """
+        session = conn.session
+        if session is not None and not session.closed and session.sink is conn.sink:
+            with self._opened_lock:
+                keep = session in self._opened
+            if keep:
+                conn.session = None
+                log.info(
+                    "session %s: its gRPC stream ended without Goodbye; open for re-attach until the heartbeat timeout",
+                    session.session_id,
+                )
+                return
+        conn.drop("gRPC stream ended without Goodbye")
 
 
 def build_grpc_server(

@@ -72,9 +72,15 @@ Ordering. This Python writer relies on the CPU committing its stores in program 
 guarantees; on ARM64 the counter stores are separated from the pixel stores by far more interpreter
 work than a store buffer holds, a practical rather than an architectural guarantee.
 
+Access. The file is created with mode 0600 (RING_FILE_MODE, whatever the umask): only the backend's
+user can read it, so the engine must run as the same user as the backend (or use the inline
+transport). The ring folder is shared by every user and the file name holds the session id; a
+world-readable ring would show this engine's frames to any local process. The file is written
+under a fresh temporary name (opened with O_EXCL) and renamed into place.
+
 The backend removes the file when the session ends; `cleanup_stale_rings` removes files left by
-writers that died. On Windows a file still mapped by a reader cannot be removed; it is then left
-behind, marked closed, and the next cleanup removes it.
+writers that died, only files of its own user. On Windows a file still mapped by a reader cannot be
+removed; it is then left behind, marked closed, and the next cleanup removes it.
 """
 
 from __future__ import annotations
@@ -83,6 +89,8 @@ import errno
 import logging
 import mmap
 import os
+import secrets
+import stat
 import struct
 import sys
 import tempfile
@@ -114,6 +122,8 @@ NO_SLOT = 0xFFFFFFFF
 #: Name prefix of ring files, and suffix of the temporary files they are made under.
 RING_PREFIX = "starbridge-"
 TEMP_SUFFIX = ".tmp"
+#: Permissions of a ring file: its owner (the backend's user) reads and writes, nobody else.
+RING_FILE_MODE = 0o600
 
 # File header field offsets.
 OFF_MAGIC = 0
@@ -329,9 +339,15 @@ class FrameRingWriter:
         frame_sequence 0 = never written).
         """
         lay = self._layout
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}{TEMP_SUFFIX}")
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+        # Owner read/write only (RING_FILE_MODE), whatever the umask: the file name holds the
+        # session id, so a world-readable ring would show this engine's frames to every local user.
+        # O_EXCL: never write through a file (or link) someone else put under this name.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), RING_FILE_MODE)
         try:
-            with open(tmp, "wb") as f:
+            with os.fdopen(fd, "wb") as f:
+                if sys.platform != "win32":
+                    os.fchmod(f.fileno(), RING_FILE_MODE)  # the umask may have cleared bits of the mode above
                 f.write(_pack_file_header(lay, os.getpid()))
                 f.truncate(lay.file_bytes)
                 f.flush()
@@ -665,9 +681,13 @@ def _win_pid_alive(pid: int) -> bool:
 def cleanup_stale_rings(directory: str | os.PathLike[str] | None = None) -> list[Path]:
     """Remove ring files whose writer is gone; returns the paths removed.
 
-    Removed: `starbridge-*` rings whose owner_pid is not a live process, or that their writer
-    marked closed but could not remove; unreadable or invalid ones and leftover temporary files
-    older than STALE_GARBAGE_AGE_S. Kept: rings of live processes (including this one).
+    Only regular files this user owns are considered (POSIX: st_uid is our effective uid; the
+    ring folder, /dev/shm or the temp folder, is shared by every user, and another user's backend
+    is not ours to clean up even where we could, e.g. as root). Of those, removed: `starbridge-*`
+    rings whose owner_pid is not a live process, or that their writer marked closed but could not
+    remove; unreadable or invalid ones and leftover temporary files older than
+    STALE_GARBAGE_AGE_S. Kept: rings of live processes (including this one), other users' files,
+    links and anything that is not a regular file.
     """
     folder = Path(directory) if directory is not None else ring_dir()
     removed: list[Path] = []
@@ -678,9 +698,10 @@ def cleanup_stale_rings(directory: str | os.PathLike[str] | None = None) -> list
         return removed
     for path in candidates:
         try:
-            if not path.is_file():
+            st = path.lstat()  # the link itself, not what it points to
+            if not stat.S_ISREG(st.st_mode) or not _owned_by_us(st):
                 continue
-            old = now - path.stat().st_mtime > STALE_GARBAGE_AGE_S
+            old = now - st.st_mtime > STALE_GARBAGE_AGE_S
             if path.name.endswith(TEMP_SUFFIX):
                 stale = old
             else:
@@ -693,6 +714,13 @@ def cleanup_stale_rings(directory: str | os.PathLike[str] | None = None) -> list
     if removed:
         log.info("removed %d stale frame ring file(s) from %s", len(removed), folder)
     return removed
+
+
+def _owned_by_us(st: os.stat_result) -> bool:
+    """True if this process's user owns the file (always on Windows, which has no st_uid)."""
+    if sys.platform == "win32":
+        return True
+    return st.st_uid == os.geteuid()
 
 
 def _ring_is_stale(path: Path, old: bool) -> bool:

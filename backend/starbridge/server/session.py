@@ -31,7 +31,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import InvalidArgument, Overloaded
+from ..errors import InvalidArgument, NoSession, Overloaded
 from ..geometry.camera import Intrinsics
 from ..geometry.conventions import matrix_to_pose, pose_to_matrix
 from ..geometry.poses import PoseTrack
@@ -235,9 +235,21 @@ class Session:
     # ------------------------------------------------------------------ input
 
     def attach(self, sink: FrameSink) -> None:
-        """Send this session's messages to another peer from now on (re-attach)."""
-        self.sink = sink
+        """Send this session's messages to another peer from now on (re-attach).
+
+        The previous peer is told at once (a fatal NO_SESSION), so an idle client does not wait for
+        frames that now go elsewhere.
+        """
+        previous, self.sink = self.sink, sink
         self.touch()
+        if previous is not sink:
+            try:
+                previous.send(error_message(NoSession(
+                    f"session {self.session_id!r} was taken over by another connection (Hello with its "
+                    "session_id and secret); send Hello to start a new session"
+                ), fatal=True))  # fmt: skip
+            except Exception:
+                log.exception("session %s: telling the previous peer failed", self.session_id)
 
     def touch(self) -> None:
         """Any message from the peer counts as a heartbeat."""
