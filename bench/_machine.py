@@ -1,7 +1,9 @@
-"""What a benchmark ran on, for its JSON: `machine_info() -> dict` (shared by every bench script)."""
+"""What a benchmark ran on, for its JSON: `machine_info() -> dict`, and where it writes: `out_dir(...)`
+(shared by every bench script)."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import socket
@@ -9,6 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+#: Where results go unless `--out` says otherwise: a folder in the current directory, never the committed
+#: `bench/results/` (replace those on purpose, with `--out bench/results`).
+DEFAULT_OUT = "bench-results"
 
 
 def machine_info() -> dict[str, Any]:
@@ -64,6 +70,24 @@ def _memory_gib() -> float | None:
         return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 2)
     except (AttributeError, ValueError, OSError):
         return None
+
+
+def add_out_argument(parser: argparse.ArgumentParser) -> None:
+    """`--out DIR`, defaulting to ./bench-results (see DEFAULT_OUT)."""
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"folder for the results (default: ./{DEFAULT_OUT}; the committed ones are in bench/results: "
+        "pass --out bench/results to replace them)",
+    )
+
+
+def out_dir(out: Path | None) -> Path:
+    """The folder a benchmark writes to: `out`, or ./bench-results; said on stdout before the run starts."""
+    path = Path(out) if out is not None else Path.cwd() / DEFAULT_OUT
+    print(f"results will be written to {path}{'' if out is not None else ' (choose with --out DIR)'}", flush=True)
+    return path
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """Model benchmark: STAR frames/s and first-block latency on ONNX Runtime vs PyTorch (DESIGN.md section 7).
 
-    python bench/bench_model.py [--preset star-tiny] [--seconds S] [--no-compile] [--no-e2e]
-    starbridge bench model [--seconds S]
+    python bench/bench_model.py [--preset star-tiny] [--seconds S] [--no-compile] [--no-e2e] [--out DIR]
 
 For each preset (random weights: speed does not depend on their values) the same model runs side by side
 in this process:
@@ -39,7 +38,7 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench._machine import machine_info  # noqa: E402
+from bench._machine import add_out_argument, machine_info, out_dir  # noqa: E402
 
 TARGETS = {
     "star-tiny": {"what": "end to end, 2 CPU cores", "fps": 24.0},
@@ -238,9 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     p.add_argument("--no-e2e", action="store_true", help="skip the serve + fly run")
-    p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
+    add_out_argument(p)
     a = p.parse_args(argv)
-    run(a.out, a.seconds, tuple(a.preset or ["star-tiny"]), not a.no_compile, not a.no_e2e)
+    run(out_dir(a.out), a.seconds, tuple(a.preset or ["star-tiny"]), not a.no_compile, not a.no_e2e)
     return 0
 
 

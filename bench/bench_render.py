@@ -1,7 +1,6 @@
 """Explicit render benchmark: forward splat + push-pull fill at 512x288 (DESIGN.md section 7).
 
     python bench/bench_render.py [--seconds S] [--out DIR] [--preview PNG]    # from the repository root
-    starbridge bench render [--seconds S]
 
 The scene is synthetic but shaped like a real one: a textured ground plane, spheres at 3-14 m, a far wall,
 and sky at infinite depth over the top third. Source and target cameras are 512x288 with a 60 degree
@@ -26,6 +25,7 @@ import datetime as _dt
 import json
 import math
 import os
+import platform
 import re
 import socket
 import sys
@@ -42,7 +42,8 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench._machine import machine_info  # noqa: E402
+from bench._machine import add_out_argument, machine_info, out_dir  # noqa: E402
+from starbridge import __version__  # noqa: E402
 from starbridge.geometry import Intrinsics, Splatter, pose_to_matrix, push_pull_fill  # noqa: E402
 from starbridge.geometry.poses import quat_from_axis_angle, quat_multiply  # noqa: E402
 from starbridge.geometry.splat import splat  # noqa: E402
@@ -240,6 +241,8 @@ def run(out_dir: Path, seconds: float = 3.0) -> dict[str, Any]:
         },
         "scene": scene,
         "machine": machine_info(),
+        "versions": {"python": platform.python_version(), "numpy": np.__version__, "starbridge": __version__},
+        "provider": "numpy on the CPU (the explicit generator does not use ONNX Runtime)",
         "measurements": m,
         "target": {
             "what": "explicit render (splat + fill), 512x288, two CPU cores",
@@ -286,12 +289,12 @@ def save_preview(path: Path, pose_index: int = LOOP_POSES // 8) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     p.add_argument("--seconds", type=float, default=3.0, help="time per measurement (default 3)")
-    p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="folder for the JSON")
+    add_out_argument(p)
     p.add_argument("--preview", type=Path, default=None, help="also write a PNG: source | splat | filled")
     args = p.parse_args(argv)
     if args.preview is not None:
         save_preview(args.preview)
-    run(out_dir=args.out, seconds=args.seconds)
+    run(out_dir=out_dir(args.out), seconds=args.seconds)
     return 0
 
 

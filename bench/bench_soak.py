@@ -40,7 +40,7 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench._machine import machine_info  # noqa: E402
+from bench._machine import add_out_argument, machine_info, out_dir  # noqa: E402
 from starbridge.client.engine import EngineClient  # noqa: E402
 from starbridge.client.paths import camera_pose, path_period  # noqa: E402
 from starbridge.errors import StarBridgeError  # noqa: E402
@@ -247,9 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     p.add_argument("--sessions", type=int, default=16, help="engine sessions at once (default 16)")
     p.add_argument("--seconds", type=float, default=180.0, help="measured time after a 10 s warm-up (default 180)")
-    p.add_argument("--out", type=Path, required=True, help="folder for the JSON (e.g. bench/results)")
+    add_out_argument(p)
     args = p.parse_args(argv)
-    run(out_dir=args.out, seconds=args.seconds, sessions=args.sessions)
+    run(out_dir=out_dir(args.out), seconds=args.seconds, sessions=args.sessions)
     return 0
 
 

@@ -1,7 +1,6 @@
 """Frame hand-off benchmark: shared-memory ring, ZeroMQ inline and gRPC stream (DESIGN.md section 7).
 
-    python bench/bench_transport.py [--seconds S] [--out DIR]     # from the repository root
-    starbridge bench transport [--seconds S]
+    python bench/bench_transport.py [--seconds S] [--out DIR]     # from a source checkout
 
 Every transport moves one 1280x720 RGBA8 frame (3,686,400 bytes) from a sender to a receiver in
 ANOTHER PROCESS (multiprocessing, "spawn": grpc and zmq dislike fork). The reference is a plain
@@ -25,11 +24,17 @@ Measurements (p50 / p95 / mean, ms):
 * zmq inline hand-off: ROUTER (this process) `send_multipart([identity, envelope, pixels], copy=False)`
   -> a DEALER in another process has the whole multipart message (`recv_multipart(copy=False)`);
   the envelope is a real serialized `BackendMessage{FrameReady}` and its serialization is included.
+  Zero-copy: ZeroMQ sends from the array itself, so a buffer is reused only once its MessageTracker
+  says ZeroMQ let go of it (waited for before the clock starts).
   Also reported "+ copy": until the pixels are copied into the receiver's preallocated buffer, which
   is what the ring hand-off includes.
 * grpc stream: a real grpc server (this process, a minimal `Bridge/Stream` servicer answering each
   pose with a `StreamResponse{FrameReady, pixels}`) and a client in another process. Hand-off:
   servicer builds the response -> client has it; round trip: client sends a pose -> has the frame.
+
+Every frame carries its sequence number at its start, middle and end (`stamp_frame`); receivers check
+all three against the sequence in the metadata (`frame_intact`) and count the frames that disagree
+(`corrupt_frames`, always 0 unless something overwrote a frame in flight).
 
 Ring and zmq frames are sent at a bounded rate (one every SEND_PERIOD_S) so the receiver keeps up;
 the first WARMUP_FRAMES frames of each run are not counted. Each measurement runs for about
@@ -62,10 +67,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # `python bench/bench_transport.py` puts bench/, not the root, on the path
     sys.path.insert(0, str(REPO_ROOT))
 
-try:
-    from bench._machine import machine_info
-except ImportError:  # written separately; fall back to a minimal description
-    machine_info = None  # type: ignore[assignment]
+from bench._machine import add_out_argument, machine_info, out_dir  # noqa: E402
 
 WIDTH = 1280
 HEIGHT = 720
@@ -77,6 +79,8 @@ MIN_FRAMES = 200
 WARMUP_FRAMES = 10
 #: Ring and zmq senders send one frame per this many seconds (receiver keeps up, no queueing).
 SEND_PERIOD_S = 0.005
+#: Frame buffers the zmq sender rotates through (each reused once ZeroMQ has let go of it).
+ZMQ_BUFFERS = 3
 #: grpc message size limits (a frame is 3.5 MiB; grpc's default receive limit is 4 MiB).
 GRPC_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 GRPC_OPTIONS = [
@@ -126,6 +130,24 @@ def _stats(samples_ns: list[int] | np.ndarray, description: str, **extra: Any) -
 
 def _make_frame(seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=FRAME_SHAPE, dtype=np.uint8)
+
+
+def _stamp_offsets(nbytes: int) -> tuple[int, int, int]:
+    return 0, (nbytes // 2) // 8 * 8, nbytes - 8
+
+
+def stamp_frame(frame: np.ndarray, seq: int) -> None:
+    """Write `seq` (8 bytes, little-endian) at the start, the middle and the end of a contiguous frame."""
+    flat = frame.reshape(-1)  # a view: the frame is contiguous
+    stamp = np.frombuffer(int(seq).to_bytes(8, "little"), dtype=np.uint8)
+    for offset in _stamp_offsets(flat.size):
+        flat[offset : offset + 8] = stamp
+
+
+def frame_intact(pixels: np.ndarray, seq: int) -> bool:
+    """Whether all three stamps of a received frame say `seq` (a reused or torn buffer says otherwise)."""
+    flat = pixels.reshape(-1)
+    return all(int.from_bytes(flat[o : o + 8].tobytes(), "little") == seq for o in _stamp_offsets(flat.size))
 
 
 def _frame_count(seconds: float, period_s: float) -> int:
@@ -311,7 +333,7 @@ def _ring_reader_main(conn: Any, path: str) -> None:
                     seq = info.frame_sequence
                     skipped += seq - last - 1
                     last = seq
-                    if int(out[0, 0, 0]) != seq % 256 or int(out[-1, -1, 3]) != 255:
+                    if not frame_intact(out, seq):
                         corrupt += 1
                     if seq > WARMUP_FRAMES:
                         records.append((seq, info.engine_time_us, seen, t1))
@@ -331,8 +353,7 @@ def bench_ring_handoff(seconds: float, src: np.ndarray) -> dict[str, Any]:
     writer = FrameRingWriter(path, WIDTH, HEIGHT, slot_count=3)
     child = None
     try:
-        frame = src.copy()
-        frame[-1, -1, 3] = 255
+        frame = src.copy()  # write() copies it into the ring: reusing it at once is safe
         child = _Child(_ring_reader_main, str(path))
         child.recv()  # "ready": the reader has mapped the ring
         total = WARMUP_FRAMES + _frame_count(seconds, SEND_PERIOD_S)
@@ -340,7 +361,7 @@ def bench_ring_handoff(seconds: float, src: np.ndarray) -> dict[str, Any]:
         tick = time.perf_counter_ns()
         write_end = {}
         for seq in range(1, total + 1):
-            frame[0, 0, 0] = seq % 256
+            stamp_frame(frame, seq)
             t0 = time.perf_counter_ns()
             writer.write(frame, **_ring_kwargs(seq, t0))
             write_end[seq] = time.perf_counter_ns()
@@ -397,8 +418,11 @@ def _frame_ready(seq: int, start_ns: int) -> Any:
     )
 
 
-def _zmq_dealer_main(conn: Any) -> None:
-    """Child: a DEALER that says hello, then receives inline frames until an empty message."""
+def _zmq_dealer_main(conn: Any, start_delay_s: float = 0.0) -> None:
+    """Child: a DEALER that says hello, then receives inline frames until an empty message.
+
+    `start_delay_s`: wait this long after Hello before receiving (frames queue up meanwhile: a test of
+    the sender's buffer reuse)."""
 
     def body() -> None:
         import zmq
@@ -423,13 +447,15 @@ def _zmq_dealer_main(conn: Any) -> None:
                 )
             )
             sock.send(hello.SerializeToString())
+            if start_delay_s > 0:
+                time.sleep(start_delay_s)
             out = np.empty(FRAME_SHAPE, np.uint8)
             out.fill(0)
             envelope = engine_pb2.BackendMessage()
             handoff: list[int] = []
             with_copy: list[int] = []
             last = 0
-            skipped = corrupt = 0
+            skipped = corrupt = checked = 0
             while True:
                 parts = sock.recv_multipart(copy=False)
                 t1 = time.perf_counter_ns()
@@ -446,7 +472,8 @@ def _zmq_dealer_main(conn: Any) -> None:
                 seq = frame.frame_sequence
                 skipped += seq - last - 1
                 last = seq
-                if int(out[0, 0, 0]) != seq % 256:
+                checked += 1
+                if not frame_intact(out, seq):
                     corrupt += 1
                 if seq > WARMUP_FRAMES:
                     handoff.append(t1 - frame.engine_time_us)
@@ -454,12 +481,17 @@ def _zmq_dealer_main(conn: Any) -> None:
         finally:
             sock.close(linger=0)
             ctx.term()
-        conn.send({"handoff_ns": handoff, "copy_ns": with_copy, "skipped": skipped, "corrupt": corrupt})
+        conn.send({"handoff_ns": handoff, "copy_ns": with_copy, "skipped": skipped, "corrupt": corrupt,
+                   "checked": checked})  # fmt: skip
 
     _report_errors(conn, body)
 
 
-def bench_zmq_inline(seconds: float, src: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
+def bench_zmq_inline(
+    seconds: float, src: np.ndarray, receiver_delay_s: float = 0.0
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """ROUTER here -> DEALER in another process, zero-copy. `receiver_delay_s`: the receiver starts reading
+    that late (frames queue in ZeroMQ meanwhile; see `_zmq_dealer_main`)."""
     import zmq
 
     from starbridge.protocol import engine_pb2
@@ -471,7 +503,7 @@ def bench_zmq_inline(seconds: float, src: np.ndarray) -> tuple[dict[str, Any], d
     try:
         router.bind("tcp://127.0.0.1:*")
         endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
-        child = _Child(_zmq_dealer_main)
+        child = _Child(_zmq_dealer_main, receiver_delay_s)
         child.conn.send(endpoint)
         if not router.poll(int(CHILD_TIMEOUT_S * 1000), zmq.POLLIN):
             raise TimeoutError("the zmq DEALER process never said hello")
@@ -479,17 +511,29 @@ def bench_zmq_inline(seconds: float, src: np.ndarray) -> tuple[dict[str, Any], d
         hello = engine_pb2.EngineMessage.FromString(hello_bytes)
         if not hello.HasField("hello"):
             raise RuntimeError(f"expected Hello from the DEALER, got {hello}")
-        # Zero-copy sends hand zmq the array itself: rotate through three so none is touched while in flight.
-        frames = [src.copy() for _ in range(3)]
+        # Zero-copy sends hand ZeroMQ the array itself, and ZeroMQ reads it until the last byte is on the
+        # wire, which may be long after send_multipart returned (a slow or busy receiver). So each buffer's
+        # MessageTracker is waited for before the buffer is written again; rotating through a few buffers
+        # keeps that wait off the clock unless the receiver really falls behind.
+        frames = [src.copy() for _ in range(ZMQ_BUFFERS)]
+        trackers: list[zmq.MessageTracker | None] = [None] * ZMQ_BUFFERS
         total = WARMUP_FRAMES + _frame_count(seconds, SEND_PERIOD_S)
         period_ns = int(SEND_PERIOD_S * 1e9)
         tick = time.perf_counter_ns()
         for seq in range(1, total + 1):
-            frame = frames[seq % 3]
-            frame[0, 0, 0] = seq % 256
+            i = seq % ZMQ_BUFFERS
+            in_flight = trackers[i]
+            if in_flight is not None:
+                try:
+                    in_flight.wait(CHILD_TIMEOUT_S)
+                except zmq.NotDone:
+                    late = seq - ZMQ_BUFFERS
+                    raise TimeoutError(f"frame {late} still in flight after {CHILD_TIMEOUT_S:g} s") from None
+            frame = frames[i]
+            stamp_frame(frame, seq)
             t0 = time.perf_counter_ns()
             envelope = engine_pb2.BackendMessage(frame=_frame_ready(seq, t0)).SerializeToString()
-            router.send_multipart([identity, envelope, frame], copy=False)
+            trackers[i] = router.send_multipart([identity, envelope, frame], copy=False, track=True)
             tick += period_ns
             _sleep_until(tick)
         router.send_multipart([identity, b""])
@@ -499,7 +543,8 @@ def bench_zmq_inline(seconds: float, src: np.ndarray) -> tuple[dict[str, Any], d
         ctx.term()
         if child is not None:
             child.close()
-    extra = dict(sent=total - WARMUP_FRAMES, skipped_frames=result["skipped"], corrupt_frames=result["corrupt"])
+    extra = dict(sent=total - WARMUP_FRAMES, skipped_frames=result["skipped"], corrupt_frames=result["corrupt"],
+                 checked_frames=result["checked"])  # fmt: skip
     return (
         _stats(
             result["handoff_ns"],
@@ -660,14 +705,12 @@ def _versions() -> dict[str, str]:
 
 
 def _machine() -> dict[str, Any]:
-    if machine_info is not None:
-        try:
-            return dict(machine_info())
-        except Exception as exc:  # never lose a run to the machine description
-            fallback = _fallback_machine()
-            fallback["machine_info_error"] = repr(exc)
-            return fallback
-    return _fallback_machine()
+    try:
+        return dict(machine_info())
+    except Exception as exc:  # never lose a run to the machine description
+        fallback = _fallback_machine()
+        fallback["machine_info_error"] = repr(exc)
+        return fallback
 
 
 def _fallback_machine() -> dict[str, Any]:
@@ -684,7 +727,7 @@ def _fallback_machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
-        "source": "bench_transport fallback (bench._machine not importable)",
+        "source": "bench_transport fallback (bench._machine.machine_info failed)",
     }
 
 
@@ -837,9 +880,9 @@ def run(out_dir: Path, seconds: float = 3.0) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     p.add_argument("--seconds", type=float, default=3.0, help="time per measurement (default 3)")
-    p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="folder for the JSON")
+    add_out_argument(p)
     args = p.parse_args(argv)
-    run(out_dir=args.out, seconds=args.seconds)
+    run(out_dir=out_dir(args.out), seconds=args.seconds)
     return 0
 
 

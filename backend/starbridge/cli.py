@@ -11,7 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
+import signal
 import sys
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +23,42 @@ from .errors import StarBridgeError
 from .server.config import DEFAULT_ENGINE_PORT, DEFAULT_GRPC_PORT, ServerConfig
 
 log = logging.getLogger("starbridge")
+
+DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_ENGINE_PORT}"
+
+# Error messages of the library name its parameters (`max_side`, `overwrite`, `hello.width`); each command
+# says which of its flags a parameter is, so the user reads the flag they typed.
+SERVE_FLAGS = {
+    "host": "--host", "grpc_port": "--grpc-port", "engine_port": "--engine-port", "default_scene": "--scene",
+    "default_width": "--width", "default_height": "--height", "default_fps": "--fps",
+    "heartbeat_timeout_s": "--heartbeat-timeout", "max_sessions": "--max-sessions", "store_root": "--store",
+}  # fmt: skip
+FLY_FLAGS = {
+    "endpoint": "--endpoint", "scene_id": "--scene", "path": "--path", "seconds": "--seconds", "fps": "--fps",
+    "width": "--width", "height": "--height", "vertical_fov_deg": "--fov", "token": "--token", "out": "--out",
+    "frames_dir": "--frames-dir", "hello.width": "--width", "hello.height": "--height", "hello.fps": "--fps",
+    "hello.token": "--token", "hello.scene_id": "--scene", "pose.vertical_fov_deg": "--fov",
+}  # fmt: skip
+IMPORT_FLAGS = {
+    "scene_id": "--id", "depth_dir": "--depth-dir", "depth_model": "--depth-model", "max_side": "--max-side",
+    "max_frames": "--max-frames", "vertical_fov_deg": "--fov", "overwrite": "--overwrite",
+}  # fmt: skip
+SCENE_ID_FLAGS = {"scene_id": "scene id"}
+#: Plain words replaced even when the error does not name them as its field.
+ALWAYS_FLAGGED = frozenset({"overwrite"})
+
+
+def flag_message(exc: StarBridgeError, flags: Mapping[str, str]) -> str:
+    """`exc.message` with the parameter names in `flags` replaced by the CLI flags they come from.
+
+    Names with '_' or '.' are replaced wherever they stand alone; plain words (`out`, `fps`) only when they are
+    the error's field (or in ALWAYS_FLAGGED), so ordinary words of a message stay as they are."""
+    message = exc.message
+    for name in sorted(flags, key=len, reverse=True):
+        if name == exc.field or not name.isalpha() or name in ALWAYS_FLAGGED:
+            pattern = rf"(?<![\w./-]){re.escape(name)}(?!\.?[\w/-])"
+            message = re.sub(pattern, flags[name].replace("\\", "\\\\"), message)
+    return message
 
 
 # ---------------------------------------------------------------------- serve
@@ -40,7 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         heartbeat_timeout_s=args.heartbeat_timeout,
         token=args.token,
         max_sessions=args.max_sessions,
-    )
+    ).validate()  # refuse bad settings before loading a model or binding anything
 
     generator = None
     if args.model is not None:
@@ -59,7 +98,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"  generator:      {gen.name} on {gen.execution_provider}\n"
             f"  gRPC API:       {backend.grpc_address}   (grpcurl -plaintext {backend.grpc_address} list)\n"
             f"  engine channel: {backend.engine_endpoint}   (Unity/Godot plugins connect here)\n"
-            f"  try:            starbridge fly --out demo.mp4\n"
+            f"  try:            {fly_command(backend.engine_endpoint, bool(config.token))}\n"
             "Press Ctrl+C to stop.",
             flush=True,
         )
@@ -68,11 +107,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def fly_command(engine_endpoint: str, token: bool = False) -> str:
+    """The `starbridge fly` line that reaches a backend bound at `engine_endpoint` from this machine."""
+    endpoint = re.sub(r"^tcp://(0\.0\.0\.0|\*|\[::\]):", "tcp://127.0.0.1:", engine_endpoint)  # any interface
+    command = "starbridge fly --out demo.mp4"
+    if endpoint != DEFAULT_ENDPOINT:
+        command += f" --endpoint {endpoint}"
+    if token:
+        command += " --token TOKEN"
+    return command
+
+
 # ---------------------------------------------------------------------- fly
 
 
 def cmd_fly(args: argparse.Namespace) -> int:
-    from .client.fly import FlyConfig, fly
+    from .client.fly import FlyConfig, FlyReport, fly
 
     config = FlyConfig(
         endpoint=args.endpoint,
@@ -88,7 +138,26 @@ def cmd_fly(args: argparse.Namespace) -> int:
         frames_dir=args.frames_dir,
         vertical_fov_deg=args.fov,
     )
-    report = fly(config)
+    report = FlyReport()
+
+    def on_sigint(signum, frame) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break finalising the video
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        fly(config, report)
+    except KeyboardInterrupt:
+        if report.poses or report.frames:
+            print(report.table(), flush=True)
+        print("interrupted (Ctrl-C): kept what was received so far", file=sys.stderr)
+        return 130
+    except StarBridgeError:
+        if report.poses or report.frames:  # the flight had started: what it got, then the error (main)
+            print(report.table(), flush=True)
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
     print(report.table())
     return 0
 
@@ -190,9 +259,9 @@ def cmd_model_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_model_info(args: argparse.Namespace) -> int:
-    from .runtime.bundle import read_model
+    from .runtime.bundle import read_model, resolve_model
 
-    info = read_model(args.bundle)
+    info = read_model(resolve_model(args.bundle))  # a path, or a packaged name as `serve --model` takes
     lines = [
         f"model            {info.name} ({info.dtype}, weights: {info.weights})",
         f"frame size       {info.width}x{info.height}, {info.frames_per_block} frames per block",
@@ -227,18 +296,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    root = Path(__file__).resolve().parents[2] / "bench"
-    if not (root / f"bench_{args.what}.py").exists():
-        print(f"bench scripts are in the source tree (bench/); not found at {root}", file=sys.stderr)
-        return 2
-    sys.path.insert(0, str(root.parent))
-    module = __import__(f"bench.bench_{args.what}", fromlist=["run"])
-    import inspect
-
-    accepted = inspect.signature(module.run).parameters
-    wanted = {"seconds": args.seconds, "samples": args.samples, "models": tuple(args.model)}
-    module.run(out_dir=root / "results", **{k: v for k, v in wanted.items() if k in accepted})
-    return 0
+    # The benchmarks are not part of the installed package: they live in the source tree (bench/) next to the
+    # results they are compared with, and some need the `train` extra (torch). See `bench --help`.
+    rest = " ".join(args.rest) if args.rest else "[--out DIR]"
+    print(
+        f"error: benchmarks run from a source checkout: python bench/bench_{args.what}.py {rest} "
+        "(results go to ./bench-results/ unless --out says otherwise)",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -276,10 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", default=None, help="serve a STAR model bundle: a path, or a packaged name such as star-tiny"
     )
     s.add_argument("--cpu", action="store_true", help="run the model on the CPU even when CUDA is available")
-    s.set_defaults(func=cmd_serve)
+    s.set_defaults(func=cmd_serve, flags=SERVE_FLAGS)
 
     f = sub.add_parser("fly", help="fly a camera through a scene as an engine would; write a video")
-    f.add_argument("--endpoint", default=f"tcp://127.0.0.1:{DEFAULT_ENGINE_PORT}")
+    f.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="the backend's engine channel, tcp://HOST:PORT")
     f.add_argument("--scene", default="", help="scene id (default: the backend's default)")
     f.add_argument("--path", default="tour", choices=["tour", "orbit", "dolly", "pan"], help="camera path")
     f.add_argument("--seconds", type=float, default=0.0, help="flight length (default: one loop of the path)")
@@ -291,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--token", default="")
     f.add_argument("--out", type=Path, default=None, help="write the received frames to this video (.mp4)")
     f.add_argument("--frames-dir", type=Path, default=None, help="also save every 30th frame as PNG here")
-    f.set_defaults(func=cmd_fly)
+    f.set_defaults(func=cmd_fly, flags=FLY_FLAGS)
 
     sc = sub.add_parser("scene", help="list, show, import or delete scenes").add_subparsers(
         dest="scene_cmd", required=True
@@ -299,10 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_parser("list", parents=[store_opt], help="scenes in the store").set_defaults(func=cmd_scene_list)
     sh = sc.add_parser("show", parents=[store_opt], help="a scene's scene.json")
     sh.add_argument("scene_id")
-    sh.set_defaults(func=cmd_scene_show)
+    sh.set_defaults(func=cmd_scene_show, flags=SCENE_ID_FLAGS)
     sd = sc.add_parser("delete", parents=[store_opt], help="remove a scene")
     sd.add_argument("scene_id")
-    sd.set_defaults(func=cmd_scene_delete)
+    sd.set_defaults(func=cmd_scene_delete, flags=SCENE_ID_FLAGS)
     si = sc.add_parser("import", parents=[store_opt], help="make a scene from a video")
     si.add_argument("video", type=Path)
     si.add_argument("--id", default=None, help="scene id (default: from the file name)")
@@ -312,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     si.add_argument("--max-frames", type=int, default=0, help="keep at most this many frames (0: all)")
     si.add_argument("--fov", type=float, default=60.0, help="vertical field of view of the video camera, degrees")
     si.add_argument("--overwrite", action="store_true", help="replace a scene with the same id")
-    si.set_defaults(func=cmd_scene_import)
+    si.set_defaults(func=cmd_scene_import, flags=IMPORT_FLAGS)
 
     mo = sub.add_parser("model", help="export, convert and inspect STAR model bundles").add_subparsers(
         dest="model_cmd", required=True
@@ -333,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     mc.add_argument("--overwrite", action="store_true")
     mc.set_defaults(func=cmd_model_convert)
     mi = mo.add_parser("info", help="what a bundle holds")
-    mi.add_argument("bundle", type=Path)
+    mi.add_argument("bundle", help="a bundle folder, or a packaged name such as star-tiny")
     mi.set_defaults(func=cmd_model_info)
 
     t = sub.add_parser("train", help="train star-tiny: autoencoder, teacher, real-data teacher, JDMD student")
@@ -349,11 +415,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--export", type=Path, default=None, help="write the trained student as a model bundle here")
     t.set_defaults(func=cmd_train)
 
-    b = sub.add_parser("bench", help="benchmarks (results in bench/results/)")
-    b.add_argument("what", choices=["transport", "render", "model", "quality"])
-    b.add_argument("--seconds", type=float, default=3.0, help="time per measurement (transport, render, model)")
-    b.add_argument("--samples", type=int, default=8, help="held-out samples (quality)")
-    b.add_argument("--model", type=Path, action="append", default=[], help="model bundle(s) to rate (quality)")
+    b = sub.add_parser(
+        "bench",
+        help="benchmarks: run them from a source checkout, python bench/bench_WHAT.py (this only points there)",
+        description="The benchmarks live in the source tree, not in the installed package: from a checkout, run "
+        "python bench/bench_transport.py | bench_render.py | bench_model.py | bench_quality.py | bench_soak.py "
+        "[--out DIR].",
+    )
+    b.add_argument("what", choices=["transport", "render", "model", "quality", "soak"])
+    b.add_argument("rest", nargs=argparse.REMAINDER, help="the script's own arguments")
     b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("doctor", help="versions, ONNX Runtime providers, GPU")
@@ -371,11 +441,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except StarBridgeError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        message = flag_message(exc, getattr(args, "flags", {}))
+        print(f"error: {' '.join(message.split())}", file=sys.stderr)  # one line
         return 1
     except ModuleNotFoundError as exc:
         if exc.name in ("torch", "onnx", "safetensors"):
             print(f"error: this command needs {exc.name}: pip install 'starbridge[train]'", file=sys.stderr)
+            return 1
+        if exc.name and not exc.name.startswith("starbridge"):
+            print(f"error: the Python module {exc.name!r} is missing: this installation of starbridge is "
+                  "incomplete; install it again (pip install starbridge)", file=sys.stderr)  # fmt: skip
             return 1
         raise
     except KeyboardInterrupt:

@@ -9,7 +9,7 @@ from importlib import metadata
 
 from . import PROTOCOL_MAJOR, PROTOCOL_MINOR, __version__
 
-PACKAGES = ("numpy", "onnxruntime-gpu", "onnxruntime", "grpcio", "protobuf", "pyzmq", "av", "torch", "onnx")
+PACKAGES = ("numpy", "onnxruntime-gpu", "onnxruntime", "grpcio", "protobuf", "pyzmq", "av", "pillow", "torch", "onnx")
 
 
 def _version(dist: str) -> str:

@@ -58,7 +58,9 @@ def test_bench_transport_smoke(tmp_path: Path) -> None:
         assert m["n"] > 0, name
         assert report["ratios"][name] > 0, name
     for name in ("ring_handoff", "zmq_inline_handoff"):
-        assert report["measurements"][name].get("corrupt_frames", 0) == 0, name
+        assert report["measurements"][name]["corrupt_frames"] == 0, name
+    zmq_inline = report["measurements"]["zmq_inline_handoff"]
+    assert zmq_inline["checked_frames"] == zmq_inline["sent"] + bench_transport.WARMUP_FRAMES  # every frame checked
 
     targets = report["targets"]
     assert isinstance(targets["ring_handoff"]["pass"], bool)
@@ -66,3 +68,23 @@ def test_bench_transport_smoke(tmp_path: Path) -> None:
     assert targets["grpc_stream_handoff"]["pass"] is None
     # The ring file is removed afterwards.
     assert set(ring_dir().glob("starbridge-bench-transport-*")) == rings_before
+
+
+def test_frame_stamps_catch_an_overwritten_buffer() -> None:
+    frame = bench_transport._make_frame()
+    bench_transport.stamp_frame(frame, 70000)
+    assert bench_transport.frame_intact(frame, 70000)
+    assert not bench_transport.frame_intact(frame, 70000 - 256)  # all 8 bytes count, not just the low one
+    copy = frame.copy()
+    copy.reshape(-1)[copy.size // 2 : copy.size // 2 + 8] = 0  # torn: the middle written by someone else
+    assert not bench_transport.frame_intact(copy, 70000)
+    bench_transport.stamp_frame(frame, 70003)  # the buffer reused for a later frame
+    assert not bench_transport.frame_intact(frame, 70000)
+
+
+def test_zmq_inline_never_touches_a_buffer_still_in_flight() -> None:
+    """The receiver starts late, so frames queue up inside ZeroMQ, still pointing at the sender's buffers:
+    a sender that rewrites a buffer before ZeroMQ let go of it corrupts nearly every frame here."""
+    handoff, _ = bench_transport.bench_zmq_inline(0.05, bench_transport._make_frame(), receiver_delay_s=0.5)
+    assert handoff["checked_frames"] == handoff["sent"] + bench_transport.WARMUP_FRAMES
+    assert handoff["corrupt_frames"] == 0

@@ -32,6 +32,19 @@ def test_scene_import_and_delete(demo_store: Path, tmp_path: Path, sample_video:
     args = ["--store", str(store), "scene", "import", str(sample_video), "--id", "clip"]
     assert main([*args, "--max-frames", "3", "--max-side", "64"]) == 0
     assert "imported scene clip" in capsys.readouterr().out
+    # errors name the flags typed, not the library's parameter names
+    assert main([*args, "--max-frames", "3", "--max-side", "64"]) == 1
+    assert "already exists" in (err := capsys.readouterr().err) and "pass --overwrite to replace it" in err
+    for flags, message in (
+        (["--max-side", "5"], "--max-side must be in [16,"),
+        (["--fov", "0"], "--fov must be in (1, 179) degrees"),
+        (["--max-frames", "-1"], "--max-frames must be >= 0"),
+        (["--depth-dir", str(tmp_path), "--depth-model", str(tmp_path / "m")], "give --depth-dir or --depth-model"),
+        (["--id", "Bad Id"], "--id 'Bad Id' is not a valid scene id"),
+    ):
+        assert main([*args[:5], *flags, "--overwrite"]) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
     assert main(["--store", str(store), "scene", "delete", "clip"]) == 0
     assert not (store / "clip").exists()
     bad = tmp_path / "bad.mp4"
@@ -56,3 +69,35 @@ def test_help_lists_commands():
     )
     for command in ("serve", "fly", "scene", "bench", "doctor"):
         assert command in result.stdout
+
+
+def test_model_info_takes_packaged_names(capsys):
+    """`model info` resolves names the way `serve --model` does."""
+    from starbridge.runtime.bundle import packaged_models
+
+    assert "star-tiny" in packaged_models()
+    assert main(["model", "info", "star-tiny"]) == 0
+    assert "star-tiny" in (out := capsys.readouterr().out) and "256x144" in out
+    assert main(["model", "info", "no-such-model"]) == 1
+    assert "no packaged model of that name (packaged: star-tiny" in capsys.readouterr().err
+
+
+def test_bench_points_to_the_source_tree(capsys):
+    """Benchmarks are not in the installed package: the command says where they are, and writes nothing."""
+    assert main(["bench", "render"]) == 2
+    err = capsys.readouterr().err
+    assert "python bench/bench_render.py [--out DIR]" in err and len(err.strip().splitlines()) == 1
+    assert main(["bench", "transport", "--seconds", "1"]) == 2  # the old options still get the pointer
+    assert "python bench/bench_transport.py --seconds 1 " in capsys.readouterr().err
+
+
+def test_a_missing_dependency_is_one_line(monkeypatch, capsys):
+    import starbridge.cli as cli
+
+    def doctor(args):
+        raise ModuleNotFoundError("No module named 'PIL'", name="PIL")
+
+    monkeypatch.setattr(cli, "cmd_doctor", doctor)
+    assert main(["doctor"]) == 1
+    err = capsys.readouterr().err
+    assert "'PIL' is missing" in err and len(err.strip().splitlines()) == 1

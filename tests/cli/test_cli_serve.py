@@ -10,6 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+from cli_processes import free_ports
+
 from starbridge.client.engine import EngineClient
 from starbridge.client.fly import FlyConfig, fly
 from starbridge.server.ring import HEADER_BYTES, RingError, read_header, ring_dir
@@ -48,6 +51,8 @@ def test_serve_process_lifecycle(demo_store: Path, tmp_path: Path):
                 break
         text = "".join(lines)
         assert f"127.0.0.1:{grpc_port}" in text and f"tcp://127.0.0.1:{engine_port}" in text, text
+        # the banner's fly command reaches this backend (not the default port)
+        assert f"starbridge fly --out demo.mp4 --endpoint tcp://127.0.0.1:{engine_port}\n" in text, text
         report = fly(FlyConfig(endpoint=f"tcp://127.0.0.1:{engine_port}", path="dolly", seconds=1.0, fps=15))
         assert report.frames >= 5
         client = EngineClient(f"tcp://127.0.0.1:{engine_port}")
@@ -64,3 +69,61 @@ def test_serve_process_lifecycle(demo_store: Path, tmp_path: Path):
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
         proc.stdout.close()
+
+
+def _serve_fails(store: Path, *args: str) -> str:
+    """Run `starbridge serve ARGS`; it must exit 1 at once with one line on stderr (no traceback). Returns it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "starbridge.cli", "--store", str(store), "serve", *args],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Press Ctrl+C" not in result.stdout
+    return lines[0]
+
+
+def test_ports_in_use_are_refused_in_one_line(serve, demo_store: Path):
+    running = serve()
+    (spare,) = free_ports(1)
+    err = _serve_fails(demo_store, "--grpc-port", str(running.grpc_port), "--engine-port", str(spare))
+    assert f"port {running.grpc_port} is in use" in err and "--grpc-port" in err
+    err = _serve_fails(demo_store, "--grpc-port", str(spare), "--engine-port", str(running.engine_port))
+    assert f"port {running.engine_port} is in use" in err and "--engine-port" in err
+    # the engine channel's port given as the gRPC port, and the other way round
+    assert "--grpc-port" in _serve_fails(demo_store, "--grpc-port", str(running.engine_port), "--engine-port",
+                                         str(spare))  # fmt: skip
+    assert "--engine-port" in _serve_fails(demo_store, "--grpc-port", str(spare), "--engine-port",
+                                           str(running.grpc_port))  # fmt: skip
+    assert running.proc.poll() is None  # the running backend is not disturbed
+
+
+def test_bad_addresses_are_refused_in_one_line(demo_store: Path):
+    a, b = free_ports(2)
+    err = _serve_fails(demo_store, "--grpc-port", str(a), "--engine-port", str(a))
+    assert f"--grpc-port and --engine-port are both {a}" in err
+    err = _serve_fails(demo_store, "--host", "203.0.113.7", "--grpc-port", str(a), "--engine-port", str(b))
+    assert "203.0.113.7 is not an address of this machine" in err and "--host" in err
+    assert "--grpc-port must be a TCP port" in _serve_fails(demo_store, "--grpc-port", "70000")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--width", "5"], "--width must be in [16, 4096] pixels, got 5"),
+        (["--width", "5000"], "--width must be in [16, 4096] pixels, got 5000"),
+        (["--height", "8"], "--height must be in [16, 4096] pixels, got 8"),
+        (["--fps", "0"], "--fps must be in (0, 120] frames per second"),
+        (["--fps", "121"], "--fps must be in (0, 120] frames per second"),
+        (["--heartbeat-timeout", "0"], "--heartbeat-timeout must be > 0 seconds"),
+        (["--max-sessions", "0"], "--max-sessions must be >= 1"),
+    ],
+)
+def test_bad_settings_are_refused_at_start(args: list[str], message: str, demo_store: Path, capsys):
+    from starbridge.cli import main
+
+    assert main(["--store", str(demo_store), "serve", "--grpc-port", "0", "--engine-port", "0", *args]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"error: {message}") and len(captured.err.strip().splitlines()) == 1
+    assert "serving" not in captured.out

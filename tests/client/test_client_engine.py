@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import zmq
 
+from starbridge import PROTOCOL_MAJOR, PROTOCOL_MINOR
 from starbridge.client.engine import (
     BackendUnavailable,
     EngineClient,
@@ -276,7 +277,8 @@ def test_welcome_protocol_versions(backends, major: int, minor: int, ok: bool):
         if ok:
             assert client.hello(transport="inline").protocol.minor == minor
         else:
-            with pytest.raises(ProtocolMismatch, match=f"client speaks 1.0, the backend {major}.{minor}"):
+            ours = f"{PROTOCOL_MAJOR}.{PROTOCOL_MINOR}"
+            with pytest.raises(ProtocolMismatch, match=f"client speaks {ours}, the backend {major}.{minor}"):
                 client.hello(transport="inline")
             assert client.welcome is None
             assert backend.wait_for("goodbye")[0].goodbye.reason == "protocol mismatch"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -9,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from starbridge.client.fly import FlyConfig, fly
-from starbridge.errors import StarBridgeError
+from starbridge.client import fly as fly_mod
+from starbridge.client.fly import FlyConfig, FlyLimits, FlyReport, fly
+from starbridge.errors import InvalidArgument, StarBridgeError
 from starbridge.server.app import Backend
 
 
@@ -46,3 +50,65 @@ def test_fly_without_backend_says_what_to_do(tmp_path: Path):
     with pytest.raises(StarBridgeError, match="starbridge serve"):
         fly(FlyConfig(endpoint="tcp://127.0.0.1:1", seconds=0.5, out=tmp_path / "x.mp4", connect_timeout_s=0.5))
     assert not (tmp_path / "x.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"fps": 0.0}, "fps"),
+        ({"fps": float("nan")}, "fps"),
+        ({"seconds": -1.0}, "seconds"),
+        ({"vertical_fov_deg": 0.0}, "vertical_fov_deg"),
+        ({"vertical_fov_deg": 200.0}, "vertical_fov_deg"),
+        ({"width": 8}, "width"),
+        ({"height": 5000}, "height"),
+        ({"path": "loop"}, "path"),
+        ({"endpoint": "127.0.0.1:50052"}, "endpoint"),
+        ({"endpoint": "ipc:///tmp/x"}, "endpoint"),
+        ({"endpoint": "tcp://127.0.0.1:99999"}, "endpoint"),
+        ({"out": Path("/no/such/folder/x.mp4")}, "out"),
+        ({"out": Path("x.gif")}, "out"),
+        ({"frames_dir": Path("/no/such/folder/frames")}, "frames_dir"),
+    ],
+)
+def test_fly_checks_its_settings_before_connecting(changes: dict, field: str, tmp_path: Path):
+    config = replace(FlyConfig(endpoint="tcp://127.0.0.1:1", connect_timeout_s=30.0), **changes)
+    started = time.monotonic()
+    with pytest.raises(InvalidArgument) as info:
+        fly(config)
+    assert info.value.field == field and info.value.message.startswith(field)
+    assert time.monotonic() - started < 1.0  # did not wait 30 s for a backend
+
+
+def test_fly_settings_that_pass(tmp_path: Path):
+    ok = FlyConfig(endpoint="tcp://[::1]:50052", out=tmp_path / "a.MP4", frames_dir=tmp_path / "new", width=16)
+    assert ok.validate() is ok
+    FlyConfig(endpoint="tcp://backend.local:1", seconds=0.0, vertical_fov_deg=178.9).validate()
+
+
+def test_flight_limits_follow_the_session():
+    assert FlyLimits.for_session(10.0, 30.0) == FlyLimits(first_frame_s=10.0, stall_s=3.0)
+    assert FlyLimits.for_session(2.0, 30.0).first_frame_s == 5.0  # a first block may take a moment
+    assert FlyLimits.for_session(60.0, 1.0).stall_s == 10.0  # ten frames at a slow rate
+    assert FlyLimits.for_session(4.0, 0.5).stall_s == 5.0  # but never longer than the first-frame bound
+
+
+def test_fly_counts_backend_errors_instead_of_logging_each(
+    backend: Backend, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+):
+    """Non-fatal Errors are counted in the report, not logged one warning each (the CLI prints one line);
+    a backend that rejects only some poses still delivers, and the flight goes on."""
+    valid = fly_mod.camera_pose
+    calls = iter(range(10**6))
+
+    def every_third_pose_invalid(name: str, t: float):
+        position, rotation = valid(name, t)
+        return (position, (0.0, 0.0, 0.0, 0.0)) if next(calls) % 3 == 0 else (position, rotation)
+
+    monkeypatch.setattr(fly_mod, "camera_pose", every_third_pose_invalid)
+    report = FlyReport()
+    with caplog.at_level(logging.WARNING):
+        fly(FlyConfig(endpoint=backend.engine_endpoint, path="pan", seconds=1.5, fps=20, width=96, height=64), report)
+    assert report.frames > 5 and report.errors >= 5 and not report.interrupted
+    assert "pose.pose.rotation" in report.last_error and "errors from the backend" in report.table()
+    assert "backend error (not fatal)" not in caplog.text

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +161,153 @@ def test_demo_from_an_older_version_is_rebuilt(store: SceneStore, small_demo_bui
     store.ensure_demo()
     assert len(small_demo_builds) == 2
     assert current in record.read_text()
+
+
+# ---------------------------------------------------------------------------------------------- leases
+
+#: A second process that holds a lease: prints "held", releases on "release\n", exits on EOF.
+LEASE_HOLDER = """
+import sys
+from starbridge.scenes.store import SceneStore
+lease = SceneStore(sys.argv[1]).lease(sys.argv[2])
+print("held", flush=True)
+if sys.stdin.readline().strip() == "release":
+    lease.release()
+    print("released", flush=True)
+    sys.stdin.readline()
+"""
+
+
+class LeaseHolder:
+    """`starbridge` in another process, holding a lease on one scene of `root`."""
+
+    def __init__(self, root: Path, scene_id: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", LEASE_HOLDER, str(root), scene_id],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None and self.proc.stdin is not None
+        line = self.proc.stdout.readline()
+        assert line.strip() == "held", line + self.proc.stderr.read()  # type: ignore[union-attr]
+
+    def release(self) -> None:
+        self.proc.stdin.write("release\n")  # type: ignore[union-attr]
+        self.proc.stdin.flush()  # type: ignore[union-attr]
+        assert self.proc.stdout.readline().strip() == "released"  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def holders() -> Iterator[list[LeaseHolder]]:
+    started: list[LeaseHolder] = []
+    yield started
+    for h in started:
+        h.close()
+
+
+def test_a_lease_in_another_process_blocks_delete_and_overwrite(store: SceneStore, holders, tmp_path: Path):
+    add_scene(store, "clip")
+    holder = LeaseHolder(store.root, "clip")
+    holders.append(holder)
+    assert store.in_use("clip")
+    with pytest.raises(SceneInUse, match="scene 'clip' is in use by a running backend session; close it or stop"):
+        store.delete("clip")
+    # refused before any decoding: the video does not even exist
+    with pytest.raises(SceneInUse, match="in use by a running backend session"):
+        store.import_video(tmp_path / "missing.mp4", scene_id="clip", overwrite=True)
+    # the CLI, a third process: one line, no traceback, exit 1
+    cli = subprocess.run(
+        [sys.executable, "-m", "starbridge.cli", "--store", str(store.root), "scene", "delete", "clip"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert cli.returncode == 1 and "in use by a running backend session" in cli.stderr, cli.stderr
+    assert len(cli.stderr.strip().splitlines()) == 1 and "Traceback" not in cli.stderr
+    assert store.get("clip").meta.scene_id == "clip"  # still there, untouched
+    holder.release()
+    assert not store.in_use("clip")
+    store.delete("clip")
+    assert not store.exists("clip")
+
+
+def test_a_crashed_holder_frees_its_lease(store: SceneStore, holders):
+    add_scene(store, "clip")
+    holder = LeaseHolder(store.root, "clip")
+    holders.append(holder)
+    assert store.in_use("clip")
+    holder.proc.kill()  # SIGKILL: no clean-up code runs; the OS drops the lock
+    holder.proc.wait(10)
+    store.delete("clip")
+    assert not store.exists("clip")
+
+
+def test_leases_share_and_release(store: SceneStore):
+    add_scene(store, "clip")
+    with store.lease("clip") as a:
+        b = store.lease("clip")  # leases do not exclude each other
+        assert not a.released and a.path == store.root / "clip" and "held" in repr(a)
+        a.release()
+        with pytest.raises(SceneInUse):
+            store.delete("clip")  # b still holds it (same process: a different descriptor still conflicts)
+        b.release()
+        b.release()  # idempotent
+        assert a.released and b.released
+    store.delete("clip")
+    with pytest.raises(UnknownScene, match="unknown scene 'clip'"):
+        store.lease("clip")
+    with pytest.raises(InvalidArgument, match="not a valid scene id"):
+        store.lease("../x")
+
+
+def test_a_forgotten_lease_is_released_with_its_object(store: SceneStore):
+    add_scene(store, "clip")
+    store.lease("clip")  # not kept: dropped at once
+    gc.collect()
+    store.delete("clip")
+
+
+def test_a_lease_waits_for_or_refuses_a_running_delete(store: SceneStore):
+    add_scene(store, "clip")
+    with store._exclusive("clip"):  # what delete and an overwriting import hold while they work
+        with pytest.raises(SceneInUse, match="being deleted or replaced"):
+            store.lease("clip")
+        started = time.monotonic()
+        with pytest.raises(SceneInUse):
+            store.lease("clip", wait_s=0.2)
+        assert time.monotonic() - started >= 0.2
+    lease = store.lease("clip", wait_s=0.2)
+    lease.release()
+
+
+def test_a_lease_follows_the_folder_not_the_path(store: SceneStore):
+    """A scene replaced behind the lease's back (not through the store): the lease notices at once."""
+    add_scene(store, "clip")
+    with store.lease("clip"):
+        os.rename(store.root / "clip", store.root / ".trash-clip-x")
+        add_scene(store, "clip")  # a new folder at the same path: not leased
+        assert not store.in_use("clip")
+        store.delete("clip")
+
+
+def test_leases_without_flock_cover_this_process(store: SceneStore, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(store_mod, "fcntl", None)
+    add_scene(store, "clip")
+    with store.lease("clip"), store.lease("clip"):
+        with pytest.raises(SceneInUse, match="in use by a running backend session"):
+            store.delete("clip")
+    store.delete("clip")
+
+
+def test_demo_rebuild_leaves_a_leased_demo_alone(store: SceneStore, small_demo_builds: list[Path], holders):
+    store.ensure_demo()
+    record = store.root / DEMO_SCENE_ID / "demo.json"
+    record.write_text(record.read_text().replace(f'"demo_version": {DEMO_VERSION}', '"demo_version": 0'))
+    holders.append(LeaseHolder(store.root, DEMO_SCENE_ID))
+    assert store.ensure_demo().meta.scene_id == DEMO_SCENE_ID
+    assert len(small_demo_builds) == 1  # not rebuilt under the other process's session

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -102,6 +104,14 @@ def test_import_describe_delete(private_backend: Backend, sample_video: Path):
         assert welcome.scene_id == "bunny"
         code = _code(lambda: stub.DeleteScene(bpb.DeleteSceneRequest(scene_id="bunny"), timeout=5))
         assert code == grpc.StatusCode.FAILED_PRECONDITION
+        # ... nor from another process: `starbridge scene delete` and `import --overwrite` on the same store
+        store = str(private_backend.store.root)
+        for argv in (["scene", "delete", "bunny"], ["scene", "import", video, "--id", "bunny", "--overwrite"]):
+            cli = subprocess.run([sys.executable, "-m", "starbridge.cli", *argv, "--store", store],
+                                 capture_output=True, text=True, timeout=120)  # fmt: skip
+            assert cli.returncode == 1 and "in use by a running backend session" in cli.stderr, cli.stderr
+            assert "Traceback" not in cli.stderr
+        assert stub.DescribeScene(bpb.DescribeSceneRequest(scene_id="bunny"), timeout=5).frame_count == 4
         stub.CloseSession(bpb.CloseSessionRequest(session_id=welcome.session_id), timeout=5)
 
         stub.DeleteScene(bpb.DeleteSceneRequest(scene_id="bunny"), timeout=5)

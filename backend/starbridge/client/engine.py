@@ -40,6 +40,7 @@ from ..errors import (
     Overloaded,
     ProtocolMismatch,
     SessionTimeout,
+    ShuttingDown,
     StarBridgeError,
     Unauthenticated,
     UnknownScene,
@@ -83,6 +84,7 @@ ERROR_CLASSES: dict[str, type[StarBridgeError]] = {
     "TIMEOUT": SessionTimeout,
     "OVERLOADED": Overloaded,
     "INTERNAL": StarBridgeError,
+    "SHUTTING_DOWN": ShuttingDown,
 }
 
 
@@ -145,8 +147,12 @@ class EngineClient:
         *,
         context: zmq.Context | None = None,
         linger_ms: int = LINGER_MS,
+        log_errors: bool = True,
     ) -> None:
+        """`log_errors=False`: non-fatal Errors are only counted and kept (`error_count`, `last_error`), not
+        logged one warning each (for callers that report them themselves, like `fly`)."""
         self.endpoint = endpoint
+        self._log_errors = log_errors
         self._context = context or zmq.Context.instance()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, linger_ms)
@@ -465,7 +471,8 @@ class EngineClient:
             raise error_from_proto(error)
         self.last_error = error
         self.error_count += 1
-        log.warning("backend error (not fatal): %s", error_from_proto(error))
+        if self._log_errors:
+            log.warning("backend error (not fatal): %s", error_from_proto(error))
 
     def _parse(self, part: zmq.Frame) -> pb.BackendMessage | None:
         msg = pb.BackendMessage()

@@ -50,20 +50,40 @@ class Backend:
         return f"{self.config.host}:{self.grpc_port}"
 
     def start(self) -> Backend:
+        """Check the config, bind both endpoints and start serving. Raises InvalidArgument for a bad setting
+        and CannotBind (naming the port or host to change) when an endpoint cannot be bound."""
+        import zmq
+
+        from .config import bind_error, probe_bind
+
         if self.channel is not None:
             return self  # already started
+        cfg = self.config.validate()
         removed = cleanup_stale_rings()
         if removed:
             log.info("removed %d stale frame ring file(s) of dead processes", len(removed))
-        if self.config.default_scene == "demo":
+        if cfg.default_scene == "demo":
             self.store.ensure_demo()
         else:
-            self.store.get(self.config.default_scene)  # fail early on a typo
-        channel = EngineChannel(self.manager, self.config.engine_endpoint)
+            self.store.get(cfg.default_scene)  # fail early on a typo
         try:
+            channel = EngineChannel(self.manager, cfg.engine_endpoint)
+        except zmq.ZMQError as exc:
+            raise bind_error(
+                "engine channel", cfg.engine_endpoint, cfg.host, cfg.engine_port, "engine_port", exc.errno
+            ) from None
+        try:
+            # gRPC does not say why a bind fails (and logs noise to stderr): find out first, in one line.
+            why = probe_bind(cfg.host, cfg.grpc_port) if cfg.grpc_port else None
+            if why is not None:
+                raise bind_error("gRPC API", cfg.grpc_address, cfg.host, cfg.grpc_port, "grpc_port", why)
             grpc_server, self._health, self.grpc_port = build_grpc_server(
-                self.config, self.store, self.manager, channel.endpoint
+                cfg, self.store, self.manager, channel.endpoint
             )
+        except OSError:
+            channel.close()
+            why = probe_bind(cfg.host, cfg.grpc_port)
+            raise bind_error("gRPC API", cfg.grpc_address, cfg.host, cfg.grpc_port, "grpc_port", why) from None
         except BaseException:
             channel.close()
             raise
@@ -74,13 +94,20 @@ class Backend:
         return self
 
     def stop(self) -> None:
+        """Stop in the order clients can follow: notice, channel, sessions, RPCs.
+
+        Every session is first told the backend is going away (a non-fatal SHUTTING_DOWN Error: the
+        plugins keep their last frame and reconnect); the engine channel then delivers that notice
+        and closes, so closing the sessions afterwards answers nobody with a misleading NO_SESSION.
+        """
         grace = self.config.shutdown_grace_s
         if self._health is not None:
             self._health.enter_graceful_shutdown()
-        stopped = self._grpc.stop(grace) if self._grpc is not None else None
-        self.manager.shutdown()
+        self.manager.announce_shutdown()
         if self.channel is not None:
             self.channel.stop(grace)
+        stopped = self._grpc.stop(grace) if self._grpc is not None else None
+        self.manager.shutdown(grace)
         if stopped is not None:
             stopped.wait(grace)
 

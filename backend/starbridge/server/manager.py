@@ -70,26 +70,33 @@ class SessionManager:
         check_protocol(hello.protocol)
         self.check_token(hello.token)
         spec = self._spec(hello, channel)
-        scene = self.store.get(spec.scene_id)
         with self._lock:
             if len(self._sessions) >= self.config.max_sessions:
                 raise Overloaded(
                     f"the backend already serves {len(self._sessions)} sessions (max_sessions "
                     f"{self.config.max_sessions}); close one or start the backend with more"
                 )
-        generator_session = self.generator.open(scene, spec.width, spec.height)
+        # The lease keeps the scene from being deleted or replaced (by any process) while the session lives.
+        lease = self.store.lease(spec.scene_id)
         try:
-            session = Session(
-                spec,
-                scene,
-                generator_session,
-                sink,
-                ring_slots=self.config.ring_slots,
-                max_extrapolation_s=self.config.max_extrapolation_s,
-                gate=self.gate,
-            )
+            scene = self.store.get(spec.scene_id)
+            generator_session = self.generator.open(scene, spec.width, spec.height)
+            try:
+                session = Session(
+                    spec,
+                    scene,
+                    generator_session,
+                    sink,
+                    ring_slots=self.config.ring_slots,
+                    max_extrapolation_s=self.config.max_extrapolation_s,
+                    gate=self.gate,
+                    lease=lease,
+                )
+            except BaseException:
+                generator_session.close()
+                raise
         except BaseException:
-            generator_session.close()
+            lease.release()
             raise
         with self._lock:
             self._sessions[spec.session_id] = session

@@ -38,6 +38,7 @@ from ..geometry.poses import PoseTrack
 from ..protocol import engine_pb2 as pb
 from ..runtime.generator import FrameRequest, GeneratorSession
 from ..scenes.bundle import SceneBundle
+from ..scenes.store import SceneLease
 from .clock import SceneClock
 from .fairness import FairGate
 from .ring import FrameRingWriter, ring_path
@@ -119,8 +120,10 @@ class Session:
         ring_slots: int = 3,
         max_extrapolation_s: float = 0.25,
         gate: FairGate | None = None,
+        lease: SceneLease | None = None,
     ) -> None:
         self.spec = spec
+        self._lease = lease  # released when the session is freed
         self.scene = scene
         self.sink = sink
         self.stats = SessionStats()
@@ -211,6 +214,8 @@ class Session:
         finally:
             if self.ring is not None:
                 self.ring.close()
+            if self._lease is not None:
+                self._lease.release()
             self.sink.close()
 
     def _run_guarded(self, loop) -> None:
