@@ -11,26 +11,10 @@ decoder unfold them again. With 1 (star-tiny), every frame has its own latent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-#: Spatial downsampling factor (three stride-2 stages).
-SPATIAL_STRIDE = 8
-
-
-@dataclass(frozen=True)
-class AutoencoderConfig:
-    latent_channels: int = 4
-    #: Channels of the hidden convolutions.
-    width: int = 32
-    #: Video frames per latent frame: 1 or 4.
-    temporal_stride: int = 1
-
-    def __post_init__(self) -> None:
-        if self.temporal_stride not in (1, 4):
-            raise ValueError(f"temporal_stride must be 1 or 4, got {self.temporal_stride}")
+from .config import SPATIAL_STRIDE, AutoencoderConfig
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:

@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..errors import InvalidArgument
-from .autoencoder import SPATIAL_STRIDE, AutoencoderConfig
-from .star import StarConfig
+from .config import SPATIAL_STRIDE, AutoencoderConfig, StarConfig
 
 
 @dataclass(frozen=True)
