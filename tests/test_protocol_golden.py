@@ -63,6 +63,25 @@ def test_every_message_kind_is_covered():
     assert actions == set(pb.TimeControl.Action.values()) - {pb.TimeControl.ACTION_UNSPECIFIED}
 
 
+def test_every_backend_field_is_in_a_golden_vector():
+    """The engines' readers are tested against every field the backend may send (newer ones included:
+    a reader must skip or accept them), so each field of a backend message is set in some vector."""
+    present: set[str] = set()
+    for g in GOLDENS:
+        if g.envelope == "BackendMessage":
+            present.update(path for path, _wire, _value in walk(g.serialize(), pb.BackendMessage.DESCRIPTOR))
+    for path in _field_types(pb.BackendMessage.DESCRIPTOR):
+        assert path in present, f"no golden vector sets BackendMessage.{path}"
+
+
+def test_shutdown_notice_has_a_vector():
+    """Protocol 1.1: the backend says SHUTTING_DOWN (not fatal) before it stops; plugins reconnect."""
+    errors = [g.message.error for g in GOLDENS if g.message.WhichOneof("body") == "error"]
+    notice = [e for e in errors if e.code == pb.ERROR_CODE_SHUTTING_DOWN]
+    assert len(notice) == 1 and not notice[0].fatal and notice[0].message
+    assert pb.ERROR_CODE_SHUTTING_DOWN == 10
+
+
 def test_welcome_ring_layout_matches_the_ring():
     shm = next(g for g in GOLDENS if g.name == "welcome_shared_memory").message.welcome.shared_memory
     lay = RingLayout.for_frame(Path(shm.path), 512, 288, shm.slot_count)

@@ -1,8 +1,10 @@
 extends Label
 ## Shows the backdrop's status, frame rate and latency in a corner of the demo.
 
+const Backdrop := preload("res://addons/starbridge/neural_backdrop.gd")
+
 ## The backdrop to report on.
-@export var backdrop: NeuralBackdrop
+@export var backdrop: Backdrop
 
 
 func _process(_delta: float) -> void:

@@ -12,6 +12,7 @@
   | `unknown-fields` | Welcome and frames with fields and bodies no .proto defines |
   | `nonfatal-then-frames` | a non-fatal INVALID_ARGUMENT Error, then frames |
   | `timeout-after:N` | after N poses a fatal TIMEOUT Error (the session is gone; Hello again) |
+  | `shutdown-after:N` | after N poses the non-fatal SHUTTING_DOWN notice (protocol 1.1), then silence |
 
   Frames are 16 x 8 inline RGBA, every byte = frame_sequence % 251, FrameReady echoing the pose.
   Every Hello, pose and time control received is recorded in `received` (for assertions).
@@ -123,6 +124,14 @@ class ScriptedBackend(RouterThread):
             err.error.code = pb.ERROR_CODE_TIMEOUT
             err.error.message = "session closed: no message for 2 s (heartbeat timeout); send Hello again"
             err.error.fatal = True
+            self._send(identity, err.SerializeToString())
+            peer.label = "timed-out"
+            return
+        if peer.label.startswith("shutdown-after:") and peer.poses > int(peer.label.split(":")[1]):
+            # What a stopping backend says; the connection stays open, so only the notice ends it at once.
+            err = pb.BackendMessage()
+            err.error.code = pb.ERROR_CODE_SHUTTING_DOWN
+            err.error.message = "the backend is shutting down (scripted)"
             self._send(identity, err.SerializeToString())
             peer.label = "timed-out"
             return

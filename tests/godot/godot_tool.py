@@ -2,9 +2,11 @@
 
 The engine is `<repo>/../shared/tools/godot4` (it sets itself up on first use: about a minute and a
 half, as root) or whatever the GODOT4 environment variable names. The addon is imported once per
-test run into a copy of `godot_plugin/` (Godot only knows the `class_name` scripts after an import,
-and the import writes a `.godot/` cache we keep out of the checkout). GDScript test suites and
-drivers live here in tests/godot and are run with `--script <absolute path>`.
+test run into a copy of `godot_plugin/`, as opening it in the editor would (the import checks that
+everything compiles and writes a `.godot/` cache we keep out of the checkout);
+test_godot_fresh_checkout.py runs a copy that was never imported. GDScript test suites and drivers
+live here in tests/godot, reach the addon's scripts with preload() (no global class names, so they
+run in either copy) and are run with `--script <absolute path>`.
 """
 
 from __future__ import annotations
@@ -193,6 +195,22 @@ class ServeProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
         self._reap()
+
+    def terminate(self) -> None:
+        """SIGTERM, as a service manager stops it; returns at once (the backend says SHUTTING_DOWN first)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self, timeout_s: float = 15.0) -> bool:
+        """Whether the process exited within `timeout_s` (then it is reaped)."""
+        if self.proc is None:
+            return True
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        self._reap()
+        return True
 
     def stop(self) -> None:
         """Ctrl+C, as a user stops it."""

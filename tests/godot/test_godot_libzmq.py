@@ -72,7 +72,7 @@ def test_other_protocol_major_in_welcome_is_refused(godot, godot_project, tmp_pa
     )  # fmt: skip
     assert summary["status"] == "ERROR", summary
     message = summary["status_message"]
-    assert "protocol mismatch" in message and "1.0" in message and "2.3" in message, message
+    assert "protocol mismatch" in message and "1.1" in message and "2.3" in message, message
     assert summary["frames"] == 0 and summary["sessions"] == 0
     # It said Goodbye so the backend frees the session, and the error was reported, not only printed.
     assert tool.wait_until(lambda: len(scripted.received.goodbyes) >= 1, 3.0)
@@ -99,8 +99,9 @@ def test_poses_go_out_at_the_frame_rate_in_the_wire_convention(godot, godot_proj
     poses = scripted.received.poses
     hello = scripted.received.hellos[-1]
     assert hello.engine_name == "Godot" and hello.engine_version.startswith("4.")
-    assert hello.protocol.major == 1 and hello.fps == 20.0 and hello.transport == 2
-    assert (hello.width, hello.height) == (512, 288) and hello.client_label == "serve"
+    assert (hello.protocol.major, hello.protocol.minor) == (1, 1) and hello.fps == 20.0 and hello.transport == 2
+    # The node's default size is 0 x 0: the backend's own (starbridge serve --width/--height).
+    assert (hello.width, hello.height) == (0, 0) and hello.client_label == "serve"
     assert len(poses) >= 20
     sequences = [p.sequence for p in poses]
     assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
@@ -140,3 +141,25 @@ def test_session_timeout_starts_a_new_session(godot, godot_project, tmp_path, sc
     assert any(e["event"] == "error" and e["code"] == "TIMEOUT" and e["fatal"] for e in events)
     assert summary["sessions"] >= 2 and summary["status"] == "STREAMING"
     assert len(scripted.received.hellos) >= 2
+
+
+def test_shutdown_notice_reconnects_at_once_and_is_not_an_error(godot, godot_project, tmp_path, scripted):
+    """Protocol 1.1: SHUTTING_DOWN (not fatal) drops the connection and reconnects with backoff at once;
+    the connection stays open and silent after it, so nothing else could end the session this soon."""
+    summary, events, output = _drive(
+        godot, godot_project, tmp_path, scripted.endpoint, "--label=shutdown-after:5", "--sessions=2",
+        "--frames=3", "--transport=inline", "--seconds=20",
+    )  # fmt: skip
+    welcomes = [e for e in events if e["event"] == "welcome"]
+    assert len(welcomes) >= 2, events  # the second on a new connection (a new peer to the scripted backend)
+    lost = next(e for e in events if e["event"] == "status" and e["status"] == "RECONNECTING")
+    assert lost["message"].startswith("backend shutting down - reconnecting to tcp://"), lost
+    assert "last frame stays on screen" in lost["message"], lost
+    # Reconnected within the first backoff steps, not after a silence timeout (3 s at least).
+    assert (welcomes[1]["t_ms"] - lost["t_ms"]) / 1000 < 2.0, (lost, welcomes[1])
+    # Not surfaced as a backend error: no backend_error signal, no warning, no ERROR status.
+    assert not [e for e in events if e["event"] == "error"], events
+    assert not any(e["event"] == "status" and e["status"] == "ERROR" for e in events), events
+    assert summary["errors"] == [] and "SHUTTING_DOWN" not in output, output[-2000:]
+    assert summary["status"] == "STREAMING" and summary["sessions"] >= 2
+    assert not tool.errors_in(output), tool.errors_in(output)

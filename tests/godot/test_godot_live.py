@@ -55,7 +55,7 @@ def test_poses_in_frames_out(godot, godot_project, tmp_path, serve, demo_store, 
     assert not tool.errors_in(output), tool.errors_in(output)
     welcome = next(e for e in events if e["event"] == "welcome")
     frames = [e for e in events if e["event"] == "frame"]
-    assert welcome["protocol"] == "1.0" and (welcome["width"], welcome["height"]) == (128, 72)
+    assert welcome["protocol"] == "1.1" and (welcome["width"], welcome["height"]) == (128, 72)
     if transport == "shm":
         assert welcome["transport"] == "SHARED_MEMORY" and welcome["ring"].endswith(welcome["session_id"])
     else:
@@ -94,7 +94,7 @@ def test_protocol_mismatch_is_shown_with_both_versions(godot, godot_project, tmp
     assert errors[0]["field"] == "hello.protocol"
     assert summary["status"] == "ERROR" and summary["sessions"] == 0
     text = summary["status_text"]
-    assert "1.0" in text and "2.0" in text and "PROTOCOL_MISMATCH" in text, text
+    assert "1.1" in text and "2.0" in text and "PROTOCOL_MISMATCH" in text, text  # the backend's 1.1, our 2.0
     assert "PROTOCOL_MISMATCH" in output  # also an engine error (the editor's Errors tab)
 
 
@@ -147,3 +147,67 @@ def test_reconnects_by_itself_after_the_backend_restarts(godot, godot_project, t
     gap_s = (welcomes[1]["t_ms"] - lost["t_ms"]) / 1000
     assert gap_s < 20, f"reconnecting took {gap_s:.1f} s"
     assert math.isfinite(summary["latency_p50_ms"])
+
+
+def test_default_settings_take_the_size_and_rate_the_backend_was_started_with(godot, godot_project, tmp_path, serve):
+    """width, height and fps default to 0: the backend's own size and rate (starbridge serve --width ...),
+    and the texture takes the size Welcome agreed."""
+    backend = serve("--width", "320", "--height", "180", "--fps", "20")
+    summary, events, output = _run_driver(
+        godot, godot_project, tmp_path, backend.endpoint, "--transport=inline", "--frames=3"
+    )
+    assert not tool.errors_in(output), tool.errors_in(output)
+    assert summary["settings"] == [0, 0, 0], summary
+    welcome = next(e for e in events if e["event"] == "welcome")
+    assert (welcome["width"], welcome["height"], welcome["fps"]) == (320, 180, 20), welcome
+    frames = [e for e in events if e["event"] == "frame"]
+    assert frames and all(f["bytes"] == 320 * 180 * 4 for f in frames)
+    assert summary["texture_size"] == [320, 180] and summary["status"] == "STREAMING", summary
+
+
+def test_a_stopping_backend_says_so_and_the_node_reconnects_when_it_is_back(godot, godot_project, tmp_path, serve):
+    """SIGTERM: the backend sends SHUTTING_DOWN (protocol 1.1, server/app.py) before it stops. The status
+    says so (reconnecting, not an error), the last frame stays, and a restart on the same port is picked
+    up by itself."""
+    backend = serve()
+    out, events_path = tmp_path / "summary.json", tmp_path / "events.jsonl"
+    args = [
+        f"--endpoint={backend.endpoint}", f"--out={out}", f"--events={events_path}", "--size=96x54",
+        "--sessions=2", "--frames=5", "--seconds=50", "--transport=shm",
+    ]  # fmt: skip
+    cmd = tool.script_command(godot, godot_project, DRIVER, args)
+    log = (tmp_path / "godot.log").open("w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert tool.wait_until(lambda: sum(e["event"] == "frame" for e in _events(events_path)) >= 5, 30)
+        stopped_at = len(_events(events_path))
+        backend.terminate()
+
+        def leaving() -> list[dict]:
+            return [e for e in _events(events_path)[stopped_at:] if e.get("status") == "RECONNECTING"]
+
+        assert tool.wait_until(lambda: bool(leaving()), 10), _events(events_path)[stopped_at:]
+        assert backend.wait_stopped(15), "starbridge serve did not exit on SIGTERM"
+        backend.start()  # same ports, a new process
+        proc.wait(RUN_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    output = (tmp_path / "godot.log").read_text()
+    assert out.exists(), output[-4000:]
+    summary, events = tool.read_json(out), _events(events_path)
+    after = events[stopped_at:]
+    notice = next(e for e in after if e.get("status") == "RECONNECTING")
+    # Needs the backend's side of protocol 1.1: without the notice this reads "the connection ... was closed".
+    assert notice["message"].startswith("backend shutting down - reconnecting"), notice
+    assert "last frame stays on screen" in notice["message"], notice
+    assert not [e for e in after if e["event"] == "error"], "a stopping backend is not a backend error"
+    assert not any(e.get("status") == "ERROR" for e in after), after
+    welcomes = [e for e in events if e["event"] == "welcome"]
+    assert len(welcomes) == 2 and welcomes[0]["session_id"] != welcomes[1]["session_id"], welcomes
+    assert summary["status"] == "STREAMING" and summary["has_frame"] and summary["sessions"] == 2
+    uploads = [e["uploads"] for e in events if e["event"] == "frame"]
+    assert uploads == sorted(uploads) and summary["textures_made"] == 1, "the last frame stayed meanwhile"
+    assert not tool.errors_in(output), tool.errors_in(output)

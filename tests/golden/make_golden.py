@@ -76,7 +76,7 @@ def _set_pose(pose: pb.Pose, position: tuple[float, ...], rotation: tuple[float,
 def hello_full() -> pb.EngineMessage:
     m = pb.EngineMessage()
     h = m.hello
-    h.protocol.major, h.protocol.minor = 1, 0
+    h.protocol.major, h.protocol.minor = 1, 1
     h.engine_name = "Unity"
     h.engine_version = "6000.0.23f1"
     h.scene_id = "demo"
@@ -90,6 +90,7 @@ def hello_full() -> pb.EngineMessage:
 
 
 def hello_minimal() -> pb.EngineMessage:
+    """Protocol 1.0 with every other field at its default (minor 0 is absent on the wire)."""
     m = pb.EngineMessage()
     m.hello.protocol.major = 1
     return m
@@ -98,7 +99,7 @@ def hello_minimal() -> pb.EngineMessage:
 def hello_shared_memory() -> pb.EngineMessage:
     m = pb.EngineMessage()
     h = m.hello
-    h.protocol.major, h.protocol.minor = 1, 0
+    h.protocol.major, h.protocol.minor = 1, 1
     h.engine_name = "Godot"
     h.engine_version = "4.6.stable"
     h.width, h.height = 512, 288
@@ -209,6 +210,24 @@ def welcome_inline() -> pb.BackendMessage:
     return m
 
 
+def welcome_session_secret() -> pb.BackendMessage:
+    """A protocol 1.1 Welcome: session_secret (field 14, for re-attaching) after every 1.0 field."""
+    m = pb.BackendMessage()
+    w = m.welcome
+    w.session_id = "7d41e0c2"
+    w.protocol.major, w.protocol.minor = 1, 1
+    w.width, w.height, w.fps = 320, 180, 20.0
+    w.transport = pb.FRAME_TRANSPORT_INLINE
+    w.scene_id = "demo"
+    w.scene_duration_s = 8.0
+    w.heartbeat_timeout_s = 10.0
+    w.block_frames = 3
+    w.generator = "explicit-fill"
+    w.backend_version = "0.2.0"
+    w.session_secret = "k3Y-9fQx_2b7Ws0pLr4TzA"
+    return m
+
+
 def frame_ready() -> pb.BackendMessage:
     m = pb.BackendMessage()
     f = m.frame
@@ -261,6 +280,14 @@ def error_nonfatal() -> pb.BackendMessage:
     return m
 
 
+def error_shutting_down() -> pb.BackendMessage:
+    m = pb.BackendMessage()
+    e = m.error
+    e.code = pb.ERROR_CODE_SHUTTING_DOWN
+    e.message = "the backend is shutting down; keep the last frame and reconnect (it may be restarting)"
+    return m
+
+
 _BUILDERS: tuple[tuple[str, str, Callable[[], pb.EngineMessage | pb.BackendMessage]], ...] = (
     ("hello_full", "Hello with every field set, inline transport, non-ASCII client label", hello_full),
     ("hello_minimal", "Hello with only the protocol major (everything else default)", hello_minimal),
@@ -280,10 +307,20 @@ _BUILDERS: tuple[tuple[str, str, Callable[[], pb.EngineMessage | pb.BackendMessa
         welcome_shared_memory,
     ),
     ("welcome_inline", "Welcome for an inline session (no ring), newer protocol minor", welcome_inline),
+    (
+        "welcome_session_secret",
+        "Welcome of protocol 1.1 carrying session_secret (field 14), inline 320x180",
+        welcome_session_secret,
+    ),
     ("frame_ready", "FrameReady in ring slot 2, sequence above 2^32", frame_ready),
     ("frame_ready_inline", "FrameReady of an inline frame (slot 0 omitted)", frame_ready_inline),
     ("error_fatal", "Error PROTOCOL_MISMATCH, fatal, with the field", error_fatal),
     ("error_nonfatal", "Error INVALID_ARGUMENT, not fatal", error_nonfatal),
+    (
+        "error_shutting_down",
+        "Error SHUTTING_DOWN, not fatal: the backend is stopping, reconnect (protocol 1.1)",
+        error_shutting_down,
+    ),
 )
 
 

@@ -15,6 +15,7 @@
   | `unknown-fields` | Welcome and FrameReady carrying fields and bodies no proto defines |
   | `nonfatal-error` | a non-fatal INVALID_ARGUMENT Error before the first frame |
   | `timeout-after:N` | after N poses, a fatal TIMEOUT Error (the client must reconnect) |
+  | `shutdown-after:N` | after N poses, the non-fatal SHUTTING_DOWN notice (protocol 1.1), then silence |
 
   Welcome echoes the Hello back in `generator` ("hello:<engine>|<version>|<scene>|<w>x<h>@<fps>|
   <transport>|<token>"); FrameReady echoes the pose (sequence, clock, pose, fov, aspect) and reports
@@ -194,6 +195,11 @@ class FakeBackend(RouterThread):
         label = peer.label
         if label.startswith("timeout-after:") and peer.poses > int(label.split(":", 1)[1]):
             self._error(identity, pb.ERROR_CODE_TIMEOUT, "closed for silence (scripted)", True)
+            peer.label = "silent"
+            return
+        if label.startswith("shutdown-after:") and peer.poses > int(label.split(":", 1)[1]):
+            # What a stopping backend says; the connection stays open, so only the notice can end it at once.
+            self._error(identity, pb.ERROR_CODE_SHUTTING_DOWN, "the backend is shutting down (scripted)", False)
             peer.label = "silent"
             return
         if label == "silent":

@@ -26,6 +26,7 @@ namespace StarBridge.Editor
             serializedObject.ApplyModifiedProperties();
 
             NeuralBackdrop backdrop = (NeuralBackdrop)target;
+            DrawSettingsWarning(backdrop);
             EditorGUILayout.Space();
             EditorGUILayout.LabelField("Status", EditorStyles.boldLabel);
             DrawStatus(backdrop);
@@ -37,6 +38,19 @@ namespace StarBridge.Editor
             EditorGUILayout.Space();
             EditorGUILayout.LabelField(title, EditorStyles.boldLabel);
             foreach (string n in names) EditorGUILayout.PropertyField(serializedObject.FindProperty(n));
+        }
+
+        // 0 for the size or rate is valid (the backend's default); negative ones, or one side 0, are not.
+        static void DrawSettingsWarning(NeuralBackdrop backdrop)
+        {
+            try
+            {
+                backdrop.CreateSettings().Validate();
+            }
+            catch (System.ArgumentException e)
+            {
+                EditorGUILayout.HelpBox(e.Message, MessageType.Warning);
+            }
         }
 
         static void DrawStatus(NeuralBackdrop backdrop)

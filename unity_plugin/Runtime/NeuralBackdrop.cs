@@ -151,15 +151,18 @@ namespace StarBridge
             if (_client != null) _client.Reconnect();
         }
 
-        /// <summary>The settings a client for this component uses (the inspector's "Test connection" too).</summary>
+        /// <summary>
+        /// The settings a client for this component uses (the inspector's "Test connection" too). Size and rate pass
+        /// through as set: 0 asks for the backend's default, and a negative one fails BackdropSettings.Validate.
+        /// </summary>
         public BackdropSettings CreateSettings()
         {
             return new BackdropSettings
             {
                 Endpoint = _serverAddress,
                 SceneId = _sceneId,
-                Width = Mathf.Max(0, _resolution.x),
-                Height = Mathf.Max(0, _resolution.y),
+                Width = _resolution.x,
+                Height = _resolution.y,
                 Fps = _frameRate,
                 Transport = (FrameTransport)_transport,
                 Token = _token,

@@ -22,11 +22,12 @@ namespace StarBridge
         [Tooltip("Scene id to roam in. Empty: the backend's default scene (the demo).")]
         [SerializeField] string _sceneId = "";
 
-        [Tooltip("Frame size in pixels. 0 x 0: the backend's default (512 x 288).")]
-        [SerializeField] Vector2Int _resolution = new Vector2Int(512, 288);
+        [Tooltip("Frame size in pixels. 0 x 0 (the default): the backend's size (starbridge serve --width/--height, " +
+                 "512 x 288 unless set). The backend may round it; the texture takes the size Welcome agrees. Not negative.")]
+        [SerializeField] Vector2Int _resolution = new Vector2Int(0, 0);
 
-        [Tooltip("Frames per second the backend generates. 0: its default (30).")]
-        [SerializeField, Range(0f, 120f)] float _frameRate = 30f;
+        [Tooltip("Frames per second the backend generates. 0 (the default): its rate (starbridge serve --fps, 30 unless set).")]
+        [SerializeField, Range(0f, 120f)] float _frameRate = 0f;
 
         [Tooltip("Shared memory when the backend runs on this machine, Inline otherwise.")]
         [SerializeField] BackdropTransport _transport = BackdropTransport.SharedMemory;
@@ -56,7 +57,12 @@ namespace StarBridge
 
         public string ServerAddress { get { return _serverAddress; } set { _serverAddress = value; SettingsChanged(); } }
         public string SceneId { get { return _sceneId; } set { _sceneId = value; SettingsChanged(); } }
+        /// <summary>
+        /// Wanted frame size in pixels; (0, 0), the default, asks for the backend's own (starbridge serve --width/--height).
+        /// Both 0 or both set, never negative. The size in use is Status.Welcome's (and <see cref="Texture"/>'s).
+        /// </summary>
         public Vector2Int Resolution { get { return _resolution; } set { _resolution = value; SettingsChanged(); } }
+        /// <summary>Wanted frames per second; 0, the default, asks for the backend's own (starbridge serve --fps).</summary>
         public float FrameRate { get { return _frameRate; } set { _frameRate = value; SettingsChanged(); } }
         public BackdropTransport Transport { get { return _transport; } set { _transport = value; SettingsChanged(); } }
         public string Token { get { return _token; } set { _token = value; SettingsChanged(); } }

@@ -15,6 +15,7 @@ namespace StarBridge.Tests
         [TestCase(0u, 0u, false)]
         public void Protocol_versions(uint major, uint minor, bool ok)
         {
+            Assert.AreEqual("1.1", ProtocolVersion.Text, "this plugin speaks protocol 1.1 (ERROR_CODE_SHUTTING_DOWN, Welcome.session_secret)");
             string message = ProtocolVersion.Check(1, 0, major, minor);
             if (ok)
             {

@@ -77,7 +77,7 @@ namespace StarBridge.Tests
             // The fake echoes the Hello it parsed with the real protobuf runtime.
             Assert.AreEqual("hello:UnityTest|6000.0.1f1|harbour|640x360@24|" +
                             (transport == FrameTransport.Inline ? "FRAME_TRANSPORT_INLINE" : "FRAME_TRANSPORT_SHARED_MEMORY") +
-                            "|t0k|1.0", w.Generator);
+                            "|t0k|1.1", w.Generator); // this plugin speaks protocol 1.1
             Assert.AreEqual("harbour", w.SceneId);
             Assert.AreEqual(transport, c.Status.Transport);
 
@@ -125,7 +125,7 @@ namespace StarBridge.Tests
                 return;
             }
             AwaitState(c, ConnectionState.Refused);
-            StringAssert.Contains("protocol mismatch: this client speaks 1.0, the backend " + version, c.Status.Detail);
+            StringAssert.Contains("protocol mismatch: this client speaks 1.1, the backend " + version, c.Status.Detail);
             System.Threading.Thread.Sleep(300);
             Assert.AreEqual(ConnectionState.Refused, c.Status.State, "a refusal is not retried by itself");
         }
@@ -224,6 +224,35 @@ namespace StarBridge.Tests
             Assert.AreEqual(24.0, f.Meta.SceneTimeS, "the new session got PAUSE and SET_SPEED again");
             Assert.IsTrue(c.Paused);
             Assert.AreEqual(0.5f, c.Speed);
+        }
+
+        [Test]
+        public void A_shutdown_notice_reconnects_at_once_and_is_not_an_error()
+        {
+            BackdropClient c = Start("shutdown-after:3", FrameTransport.Inline, settings =>
+            {
+                settings.ReconnectMinDelayMs = 400;
+                settings.ReconnectMaxDelayMs = 800;
+            });
+            AwaitState(c, ConnectionState.Streaming);
+            Wait.NextFrame(c, Quat.Identity, 5000);
+            string first = c.Status.Welcome.SessionId;
+            // The fake keeps the connection open and silent after its notice: only the notice ends the session
+            // this soon (the silence check waits at least 5 s).
+            Assert.IsTrue(Wait.Posing(c, () => c.Status.State == ConnectionState.Reconnecting, 2000),
+                          "the notice did not start a reconnect: " + c.Status.State + ": " + c.Status.Detail);
+            ClientStatus s = c.Status;
+            StringAssert.StartsWith(BackdropClient.ShuttingDownStatus, s.Detail);
+            StringAssert.StartsWith("backend shutting down - reconnecting", s.Detail);
+            StringAssert.Contains("retrying in", s.Detail);
+            Assert.AreEqual(0, s.ErrorCount, "not reported as a backend error");
+            Assert.IsNull(s.LastError);
+            FrameBuffer none;
+            c.TryTakeFrame(out none); // a frame from before the notice may still be waiting
+            System.Threading.Thread.Sleep(100);
+            Assert.IsFalse(c.TryTakeFrame(out none), "no new frame meanwhile: the engine keeps showing the last one");
+            Assert.IsTrue(Wait.Posing(c, () => c.Status.Reconnects >= 1, 5000), "did not reconnect: " + c.Status.Detail);
+            Assert.AreNotEqual(first, c.Status.Welcome.SessionId);
         }
 
         [Test]

@@ -54,7 +54,7 @@ namespace StarBridge.Tests
         [Test]
         public void hello_minimal()
         {
-            HelloRequest h = new HelloRequest { Transport = FrameTransport.Unspecified };
+            HelloRequest h = new HelloRequest { ProtocolMinor = 0, Transport = FrameTransport.Unspecified };
             byte[] buffer = new byte[EngineCodec.HelloBytes(h)];
             AssertEncodes("hello_minimal", buffer, 0, EngineCodec.EncodeHello(buffer, 0, h));
         }
@@ -174,6 +174,7 @@ namespace StarBridge.Tests
             Assert.AreEqual(3u, w.BlockFrames);
             Assert.AreEqual("explicit-fill", w.Generator);
             Assert.AreEqual("0.1.0", w.BackendVersion);
+            Assert.AreEqual("", w.SessionSecret, "protocol 1.0: no secret");
         }
 
         [Test]
@@ -197,6 +198,30 @@ namespace StarBridge.Tests
             Assert.AreEqual(2.5f, w.HeartbeatTimeoutS);
             Assert.AreEqual(1u, w.BlockFrames);
             Assert.AreEqual("star-tiny", w.Generator);
+        }
+
+        [Test]
+        public void welcome_session_secret()
+        {
+            FrameMeta frame = default(FrameMeta);
+            WelcomeInfo w;
+            BackendError e;
+            Assert.AreEqual(BackendMessageKind.Welcome, Decode("welcome_session_secret", ref frame, out w, out e));
+            Assert.AreEqual("7d41e0c2", w.SessionId);
+            Assert.AreEqual(1u, w.ProtocolMajor);
+            Assert.AreEqual(1u, w.ProtocolMinor);
+            Assert.AreEqual(320, w.Width);
+            Assert.AreEqual(180, w.Height);
+            Assert.AreEqual(20f, w.Fps);
+            Assert.AreEqual(FrameTransport.Inline, w.Transport);
+            Assert.IsNull(w.SharedMemory);
+            Assert.AreEqual("demo", w.SceneId);
+            Assert.AreEqual(8.0, w.SceneDurationS);
+            Assert.AreEqual(10f, w.HeartbeatTimeoutS);
+            Assert.AreEqual(3u, w.BlockFrames);
+            Assert.AreEqual("explicit-fill", w.Generator);
+            Assert.AreEqual("0.2.0", w.BackendVersion);
+            Assert.AreEqual("k3Y-9fQx_2b7Ws0pLr4TzA", w.SessionSecret, "field 14 (protocol 1.1) is read, not mistaken for another");
         }
 
         [Test]
@@ -266,6 +291,20 @@ namespace StarBridge.Tests
             Assert.IsFalse(e.Fatal);
             Assert.AreEqual("pose.pose.rotation", e.Field);
             Assert.AreEqual("pose.pose.rotation must be a unit quaternion: |q| = 2.000000, allowed 1 \u00b1 0.001", e.Message);
+        }
+
+        [Test]
+        public void error_shutting_down()
+        {
+            FrameMeta f = default(FrameMeta);
+            WelcomeInfo w;
+            BackendError e;
+            Assert.AreEqual(BackendMessageKind.Error, Decode("error_shutting_down", ref f, out w, out e));
+            Assert.AreEqual(ErrorCode.ShuttingDown, e.Code);
+            Assert.AreEqual(10, (int)e.Code);
+            Assert.IsFalse(e.Fatal);
+            Assert.AreEqual("", e.Field);
+            StringAssert.StartsWith("the backend is shutting down;", e.Message);
         }
     }
 }

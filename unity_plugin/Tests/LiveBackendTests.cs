@@ -136,11 +136,15 @@ namespace StarBridge.Tests
         [Test]
         public void A_different_protocol_major_is_refused_with_both_versions()
         {
-            BackdropClient c = Start(FrameTransport.Inline, change: s => s.ProtocolMajor = 2);
+            BackdropClient c = Start(FrameTransport.Inline, change: s =>
+            {
+                s.ProtocolMajor = 2;
+                s.ProtocolMinor = 0;
+            });
             AwaitState(c, ConnectionState.Refused);
             string detail = c.Status.Detail;
             StringAssert.Contains("ProtocolMismatch", detail);
-            StringAssert.Contains("the backend speaks 1.0, the peer sent 2.0", detail);
+            StringAssert.Contains("the backend speaks 1.1, the peer sent 2.0", detail);
         }
 
         [Test]
@@ -217,7 +221,7 @@ namespace StarBridge.Tests
             BackdropSettings s = new BackdropSettings { Endpoint = TestEnv.Require(TestEnv.Backend), Width = 128, Height = 72 };
             ProbeResult ok = ConnectionProbe.Run(s, 5000);
             Assert.IsTrue(ok.Ok, ok.Message);
-            StringAssert.Contains("StarBridge 0.1.0 (protocol 1.0), scene 'demo'", ok.Message);
+            StringAssert.Contains("StarBridge 0.1.0 (protocol 1.1), scene 'demo'", ok.Message);
             StringAssert.Contains("128x72 at 30 fps, explicit-fill, shared memory OK", ok.Message);
             Assert.IsNotNull(ok.Welcome);
 
@@ -244,29 +248,48 @@ namespace StarBridge.Tests
             AwaitState(c, ConnectionState.Streaming);
             Wait.NextFrame(c, Quat.Identity, 8000);
             Wait.Posing(c, () => false, 500); // warm up: JIT, thin locks, statistics windows
+            // A window in which the backend sent no Error: an Error (e.g. the one-off OVERLOADED notice a busy
+            // machine gets after a second) is decoded into a new object, which is not a per-frame allocation.
+            for (int window = 0; ; window++)
+            {
+                int errorsBefore = c.Status.ErrorCount;
+                long mainBytes, receiverBytes;
+                long frames = AllocationWindow(c, out mainBytes, out receiverBytes);
+                if (c.Status.ErrorCount != errorsBefore && window < 3) continue;
+                Assert.AreEqual(0L, mainBytes, "bytes allocated by the engine-side calls over 90 ticks");
+                Assert.Greater(frames, 20L, "frames flowed meanwhile");
+#if STARBRIDGE_DIAGNOSTICS
+                Assert.AreEqual(0L, receiverBytes, "bytes allocated by the receive thread over those frames");
+#endif
+                return;
+            }
+        }
+
+        /// <summary>1.5 s of a 60 Hz engine; returns the frames received meanwhile, and the bytes each side allocated.</summary>
+        static long AllocationWindow(BackdropClient c, out long mainBytes, out long receiverBytes)
+        {
             Vec3 position = new Vec3(0f, 0f, 0f);
             Quat rotation = Quat.Identity;
             FrameBuffer frame;
             long framesBefore = c.Status.FramesReceived;
+            receiverBytes = 0;
 #if STARBRIDGE_DIAGNOSTICS
             long receiverBefore = Volatile.Read(ref c.ReceiverAllocatedBytes);
 #endif
             long mainBefore = Allocations.CurrentThread();
             ClientStatus status = default(ClientStatus);
-            for (int tick = 0; tick < 90; tick++) // 1.5 s of a 60 Hz engine
+            for (int tick = 0; tick < 90; tick++)
             {
                 c.SubmitPose(position, rotation, 60f, 16f / 9f);
                 c.TryTakeFrame(out frame);
                 status = c.Status;
                 Thread.Sleep(16);
             }
-            long mainBytes = Allocations.CurrentThread() - mainBefore;
-            Assert.AreEqual(0L, mainBytes, "bytes allocated by the engine-side calls over 90 ticks");
-            Assert.Greater(status.FramesReceived - framesBefore, 20L, "frames flowed meanwhile");
+            mainBytes = Allocations.CurrentThread() - mainBefore;
 #if STARBRIDGE_DIAGNOSTICS
-            long receiverBytes = Volatile.Read(ref c.ReceiverAllocatedBytes) - receiverBefore;
-            Assert.AreEqual(0L, receiverBytes, "bytes allocated by the receive thread over those frames");
+            receiverBytes = Volatile.Read(ref c.ReceiverAllocatedBytes) - receiverBefore;
 #endif
+            return status.FramesReceived - framesBefore;
         }
 
         /// <summary>

@@ -8,9 +8,11 @@ using StarBridge.Core;
 namespace StarBridge.Tests
 {
     /// <summary>
-    /// A backend restart needs no action in the engine (DESIGN.md section 4): the test runs a real
-    /// `starbridge serve` process, kills it (SIGKILL: no Goodbye, a stale ring file left behind), starts it
-    /// again on the same port, and watches the client keep its last frame, say why, and come back by itself.
+    /// A backend restart needs no action in the engine (DESIGN.md section 4): the tests run a real
+    /// `starbridge serve` process, kill it (SIGKILL: no Goodbye, a stale ring file left behind) or stop it
+    /// (SIGTERM: it says SHUTTING_DOWN first), start it again on the same port, and watch the client keep its
+    /// last frame, say why, and come back by itself. And a client with default settings takes the size and
+    /// rate the backend was started with.
     /// </summary>
     [TestFixture]
     public class ReconnectTests
@@ -24,11 +26,11 @@ namespace StarBridge.Tests
             return port;
         }
 
-        static Process Serve(string python, string store, int grpcPort, int enginePort)
+        static Process Serve(string python, string store, int grpcPort, int enginePort, string size = "--width 128 --height 72")
         {
             ProcessStartInfo info = new ProcessStartInfo(python,
                 "-m starbridge.cli --store \"" + store + "\" serve --grpc-port " + grpcPort + " --engine-port " + enginePort +
-                " --heartbeat-timeout 2 --width 128 --height 72")
+                " --heartbeat-timeout 2 " + size)
             {
                 UseShellExecute = false,
                 RedirectStandardOutput = true,
@@ -55,6 +57,100 @@ namespace StarBridge.Tests
             {
             }
             p.Dispose();
+        }
+
+        /// <summary>SIGTERM, as a service manager stops the backend (it then tells every session first).</summary>
+        static void Terminate(Process p)
+        {
+            using (Process kill = Process.Start(new ProcessStartInfo("kill", "-TERM " + p.Id) { UseShellExecute = false }))
+            {
+                kill.WaitForExit(5000);
+            }
+        }
+
+        [Test]
+        public void Default_settings_take_the_size_and_rate_the_backend_was_started_with()
+        {
+            string python = TestEnv.Require(TestEnv.Python);
+            string store = TestEnv.Require(TestEnv.Store);
+            int grpcPort = FreePort(), enginePort = FreePort();
+            Process backend = Serve(python, store, grpcPort, enginePort, "--width 320 --height 180 --fps 20");
+            BackdropSettings settings = new BackdropSettings { Endpoint = "127.0.0.1:" + enginePort };
+            Assert.AreEqual(0, settings.Width, "0: the backend's default");
+            Assert.AreEqual(0, settings.Height);
+            Assert.AreEqual(0f, settings.Fps);
+            BackdropClient client = new BackdropClient(settings);
+            try
+            {
+                client.Start();
+                FrameBuffer frame = Wait.NextFrame(client, Quat.Identity, 20000);
+                WelcomeInfo w = client.Status.Welcome;
+                Assert.AreEqual(320, w.Width, "starbridge serve --width");
+                Assert.AreEqual(180, w.Height, "starbridge serve --height");
+                Assert.AreEqual(20f, w.Fps, "starbridge serve --fps");
+                Assert.AreEqual(320, frame.Width, "frames have the size Welcome agreed");
+                Assert.AreEqual(180, frame.Height);
+                StringAssert.Contains("streaming 320x180 at 20 fps", client.Status.Detail);
+            }
+            finally
+            {
+                client.Dispose();
+                Kill(backend);
+            }
+        }
+
+        [Test]
+        public void A_stopping_backend_says_so_and_the_client_reconnects_when_it_is_back()
+        {
+            string python = TestEnv.Require(TestEnv.Python);
+            string store = TestEnv.Require(TestEnv.Store);
+            int grpcPort = FreePort(), enginePort = FreePort();
+            Process backend = Serve(python, store, grpcPort, enginePort);
+            BackdropClient client = new BackdropClient(new BackdropSettings
+            {
+                Endpoint = "127.0.0.1:" + enginePort,
+                Transport = FrameTransport.SharedMemory,
+                ReconnectMinDelayMs = 100,
+                ReconnectMaxDelayMs = 500,
+            });
+            try
+            {
+                client.Start();
+                Wait.NextFrame(client, Quat.Identity, 20000);
+                string firstSession = client.Status.Welcome.SessionId;
+
+                Terminate(backend);
+                // Needs the backend's side of protocol 1.1 (server/app.py: the SHUTTING_DOWN notice on stop).
+                Assert.IsTrue(Wait.Posing(client, () => client.Status.State == ConnectionState.Reconnecting, 5000),
+                              "the stop was not noticed: " + client.Status.State + ": " + client.Status.Detail);
+                ClientStatus s = client.Status;
+                StringAssert.StartsWith(BackdropClient.ShuttingDownStatus, s.Detail,
+                                        "the backend's SHUTTING_DOWN notice (protocol 1.1) should say why, not a lost connection");
+                Assert.AreEqual(0, s.ErrorCount, "a stopping backend is not a backend error");
+                Assert.IsNull(s.LastError);
+                Assert.IsTrue(backend.WaitForExit(15000), "starbridge serve did not exit on SIGTERM");
+                Kill(backend);
+                backend = null;
+                FrameBuffer none;
+                Assert.IsFalse(client.TryTakeFrame(out none), "no new frame while the backend is gone: the engine keeps its last one");
+                Assert.IsTrue(Wait.Posing(client, () => client.Status.State == ConnectionState.Reconnecting &&
+                                                        client.Status.Detail.Contains("nobody listens"), 5000),
+                              "retrying: " + client.Status.Detail);
+                StringAssert.StartsWith(BackdropClient.ShuttingDownStatus, client.Status.Detail, "still says why the backend went away");
+
+                backend = Serve(python, store, grpcPort, enginePort);
+                Assert.IsTrue(Wait.Posing(client, () => client.Status.State == ConnectionState.Streaming, 20000),
+                              "did not reconnect: " + client.Status.Detail);
+                Assert.AreNotEqual(firstSession, client.Status.Welcome.SessionId);
+                Assert.AreEqual(1, client.Status.Reconnects);
+                Wait.NextFrame(client, Quat.Identity, 10000);
+                Console.WriteLine("stop: reconnected after SIGTERM: " + client.Status.Detail);
+            }
+            finally
+            {
+                client.Dispose();
+                Kill(backend);
+            }
         }
 
         [Test]

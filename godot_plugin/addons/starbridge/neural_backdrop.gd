@@ -19,13 +19,13 @@ extends Node3D
 ## are the session's heartbeat. Nothing connects in the editor.
 
 ## The status changed (see [member status_text]).
-signal status_changed(status: StarBridgeClient.Status, message: String)
+signal status_changed(status: BackdropClient.Status, message: String)
 ## A session started (also after every reconnect).
-signal session_started(welcome: StarBridgeMessages.Welcome)
+signal session_started(welcome: Messages.Welcome)
 ## A new frame is on screen.
-signal frame_presented(frame: StarBridgeFrame)
+signal frame_presented(frame: Frame)
 ## The backend reported an error (fatal ones end the session; the node reconnects).
-signal backend_error(error: StarBridgeMessages.BackendError)
+signal backend_error(error: Messages.BackendError)
 
 ## How frames travel from the backend.
 enum Transport {
@@ -42,6 +42,13 @@ enum Outside {
 	## [member outside_color].
 	COLOR = 1,
 }
+
+const BackdropClient := preload("res://addons/starbridge/core/backdrop_client.gd")
+const BackdropSurface := preload("res://addons/starbridge/core/backdrop_surface.gd")
+const BackdropWarnings := preload("res://addons/starbridge/core/backdrop_warnings.gd")
+const Frame := preload("res://addons/starbridge/core/frame.gd")
+const Messages := preload("res://addons/starbridge/core/messages.gd")
+const WirePose := preload("res://addons/starbridge/core/wire_pose.gd")
 
 ## Runs after everything that moves cameras, so the pose sent is this frame's.
 const PROCESS_PRIORITY := 1000
@@ -82,18 +89,22 @@ const MAX_FPS := 120.0
 			_client.set_speed(value)
 
 @export_group("Frames")
-## Frame width in pixels; 0: the backend's default (512). The backend may round it.
-@export_range(0, 4096, 1, "suffix:px") var width := 512:
+## Frame width in pixels; 0 (the default): the backend's own size, as
+## [code]starbridge serve --width/--height[/code] set it (512 x 288 unless given). Set both width
+## and height, or neither. The backend may round a size; the texture always takes the size the
+## session's Welcome agreed ([method get_client], [code]welcome.width[/code]).
+@export_range(0, 4096, 1, "suffix:px") var width := 0:
 	set(value):
 		width = value
 		update_configuration_warnings()
-## Frame height in pixels; 0: the backend's default (288).
-@export_range(0, 4096, 1, "suffix:px") var height := 288:
+## Frame height in pixels; 0 (the default): the backend's own (see [member width]).
+@export_range(0, 4096, 1, "suffix:px") var height := 0:
 	set(value):
 		height = value
 		update_configuration_warnings()
-## Frames per second to generate; 0: the backend's default (30). Poses go out at this rate too.
-@export_range(0.0, 120.0, 1.0, "suffix:fps") var fps := 30.0:
+## Frames per second to generate; 0 (the default): the backend's own rate, as
+## [code]starbridge serve --fps[/code] set it (30 unless given). Poses go out at the agreed rate.
+@export_range(0.0, 120.0, 1.0, "suffix:fps") var fps := 0.0:
 	set(value):
 		fps = value
 		update_configuration_warnings()
@@ -157,8 +168,8 @@ const MAX_FPS := 120.0
 ## Pose-to-frame latency, median, milliseconds (read-only).
 @export var latency_ms := 0.0
 
-var _client: StarBridgeClient = null
-var _surface: StarBridgeBackdropSurface = null
+var _client: BackdropClient = null
+var _surface: BackdropSurface = null
 var _owned_environment: Environment = null
 var _resume_on_enter := false
 
@@ -169,7 +180,7 @@ func _validate_property(property: Dictionary) -> void:
 
 
 func _get_configuration_warnings() -> PackedStringArray:
-	return StarBridgeBackdropWarnings.collect(self)
+	return BackdropWarnings.collect(self)
 
 
 func _ready() -> void:
@@ -179,17 +190,17 @@ func _ready() -> void:
 		process_mode = PROCESS_MODE_ALWAYS
 	if process_priority == 0:
 		process_priority = PROCESS_PRIORITY
-	_surface = StarBridgeBackdropSurface.new()
+	_surface = BackdropSurface.new()
 	_surface.reproject = reproject
 	_apply_look()
-	_client = StarBridgeClient.new()
+	_client = BackdropClient.new()
 	_client.engine_version = "%d.%d.%s" % [
 		Engine.get_version_info().major, Engine.get_version_info().minor,
 		Engine.get_version_info().status
 	]
 	_client.status_changed.connect(_on_status_changed)
 	_client.welcomed.connect(_on_welcomed)
-	_client.backend_error.connect(func(e: StarBridgeMessages.BackendError) -> void:
+	_client.backend_error.connect(func(e: Messages.BackendError) -> void:
 		backend_error.emit(e))
 	_attach_environment()
 	if autostart:
@@ -204,7 +215,7 @@ func _enter_tree() -> void:
 
 func _exit_tree() -> void:
 	if _client != null:
-		_resume_on_enter = _client.status != StarBridgeClient.Status.STOPPED
+		_resume_on_enter = _client.status != BackdropClient.Status.STOPPED
 		_client.stop("the NeuralBackdrop left the scene tree")
 	if _surface != null:
 		_surface.detach()
@@ -227,9 +238,9 @@ func _process(_delta: float) -> void:
 	var fov := 60.0
 	if cam != null:
 		aspect = _viewport_aspect(cam)
-		fov = StarBridgeWirePose.vertical_fov_deg(cam, aspect)
-		pose = StarBridgeWirePose.camera_to_scene(global_transform, cam.global_transform)
-		camera_rotation = StarBridgeWirePose.rotation_of(pose)
+		fov = WirePose.vertical_fov_deg(cam, aspect)
+		pose = WirePose.camera_to_scene(global_transform, cam.global_transform)
+		camera_rotation = WirePose.rotation_of(pose)
 		_client.send_pose(pose.origin, camera_rotation, fov, aspect)
 	var frame := _client.take_frame()
 	if frame != null and not hold_frame:
@@ -251,7 +262,7 @@ func connect_to_backend() -> void:
 	_client.width = width
 	_client.height = height
 	_client.fps = fps
-	_client.transport = transport as StarBridgeMessages.Transport
+	_client.transport = transport as Messages.Transport
 	_client.client_label = str(get_path())
 	if not playing:
 		_client.pause()
@@ -281,16 +292,16 @@ func active_camera() -> Camera3D:
 
 ## True while frames flow.
 func is_streaming() -> bool:
-	return _client != null and _client.status == StarBridgeClient.Status.STREAMING
+	return _client != null and _client.status == BackdropClient.Status.STREAMING
 
 
 ## The connection (settings, statistics, the current Welcome); null in the editor.
-func get_client() -> StarBridgeClient:
+func get_client() -> BackdropClient:
 	return _client
 
 
 ## The texture and sky (for tools and tests); null in the editor.
-func get_surface() -> StarBridgeBackdropSurface:
+func get_surface() -> BackdropSurface:
 	return _surface
 
 
@@ -327,16 +338,16 @@ func _find_environment() -> Environment:
 func _apply_look() -> void:
 	if _surface != null:
 		_surface.set_look(
-			empty_color, outside as StarBridgeBackdropSurface.Outside, outside_color, energy,
+			empty_color, outside as BackdropSurface.Outside, outside_color, energy,
 			light_from_backdrop
 		)
 
 
-func _on_status_changed(status: StarBridgeClient.Status, message: String) -> void:
-	var state: String = StarBridgeClient.Status.keys()[status]
+func _on_status_changed(status: BackdropClient.Status, message: String) -> void:
+	var state: String = BackdropClient.Status.keys()[status]
 	status_text = "%s: %s" % [state.to_lower(), message]
 	status_changed.emit(status, message)
 
 
-func _on_welcomed(welcome: StarBridgeMessages.Welcome) -> void:
+func _on_welcomed(welcome: Messages.Welcome) -> void:
 	session_started.emit(welcome)

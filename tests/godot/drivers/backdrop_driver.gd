@@ -7,19 +7,26 @@ extends SceneTree
 ##     [--protocol=M.m] [--size=WxH] [--fps=F] [--yaw=DEG] [--pause] [--seconds=S]
 ##     [--frames=N] [--sessions=N] [--until-error] [--dump=DIR]
 ##
+## Without --size and --fps the node keeps its defaults (0: the backend's size and rate).
+##
 ## Stops after --seconds, or once --sessions sessions started and the last one delivered --frames
 ## frames, or (--until-error) when the status is ERROR. Events are JSON lines, flushed at once so a
 ## test can act on them while this runs; --dump writes the newest frame of each session
 ## (frame-<session>.rgba, .json).
 
+const Backdrop := preload("res://addons/starbridge/neural_backdrop.gd")
+const BackdropClient := preload("res://addons/starbridge/core/backdrop_client.gd")
+const Frame := preload("res://addons/starbridge/core/frame.gd")
+const Messages := preload("res://addons/starbridge/core/messages.gd")
+
 var options := {}
 var events: FileAccess = null
-var backdrop: NeuralBackdrop = null
+var backdrop: Backdrop = null
 var started_ms := 0
 var frames_this_session := 0
 var sessions := 0
 var errors: Array = []
-var latest: StarBridgeFrame = null
+var latest: Frame = null
 var latest_session := ""
 
 
@@ -40,17 +47,18 @@ func _run() -> void:
 	camera.position = Vector3(0.0, 1.6, 0.0)
 	camera.rotation_degrees = Vector3(0.0, float(options.get("yaw", "0")), 0.0)
 	level.add_child(camera)
-	backdrop = NeuralBackdrop.new()
+	backdrop = Backdrop.new()
 	backdrop.autostart = false
 	backdrop.camera = camera
 	backdrop.position = Vector3(0.0, 1.6, 0.0)
 	backdrop.server = options["endpoint"]
-	backdrop.transport = (NeuralBackdrop.Transport.INLINE if options.get("transport") == "inline"
-		else NeuralBackdrop.Transport.SHARED_MEMORY)
+	backdrop.transport = (Backdrop.Transport.INLINE if options.get("transport") == "inline"
+		else Backdrop.Transport.SHARED_MEMORY)
 	if options.has("size"):
 		backdrop.width = options["size"].get_slice("x", 0).to_int()
 		backdrop.height = options["size"].get_slice("x", 1).to_int()
-	backdrop.fps = float(options.get("fps", "30"))
+	if options.has("fps"):
+		backdrop.fps = float(options["fps"])
 	backdrop.playing = not options.has("pause")
 	level.add_child(backdrop)
 	root.add_child(level)
@@ -73,7 +81,7 @@ func _run() -> void:
 
 
 func _done() -> bool:
-	if options.has("until-error") and backdrop.get_client().status == StarBridgeClient.Status.ERROR:
+	if options.has("until-error") and backdrop.get_client().status == BackdropClient.Status.ERROR:
 		return true
 	if options.has("frames"):
 		return sessions >= int(options.get("sessions", "1")) \
@@ -88,11 +96,11 @@ func _emit(kind: String, data: Dictionary) -> void:
 	events.flush()
 
 
-func _on_status(status: StarBridgeClient.Status, message: String) -> void:
-	_emit("status", {"status": StarBridgeClient.Status.keys()[status], "message": message})
+func _on_status(status: BackdropClient.Status, message: String) -> void:
+	_emit("status", {"status": BackdropClient.Status.keys()[status], "message": message})
 
 
-func _on_session(welcome: StarBridgeMessages.Welcome) -> void:
+func _on_session(welcome: Messages.Welcome) -> void:
 	_dump_latest()
 	sessions += 1
 	frames_this_session = 0
@@ -100,15 +108,15 @@ func _on_session(welcome: StarBridgeMessages.Welcome) -> void:
 	var ring := welcome.shared_memory.path if welcome.shared_memory != null else ""
 	_emit("welcome", {
 		"session_id": welcome.session_id, "width": welcome.width, "height": welcome.height,
-		"fps": welcome.fps, "transport": StarBridgeMessages.Transport.keys()[welcome.transport],
+		"fps": welcome.fps, "transport": Messages.Transport.keys()[welcome.transport],
 		"ring": ring, "protocol": "%d.%d" % [welcome.protocol_major, welcome.protocol_minor],
 		"generator": welcome.generator, "heartbeat_timeout_s": welcome.heartbeat_timeout_s,
 	})
 
 
-func _on_frame(frame: StarBridgeFrame) -> void:
+func _on_frame(frame: Frame) -> void:
 	frames_this_session += 1
-	latest = StarBridgeFrame.new()
+	latest = Frame.new()
 	for property: String in [
 		"frame_sequence", "slot", "pose_sequence", "engine_time_us", "position", "rotation",
 		"vertical_fov_deg", "aspect", "scene_time_s", "generation_latency_ms", "width", "height",
@@ -119,7 +127,7 @@ func _on_frame(frame: StarBridgeFrame) -> void:
 	_emit("frame", {
 		"session_id": latest_session, "frame_sequence": frame.frame_sequence,
 		"pose_sequence": frame.pose_sequence, "slot": frame.slot,
-		"transport": StarBridgeMessages.Transport.keys()[frame.transport],
+		"transport": Messages.Transport.keys()[frame.transport],
 		"rotation": [q.x, q.y, q.z, q.w],
 		"position": [frame.position.x, frame.position.y, frame.position.z],
 		"fov": frame.vertical_fov_deg, "aspect": frame.aspect, "scene_time_s": frame.scene_time_s,
@@ -129,10 +137,10 @@ func _on_frame(frame: StarBridgeFrame) -> void:
 	})
 
 
-func _on_error(error: StarBridgeMessages.BackendError) -> void:
+func _on_error(error: Messages.BackendError) -> void:
 	errors.append(error.describe())
 	_emit("error", {
-		"code": StarBridgeMessages.ErrorCode.keys()[error.code], "message": error.message,
+		"code": Messages.ErrorCode.keys()[error.code], "message": error.message,
 		"fatal": error.fatal, "field": error.field,
 	})
 
@@ -152,7 +160,7 @@ func _dump_latest() -> void:
 		"aspect": latest.aspect, "scene_time_s": latest.scene_time_s,
 		"position": [latest.position.x, latest.position.y, latest.position.z],
 		"rotation": [q.x, q.y, q.z, q.w],
-		"transport": StarBridgeMessages.Transport.keys()[latest.transport],
+		"transport": Messages.Transport.keys()[latest.transport],
 	}))
 	meta.close()
 
@@ -162,12 +170,15 @@ func _finish() -> void:
 	var client := backdrop.get_client()
 	var surface := backdrop.get_surface()
 	var summary := {
-		"status": StarBridgeClient.Status.keys()[client.status],
+		"status": BackdropClient.Status.keys()[client.status],
 		"status_message": client.status_message, "status_text": backdrop.status_text,
 		"sessions": sessions, "frames": client.stats.frames, "poses_sent": client.stats.poses_sent,
 		"fps": client.stats.fps(), "latency_p50_ms": client.stats.latency_ms(0.5),
 		"latency_p95_ms": client.stats.latency_ms(0.95), "uploads": surface.uploads,
 		"textures_made": surface.textures_made, "errors": errors,
+		"texture_size": [surface.texture.get_width(), surface.texture.get_height()]
+			if surface.texture != null else [0, 0],
+		"settings": [backdrop.width, backdrop.height, backdrop.fps],
 		"has_frame": surface.material.get_shader_parameter("has_frame") == true,
 		"environment_sky": surface.attached_environment() != null
 			and surface.attached_environment().sky == surface.sky,

@@ -14,6 +14,10 @@ extends SceneTree
 ## DIR/report.json: camera fov, viewport size, per-shot camera rotation (scene space, x y z w),
 ## and the frames shown (DIR/frame_a.*, DIR/frame_b.*: raw RGBA + JSON).
 
+const Backdrop := preload("res://addons/starbridge/neural_backdrop.gd")
+const Frame := preload("res://addons/starbridge/core/frame.gd")
+const WirePose := preload("res://addons/starbridge/core/wire_pose.gd")
+
 const MASK_COLOR := Color(1.0, 0.0, 1.0)
 const CAMERA_A := Vector2(0.0, 0.0)
 const CAMERA_B := Vector2(12.0, 4.0)
@@ -22,9 +26,9 @@ const WAIT_FRAMES := 600
 
 var options := {}
 var report := {"shots": {}, "frames": {}}
-var backdrop: NeuralBackdrop = null
+var backdrop: Backdrop = null
 var camera: Camera3D = null
-var latest: StarBridgeFrame = null
+var latest: Frame = null
 var frames_seen := 0
 
 
@@ -41,8 +45,8 @@ func _run() -> void:
 	camera = level.get_node("Camera")
 	backdrop = level.get_node("NeuralBackdrop")
 	backdrop.server = options["endpoint"]
-	backdrop.transport = (NeuralBackdrop.Transport.INLINE if options.get("transport") == "inline"
-		else NeuralBackdrop.Transport.SHARED_MEMORY)
+	backdrop.transport = (Backdrop.Transport.INLINE if options.get("transport") == "inline"
+		else Backdrop.Transport.SHARED_MEMORY)
 	var size: String = options.get("size", "320x180")
 	backdrop.width = size.get_slice("x", 0).to_int()
 	backdrop.height = size.get_slice("x", 1).to_int()
@@ -97,8 +101,8 @@ func _aim(yaw_pitch: Vector2) -> void:
 ## frame before), keeps it on screen, and dumps it.
 func _fresh_frame(name: String) -> bool:
 	backdrop.hold_frame = false
-	var want := StarBridgeWirePose.rotation_of(
-		StarBridgeWirePose.camera_to_scene(backdrop.global_transform, camera.global_transform)
+	var want := WirePose.rotation_of(
+		WirePose.camera_to_scene(backdrop.global_transform, camera.global_transform)
 	)
 	var previous_time := -1.0
 	var seen := frames_seen
@@ -119,7 +123,7 @@ func _fresh_frame(name: String) -> bool:
 	return false
 
 
-func _on_frame(frame: StarBridgeFrame) -> void:
+func _on_frame(frame: Frame) -> void:
 	frames_seen += 1
 	latest = frame
 
@@ -128,8 +132,8 @@ func _shot(name: String) -> void:
 	for i in 3:
 		await RenderingServer.frame_post_draw
 	root.get_texture().get_image().save_png(options["out"].path_join(name + ".png"))
-	var q := StarBridgeWirePose.rotation_of(
-		StarBridgeWirePose.camera_to_scene(backdrop.global_transform, camera.global_transform)
+	var q := WirePose.rotation_of(
+		WirePose.camera_to_scene(backdrop.global_transform, camera.global_transform)
 	)
 	report["shots"][name] = {"rotation": [q.x, q.y, q.z, q.w], "reproject": backdrop.reproject}
 
@@ -140,7 +144,7 @@ func _mask(name: String) -> void:
 	backdrop.get_surface().show_last_frame()
 
 
-func _dump(name: String, frame: StarBridgeFrame) -> void:
+func _dump(name: String, frame: Frame) -> void:
 	var base: String = options["out"].path_join(name)
 	var raw := FileAccess.open(base + ".rgba", FileAccess.WRITE)
 	raw.store_buffer(frame.pixels)

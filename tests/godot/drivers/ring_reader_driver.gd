@@ -5,6 +5,9 @@ extends SceneTree
 ##
 ## godot --headless --path P --script ring_reader_driver.gd -- --ring=PATH --seconds=S --out=F
 
+const Frame := preload("res://addons/starbridge/core/frame.gd")
+const FrameRingReader := preload("res://addons/starbridge/core/frame_ring_reader.gd")
+
 var accepted := 0
 var inconsistent := 0
 var newest := 0
@@ -20,10 +23,10 @@ func _run() -> void:
 	var options := {}
 	for arg in OS.get_cmdline_user_args():
 		options[arg.trim_prefix("--").get_slice("=", 0)] = arg.get_slice("=", 1)
-	var ring := StarBridgeFrameRing.new()
+	var ring := FrameRingReader.new()
 	var report := {}
 	if ring.open(options["ring"]):
-		var frame := StarBridgeFrame.new()
+		var frame := Frame.new()
 		var expected := PackedByteArray()
 		var end := Time.get_ticks_msec() + int(float(options["seconds"]) * 1000.0)
 		var slot := 0
@@ -47,7 +50,7 @@ func _run() -> void:
 	quit()
 
 
-func _check(frame: StarBridgeFrame, expected: PackedByteArray) -> void:
+func _check(frame: Frame, expected: PackedByteArray) -> void:
 	accepted += 1
 	var n := frame.frame_sequence
 	if expected.size() != frame.pixels.size():

@@ -13,14 +13,18 @@ namespace StarBridge.Core
         /// <summary>Whether the current connection reached Streaming (a later loss then retries at once).</summary>
         bool _streamedThisConnection;
 
+        /// <summary>How the status starts while the backend is away after its shutdown notice.</summary>
+        public const string ShuttingDownStatus = "backend shutting down - reconnecting";
+
         void ConnectionLoop()
         {
             int failures = 0;
+            bool leaving = false; // the backend said it was shutting down and has not been back since
             while (!_stopRequested)
             {
                 _reconnectRequested = false;
                 lock (_lock) _attempts++;
-                SetState(ConnectionState.Connecting, "connecting to " + Endpoint);
+                SetState(ConnectionState.Connecting, (leaving ? ShuttingDownStatus + ": " : "") + "connecting to " + Endpoint);
                 string reason = null;
                 bool refused = false;
                 ZmtpConnection connection = null;
@@ -42,6 +46,10 @@ namespace StarBridge.Core
                 catch (Exception e)
                 {
                     reason = Describe(e);
+                    StarBridgeException notice = e as StarBridgeException;
+                    if (notice != null && notice.Code == ErrorCode.ShuttingDown) leaving = true;
+                    else if (leaving && !_streamedThisConnection) reason = ShuttingDownStatus + ": " + reason;
+                    else leaving = false;
                 }
                 finally
                 {
@@ -50,6 +58,7 @@ namespace StarBridge.Core
                 if (_stopRequested) break;
                 if (refused)
                 {
+                    leaving = false;
                     SetState(ConnectionState.Refused, reason);
                     while (!_stopRequested && !_reconnectRequested) _wake.WaitOne(250);
                     failures = 0;
@@ -160,9 +169,17 @@ namespace StarBridge.Core
             }
         }
 
-        /// <summary>Throws when the receive thread saw a fatal Error or lost the connection. Call under _lock.</summary>
+        /// <summary>
+        /// Throws when the receive thread saw a fatal Error, the backend's shutdown notice (code ShuttingDown: the
+        /// loop reconnects at once), or lost the connection. Call under _lock.
+        /// </summary>
         void ThrowIfEnded()
         {
+            if (_shutdownNotice)
+            {
+                _shutdownNotice = false;
+                throw new StarBridgeException(ErrorCode.ShuttingDown, ShuttingDownStatus + " to " + Endpoint);
+            }
             if (_fatalError != null)
             {
                 BackendError e = _fatalError;
@@ -175,7 +192,7 @@ namespace StarBridge.Core
                     case ErrorCode.InvalidArgument:
                     case ErrorCode.Malformed:
                         throw new RefusedException("the backend refused the session (" + e.Code + "): " + e.Message);
-                    default: // Timeout, Overloaded, NoSession, Internal, newer codes: try again later
+                    default: // Timeout, Overloaded, NoSession, Internal, newer codes: try again later (ShuttingDown never gets here)
                         throw new StarBridgeException(e.Code, "the backend ended the session (" + e.Code + "): " + e.Message, e.Field);
                 }
             }

@@ -26,6 +26,7 @@ namespace StarBridge.Core
         WelcomeInfo _pendingWelcome;
         string _ringFailure;
         BackendError _fatalError;
+        bool _shutdownNotice;
         Exception _receiveFailure;
         BackendError _lastError;
         int _errorCount;
@@ -48,6 +49,7 @@ namespace StarBridge.Core
             {
                 _receiveFailure = null;
                 _fatalError = null;
+                _shutdownNotice = false;
             }
             Interlocked.Exchange(ref _lastReceiveUs, EngineClock.NowMicroseconds());
             _receiver = new Thread(ReceiveLoop) { IsBackground = true, Name = "StarBridge receive" };
@@ -248,6 +250,14 @@ namespace StarBridge.Core
 
         void OnError(BackendError error)
         {
+            if (error.Code == ErrorCode.ShuttingDown)
+            {
+                // Not a fault: the backend is going away. The connection thread ends this connection at once
+                // and reconnects with backoff; the last frame stays where the engine shows it.
+                lock (_lock) _shutdownNotice = true;
+                _wake.Set();
+                return;
+            }
             lock (_lock)
             {
                 if (error.Fatal) _fatalError = error;

@@ -140,6 +140,10 @@ namespace StarBridge.Core
                 BackendError error;
                 BackendMessageKind kind = EngineCodec.DecodeBackend(envelope, 0, (int)size, ref frame, out welcome, out error);
                 if (kind == BackendMessageKind.Welcome) return welcome;
+                if (kind == BackendMessageKind.Error && error.Code == ErrorCode.ShuttingDown)
+                {
+                    throw new StarBridgeException(error.Code, "the backend at " + where + " is shutting down: try again in a moment");
+                }
                 if (kind == BackendMessageKind.Error && error.Fatal)
                 {
                     throw new StarBridgeException(error.Code, "the backend refused the session (" + error.Code + "): " + error.Message, error.Field);

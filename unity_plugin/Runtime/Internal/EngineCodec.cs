@@ -179,6 +179,7 @@ namespace StarBridge.Core
                     case 11: r.Expect(type, WireType.Varint, "welcome.block_frames"); w.BlockFrames = (uint)r.ReadVarint(); break;
                     case 12: r.Expect(type, WireType.LengthDelimited, "welcome.generator"); w.Generator = r.ReadString(); break;
                     case 13: r.Expect(type, WireType.LengthDelimited, "welcome.backend_version"); w.BackendVersion = r.ReadString(); break;
+                    case 14: r.Expect(type, WireType.LengthDelimited, "welcome.session_secret"); w.SessionSecret = r.ReadString(); break;
                     default: r.Skip(type); break;
                 }
             }

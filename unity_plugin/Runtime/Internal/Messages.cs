@@ -61,6 +61,11 @@ namespace StarBridge.Core
         /// <summary>Which generator makes the frames, e.g. "explicit-fill" or "star-tiny".</summary>
         public string Generator = "";
         public string BackendVersion = "";
+        /// <summary>
+        /// Protocol 1.1: the secret that re-attaches to this session (Hello.session_secret). Unused by this
+        /// client (it starts a new session after a loss); keep it private and never log it. Empty before 1.1.
+        /// </summary>
+        public string SessionSecret = "";
 
         public string ProtocolText { get { return ProtocolMajor + "." + ProtocolMinor; } }
     }

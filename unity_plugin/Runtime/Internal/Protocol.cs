@@ -37,6 +37,9 @@ namespace StarBridge.Core
         Timeout = 7,
         Overloaded = 8,
         Internal = 9,
+        /// <summary>Protocol 1.1: the backend is stopping (sent to every session, not fatal). Not a fault:
+        /// the client keeps the last frame and reconnects with backoff at once.</summary>
+        ShuttingDown = 10,
     }
 
     /// <summary>The protocol version this plugin speaks, and the check of the backend's.</summary>
@@ -45,7 +48,7 @@ namespace StarBridge.Core
         /// <summary>A different major is refused by both sides.</summary>
         public const uint Major = 1;
         /// <summary>A newer minor on the other side works with what both sides know.</summary>
-        public const uint Minor = 0;
+        public const uint Minor = 1;
 
         /// <summary>"major.minor" of this plugin.</summary>
         public static string Text { get { return Major + "." + Minor; } }

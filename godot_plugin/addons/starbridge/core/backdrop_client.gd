@@ -1,4 +1,3 @@
-class_name StarBridgeClient
 extends RefCounted
 ## One engine-channel client: Hello, poses and clock control out; Welcome, frames, errors in.
 ##
@@ -6,12 +5,16 @@ extends RefCounted
 ## [method poll] every frame (it never blocks), [method send_pose] with the camera, and
 ## [method take_frame] for the newest frame. It connects by itself, says Hello, checks the
 ## protocol version, opens the shared-memory ring, and when the backend goes away (connection
-## closed, silent, or the session ended) keeps the last frame, says why in [member status_message],
-## and reconnects with backoff. Errors that only a change of settings fixes (another protocol major,
-## a wrong token, an unknown scene, a ring on another machine) stop nothing either: the status says
-## what to change and the client retries slowly, so a fixed backend is picked up by itself.[br]
+## closed, silent, the session ended, or the backend said it is shutting down) keeps the last
+## frame, says why in [member status_message], and reconnects with backoff. A shutdown notice
+## (protocol 1.1 [code]SHUTTING_DOWN[/code]) is not an error: no [signal backend_error], no
+## [member last_error]; the status reads [constant SHUTTING_DOWN_STATUS] until a backend answers.
+## Errors that only a change of settings fixes (another protocol major, a wrong token, an unknown
+## scene, a ring on another machine) stop nothing either: the status says what to change and the
+## client retries slowly, so a fixed backend is picked up by itself.[br]
 ## [codeblock]
-## var client := StarBridgeClient.new()
+## const BackdropClient := preload("res://addons/starbridge/core/backdrop_client.gd")
+## var client := BackdropClient.new()
 ## client.endpoint = "tcp://127.0.0.1:50052"
 ## client.start()
 ## # every frame:
@@ -21,15 +24,23 @@ extends RefCounted
 ## [/codeblock]
 
 ## A new session started.
-signal welcomed(welcome: StarBridgeMessages.Welcome)
+signal welcomed(welcome: Messages.Welcome)
 ## The backend sent an Error (fatal ones end the session; the client handles them).
-signal backend_error(error: StarBridgeMessages.BackendError)
+signal backend_error(error: Messages.BackendError)
 ## [member status] or [member status_message] changed.
 signal status_changed(status: Status, message: String)
 
 ## Where the client is. ERROR: a setting must change (see [member status_message]); it still
 ## retries, slowly.
 enum Status { STOPPED, CONNECTING, HANDSHAKING, STREAMING, RECONNECTING, ERROR }
+
+const ClientStats := preload("res://addons/starbridge/core/client_stats.gd")
+const EngineCodec := preload("res://addons/starbridge/core/engine_codec.gd")
+const Frame := preload("res://addons/starbridge/core/frame.gd")
+const FrameRingReader := preload("res://addons/starbridge/core/frame_ring_reader.gd")
+const Messages := preload("res://addons/starbridge/core/messages.gd")
+const ProtoWriter := preload("res://addons/starbridge/core/proto_writer.gd")
+const ZmtpConnection := preload("res://addons/starbridge/core/zmtp_connection.gd")
 
 ## Default engine endpoint (DESIGN.md section 4).
 const DEFAULT_HOST := "127.0.0.1"
@@ -44,42 +55,46 @@ const HELLO_TIMEOUT_S := 5.0
 ## A session that sends nothing for this long while we send poses is taken as lost (the
 ## backend hung or was paused); the Welcome's heartbeat timeout, if longer, wins.
 const MIN_SILENCE_TIMEOUT_S := 3.0
+## How the status starts while the backend is away after saying it is shutting down.
+const SHUTTING_DOWN_STATUS := "backend shutting down - reconnecting"
 ## Error codes after which a new Hello on the same connection is the fix (the session ended).
 const _RESUMABLE := [
-	StarBridgeMessages.ErrorCode.TIMEOUT, StarBridgeMessages.ErrorCode.NO_SESSION,
-	StarBridgeMessages.ErrorCode.INTERNAL, StarBridgeMessages.ErrorCode.UNSPECIFIED,
+	Messages.ErrorCode.TIMEOUT, Messages.ErrorCode.NO_SESSION,
+	Messages.ErrorCode.INTERNAL, Messages.ErrorCode.UNSPECIFIED,
 ]
 
 ## "tcp://host:port", "host:port" or "host" (default port 50052).
 var endpoint := "tcp://%s:%d" % [DEFAULT_HOST, DEFAULT_PORT]
-## Hello fields: scene ("" = the backend's default), size and rate (0 = default), transport.
+## Hello fields: scene ("" = the backend's default), size and rate (0 = the backend's default,
+## as [code]starbridge serve --width/--height/--fps[/code] set it), transport. The agreed size
+## and rate are the [member welcome]'s.
 var scene_id := ""
 var width := 0
 var height := 0
 var fps := 0.0
-var transport: StarBridgeMessages.Transport = StarBridgeMessages.Transport.SHARED_MEMORY
+var transport: Messages.Transport = Messages.Transport.SHARED_MEMORY
 var token := ""
 var client_label := ""
 var engine_name := "Godot"
 var engine_version := ""
 ## The protocol version sent in Hello (tests send other majors to see the refusal).
-var protocol_major := StarBridgeMessages.PROTOCOL_MAJOR
-var protocol_minor := StarBridgeMessages.PROTOCOL_MINOR
+var protocol_major := Messages.PROTOCOL_MAJOR
+var protocol_minor := Messages.PROTOCOL_MINOR
 
 ## Where the client is, and why (human-readable; names the fix when something is wrong).
 var status: Status = Status.STOPPED
 var status_message := "stopped"
 ## The current session's Welcome; null between sessions.
-var welcome: StarBridgeMessages.Welcome = null
+var welcome: Messages.Welcome = null
 ## The last Error the backend sent (null: none).
-var last_error: StarBridgeMessages.BackendError = null
+var last_error: Messages.BackendError = null
 ## Frame rate, latency and counters.
-var stats := StarBridgeStats.new()
+var stats := ClientStats.new()
 ## Sessions started (the first Welcome makes 1; each reconnect adds one).
 var sessions := 0
 
-var _zmtp: StarBridgeZmtp = null
-var _ring: StarBridgeFrameRing = null
+var _zmtp: ZmtpConnection = null
+var _ring: FrameRingReader = null
 var _host := DEFAULT_HOST
 var _port := DEFAULT_PORT
 var _hello_sent := false
@@ -87,15 +102,15 @@ var _hello_deadline_us := 0
 var _retry_at_us := 0
 var _backoff_s := BACKOFF_MIN_S
 var _last_received_us := 0
-var _pose := StarBridgeMessages.CameraPose.new()
-var _pose_writer := StarBridgeProtoWriter.new()
+var _pose := Messages.CameraPose.new()
+var _pose_writer := ProtoWriter.new()
 var _pose_sequence := 0
 var _last_pose_us := 0
-var _pending: StarBridgeMessages.FrameReady = null
+var _pending: Messages.FrameReady = null
 var _pending_pixels := PackedByteArray()
 var _pending_received_us := 0
-var _frame: StarBridgeFrame = null
-var _buffers: Array[StarBridgeFrame] = [StarBridgeFrame.new(), StarBridgeFrame.new()]
+var _frame: Frame = null
+var _buffers: Array[Frame] = [Frame.new(), Frame.new()]
 var _fill := 0
 var _reported_error := ""
 var _frames_ever := 0
@@ -103,6 +118,7 @@ var _last_frame_sequence := 0
 var _last_scene_time_s := -1.0
 var _clock_playing := true
 var _clock_speed := 1.0
+var _backend_leaving := false
 
 
 ## Starts connecting (again). Settings are read now; change them, then call start() again.
@@ -115,6 +131,7 @@ func start() -> void:
 	_host = parsed[0]
 	_port = parsed[1]
 	_drop_connection()
+	_backend_leaving = false
 	_backoff_s = BACKOFF_MIN_S
 	_connect()
 
@@ -122,9 +139,9 @@ func start() -> void:
 ## Says Goodbye (when in a session) and disconnects. [param reason] goes to the backend's log.
 func stop(reason: String = "stopped") -> void:
 	if _zmtp != null and welcome != null:
-		var goodbye := StarBridgeMessages.Goodbye.new()
+		var goodbye := Messages.Goodbye.new()
 		goodbye.reason = reason
-		_send([StarBridgeCodec.encode_goodbye(goodbye)])
+		_send([EngineCodec.encode_goodbye(goodbye)])
 	_drop_connection()
 	_set_status(Status.STOPPED, reason)
 
@@ -140,7 +157,7 @@ func poll(now_us: int = -1) -> void:
 			_connect()
 		return
 	_zmtp.poll()
-	if _zmtp.state == StarBridgeZmtp.State.OPEN and not _hello_sent:
+	if _zmtp.state == ZmtpConnection.State.OPEN and not _hello_sent:
 		_send_hello(now)
 	# Messages that arrived before a connection broke still count (e.g. the Error saying why).
 	for message: Array in _zmtp.take_messages():
@@ -148,11 +165,11 @@ func poll(now_us: int = -1) -> void:
 		_on_message(message, now)
 		if _zmtp == null:
 			return
-	if _zmtp.state == StarBridgeZmtp.State.FAILED:
+	if _zmtp.state == ZmtpConnection.State.FAILED:
 		_materialise()
 		_lost(_zmtp.error_message, now)
 		return
-	if _zmtp.state == StarBridgeZmtp.State.OPEN:
+	if _zmtp.state == ZmtpConnection.State.OPEN:
 		_check_timeouts(now)
 		_materialise()
 
@@ -176,7 +193,7 @@ func send_pose(
 	_pose.rotation = rotation
 	_pose.vertical_fov_deg = vertical_fov_deg
 	_pose.aspect = aspect
-	StarBridgeCodec.write_pose(_pose_writer, _pose)
+	EngineCodec.write_pose(_pose_writer, _pose)
 	if not _send([_pose_writer.bytes]):
 		stats.poses_dropped += 1
 		return false
@@ -188,30 +205,30 @@ func send_pose(
 ## Scene clock: play from the current time.
 func play() -> void:
 	_clock_playing = true
-	_send_time(StarBridgeMessages.TimeAction.PLAY, 0.0, 0.0)
+	_send_time(Messages.TimeAction.PLAY, 0.0, 0.0)
 
 
 ## Scene clock: freeze the scene at the current instant (the camera can still roam).
 func pause() -> void:
 	_clock_playing = false
-	_send_time(StarBridgeMessages.TimeAction.PAUSE, 0.0, 0.0)
+	_send_time(Messages.TimeAction.PAUSE, 0.0, 0.0)
 
 
 ## Scene clock: jump to [param time_s] seconds.
 func seek(time_s: float) -> void:
 	_last_scene_time_s = time_s
-	_send_time(StarBridgeMessages.TimeAction.SEEK, time_s, 0.0)
+	_send_time(Messages.TimeAction.SEEK, time_s, 0.0)
 
 
 ## Scene clock: playback speed (1 = real time, 0 < speed <= 8).
 func set_speed(speed: float) -> void:
 	_clock_speed = speed
-	_send_time(StarBridgeMessages.TimeAction.SET_SPEED, 0.0, speed)
+	_send_time(Messages.TimeAction.SET_SPEED, 0.0, speed)
 
 
 ## The newest frame not taken yet, or null. The returned object is the client's: it is reused
 ## two frames later, so copy what you keep (the backdrop uploads the pixels at once).
-func take_frame() -> StarBridgeFrame:
+func take_frame() -> Frame:
 	var frame := _frame
 	_frame = null
 	return frame
@@ -250,15 +267,17 @@ static func parse_endpoint(text: String) -> Array:
 
 
 func _connect() -> void:
-	_zmtp = StarBridgeZmtp.new()
+	_zmtp = ZmtpConnection.new()
 	_zmtp.open(_host, _port)
 	_hello_sent = false
-	_set_status(Status.CONNECTING if sessions == 0 else Status.RECONNECTING,
-		"connecting to %s" % _zmtp.endpoint)
+	var what := "connecting to %s" % _zmtp.endpoint
+	if _backend_leaving:
+		what = "%s: %s" % [SHUTTING_DOWN_STATUS, what]
+	_set_status(Status.CONNECTING if sessions == 0 else Status.RECONNECTING, what)
 
 
 func _send_hello(now: int) -> void:
-	var hello := StarBridgeMessages.Hello.new()
+	var hello := Messages.Hello.new()
 	hello.protocol_major = protocol_major
 	hello.protocol_minor = protocol_minor
 	hello.engine_name = engine_name
@@ -272,58 +291,59 @@ func _send_hello(now: int) -> void:
 	hello.client_label = client_label
 	_close_ring()
 	welcome = null
-	_hello_sent = _send([StarBridgeCodec.encode_hello(hello)])
+	_hello_sent = _send([EngineCodec.encode_hello(hello)])
 	_hello_deadline_us = now + int(HELLO_TIMEOUT_S * 1e6)
 	_set_status(Status.HANDSHAKING, "waiting for Welcome from %s" % _zmtp.endpoint)
 
 
 func _on_message(parts: Array, now: int) -> void:
 	var envelope: PackedByteArray = parts[0]
-	var msg := StarBridgeCodec.decode_backend(envelope)
+	var msg := EngineCodec.decode_backend(envelope)
 	match msg.body:
-		StarBridgeMessages.Body.WELCOME:
+		Messages.Body.WELCOME:
 			_on_welcome(msg.welcome, now)
-		StarBridgeMessages.Body.FRAME:
+		Messages.Body.FRAME:
 			if welcome != null and msg.frame.frame_sequence > _last_frame_sequence:
 				if _pending != null:
 					stats.frames_skipped += 1
 				_pending = msg.frame
 				_pending_pixels = parts[1] if parts.size() >= 2 else PackedByteArray()
 				_pending_received_us = now
-		StarBridgeMessages.Body.ERROR:
+		Messages.Body.ERROR:
 			_on_error(msg.error, now)
 		_:
 			if not msg.problem.is_empty():
 				push_warning("StarBridge: %s" % msg.problem)
 
 
-func _on_welcome(w: StarBridgeMessages.Welcome, now: int) -> void:
+func _on_welcome(w: Messages.Welcome, now: int) -> void:
 	if welcome != null or not _hello_sent:
 		return  # a Welcome nobody asked for (an earlier Hello's); the session we have stands
-	if w.protocol_major != StarBridgeMessages.PROTOCOL_MAJOR:
-		var goodbye := StarBridgeMessages.Goodbye.new()
+	if w.protocol_major != Messages.PROTOCOL_MAJOR:
+		var goodbye := Messages.Goodbye.new()
 		goodbye.reason = "protocol mismatch"
-		_send([StarBridgeCodec.encode_goodbye(goodbye)])
+		_send([EngineCodec.encode_goodbye(goodbye)])
 		_settings_error("protocol mismatch: this plugin speaks %d.%d, the backend %d.%d; update the "
 			% [protocol_major, protocol_minor, w.protocol_major, w.protocol_minor]
 			+ "plugin or the backend so the major versions match", now)
 		return
-	if w.transport == StarBridgeMessages.Transport.SHARED_MEMORY:
-		var ring := StarBridgeFrameRing.new()
+	if w.transport == Messages.Transport.SHARED_MEMORY:
+		var ring := FrameRingReader.new()
 		if w.shared_memory == null or not ring.open(
 			w.shared_memory.path, w.shared_memory, w.width, w.height
 		):
 			var why := "Welcome has no shared-memory layout" if w.shared_memory == null \
 				else ring.error_message
-			var goodbye := StarBridgeMessages.Goodbye.new()
+			var goodbye := Messages.Goodbye.new()
 			goodbye.reason = "cannot read the frame ring"
-			_send([StarBridgeCodec.encode_goodbye(goodbye)])
+			_send([EngineCodec.encode_goodbye(goodbye)])
 			_settings_error(why, now)
 			return
 		_ring = ring
 	welcome = w
 	sessions += 1
 	_reported_error = ""
+	_backend_leaving = false
 	stats.reset()
 	_backoff_s = BACKOFF_MIN_S
 	_last_frame_sequence = 0
@@ -339,14 +359,21 @@ func _on_welcome(w: StarBridgeMessages.Welcome, now: int) -> void:
 func _restore_clock() -> void:
 	# A new session (after a reconnect) starts playing at time 0: put the clock back as it was.
 	if _last_scene_time_s >= 0.0:
-		_send_time(StarBridgeMessages.TimeAction.SEEK, _last_scene_time_s, 0.0)
+		_send_time(Messages.TimeAction.SEEK, _last_scene_time_s, 0.0)
 	if not _clock_playing:
-		_send_time(StarBridgeMessages.TimeAction.PAUSE, 0.0, 0.0)
+		_send_time(Messages.TimeAction.PAUSE, 0.0, 0.0)
 	if not is_equal_approx(_clock_speed, 1.0):
-		_send_time(StarBridgeMessages.TimeAction.SET_SPEED, 0.0, _clock_speed)
+		_send_time(Messages.TimeAction.SET_SPEED, 0.0, _clock_speed)
 
 
-func _on_error(error: StarBridgeMessages.BackendError, now: int) -> void:
+func _on_error(error: Messages.BackendError, now: int) -> void:
+	if error.code == Messages.ErrorCode.SHUTTING_DOWN:
+		# Not a fault of anyone's: the backend is stopping. Reconnect with backoff at once, keeping
+		# the last frame, rather than waiting to notice the silence.
+		var where := _zmtp.endpoint
+		_backend_leaving = true
+		_lost("%s to %s" % [SHUTTING_DOWN_STATUS, where], now)
+		return
 	last_error = error
 	stats.backend_errors += 1
 	backend_error.emit(error)
@@ -386,7 +413,7 @@ func _materialise() -> void:
 			return
 		frame.set_from_ready(ready)
 		frame.pixels = _pending_pixels
-		frame.transport = StarBridgeMessages.Transport.INLINE
+		frame.transport = Messages.Transport.INLINE
 		_pending_pixels = PackedByteArray()
 	elif _ring != null:
 		var ok := _ring.read_slot(ready.slot, frame)
@@ -409,6 +436,8 @@ func _materialise() -> void:
 
 
 func _lost(why: String, now: int) -> void:
+	if _backend_leaving and not why.begins_with(SHUTTING_DOWN_STATUS):
+		why = "%s: %s" % [SHUTTING_DOWN_STATUS, why]
 	_drop_connection()
 	_retry_at_us = now + int(_jitter(_backoff_s) * 1e6)
 	var kept := " (the last frame stays on screen)" if _frames_ever > 0 else ""
@@ -444,14 +473,14 @@ func _send(parts: Array[PackedByteArray]) -> bool:
 	return _zmtp != null and _zmtp.send(parts)
 
 
-func _send_time(action: StarBridgeMessages.TimeAction, time_s: float, speed: float) -> void:
+func _send_time(action: Messages.TimeAction, time_s: float, speed: float) -> void:
 	if welcome == null:
 		return  # remembered; sent after the next Welcome
-	var control := StarBridgeMessages.TimeControl.new()
+	var control := Messages.TimeControl.new()
 	control.action = action
 	control.time_s = time_s
 	control.speed = speed
-	_send([StarBridgeCodec.encode_time(control)])
+	_send([EngineCodec.encode_time(control)])
 
 
 func _set_status(new_status: Status, message: String) -> void:

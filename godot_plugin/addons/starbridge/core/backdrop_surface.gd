@@ -1,4 +1,3 @@
-class_name StarBridgeBackdropSurface
 extends RefCounted
 ## The backdrop's pixels on the GPU and the sky that draws them behind all geometry.
 ##
@@ -11,6 +10,9 @@ extends RefCounted
 
 ## What the sky draws where the frame does not reach.
 enum Outside { EDGE = 0, COLOR = 1 }
+
+const Frame := preload("res://addons/starbridge/core/frame.gd")
+const WirePose := preload("res://addons/starbridge/core/wire_pose.gd")
 
 ## The sky shader.
 const SHADER := preload("res://addons/starbridge/backdrop_sky.gdshader")
@@ -76,7 +78,7 @@ func attached_environment() -> Environment:
 
 
 ## Uploads [param frame]'s pixels and takes its generation pose for the reprojection.
-func show_frame(frame: StarBridgeFrame) -> void:
+func show_frame(frame: Frame) -> void:
 	if _image == null or _image.get_width() != frame.width or _image.get_height() != frame.height:
 		_image = Image.create_from_data(
 			frame.width, frame.height, false, Image.FORMAT_RGBA8, frame.pixels
@@ -121,7 +123,7 @@ func update_view(
 		tan_half = tan(deg_to_rad(camera_fov_deg) * 0.5)
 		aspect = camera_aspect
 	material.set_shader_parameter(
-		"world_to_generation", StarBridgeWirePose.world_to_generation(anchor_basis, rotation)
+		"world_to_generation", WirePose.world_to_generation(anchor_basis, rotation)
 	)
 	material.set_shader_parameter("tan_half_fov", tan_half)
 	material.set_shader_parameter("frame_aspect", aspect)

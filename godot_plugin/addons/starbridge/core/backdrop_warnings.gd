@@ -1,28 +1,34 @@
-class_name StarBridgeBackdropWarnings
 extends RefCounted
 ## The setup mistakes a [NeuralBackdrop] shows in the editor (its configuration warnings).
 
+const Backdrop := preload("res://addons/starbridge/neural_backdrop.gd")
+const BackdropClient := preload("res://addons/starbridge/core/backdrop_client.gd")
+
 
 ## Every warning for [param node], each saying what to change.
-static func collect(node: NeuralBackdrop) -> PackedStringArray:
+static func collect(node: Backdrop) -> PackedStringArray:
 	var warnings := PackedStringArray()
-	var endpoint := StarBridgeClient.parse_endpoint(node.server)
+	var endpoint := BackdropClient.parse_endpoint(node.server)
 	if endpoint.is_empty():
 		warnings.append("Server \"%s\" is not an address like tcp://127.0.0.1:50052." % node.server)
-	elif node.transport == NeuralBackdrop.Transport.SHARED_MEMORY:
+	elif node.transport == Backdrop.Transport.SHARED_MEMORY:
 		var host: String = endpoint[0]
 		if not _is_local(host):
 			warnings.append("Shared memory works only with a backend on this machine; the server is "
 				+ "%s. Use the INLINE transport for a remote backend." % host)
+	# 0 is valid everywhere here: it asks for the backend's default size or rate.
 	if (node.width == 0) != (node.height == 0):
 		warnings.append("Set both width and height, or both to 0 (the backend's default size).")
 	for side: int in [node.width, node.height]:
-		if side != 0 and (side < NeuralBackdrop.MIN_SIDE or side > NeuralBackdrop.MAX_SIDE):
+		if side < 0:
+			warnings.append("Frame sides cannot be negative (got %d); 0 asks for the backend's size."
+				% side)
+		elif side != 0 and (side < Backdrop.MIN_SIDE or side > Backdrop.MAX_SIDE):
 			warnings.append("Frame sides must be %d to %d pixels (or 0 for the default); got %d."
-				% [NeuralBackdrop.MIN_SIDE, NeuralBackdrop.MAX_SIDE, side])
-	if node.fps < 0.0 or node.fps > NeuralBackdrop.MAX_FPS:
-		warnings.append("Frames per second must be in (0, %s] (or 0 for the default)."
-			% NeuralBackdrop.MAX_FPS)
+				% [Backdrop.MIN_SIDE, Backdrop.MAX_SIDE, side])
+	if node.fps < 0.0 or node.fps > Backdrop.MAX_FPS:
+		warnings.append("Frames per second must be 0 (the backend's rate) up to %s; got %s."
+			% [Backdrop.MAX_FPS, node.fps])
 	var scale := node.global_basis.get_scale() if node.is_inside_tree() else node.basis.get_scale()
 	if scale.x <= 0.0 or scale.y <= 0.0 or scale.z <= 0.0 or node.basis.determinant() <= 0.0:
 		warnings.append("The node's scale must be positive: it is the scene anchor's scale.")
@@ -54,7 +60,7 @@ static func _count_backdrops(node: Node) -> int:
 
 
 static func _count_in(node: Node) -> int:
-	var count := 1 if node is NeuralBackdrop else 0
+	var count := 1 if node is Backdrop else 0
 	for child in node.get_children():
 		count += _count_in(child)
 	return count

@@ -1,4 +1,3 @@
-class_name StarBridgeStats
 extends RefCounted
 ## Frame rate and latency of a backdrop connection, over the last [constant WINDOW] frames.
 ##

@@ -1,4 +1,3 @@
-class_name StarBridgeCodec
 extends RefCounted
 ## Encodes the envelopes an engine sends and decodes the ones the backend sends.
 ##
@@ -7,7 +6,11 @@ extends RefCounted
 ## tests/golden/ byte for byte. [code]EngineMessage[/code] bodies: hello 1, pose 2, time 3,
 ## goodbye 4. [code]BackendMessage[/code] bodies: welcome 1, frame 2, error 3.
 
-# Wire types (StarBridgeProtoReader's), as literals so match patterns can use them.
+const Messages := preload("res://addons/starbridge/core/messages.gd")
+const ProtoReader := preload("res://addons/starbridge/core/proto_reader.gd")
+const ProtoWriter := preload("res://addons/starbridge/core/proto_writer.gd")
+
+# Wire types (ProtoReader's), as literals so match patterns can use them.
 const _VARINT := 0
 const _I64 := 1
 const _LEN := 2
@@ -23,8 +26,8 @@ const _BACKEND_ERROR := 3
 
 
 ## An [code]EngineMessage[/code] holding [param hello].
-static func encode_hello(hello: StarBridgeMessages.Hello) -> PackedByteArray:
-	var w := StarBridgeProtoWriter.new()
+static func encode_hello(hello: Messages.Hello) -> PackedByteArray:
+	var w := ProtoWriter.new()
 	var body := w.begin_message(_ENGINE_HELLO)
 	var protocol := w.begin_message(1)
 	w.write_varint(1, hello.protocol_major)
@@ -46,7 +49,7 @@ static func encode_hello(hello: StarBridgeMessages.Hello) -> PackedByteArray:
 
 ## Writes an [code]EngineMessage[/code] holding [param pose] into [param w] (cleared first), so
 ## a caller sending a pose every tick reuses one writer.
-static func write_pose(w: StarBridgeProtoWriter, pose: StarBridgeMessages.CameraPose) -> void:
+static func write_pose(w: ProtoWriter, pose: Messages.CameraPose) -> void:
 	w.clear()
 	var body := w.begin_message(_ENGINE_POSE)
 	w.write_varint(1, pose.sequence)
@@ -70,15 +73,15 @@ static func write_pose(w: StarBridgeProtoWriter, pose: StarBridgeMessages.Camera
 
 
 ## An [code]EngineMessage[/code] holding [param pose].
-static func encode_pose(pose: StarBridgeMessages.CameraPose) -> PackedByteArray:
-	var w := StarBridgeProtoWriter.new()
+static func encode_pose(pose: Messages.CameraPose) -> PackedByteArray:
+	var w := ProtoWriter.new()
 	write_pose(w, pose)
 	return w.bytes
 
 
 ## An [code]EngineMessage[/code] holding [param control].
-static func encode_time(control: StarBridgeMessages.TimeControl) -> PackedByteArray:
-	var w := StarBridgeProtoWriter.new()
+static func encode_time(control: Messages.TimeControl) -> PackedByteArray:
+	var w := ProtoWriter.new()
 	var body := w.begin_message(_ENGINE_TIME)
 	w.write_varint(1, control.action)
 	w.write_double(2, control.time_s)
@@ -88,8 +91,8 @@ static func encode_time(control: StarBridgeMessages.TimeControl) -> PackedByteAr
 
 
 ## An [code]EngineMessage[/code] holding [param goodbye] (present even with no reason).
-static func encode_goodbye(goodbye: StarBridgeMessages.Goodbye) -> PackedByteArray:
-	var w := StarBridgeProtoWriter.new()
+static func encode_goodbye(goodbye: Messages.Goodbye) -> PackedByteArray:
+	var w := ProtoWriter.new()
 	var body := w.begin_message(_ENGINE_GOODBYE)
 	w.write_string(1, goodbye.reason)
 	w.end_message(body)
@@ -97,11 +100,11 @@ static func encode_goodbye(goodbye: StarBridgeMessages.Goodbye) -> PackedByteArr
 
 
 ## Decodes a [code]BackendMessage[/code]. When the bytes are not a valid envelope the result's
-## [member StarBridgeMessages.BackendMessage.problem] says why (and its body is NONE); an envelope
+## [code]BackendMessage.problem[/code] says why (and its body is NONE); an envelope
 ## with no body this plugin knows (a newer backend's) has body NONE and no problem.
-static func decode_backend(data: PackedByteArray) -> StarBridgeMessages.BackendMessage:
-	var msg := StarBridgeMessages.BackendMessage.new()
-	var r := StarBridgeProtoReader.new(data)
+static func decode_backend(data: PackedByteArray) -> Messages.BackendMessage:
+	var msg := Messages.BackendMessage.new()
+	var r := ProtoReader.new(data)
 	while r.next_field():
 		if r.wire_type != _LEN:
 			r.skip()
@@ -109,29 +112,29 @@ static func decode_backend(data: PackedByteArray) -> StarBridgeMessages.BackendM
 		match r.field_number:
 			_BACKEND_WELCOME:
 				msg.welcome = _read_welcome(_sub(r))
-				msg.body = StarBridgeMessages.Body.WELCOME
+				msg.body = Messages.Body.WELCOME
 			_BACKEND_FRAME:
 				msg.frame = _read_frame(_sub(r))
-				msg.body = StarBridgeMessages.Body.FRAME
+				msg.body = Messages.Body.FRAME
 			_BACKEND_ERROR:
 				msg.error = _read_error(_sub(r))
-				msg.body = StarBridgeMessages.Body.ERROR
+				msg.body = Messages.Body.ERROR
 			_:
 				r.skip()
 	if not r.error.is_empty():
-		msg.body = StarBridgeMessages.Body.NONE
+		msg.body = Messages.Body.NONE
 		msg.problem = "%d bytes are not a BackendMessage: %s" % [data.size(), r.error]
 	return msg
 
 
 # A reader over the sub-message at the position of r; its errors are also r's (see parent).
-static func _sub(r: StarBridgeProtoReader) -> StarBridgeProtoReader:
+static func _sub(r: ProtoReader) -> ProtoReader:
 	var sub := r.read_message()
 	sub.parent = r
 	return sub
 
 
-static func _read_version(r: StarBridgeProtoReader) -> Vector2i:
+static func _read_version(r: ProtoReader) -> Vector2i:
 	var version := Vector2i.ZERO
 	while r.next_field():
 		if r.field_number == 1 and r.wire_type == _VARINT:
@@ -143,8 +146,8 @@ static func _read_version(r: StarBridgeProtoReader) -> Vector2i:
 	return version
 
 
-static func _read_welcome(r: StarBridgeProtoReader) -> StarBridgeMessages.Welcome:
-	var w := StarBridgeMessages.Welcome.new()
+static func _read_welcome(r: ProtoReader) -> Messages.Welcome:
+	var w := Messages.Welcome.new()
 	while r.next_field():
 		match [r.field_number, r.wire_type]:
 			[1, _LEN]:
@@ -160,7 +163,7 @@ static func _read_welcome(r: StarBridgeProtoReader) -> StarBridgeMessages.Welcom
 			[5, _I32]:
 				w.fps = r.read_float()
 			[6, _VARINT]:
-				w.transport = r.read_varint() as StarBridgeMessages.Transport
+				w.transport = r.read_varint() as Messages.Transport
 			[7, _LEN]:
 				w.shared_memory = _read_layout(_sub(r))
 			[8, _LEN]:
@@ -175,13 +178,15 @@ static func _read_welcome(r: StarBridgeProtoReader) -> StarBridgeMessages.Welcom
 				w.generator = r.read_string()
 			[13, _LEN]:
 				w.backend_version = r.read_string()
+			[14, _LEN]:
+				w.session_secret = r.read_string()
 			_:
 				r.skip()
 	return w
 
 
-static func _read_layout(r: StarBridgeProtoReader) -> StarBridgeMessages.SharedMemoryLayout:
-	var s := StarBridgeMessages.SharedMemoryLayout.new()
+static func _read_layout(r: ProtoReader) -> Messages.SharedMemoryLayout:
+	var s := Messages.SharedMemoryLayout.new()
 	while r.next_field():
 		if r.field_number == 1 and r.wire_type == _LEN:
 			s.path = r.read_string()
@@ -209,7 +214,7 @@ static func _read_layout(r: StarBridgeProtoReader) -> StarBridgeMessages.SharedM
 	return s
 
 
-static func _read_pose(r: StarBridgeProtoReader, frame: StarBridgeMessages.FrameReady) -> void:
+static func _read_pose(r: ProtoReader, frame: Messages.FrameReady) -> void:
 	while r.next_field():
 		if r.wire_type != _LEN or r.field_number > 2:
 			r.skip()
@@ -227,8 +232,8 @@ static func _read_pose(r: StarBridgeProtoReader, frame: StarBridgeMessages.Frame
 			frame.rotation = Quaternion(values[0], values[1], values[2], values[3])
 
 
-static func _read_frame(r: StarBridgeProtoReader) -> StarBridgeMessages.FrameReady:
-	var f := StarBridgeMessages.FrameReady.new()
+static func _read_frame(r: ProtoReader) -> Messages.FrameReady:
+	var f := Messages.FrameReady.new()
 	while r.next_field():
 		match [r.field_number, r.wire_type]:
 			[1, _VARINT]:
@@ -258,12 +263,12 @@ static func _read_frame(r: StarBridgeProtoReader) -> StarBridgeMessages.FrameRea
 	return f
 
 
-static func _read_error(r: StarBridgeProtoReader) -> StarBridgeMessages.BackendError:
-	var e := StarBridgeMessages.BackendError.new()
+static func _read_error(r: ProtoReader) -> Messages.BackendError:
+	var e := Messages.BackendError.new()
 	while r.next_field():
 		match [r.field_number, r.wire_type]:
 			[1, _VARINT]:
-				e.code = r.read_varint() as StarBridgeMessages.ErrorCode
+				e.code = r.read_varint() as Messages.ErrorCode
 			[2, _LEN]:
 				e.message = r.read_string()
 			[3, _VARINT]:

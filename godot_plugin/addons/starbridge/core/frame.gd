@@ -1,4 +1,3 @@
-class_name StarBridgeFrame
 extends RefCounted
 ## One received frame: its pixels and what the backend said about it.
 ##
@@ -6,6 +5,8 @@ extends RefCounted
 ## bottom, tightly packed: exactly what [method Image.set_data] takes with
 ## [constant Image.FORMAT_RGBA8]. The pose is the one the frame was generated for (wire
 ## convention, relative to the scene anchor): the backdrop reprojects from it to the current camera.
+
+const Messages := preload("res://addons/starbridge/core/messages.gd")
 
 var frame_sequence := 0
 ## Ring slot it was read from (shared memory); 0 for inline frames.
@@ -25,7 +26,7 @@ var width := 0
 var height := 0
 ## When the FrameReady arrived, [method Time.get_ticks_usec].
 var received_time_us := 0
-var transport: StarBridgeMessages.Transport = StarBridgeMessages.Transport.UNSPECIFIED
+var transport: Messages.Transport = Messages.Transport.UNSPECIFIED
 var pixels := PackedByteArray()
 
 
@@ -37,7 +38,7 @@ func effective_aspect() -> float:
 
 
 ## Takes the metadata of a FrameReady (inline frames; ring frames read theirs from the slot).
-func set_from_ready(ready: StarBridgeMessages.FrameReady) -> void:
+func set_from_ready(ready: Messages.FrameReady) -> void:
 	frame_sequence = ready.frame_sequence
 	slot = ready.slot
 	pose_sequence = ready.pose_sequence

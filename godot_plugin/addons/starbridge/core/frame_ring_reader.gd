@@ -1,4 +1,3 @@
-class_name StarBridgeFrameRing
 extends RefCounted
 ## Reads frames from a session's shared-memory frame ring with [FileAccess], seqlock-checked.
 ##
@@ -16,6 +15,9 @@ extends RefCounted
 ## buffer, and its first read comes from the file (a few microseconds each).[br]
 ## Godot cannot map a file into memory, so the pixels are copied once, by the read, into the
 ## array [method FileAccess.get_buffer] returns (Godot has no read-into-this-array call).
+
+const Frame := preload("res://addons/starbridge/core/frame.gd")
+const Messages := preload("res://addons/starbridge/core/messages.gd")
 
 ## Layout constants (ring.py).
 const MAGIC := [0x53, 0x42, 0x52, 0x49, 0x4E, 0x47, 0x00, 0x01]
@@ -82,7 +84,7 @@ var torn_reads := 0
 ## read: missing (the session ended, or the backend runs on another machine), truncated, or
 ## not a version-1 ring.
 func open(
-	ring_path: String, expected: StarBridgeMessages.SharedMemoryLayout = null,
+	ring_path: String, expected: Messages.SharedMemoryLayout = null,
 	expected_width: int = 0, expected_height: int = 0
 ) -> bool:
 	path = ring_path
@@ -141,7 +143,7 @@ func _check_header(head: PackedByteArray, size: int) -> String:
 
 # Why the file disagrees with Welcome's layout; empty when it agrees.
 func _check_welcome(
-	expected: StarBridgeMessages.SharedMemoryLayout, expected_width: int, expected_height: int
+	expected: Messages.SharedMemoryLayout, expected_width: int, expected_height: int
 ) -> String:
 	var ours := [slot_count, slot_bytes, stride, file_bytes, width, height]
 	var theirs := [
@@ -175,7 +177,7 @@ func writer_closed() -> bool:
 
 ## Copies the frame in [param slot] into [param into]; false if the slot was never written or
 ## the backend kept rewriting it.
-func read_slot(slot: int, into: StarBridgeFrame) -> bool:
+func read_slot(slot: int, into: Frame) -> bool:
 	if slot < 0 or slot >= slot_count:
 		return false
 	for attempt in READ_ATTEMPTS:
@@ -186,7 +188,7 @@ func read_slot(slot: int, into: StarBridgeFrame) -> bool:
 
 ## Copies the newest complete frame with a sequence above [param newer_than] into [param into];
 ## false when there is none (yet) or the backend kept rewriting it.
-func read_latest(newer_than: int, into: StarBridgeFrame) -> bool:
+func read_latest(newer_than: int, into: Frame) -> bool:
 	for attempt in READ_ATTEMPTS:
 		var f := FileAccess.open(path, FileAccess.READ)
 		if f == null:
@@ -201,7 +203,7 @@ func read_latest(newer_than: int, into: StarBridgeFrame) -> bool:
 	return false
 
 
-func _read_once(slot: int, into: StarBridgeFrame) -> bool:
+func _read_once(slot: int, into: Frame) -> bool:
 	var at := HEADER_BYTES + slot * slot_bytes
 	var f := FileAccess.open(path, FileAccess.READ)
 	if f == null:
@@ -240,7 +242,7 @@ func _read_once(slot: int, into: StarBridgeFrame) -> bool:
 	into.width = fields.decode_u32(base + SLOT_OFF_WIDTH)
 	into.height = fields.decode_u32(base + SLOT_OFF_HEIGHT)
 	into.pixels = pixels
-	into.transport = StarBridgeMessages.Transport.SHARED_MEMORY
+	into.transport = Messages.Transport.SHARED_MEMORY
 	return true
 
 

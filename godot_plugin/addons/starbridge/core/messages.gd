@@ -1,12 +1,13 @@
-class_name StarBridgeMessages
 extends RefCounted
 ## The engine-channel messages of protos/starbridge/v1/engine.proto as typed GDScript objects.
 ##
-## Field names, numbers, units and defaults are engine.proto's; [StarBridgeCodec] writes the
-## messages an engine sends ([StarBridgeMessages.Hello], [StarBridgeMessages.CameraPose],
-## [StarBridgeMessages.TimeControl], [StarBridgeMessages.Goodbye]) and reads the ones the backend
-## sends ([StarBridgeMessages.Welcome], [StarBridgeMessages.FrameReady],
-## [StarBridgeMessages.BackendError]).[br]
+## Field names, numbers, units and defaults are engine.proto's; engine_codec.gd writes the
+## messages an engine sends ([code]Hello[/code], [code]CameraPose[/code], [code]TimeControl[/code],
+## [code]Goodbye[/code]) and reads the ones the backend sends ([code]Welcome[/code],
+## [code]FrameReady[/code], [code]BackendError[/code]).[br]
+## Scripts reach these classes through a preload, not a global class name, so a project works
+## before the editor has imported it:
+## [code]const Messages := preload("res://addons/starbridge/core/messages.gd")[/code].[br]
 ## [b]64-bit fields[/b]: GDScript integers are signed 64-bit, so a [code]uint64[/code] above
 ## 2^63 - 1 (a sequence number no session reaches) reads as a negative [int] with the same bits.
 ## Vectors and quaternions are single precision, like the wire's [code]float[/code] fields.
@@ -29,15 +30,18 @@ enum ErrorCode {
 	TIMEOUT = 7,
 	OVERLOADED = 8,
 	INTERNAL = 9,
+	## Protocol 1.1: the backend is stopping (sent to every session, not fatal). Not a fault: the
+	## client keeps the last frame and reconnects with backoff at once.
+	SHUTTING_DOWN = 10,
 }
 
-## Which body a [StarBridgeMessages.BackendMessage] carries ([code]NONE[/code]: none this
+## Which body a [code]BackendMessage[/code] carries ([code]NONE[/code]: none this
 ## plugin knows, e.g. a newer backend's message: ignore it).
 enum Body { NONE = 0, WELCOME = 1, FRAME = 2, ERROR = 3 }
 
 ## The protocol version this plugin speaks (DESIGN.md section 4).
 const PROTOCOL_MAJOR := 1
-const PROTOCOL_MINOR := 0
+const PROTOCOL_MINOR := 1
 ## [code]PIXEL_FORMAT_RGBA8_SRGB[/code]: 8 bits per channel, R G B A, sRGB colour.
 const PIXEL_FORMAT_RGBA8_SRGB := 1
 
@@ -137,6 +141,9 @@ class Welcome:
 	## Which generator makes the frames, e.g. "explicit-fill".
 	var generator := ""
 	var backend_version := ""
+	## Protocol 1.1: the secret that re-attaches to this session. This plugin does not use it (it
+	## starts a new session after a loss); keep it private, never log it. Empty from a 1.0 backend.
+	var session_secret := ""
 
 
 ## A new frame is ready: in ring slot [member slot], or inline as the message's second part.
@@ -181,7 +188,7 @@ class BackendError:
 class BackendMessage:
 	extends RefCounted
 	var body: Body = Body.NONE
-	## Set by [method StarBridgeCodec.decode_backend] when the bytes were not a valid envelope.
+	## Set by engine_codec.gd's [code]decode_backend[/code] when the bytes were not a valid envelope.
 	var problem := ""
 	var welcome: Welcome = null
 	var frame: FrameReady = null

@@ -1,4 +1,3 @@
-class_name StarBridgeProtoReader
 extends RefCounted
 ## A minimal protocol buffers reader for the envelopes the backend sends.
 ##
@@ -11,14 +10,16 @@ extends RefCounted
 ## Malformed input (a varint longer than 10 bytes, a length past the end) never reads out of
 ## bounds: it stops the reader and sets [member error].[br]
 ## [codeblock]
-## var r := StarBridgeProtoReader.new(data)
+## var r := ProtoReader.new(data)
 ## while r.next_field():
-##     if r.field_number == 1 and r.wire_type == StarBridgeProtoReader.WIRE_VARINT:
+##     if r.field_number == 1 and r.wire_type == ProtoReader.WIRE_VARINT:
 ##         sequence = r.read_varint()
 ##     else:
 ##         r.skip()
 ## if not r.error.is_empty(): ...
 ## [/codeblock]
+
+const ProtoReader := preload("res://addons/starbridge/core/proto_reader.gd")
 
 ## Wire types.
 const WIRE_VARINT := 0
@@ -37,7 +38,7 @@ var wire_type := 0
 var error := ""
 ## The reader of the enclosing message, if any: an error here is reported there too, so a
 ## caller checks only the outermost reader.
-var parent: StarBridgeProtoReader = null
+var parent: ProtoReader = null
 
 var _data: PackedByteArray
 var _pos := 0
@@ -123,11 +124,11 @@ func read_string() -> String:
 
 
 ## A sub-message: a reader over its bytes (no copy); this reader moves past it.
-func read_message() -> StarBridgeProtoReader:
+func read_message() -> ProtoReader:
 	var length := _read_length()
 	if length < 0:
-		return StarBridgeProtoReader.new(PackedByteArray())
-	var sub := StarBridgeProtoReader.new(_data, _pos, _pos + length)
+		return ProtoReader.new(PackedByteArray())
+	var sub := ProtoReader.new(_data, _pos, _pos + length)
 	_pos += length
 	return sub
 

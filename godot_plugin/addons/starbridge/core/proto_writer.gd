@@ -1,4 +1,3 @@
-class_name StarBridgeProtoWriter
 extends RefCounted
 ## A minimal protocol buffers writer: the encoding the engine-channel envelopes need.
 ##
@@ -14,7 +13,7 @@ extends RefCounted
 ## [method end_message] fills it in and, for bodies of 128 bytes or more, inserts the extra
 ## length bytes; no temporary buffers.[br]
 ## [codeblock]
-## var w := StarBridgeProtoWriter.new()
+## var w := ProtoWriter.new()
 ## var body := w.begin_message(2)   # EngineMessage.pose
 ## w.write_varint(1, sequence)
 ## w.end_message(body)

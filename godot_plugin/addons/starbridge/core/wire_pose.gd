@@ -1,4 +1,3 @@
-class_name StarBridgeWirePose
 extends RefCounted
 ## Camera poses between Godot and the wire, and the reprojection rotation of the backdrop.
 ##

@@ -1,4 +1,3 @@
-class_name StarBridgeZmtp
 extends RefCounted
 ## A minimal ZeroMQ DEALER peer over [StreamPeerTCP]: ZMTP 3.1 with the NULL mechanism.
 ##
@@ -25,11 +24,11 @@ extends RefCounted
 ## like libzmq's high-water mark; received messages wait in an inbox of at most
 ## [constant INBOX_LIMIT] messages, the oldest dropped first.[br]
 ## [codeblock]
-## var zmtp := StarBridgeZmtp.new()
+## var zmtp := ZmtpConnection.new()
 ## zmtp.open("127.0.0.1", 50052)
 ## # every frame:
 ## zmtp.poll()
-## if zmtp.state == StarBridgeZmtp.State.OPEN:
+## if zmtp.state == ZmtpConnection.State.OPEN:
 ##     zmtp.send([envelope])
 ## for message in zmtp.take_messages():   # each an Array of PackedByteArray parts
 ##     ...

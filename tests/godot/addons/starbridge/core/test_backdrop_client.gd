@@ -1,7 +1,8 @@
 extends RefCounted
-## StarBridgeClient without a backend: endpoint parsing, the status it shows, and the backoff.
+## BackdropClient without a backend: endpoint parsing, the status it shows, and the backoff.
 ## With a backend: test_godot_live.py; with scripted libzmq peers: test_godot_libzmq.py.
 
+const BackdropClient := preload("res://addons/starbridge/core/backdrop_client.gd")
 const Check := preload("../../../check.gd")
 
 
@@ -14,7 +15,7 @@ func test_endpoints(t: Check) -> void:
 		"ipc:///tmp/x": [], "tcp://*:5": [], "[::1": [],
 	}
 	for text: String in cases:
-		t.eq(StarBridgeClient.parse_endpoint(text), cases[text], "endpoint \"%s\"" % text)
+		t.eq(BackdropClient.parse_endpoint(text), cases[text], "endpoint \"%s\"" % text)
 
 
 func test_no_backend_shows_why_and_backs_off(t: Check) -> void:
@@ -22,21 +23,21 @@ func test_no_backend_shows_why_and_backs_off(t: Check) -> void:
 	server.listen(0, "127.0.0.1")
 	var port := server.get_local_port()
 	server.stop()  # a port nobody listens on
-	var client := StarBridgeClient.new()
+	var client := BackdropClient.new()
 	client.endpoint = "tcp://127.0.0.1:%d" % port
 	var statuses: Array = []
-	client.status_changed.connect(func(s: StarBridgeClient.Status, _m: String) -> void:
+	client.status_changed.connect(func(s: BackdropClient.Status, _m: String) -> void:
 		statuses.append(s))
 	client.start()
-	t.eq(client.status, StarBridgeClient.Status.CONNECTING, "connecting")
+	t.eq(client.status, BackdropClient.Status.CONNECTING, "connecting")
 	var tree := Engine.get_main_loop() as SceneTree
 	var now := Time.get_ticks_usec()
 	for i in 100:
 		client.poll(now)
-		if client.status == StarBridgeClient.Status.RECONNECTING:
+		if client.status == BackdropClient.Status.RECONNECTING:
 			break
 		await tree.process_frame
-	t.eq(client.status, StarBridgeClient.Status.RECONNECTING, "reconnecting")
+	t.eq(client.status, BackdropClient.Status.RECONNECTING, "reconnecting")
 	t.has_all(client.status_message, [str(port), "starbridge serve", "retrying in 0.2"], "why")
 	t.eq(client.send_pose(Vector3.ZERO, Quaternion.IDENTITY, 60.0, 1.0), false, "no pose sent")
 	# Each failed attempt doubles the wait, up to the maximum.
@@ -52,13 +53,13 @@ func test_no_backend_shows_why_and_backs_off(t: Check) -> void:
 		waits.append(client.status_message.get_slice("retrying in ", 1).to_float())
 	t.eq(waits, [0.5, 1.0, 2.0, 4.0, 4.0, 4.0], "backoff")
 	client.stop("test over")
-	t.eq(client.status, StarBridgeClient.Status.STOPPED, "stopped")
-	t.eq(statuses[0], StarBridgeClient.Status.CONNECTING, "first status")
+	t.eq(client.status, BackdropClient.Status.STOPPED, "stopped")
+	t.eq(statuses[0], BackdropClient.Status.CONNECTING, "first status")
 
 
 func test_bad_endpoint_is_a_settings_error(t: Check) -> void:
-	var client := StarBridgeClient.new()
+	var client := BackdropClient.new()
 	client.endpoint = "tcp://nowhere:notaport"
 	client.start()
-	t.eq(client.status, StarBridgeClient.Status.ERROR, "error")
+	t.eq(client.status, BackdropClient.Status.ERROR, "error")
 	t.has_all(client.status_message, ["nowhere:notaport", "host:port"], "message")

@@ -1,12 +1,15 @@
 extends RefCounted
-## StarBridgeBackdropSurface: one texture reused for every frame of a size, the sky put into an
+## BackdropSurface: one texture reused for every frame of a size, the sky put into an
 ## environment and taken out again.
 
+const BackdropSurface := preload("res://addons/starbridge/core/backdrop_surface.gd")
 const Check := preload("../../../check.gd")
+const Frame := preload("res://addons/starbridge/core/frame.gd")
+const WirePose := preload("res://addons/starbridge/core/wire_pose.gd")
 
 
-static func frame_of(width: int, height: int, value: int) -> StarBridgeFrame:
-	var frame := StarBridgeFrame.new()
+static func frame_of(width: int, height: int, value: int) -> Frame:
+	var frame := Frame.new()
 	frame.width = width
 	frame.height = height
 	frame.vertical_fov_deg = 50.0
@@ -17,7 +20,7 @@ static func frame_of(width: int, height: int, value: int) -> StarBridgeFrame:
 
 
 func test_one_texture_for_every_frame_of_a_size(t: Check) -> void:
-	var surface := StarBridgeBackdropSurface.new()
+	var surface := BackdropSurface.new()
 	surface.show_frame(frame_of(32, 18, 10))
 	var texture := surface.texture
 	var rid := texture.get_rid()
@@ -36,12 +39,12 @@ func test_one_texture_for_every_frame_of_a_size(t: Check) -> void:
 
 
 func test_update_view_sets_the_reprojection(t: Check) -> void:
-	var surface := StarBridgeBackdropSurface.new()
+	var surface := BackdropSurface.new()
 	surface.show_frame(frame_of(32, 16, 10))
 	var anchor := Basis(Vector3.UP, 0.1)
 	surface.update_view(anchor, Quaternion.IDENTITY, 70.0, 1.0)
 	var m: Basis = surface.material.get_shader_parameter("world_to_generation")
-	var want := StarBridgeWirePose.world_to_generation(anchor, Quaternion(Vector3.UP, 0.3))
+	var want := WirePose.world_to_generation(anchor, Quaternion(Vector3.UP, 0.3))
 	t.ok(m.is_equal_approx(want), "from the generation rotation")
 	t.near(surface.material.get_shader_parameter("tan_half_fov"), tan(deg_to_rad(25.0)), 1e-6,
 		"generation fov")
@@ -50,7 +53,7 @@ func test_update_view_sets_the_reprojection(t: Check) -> void:
 	surface.reproject = false
 	surface.update_view(anchor, Quaternion(Vector3.RIGHT, 0.2), 70.0, 1.5)
 	m = surface.material.get_shader_parameter("world_to_generation")
-	want = StarBridgeWirePose.world_to_generation(anchor, Quaternion(Vector3.RIGHT, 0.2))
+	want = WirePose.world_to_generation(anchor, Quaternion(Vector3.RIGHT, 0.2))
 	t.ok(m.is_equal_approx(want), "without reprojection: the current camera")
 	t.near(surface.material.get_shader_parameter("frame_aspect"), 1.5, 1e-6, "camera aspect")
 
@@ -61,7 +64,7 @@ func test_attach_and_detach_restore_the_environment(t: Check) -> void:
 	env.background_mode = Environment.BG_COLOR
 	env.sky = old_sky
 	env.sky_rotation = Vector3(0.1, 0.2, 0.3)
-	var surface := StarBridgeBackdropSurface.new()
+	var surface := BackdropSurface.new()
 	surface.attach(env)
 	t.eq(env.background_mode, Environment.BG_SKY, "sky background")
 	t.ok(env.sky == surface.sky, "our sky")

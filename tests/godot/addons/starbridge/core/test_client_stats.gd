@@ -1,11 +1,12 @@
 extends RefCounted
-## StarBridgeStats: frame rate and latency percentiles over a fixed window.
+## ClientStats: frame rate and latency percentiles over a fixed window.
 
 const Check := preload("../../../check.gd")
+const ClientStats := preload("res://addons/starbridge/core/client_stats.gd")
 
 
 func test_fps_and_latency(t: Check) -> void:
-	var stats := StarBridgeStats.new()
+	var stats := ClientStats.new()
 	t.eq(stats.fps(), 0.0, "no frames")
 	t.eq(stats.latency_ms(), 0.0, "no latency")
 	t.eq(stats.seconds_since_frame(0), INF, "never")
@@ -20,10 +21,10 @@ func test_fps_and_latency(t: Check) -> void:
 
 
 func test_window_wraps(t: Check) -> void:
-	var stats := StarBridgeStats.new()
-	for i in StarBridgeStats.WINDOW * 3:
-		stats.frame(i * 10000, i * 10000 - (1000 if i < StarBridgeStats.WINDOW * 2 else 9000), 0.0)
-	t.eq(stats.frames, StarBridgeStats.WINDOW * 3, "all counted")
+	var stats := ClientStats.new()
+	for i in ClientStats.WINDOW * 3:
+		stats.frame(i * 10000, i * 10000 - (1000 if i < ClientStats.WINDOW * 2 else 9000), 0.0)
+	t.eq(stats.frames, ClientStats.WINDOW * 3, "all counted")
 	t.near(stats.fps(), 100.0, 1e-6, "fps over the window")
 	t.near(stats.latency_ms(0.0), 9.0, 1e-6, "only the newest window counts")
 	stats.reset()

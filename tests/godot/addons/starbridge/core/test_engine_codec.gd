@@ -1,9 +1,12 @@
 extends RefCounted
-## StarBridgeCodec against the golden byte vectors of tests/golden (made by the real protobuf
+## EngineCodec against the golden byte vectors of tests/golden (made by the real protobuf
 ## runtime): every message an engine sends is encoded from the manifest's fields and compared byte
 ## for byte; every message the backend sends is decoded and compared field by field.
 
 const Check := preload("../../../check.gd")
+const EngineCodec := preload("res://addons/starbridge/core/engine_codec.gd")
+const Messages := preload("res://addons/starbridge/core/messages.gd")
+const ProtoWriter := preload("res://addons/starbridge/core/proto_writer.gd")
 
 
 func test_every_engine_message_matches_its_golden_bytes(t: Check) -> void:
@@ -28,38 +31,54 @@ func test_every_backend_message_decodes_to_its_golden_fields(t: Check) -> void:
 			continue
 		seen += 1
 		var name: String = entry["name"]
-		var msg := StarBridgeCodec.decode_backend(_golden_bytes(t, name))
+		var msg := EngineCodec.decode_backend(_golden_bytes(t, name))
 		t.eq(msg.problem, "", name + " decodes")
 		t.eq(_fields_of(msg), entry["fields"], name)
-	t.eq(seen, 6, "backend-to-engine vectors in the manifest")
+	t.eq(seen, 8, "backend-to-engine vectors in the manifest")
+
+
+func test_protocol_1_1_vectors(t: Check) -> void:
+	var notice := EngineCodec.decode_backend(_golden_bytes(t, "error_shutting_down"))
+	t.eq(notice.body, Messages.Body.ERROR, "error_shutting_down is an Error")
+	t.eq(notice.error.code, Messages.ErrorCode.SHUTTING_DOWN, "code 10")
+	t.eq(int(Messages.ErrorCode.SHUTTING_DOWN), 10, "ERROR_CODE_SHUTTING_DOWN = 10")
+	t.eq(notice.error.fatal, false, "not fatal")
+	t.has_all(notice.error.describe(), ["SHUTTING_DOWN: the backend is shutting down"], "describe")
+	var msg := EngineCodec.decode_backend(_golden_bytes(t, "welcome_session_secret"))
+	t.eq(msg.problem, "", "welcome_session_secret decodes")
+	t.eq(msg.welcome.session_secret, "k3Y-9fQx_2b7Ws0pLr4TzA", "field 14")
+	t.eq([msg.welcome.width, msg.welcome.height, msg.welcome.backend_version], [320, 180, "0.2.0"],
+		"the fields around it")
+	t.eq([Messages.PROTOCOL_MAJOR, Messages.PROTOCOL_MINOR], [1, 1], "this plugin speaks 1.1")
 
 
 func test_pose_writer_is_reusable(t: Check) -> void:
-	var w := StarBridgeProtoWriter.new()
-	var pose := StarBridgeMessages.CameraPose.new()
+	var w := ProtoWriter.new()
+	var pose := Messages.CameraPose.new()
 	pose.sequence = 128
 	pose.rotation = Quaternion(0.0, 0.0, 0.0, 1.0)
 	pose.vertical_fov_deg = 45.0
-	StarBridgeCodec.write_pose(w, pose)
+	EngineCodec.write_pose(w, pose)
 	var first := w.bytes.duplicate()
 	pose.sequence = 4294967301
-	StarBridgeCodec.write_pose(w, pose)
-	StarBridgeCodec.write_pose(w, pose)
+	EngineCodec.write_pose(w, pose)
+	EngineCodec.write_pose(w, pose)
 	pose.sequence = 128
-	StarBridgeCodec.write_pose(w, pose)
+	EngineCodec.write_pose(w, pose)
 	t.bytes_eq(w.bytes, first, "the same pose written again after others")
 	t.bytes_eq(first, _golden_bytes(t, "pose_origin"), "pose_origin through write_pose")
 
 
 func test_long_sub_message_gets_a_two_byte_length(t: Check) -> void:
 	# Bodies of 128 bytes or more need a multi-byte length varint inserted before them.
-	var hello := StarBridgeMessages.Hello.new()
+	var hello := Messages.Hello.new()
 	hello.client_label = "x".repeat(300)
-	var data := StarBridgeCodec.encode_hello(hello)
-	var body_length := 4 + 2 + 3 + 300
+	var data := EngineCodec.encode_hello(hello)
+	var body_length := 6 + 2 + 3 + 300
 	var want := PackedByteArray([0x0A, (body_length & 0x7F) | 0x80, body_length >> 7])
-	# protocol {major 1}, transport SHARED_MEMORY (the default Hello), client_label (300 bytes)
-	want.append_array(PackedByteArray([0x0A, 0x02, 0x08, 0x01, 0x40, 0x01, 0x52, 0xAC, 0x02]))
+	# protocol {major 1, minor 1}, transport SHARED_MEMORY (the default Hello), client_label
+	want.append_array(PackedByteArray([0x0A, 0x04, 0x08, 0x01, 0x10, 0x01, 0x40, 0x01]))
+	want.append_array(PackedByteArray([0x52, 0xAC, 0x02]))
 	want.append_array("x".repeat(300).to_utf8_buffer())
 	t.bytes_eq(data, want, "hello with a 300-byte label")
 	_dump(t, "hello_long_label.bin", data)
@@ -68,7 +87,7 @@ func test_long_sub_message_gets_a_two_byte_length(t: Check) -> void:
 func test_negative_zero_and_unicode_are_written(t: Check) -> void:
 	# Zeros made at run time: GDScript folds the literals 0.0 and -0.0 into one constant.
 	var zero := float(t.count) * 0.0
-	var w := StarBridgeProtoWriter.new()
+	var w := ProtoWriter.new()
 	w.write_float(1, -zero)
 	w.write_float(2, zero)
 	w.write_string(3, "Kamera — Süd")
@@ -81,17 +100,17 @@ func test_negative_zero_and_unicode_are_written(t: Check) -> void:
 
 func test_time_controls_cover_every_action(t: Check) -> void:
 	var actions := {
-		"time_play": StarBridgeMessages.TimeAction.PLAY,
-		"time_pause": StarBridgeMessages.TimeAction.PAUSE,
-		"time_seek": StarBridgeMessages.TimeAction.SEEK,
-		"time_set_speed": StarBridgeMessages.TimeAction.SET_SPEED,
+		"time_play": Messages.TimeAction.PLAY,
+		"time_pause": Messages.TimeAction.PAUSE,
+		"time_seek": Messages.TimeAction.SEEK,
+		"time_set_speed": Messages.TimeAction.SET_SPEED,
 	}
 	for name: String in actions:
-		var control := StarBridgeMessages.TimeControl.new()
+		var control := Messages.TimeControl.new()
 		control.action = actions[name]
 		control.time_s = 12.625 if name == "time_seek" else 0.0
 		control.speed = 0.5 if name == "time_set_speed" else 0.0
-		t.bytes_eq(StarBridgeCodec.encode_time(control), _golden_bytes(t, name), name)
+		t.bytes_eq(EngineCodec.encode_time(control), _golden_bytes(t, name), name)
 
 
 # ---------------------------------------------------------------- manifest plumbing
@@ -146,7 +165,7 @@ static func u64_text(value: int) -> String:
 func _encode(fields: Dictionary) -> PackedByteArray:
 	if fields.has("hello"):
 		var h: Dictionary = fields["hello"]
-		var hello := StarBridgeMessages.Hello.new()
+		var hello := Messages.Hello.new()
 		hello.protocol_major = int(h.get("protocol", {}).get("major", 0))
 		hello.protocol_minor = int(h.get("protocol", {}).get("minor", 0))
 		hello.engine_name = h.get("engine_name", "")
@@ -155,14 +174,14 @@ func _encode(fields: Dictionary) -> PackedByteArray:
 		hello.width = int(h.get("width", 0))
 		hello.height = int(h.get("height", 0))
 		hello.fps = h.get("fps", 0.0)
-		hello.transport = _enum(StarBridgeMessages.Transport, h.get("transport", ""), "FRAME_TRANSPORT_")
+		hello.transport = _enum(Messages.Transport, h.get("transport", ""), "FRAME_TRANSPORT_")
 		hello.token = h.get("token", "")
 		hello.client_label = h.get("client_label", "")
 		hello.session_id = h.get("session_id", "")
-		return StarBridgeCodec.encode_hello(hello)
+		return EngineCodec.encode_hello(hello)
 	if fields.has("pose"):
 		var p: Dictionary = fields["pose"]
-		var pose := StarBridgeMessages.CameraPose.new()
+		var pose := Messages.CameraPose.new()
 		pose.sequence = u64(p.get("sequence", "0"))
 		pose.engine_time_us = u64(p.get("engine_time_us", "0"))
 		var position: Dictionary = p["pose"].get("position", {})
@@ -176,17 +195,17 @@ func _encode(fields: Dictionary) -> PackedByteArray:
 		)
 		pose.vertical_fov_deg = p.get("vertical_fov_deg", 0.0)
 		pose.aspect = p.get("aspect", 0.0)
-		return StarBridgeCodec.encode_pose(pose)
+		return EngineCodec.encode_pose(pose)
 	if fields.has("time"):
 		var c: Dictionary = fields["time"]
-		var control := StarBridgeMessages.TimeControl.new()
-		control.action = _enum(StarBridgeMessages.TimeAction, c.get("action", ""), "ACTION_")
+		var control := Messages.TimeControl.new()
+		control.action = _enum(Messages.TimeAction, c.get("action", ""), "ACTION_")
 		control.time_s = c.get("time_s", 0.0)
 		control.speed = c.get("speed", 0.0)
-		return StarBridgeCodec.encode_time(control)
-	var goodbye := StarBridgeMessages.Goodbye.new()
+		return EngineCodec.encode_time(control)
+	var goodbye := Messages.Goodbye.new()
 	goodbye.reason = fields["goodbye"].get("reason", "")
-	return StarBridgeCodec.encode_goodbye(goodbye)
+	return EngineCodec.encode_goodbye(goodbye)
 
 
 static func _enum(values: Dictionary, name: String, prefix: String) -> int:
@@ -197,16 +216,16 @@ static func _enum(values: Dictionary, name: String, prefix: String) -> int:
 
 ## The decoded message in the proto3 JSON mapping MessageToDict uses: defaults absent, 64-bit
 ## integers as strings, enums by name.
-func _fields_of(msg: StarBridgeMessages.BackendMessage) -> Dictionary:
+func _fields_of(msg: Messages.BackendMessage) -> Dictionary:
 	match msg.body:
-		StarBridgeMessages.Body.WELCOME:
+		Messages.Body.WELCOME:
 			return {"welcome": _welcome_fields(msg.welcome)}
-		StarBridgeMessages.Body.FRAME:
+		Messages.Body.FRAME:
 			return {"frame": _frame_fields(msg.frame)}
-		StarBridgeMessages.Body.ERROR:
+		Messages.Body.ERROR:
 			var e := msg.error
 			var out := {}
-			_put(out, "code", "ERROR_CODE_" + StarBridgeMessages.ErrorCode.keys()[e.code], e.code != 0)
+			_put(out, "code", "ERROR_CODE_" + Messages.ErrorCode.keys()[e.code], e.code != 0)
 			_put(out, "message", e.message, not e.message.is_empty())
 			_put(out, "fatal", e.fatal, e.fatal)
 			_put(out, "field", e.field, not e.field.is_empty())
@@ -214,7 +233,7 @@ func _fields_of(msg: StarBridgeMessages.BackendMessage) -> Dictionary:
 	return {}
 
 
-func _welcome_fields(w: StarBridgeMessages.Welcome) -> Dictionary:
+func _welcome_fields(w: Messages.Welcome) -> Dictionary:
 	var out := {}
 	_put(out, "session_id", w.session_id, not w.session_id.is_empty())
 	var protocol := {}
@@ -224,7 +243,7 @@ func _welcome_fields(w: StarBridgeMessages.Welcome) -> Dictionary:
 	_put(out, "width", w.width, w.width != 0)
 	_put(out, "height", w.height, w.height != 0)
 	_put(out, "fps", w.fps, w.fps != 0.0)
-	var transport: String = StarBridgeMessages.Transport.keys()[w.transport]
+	var transport: String = Messages.Transport.keys()[w.transport]
 	_put(out, "transport", "FRAME_TRANSPORT_" + transport, w.transport != 0)
 	if w.shared_memory != null:
 		var s := w.shared_memory
@@ -243,10 +262,11 @@ func _welcome_fields(w: StarBridgeMessages.Welcome) -> Dictionary:
 	_put(out, "block_frames", w.block_frames, w.block_frames != 0)
 	_put(out, "generator", w.generator, not w.generator.is_empty())
 	_put(out, "backend_version", w.backend_version, not w.backend_version.is_empty())
+	_put(out, "session_secret", w.session_secret, not w.session_secret.is_empty())
 	return out
 
 
-func _frame_fields(f: StarBridgeMessages.FrameReady) -> Dictionary:
+func _frame_fields(f: Messages.FrameReady) -> Dictionary:
 	var out := {}
 	_put(out, "frame_sequence", u64_text(f.frame_sequence), f.frame_sequence != 0)
 	_put(out, "slot", f.slot, f.slot != 0)

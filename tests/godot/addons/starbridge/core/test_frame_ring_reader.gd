@@ -1,9 +1,12 @@
 extends RefCounted
-## StarBridgeFrameRing on ring files written here in ring.py's layout: validation, the seqlock
+## FrameRingReader on ring files written here in ring.py's layout: validation, the seqlock
 ## rules (never-written and in-progress slots), metadata and pixels, read_latest. The reader
 ## against the real Python FrameRingWriter writing concurrently is test_godot_ring.py.
 
 const Check := preload("../../../check.gd")
+const Frame := preload("res://addons/starbridge/core/frame.gd")
+const FrameRingReader := preload("res://addons/starbridge/core/frame_ring_reader.gd")
+const Messages := preload("res://addons/starbridge/core/messages.gd")
 const W := 8
 const H := 4
 const SLOTS := 3
@@ -13,9 +16,9 @@ var context := {}
 
 ## Writes a version-1 ring file of SLOTS slots of W x H, like FrameRingWriter, and returns its
 ## layout as Welcome would state it.
-func make_ring(path: String) -> StarBridgeMessages.SharedMemoryLayout:
-	var slot_bytes := StarBridgeFrameRing._round_up(128 + W * 4 * H, 4096)
-	var layout := StarBridgeMessages.SharedMemoryLayout.new()
+func make_ring(path: String) -> Messages.SharedMemoryLayout:
+	var slot_bytes := FrameRingReader._round_up(128 + W * 4 * H, 4096)
+	var layout := Messages.SharedMemoryLayout.new()
 	layout.path = path
 	layout.layout_version = 1
 	layout.header_bytes = 4096
@@ -28,13 +31,13 @@ func make_ring(path: String) -> StarBridgeMessages.SharedMemoryLayout:
 	var data := PackedByteArray()
 	data.resize(layout.file_bytes)
 	data.fill(0)
-	var magic := PackedByteArray(StarBridgeFrameRing.MAGIC)
+	var magic := PackedByteArray(FrameRingReader.MAGIC)
 	for i in 8:
 		data[i] = magic[i]
 	var words := [1, 4096, W, H, W * 4, 1, SLOTS, slot_bytes, 128, 4242]
 	for i in words.size():
 		data.encode_u32(8 + 4 * i, words[i])
-	data.encode_u32(56, StarBridgeFrameRing.NO_SLOT)
+	data.encode_u32(56, FrameRingReader.NO_SLOT)
 	data.encode_u64(64, layout.file_bytes)
 	var f := FileAccess.open(path, FileAccess.WRITE)
 	f.store_buffer(data)
@@ -46,7 +49,7 @@ func make_ring(path: String) -> StarBridgeMessages.SharedMemoryLayout:
 ## byte = sequence, except byte 1 of each pixel = its column (so a wrong stride shows).
 func write_slot(path: String, slot: int, sequence: int, counter: int, publish: bool) -> void:
 	var f := FileAccess.open(path, FileAccess.READ_WRITE)
-	var slot_bytes := StarBridgeFrameRing._round_up(128 + W * 4 * H, 4096)
+	var slot_bytes := FrameRingReader._round_up(128 + W * 4 * H, 4096)
 	var at := 4096 + slot * slot_bytes
 	var fields := PackedByteArray()
 	fields.resize(80)
@@ -89,10 +92,10 @@ func _path(name: String) -> String:
 func test_reads_a_complete_slot_with_its_metadata(t: Check) -> void:
 	var path := _path("ring-complete")
 	var layout := make_ring(path)
-	var ring := StarBridgeFrameRing.new()
+	var ring := FrameRingReader.new()
 	t.ok(ring.open(path, layout, W, H), "opens: " + ring.error_message)
 	t.eq([ring.width, ring.height, ring.slot_count, ring.owner_pid], [W, H, SLOTS, 4242], "header")
-	var frame := StarBridgeFrame.new()
+	var frame := Frame.new()
 	t.eq(ring.read_slot(1, frame), false, "a never-written slot (counter 0) is refused")
 	t.eq(ring.read_latest(0, frame), false, "no frame published yet")
 	write_slot(path, 1, 7, 2, true)
@@ -107,16 +110,16 @@ func test_reads_a_complete_slot_with_its_metadata(t: Check) -> void:
 		"fov, aspect, generation latency")
 	t.eq([frame.width, frame.height, frame.slot], [W, H, 1], "size and slot")
 	t.bytes_eq(frame.pixels, pixels_of(7), "pixels, rows top to bottom")
-	t.eq(frame.transport, StarBridgeMessages.Transport.SHARED_MEMORY, "transport")
+	t.eq(frame.transport, Messages.Transport.SHARED_MEMORY, "transport")
 
 
 func test_a_slot_being_written_is_not_read(t: Check) -> void:
 	var path := _path("ring-odd")
 	var layout := make_ring(path)
-	var ring := StarBridgeFrameRing.new()
+	var ring := FrameRingReader.new()
 	t.ok(ring.open(path, layout), "opens")
 	write_slot(path, 0, 3, 5, true)  # odd counter: the writer is in the middle of it
-	var frame := StarBridgeFrame.new()
+	var frame := Frame.new()
 	t.eq(ring.read_slot(0, frame), false, "odd counter refused")
 	t.eq(ring.read_latest(0, frame), false, "read_latest refuses it too")
 	write_slot(path, 0, 3, 6, true)
@@ -129,9 +132,9 @@ func test_rereading_sees_new_bytes_through_a_fresh_handle(t: Check) -> void:
 	# The stdio buffer of one FileAccess would serve the old counter again: the reader must not.
 	var path := _path("ring-reread")
 	var layout := make_ring(path)
-	var ring := StarBridgeFrameRing.new()
+	var ring := FrameRingReader.new()
 	ring.open(path, layout)
-	var frame := StarBridgeFrame.new()
+	var frame := Frame.new()
 	for sequence in range(1, 8):
 		write_slot(path, 2, sequence, 2 * sequence, true)
 		t.ok(ring.read_slot(2, frame) and frame.frame_sequence == sequence,
@@ -141,11 +144,11 @@ func test_rereading_sees_new_bytes_through_a_fresh_handle(t: Check) -> void:
 
 func test_bad_rings_are_refused_with_the_reason(t: Check) -> void:
 	var path := _path("ring-bad")
-	var ring := StarBridgeFrameRing.new()
+	var ring := FrameRingReader.new()
 	t.eq(ring.open(_path("no-such-ring")), false, "missing file")
 	t.has_all(ring.error_message, ["cannot be opened", "INLINE"], "missing file message")
 	var layout := make_ring(path)
-	var wrong := StarBridgeMessages.SharedMemoryLayout.new()
+	var wrong := Messages.SharedMemoryLayout.new()
 	wrong.slot_count = 4
 	t.eq(ring.open(path, wrong), false, "layout differs from Welcome")
 	t.has_all(ring.error_message, ["does not match Welcome"], "mismatch message")

@@ -1,8 +1,12 @@
 extends RefCounted
-## StarBridgeProtoReader and the decoder on input the golden vectors do not cover: unknown fields
+## ProtoReader and the decoder on input the golden vectors do not cover: unknown fields
 ## of every wire type (a newer backend's), bodies this plugin does not know, and malformed bytes.
 
 const Check := preload("../../../check.gd")
+const EngineCodec := preload("res://addons/starbridge/core/engine_codec.gd")
+const Messages := preload("res://addons/starbridge/core/messages.gd")
+const ProtoReader := preload("res://addons/starbridge/core/proto_reader.gd")
+const ProtoWriter := preload("res://addons/starbridge/core/proto_writer.gd")
 
 ## Fields no .proto defines: field 100 (bytes), field 101 (fixed64), field 102 (varint), field
 ## 103 (fixed32).
@@ -21,10 +25,10 @@ func test_varints_up_to_ten_bytes(t: Check) -> void:
 		"ffffffffffffffffff01": -1, "80808080808080808001": -9223372036854775807 - 1,
 	}
 	for hex: String in cases:
-		var r := StarBridgeProtoReader.new(hex.hex_decode())
+		var r := ProtoReader.new(hex.hex_decode())
 		t.eq(r.read_varint(), cases[hex], "varint " + hex)
 		t.eq(r.error, "", "varint %s reads cleanly" % hex)
-		var w := StarBridgeProtoWriter.new()
+		var w := ProtoWriter.new()
 		w.write_raw_varint(cases[hex])
 		t.eq(w.bytes.hex_encode(), hex, "written back")
 
@@ -39,19 +43,19 @@ func test_unknown_fields_and_bodies_are_skipped(t: Check) -> void:
 	data.append_array(PackedByteArray([0x12, body.size()]))
 	data.append_array(body)
 	data.append_array(PackedByteArray(UNKNOWN))
-	var msg := StarBridgeCodec.decode_backend(data)
+	var msg := EngineCodec.decode_backend(data)
 	t.eq(msg.problem, "", "decodes")
-	t.eq(msg.body, StarBridgeMessages.Body.FRAME, "the body is the frame")
+	t.eq(msg.body, Messages.Body.FRAME, "the body is the frame")
 	t.eq(msg.frame.frame_sequence, 7, "frame_sequence")
 	t.eq(msg.frame.slot, 2, "slot")
 	t.eq([msg.frame.width, msg.frame.height], [64, 36], "size after the unknown fields")
 
 
 func test_an_envelope_with_only_unknown_bodies_has_no_body(t: Check) -> void:
-	var msg := StarBridgeCodec.decode_backend(PackedByteArray([0x4A, 0x02, 0x08, 0x01]))
+	var msg := EngineCodec.decode_backend(PackedByteArray([0x4A, 0x02, 0x08, 0x01]))
 	t.eq(msg.problem, "", "no problem")
-	t.eq(msg.body, StarBridgeMessages.Body.NONE, "no body this plugin knows")
-	t.eq(StarBridgeCodec.decode_backend(PackedByteArray()).body, StarBridgeMessages.Body.NONE,
+	t.eq(msg.body, Messages.Body.NONE, "no body this plugin knows")
+	t.eq(EngineCodec.decode_backend(PackedByteArray()).body, Messages.Body.NONE,
 		"empty envelope")
 
 
@@ -60,7 +64,7 @@ func test_known_field_with_another_wire_type_is_skipped(t: Check) -> void:
 	var body := PackedByteArray([0x1D, 1, 2, 3, 4, 0x20, 0xA0, 0x02])
 	var data := PackedByteArray([0x0A, body.size()])
 	data.append_array(body)
-	var msg := StarBridgeCodec.decode_backend(data)
+	var msg := EngineCodec.decode_backend(data)
 	t.eq(msg.problem, "", "decodes")
 	t.eq(msg.welcome.width, 0, "mistyped width skipped")
 	t.eq(msg.welcome.height, 288, "height read")
@@ -79,9 +83,9 @@ func test_malformed_input_is_refused_without_reading_past_the_end(t: Check) -> v
 		"fixed32 cut short": PackedByteArray([0x1A, 0x03, 0x25, 0x00, 0x00]),
 	}
 	for name: String in cases:
-		var msg := StarBridgeCodec.decode_backend(cases[name])
+		var msg := EngineCodec.decode_backend(cases[name])
 		t.ok(not msg.problem.is_empty(), name + " is refused")
-		t.eq(msg.body, StarBridgeMessages.Body.NONE, name + " has no body")
+		t.eq(msg.body, Messages.Body.NONE, name + " has no body")
 
 
 func test_garbage_never_crashes_the_decoder(t: Check) -> void:
@@ -92,6 +96,6 @@ func test_garbage_never_crashes_the_decoder(t: Check) -> void:
 		var data := PackedByteArray()
 		for k in rng.randi_range(0, 40):
 			data.append(rng.randi_range(0, 255))
-		var msg := StarBridgeCodec.decode_backend(data)
+		var msg := EngineCodec.decode_backend(data)
 		decoded += 1 if msg.problem.is_empty() else 0
 	t.ok(decoded < 500, "random bytes are mostly refused (%d of 500 decoded)" % decoded)
