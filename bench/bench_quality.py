@@ -1,10 +1,9 @@
 """Quality benchmark: generated frames against ground truth on held-out procedural scenes (DESIGN.md section 7).
 
-    python bench/bench_quality.py [--samples N] [--model BUNDLE ...] [--strips K] [--cuda]
-    starbridge bench quality
+    python bench/bench_quality.py [--samples N] [--model BUNDLE ...] [--strips K] [--cuda] [--out DIR]
 
-Held-out samples (starbridge.train.data: seeds *and* styles training never sees). Each sample's reference clip
-is written as a scene bundle and every generator opens sessions on it:
+Held-out samples (starbridge.scenes.procedural.samples: seeds *and* styles training never sees). Each sample's
+reference clip is written as a scene bundle and every generator opens sessions on it:
 
 * ``explicit-fill``: the baseline (explicit render + push-pull fill), always;
 * each STAR model bundle given (runtime.star.StarGenerator, ONNX Runtime);
@@ -58,9 +57,18 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench._machine import machine_info  # noqa: E402
+from bench._machine import add_out_argument, machine_info, out_dir  # noqa: E402
 from starbridge.runtime.generator import FrameRequest  # noqa: E402
-from starbridge.train import data  # noqa: E402
+from starbridge.scenes.procedural.paths import pose  # noqa: E402
+from starbridge.scenes.procedural.samples import (  # noqa: E402
+    DATA_VERSION,
+    Sample,
+    SampleConfig,
+    iter_samples,
+    render_truth,
+    sample_to_bundle,
+)
+from starbridge.scenes.procedural.styles import HELDOUT_STYLES  # noqa: E402
 
 #: PSNR of identical images (and the cap of any PSNR), dB.
 MAX_PSNR_DB = 100.0
@@ -215,11 +223,7 @@ def _generators(
 
 def _offset(yaw_deg: float, right_m: float) -> np.ndarray:
     """Camera-local (4, 4): move `right_m` along the camera's +X, turn `yaw_deg` about +Y (positive: left)."""
-    y = math.radians(yaw_deg)
-    m = np.eye(4)
-    m[:3, :3] = [[math.cos(y), 0.0, math.sin(y)], [0.0, 1.0, 0.0], [-math.sin(y), 0.0, math.cos(y)]]
-    m[0, 3] = right_m
-    return m
+    return pose(yaw_deg, 0.0, (right_m, 0.0, 0.0))
 
 
 def revisit_poses(a: np.ndarray, bf: int) -> tuple[np.ndarray, int]:
@@ -240,7 +244,7 @@ def revisit_poses(a: np.ndarray, bf: int) -> tuple[np.ndarray, int]:
 
 
 def evaluate(
-    factory: SessionFactory, sample: data.Sample, scene: Any, still_truth: np.ndarray
+    factory: SessionFactory, sample: Sample, scene: Any, still_truth: np.ndarray
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Metrics of one generator on one sample (a fresh session per test), and its novel-path frames."""
     intr, w, h = sample.intrinsics, sample.config.width, sample.config.height
@@ -460,7 +464,7 @@ def charts(summaries: Mapping[str, dict[str, Any]], max_psnr: float) -> dict[str
     return out
 
 
-def strip(sample: data.Sample, out: np.ndarray, name: str):
+def strip(sample: Sample, out: np.ndarray, name: str):
     """PIL image: one row per frame of the novel path, render | mask | output | ground truth."""
     from PIL import Image, ImageDraw
 
@@ -502,14 +506,14 @@ def run(
     *,
     start: int = 0,
     strips: int = 2,
-    config: data.SampleConfig | None = None,
+    config: SampleConfig | None = None,
     prefer_cuda: bool = False,
     composite: bool = False,
 ) -> dict[str, Any]:
     """Evaluate every generator on held-out samples start .. start + samples - 1; print the table, write the
     JSON, the charts and the strips to `out_dir`. Returns the report (what the JSON holds)."""
     started = time.perf_counter()
-    config = config or data.SampleConfig()
+    config = config or SampleConfig()
     generators = _generators(models, extra_generators, prefer_cuda, composite)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -517,11 +521,11 @@ def run(
     records: dict[str, list[dict[str, Any]]] = {name: [] for name in generators}
     names: list[str] = []
     with tempfile.TemporaryDirectory(prefix="starbridge-quality-") as tmp:
-        for k, sample in enumerate(data.iter_samples("heldout", samples, start=start, config=config)):
+        for k, sample in enumerate(iter_samples("heldout", samples, start=start, config=config)):
             names.append(sample.name)
             print(f"  sample {k + 1}/{samples}: {sample.name} ...", flush=True)
-            scene = data.sample_to_bundle(sample, Path(tmp) / f"s{k}")
-            still_truth, _ = data.render_truth(sample, sample.novel_poses, np.full(sample.frame_count, sample.times[0]))
+            scene = sample_to_bundle(sample, Path(tmp) / f"s{k}")
+            still_truth, _ = render_truth(sample, sample.novel_poses, np.full(sample.frame_count, sample.times[0]))
             for name, factory in generators.items():
                 record, out = evaluate(factory, sample, scene, still_truth)
                 records[name].append(record)
@@ -539,8 +543,8 @@ def run(
         "settings": {
             "split": "heldout",
             "samples": names,
-            "heldout_styles": list(data.HELDOUT_STYLES),
-            "data_version": data.DATA_VERSION,
+            "heldout_styles": list(HELDOUT_STYLES),
+            "data_version": DATA_VERSION,
             "sample_config": asdict(config),
             "revisit": {
                 "offset_m": REVISIT_OFFSET_M,
@@ -586,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
         "--composite", action="store_true", help="also rate each model with the other compositing setting"
     )
     p.add_argument("--teacher", type=Path, default=None, help="a `starbridge train` folder: also rate its teacher")
-    p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
+    add_out_argument(p)
     a = p.parse_args(argv)
     extra = None
     with tempfile.TemporaryDirectory(prefix="starbridge-teacher-") as work:
@@ -594,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
             from starbridge.train.evaluate import teacher_factory
 
             extra = {"teacher": teacher_factory(a.teacher, Path(work))}
-        run(a.out, a.samples, tuple(a.model), extra, start=a.start, strips=a.strips, prefer_cuda=a.cuda,
+        run(out_dir(a.out), a.samples, tuple(a.model), extra, start=a.start, strips=a.strips, prefer_cuda=a.cuda,
             composite=a.composite)  # fmt: skip
     return 0
 

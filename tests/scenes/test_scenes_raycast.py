@@ -1,4 +1,4 @@
-"""The ray-caster against known geometry: depths, orientation, sky, shadows, and the demo world's motion."""
+"""The ray-caster against known geometry: depths, orientation, sky, shadows."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from starbridge.errors import SceneError
 from starbridge.geometry.camera import Intrinsics
-from starbridge.scenes.demo import DemoWorld, DemoWorldConfig
-from starbridge.scenes.raycast import (
+from starbridge.scenes.procedural.raycast import (
     Box,
     Ground,
     Lighting,
@@ -129,50 +127,3 @@ def test_shadows_only_darken():
 def test_linear_to_srgb():
     out = linear_to_srgb8(np.array([0.0, 0.0031308, 0.5, 1.0, 2.0, -1.0]))
     assert out.tolist() == [0, 10, 188, 255, 255, 0]
-
-
-def test_demo_world_moves_and_loops():
-    world = DemoWorld(DemoWorldConfig(loop_s=2.0))
-    intr = Intrinsics.from_fov(60.0, 96, 54)
-    a0, d0 = world.render(np.eye(4), intr, 0.0)
-    a1, _ = world.render(np.eye(4), intr, 0.5)
-    a2, d2 = world.render(np.eye(4), intr, 2.0)  # one loop later
-    assert (a0 != a1).any(axis=-1).mean() > 0.005
-    assert (a0 != a2).any(axis=-1).mean() < 0.001
-    np.testing.assert_allclose(d0, d2, rtol=1e-4)
-    s0, s1 = world.scene_at(0.3), world.scene_at(2.3)
-    for x, y in zip(s0.boxes + s0.spheres, s1.boxes + s1.spheres, strict=True):
-        np.testing.assert_allclose(x.center, y.center, atol=1e-9)
-    moved = [
-        x.center != y.center for x, y in zip(world.scene_at(0.0).spheres, world.scene_at(0.4).spheres, strict=True)
-    ]
-    assert all(moved)
-
-
-def test_demo_world_orientation_and_scale():
-    world = DemoWorld()
-    intr = Intrinsics.from_fov(60.0, 96, 54)
-    rgb, depth = world.render(np.eye(4), intr, 0.0)
-    assert np.isinf(depth[0]).mean() > 0.5 and np.isfinite(depth[-1]).all()  # mostly sky above, ground below
-    sky = np.isinf(depth[0])
-    assert (rgb[0, sky, 2].astype(int) > rgb[0, sky, 0]).all()  # and the sky is blue
-    pose = look(yaw_deg=30.0, position=(1.0, 0.5, -2.0))
-    _, d1 = world.render(pose, intr, 0.7)
-    scaled = DemoWorld(replace(world.config, world_scale=0.25))
-    pose_scaled = pose.copy()
-    pose_scaled[:3, 3] *= 0.25
-    _, d2 = scaled.render(pose_scaled, intr, 0.7)
-    finite = np.isfinite(d1)
-    assert (np.isfinite(d2) == finite).all()
-    np.testing.assert_allclose(d2[finite], 0.25 * d1[finite], rtol=1e-5)
-
-
-def test_seeds_give_different_worlds_and_bad_input_is_refused():
-    intr = Intrinsics.from_fov(60.0, 64, 36)
-    a, _ = DemoWorld(DemoWorldConfig(seed=0)).render(np.eye(4), intr, 0.0)
-    b, _ = DemoWorld(DemoWorldConfig(seed=1)).render(np.eye(4), intr, 0.0)
-    assert (a != b).any()
-    with pytest.raises(SceneError, match="finite"):
-        DemoWorld().render(np.full((4, 4), np.nan), intr, 0.0)
-    with pytest.raises(SceneError, match="must be > 0"):
-        DemoWorld(DemoWorldConfig(loop_s=0.0))

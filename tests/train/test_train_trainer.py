@@ -1,5 +1,6 @@
 """`starbridge train` at toy scale: every stage runs, losses go down, checkpoints round-trip and resume,
-and the student exports to a bundle the runtime serves. Never a full training (CI budget)."""
+runs are reproducible (and so are resumed ones), and the student exports to a bundle the runtime serves.
+Never a full training (CI budget)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 from starbridge.cli import main  # noqa: E402
 from starbridge.train.losses import dmd_loss, flow_matching_loss, sample_sigma  # noqa: E402
-from starbridge.train.trainer import BlockPool, TrainConfig, Trainer, load_checkpoint  # noqa: E402
+from starbridge.train.trainer import STAGES, BlockPool, TrainConfig, Trainer, load_checkpoint  # noqa: E402
 
 STEPS = {"autoencoder": 40, "teacher": 12, "real-teacher": 4, "student": 3}
 
@@ -69,6 +70,49 @@ def test_all_stages_checkpoint_resume_and_export(tmp_path: Path, pool, demo_stor
     assert len(teacher_schedule(16).sigmas) == 16 and teacher_schedule(16).sigmas[0] == 1.0
     teacher = teacher_factory(tmp_path, tmp_path / "work", steps=6)(SceneStore(demo_store).get("demo"), 256, 144)
     assert len(teacher.schedule.sigmas) == 6 and teacher.generate_block(requests)[1].shape == (144, 256, 4)
+
+
+#: Even smaller runs for the reproducibility test, which trains every stage three times over.
+REPRO_STEPS = {"autoencoder": 4, "teacher": 3, "real-teacher": 2, "student": 2}
+
+
+def _repro_config(out: Path, seed: int = 0, **steps) -> TrainConfig:
+    return TrainConfig(out=out, preset="star-tiny-test", seed=seed, steps={**REPRO_STEPS, **steps}, batch=2, pool=2,
+                       checkpoint_every=2)  # fmt: skip
+
+
+def _stage_weights(out: Path) -> dict:
+    return {stage: load_checkpoint(out / f"{stage}.pt")["modules"] for stage in STAGES}
+
+
+def _assert_same_weights(a: dict, b: dict) -> None:
+    for stage in STAGES:
+        for module, state in a[stage].items():
+            for key, value in state.items():
+                assert torch.equal(value, b[stage][module][key]), (stage, module, key)
+
+
+def test_runs_are_reproducible_and_resume_exactly(tmp_path: Path, pool):
+    """Two runs with one seed give identical losses and weights; a run stopped part-way through every stage and
+    resumed by a fresh trainer matches the uninterrupted one; another seed differs."""
+    runs = {}
+    for name in ("a", "b"):
+        trainer = Trainer(_repro_config(tmp_path / name), pool=pool)
+        runs[name] = [getattr(trainer, "train_" + stage.replace("-", "_"))() for stage in STAGES]
+    assert runs["a"] == runs["b"]
+    _assert_same_weights(_stage_weights(tmp_path / "a"), _stage_weights(tmp_path / "b"))
+
+    resumed = []
+    for stage in STAGES:
+        stop = REPRO_STEPS[stage] - 1  # the stopped run checkpoints where it stops
+        Trainer(_repro_config(tmp_path / "c", **{stage: stop}), pool=pool).run((stage,))
+        trainer = Trainer(_repro_config(tmp_path / "c"), pool=pool)
+        resumed.append(getattr(trainer, "train_" + stage.replace("-", "_"))())
+    assert resumed == runs["a"]
+    _assert_same_weights(_stage_weights(tmp_path / "c"), _stage_weights(tmp_path / "a"))
+
+    other = Trainer(_repro_config(tmp_path / "d", seed=1), pool=pool).train_autoencoder()
+    assert other != runs["a"][0]
 
 
 def test_later_stages_need_earlier_checkpoints(tmp_path: Path, pool):

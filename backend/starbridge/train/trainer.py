@@ -12,6 +12,11 @@ Stages (each reads the checkpoints of the stages before it, in `out/`):
    previous block, as at inference. A fake critic learns the student's distribution online.
 
 `export` then writes the student (with the autoencoder) as a model bundle.
+
+Reproducible: every random draw of a stage (data picks, coin flips, noise, initial weights) comes from that
+stage's `StageRandom`, seeded from TrainConfig.seed and the stage alone (so a stage draws the same whichever
+stages ran before it in the process), and its state is checkpointed with the weights, so a resumed stage
+continues exactly as an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from __future__ import annotations
 import logging
 import os
 import random
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,6 +37,7 @@ from ..model.autoencoder import TinyAutoencoder
 from ..model.presets import Preset, get_preset
 from ..model.star import StarModel
 from ..runtime.sampler import FlowSchedule
+from ..scenes.procedural.samples import SampleConfig, iter_samples
 from .losses import clean_estimate, dmd_loss, flow_matching_loss, noisy, sample_sigma
 
 log = logging.getLogger(__name__)
@@ -75,6 +83,43 @@ def load_checkpoint(path: Path) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
 
 
+# ---------------------------------------------------------------------------- random streams
+
+
+@dataclass
+class StageRandom:
+    """The random streams of one training stage, seeded from (TrainConfig.seed, stage).
+
+    `picks` draws which blocks, clips and frames a step uses and its coin flips (a ground-truth previous block
+    or none, condition dropout, the student's exit step); `noise` draws noise levels and Gaussian noise;
+    `init_seed` seeds the initial weights of the models the stage creates (`init()`). `state()` goes into the
+    stage's checkpoint and `restore()` brings it back, so a resumed stage draws what it would have drawn."""
+
+    picks: random.Random
+    noise: torch.Generator
+    init_seed: int
+
+    @classmethod
+    def for_stage(cls, seed: int, stage: str) -> StageRandom:
+        picks, noise, init = (int(s) for s in np.random.SeedSequence([seed, STAGES.index(stage)]).generate_state(3))
+        return cls(random.Random(picks), torch.Generator().manual_seed(noise), init)
+
+    @contextmanager
+    def init(self) -> Iterator[None]:
+        """Within: torch's global generator (what module initialisers draw from) seeded with `init_seed`; the
+        global state is put back afterwards."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.init_seed)
+            yield
+
+    def state(self) -> dict:
+        return {"picks": self.picks.getstate(), "noise": self.noise.get_state()}
+
+    def restore(self, state: dict) -> None:
+        self.picks.setstate(state["picks"])
+        self.noise.set_state(state["noise"])
+
+
 # ---------------------------------------------------------------------------- data
 
 
@@ -90,11 +135,10 @@ class Block:
 
 
 class BlockPool:
-    """Training blocks cut from a pool of procedural samples (train split only), plus real clips."""
+    """Training blocks cut from a pool of procedural samples (train split only), plus real clips. `seed` picks
+    the samples; the draws from the pool take the caller's generator, so a shared pool adds no state."""
 
     def __init__(self, preset: Preset, pool: int, seed: int) -> None:
-        from .data import SampleConfig, iter_samples
-
         self.preset = preset
         fpb = preset.frames_per_block
         config = SampleConfig(width=preset.width, height=preset.height)
@@ -110,32 +154,31 @@ class BlockPool:
             self.sequences.append(seq)
         self.blocks = [b for seq in self.sequences for b in seq]
         self.real_clips = [s.ref_frames for s in self.samples] + real_clips(preset)
-        self._rng = random.Random(seed)
 
-    def batch(self, n: int) -> list[Block]:
-        return [self._rng.choice(self.blocks) for _ in range(n)]
+    def batch(self, n: int, rng: random.Random) -> list[Block]:
+        return [rng.choice(self.blocks) for _ in range(n)]
 
-    def rollout(self, blocks: int) -> list[Block]:
-        seq = self._rng.choice(self.sequences)
-        start = self._rng.randrange(0, max(1, len(seq) - blocks + 1))
+    def rollout(self, blocks: int, rng: random.Random) -> list[Block]:
+        seq = rng.choice(self.sequences)
+        start = rng.randrange(0, max(1, len(seq) - blocks + 1))
         return seq[start : start + blocks]
 
-    def real_pairs(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    def real_pairs(self, n: int, rng: random.Random) -> list[tuple[np.ndarray, np.ndarray]]:
         """(earlier block, next block) of real clips: what the real-data teacher learns."""
         fpb = self.preset.frames_per_block
         out = []
         for _ in range(n):
-            clip = self._rng.choice(self.real_clips)
-            start = self._rng.randrange(0, len(clip) - 2 * fpb + 1)
+            clip = rng.choice(self.real_clips)
+            start = rng.randrange(0, len(clip) - 2 * fpb + 1)
             out.append((clip[start : start + fpb], clip[start + fpb : start + 2 * fpb]))
         return out
 
-    def frames(self, n: int) -> np.ndarray:
+    def frames(self, n: int, rng: random.Random) -> np.ndarray:
         """Random frames for the autoencoder: references, ground truths and real clips alike."""
         picks = []
         for _ in range(n):
-            clip = self._rng.choice(self.real_clips + [b.target for b in self._rng.sample(self.blocks, 1)])
-            picks.append(clip[self._rng.randrange(len(clip))])
+            clip = rng.choice(self.real_clips + [b.target for b in rng.sample(self.blocks, 1)])
+            picks.append(clip[rng.randrange(len(clip))])
         return np.stack(picks)
 
 
@@ -156,7 +199,7 @@ def real_clips(preset: Preset, max_frames: int = 64) -> list[np.ndarray]:
     frames = []
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
-            img = frame.to_image().resize((preset.width, preset.height), Image.BILINEAR)
+            img = frame.to_image().resize((preset.width, preset.height), Image.Resampling.BILINEAR)
             frames.append(np.asarray(img.convert("RGB")))
             if len(frames) >= max_frames:
                 break
@@ -199,9 +242,7 @@ class Trainer:
         self.preset = get_preset(config.preset)
         self.out = Path(config.out)
         self.out.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(config.seed)
         self.pool = pool or BlockPool(self.preset, config.pool, config.seed)
-        self.gen = torch.Generator().manual_seed(config.seed)
 
     def ckpt(self, stage: str) -> Path:
         return self.out / f"{stage}.pt"
@@ -212,7 +253,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ helpers
 
-    def _resume(self, stage: str, modules: dict[str, torch.nn.Module], optimizers: dict) -> tuple[int, list]:
+    def stage_random(self, stage: str) -> StageRandom:
+        """Fresh random streams of `stage` (what an uninterrupted stage starts with)."""
+        return StageRandom.for_stage(self.config.seed, stage)
+
+    def _resume(
+        self, stage: str, modules: Mapping[str, torch.nn.Module], optimizers: dict, rnd: StageRandom
+    ) -> tuple[int, list]:
         state = load_checkpoint(self.ckpt(stage))
         if state is None:
             return 0, []
@@ -220,21 +267,36 @@ class Trainer:
             module.load_state_dict(state["modules"][name])
         for name, opt in optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
+        if "random" in state:
+            rnd.restore(state["random"])
+        else:
+            log.warning("%s: the checkpoint has no random state (older trainer); resuming with fresh streams", stage)
         log.info("%s: resuming at step %d", stage, state["step"])
         return int(state["step"]), list(state.get("losses", []))
 
-    def _save(self, stage: str, step: int, modules: dict[str, torch.nn.Module], optimizers: dict, losses: list) -> None:
+    def _save(
+        self,
+        stage: str,
+        step: int,
+        modules: Mapping[str, torch.nn.Module],
+        optimizers: dict,
+        losses: list,
+        rnd: StageRandom,
+    ) -> None:
         save_checkpoint(self.ckpt(stage), {
             "stage": stage, "step": step, "preset": self.preset.to_json(), "config": _jsonable(self.config),
             "modules": {n: m.state_dict() for n, m in modules.items()},
             "optimizers": {n: o.state_dict() for n, o in optimizers.items()}, "losses": losses,
+            "random": rnd.state(),
         })  # fmt: skip
 
-    def _loop(self, stage: str, modules: dict[str, torch.nn.Module], optimizers: dict, step_fn) -> list[float]:
-        """Run `step_fn` until the stage's step count, checkpointing (modules, optimizers, losses) as it goes;
-        a stage that has a checkpoint resumes from it."""
+    def _loop(
+        self, stage: str, modules: Mapping[str, torch.nn.Module], optimizers: dict, step_fn, rnd: StageRandom
+    ) -> list[float]:
+        """Run `step_fn` until the stage's step count, checkpointing (modules, optimizers, losses, the state of
+        the stage's random streams `rnd`) as it goes; a stage that has a checkpoint resumes from it."""
         total = self.config.steps[stage]
-        step, losses = self._resume(stage, modules, optimizers)
+        step, losses = self._resume(stage, modules, optimizers, rnd)
         bar = tqdm(total=total, initial=step, desc=stage, unit="step", dynamic_ncols=True)
         while step < total:
             losses.append(float(step_fn()))
@@ -242,7 +304,7 @@ class Trainer:
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
             if step % self.config.checkpoint_every == 0 or step == total:
-                self._save(stage, step, modules, optimizers, losses)
+                self._save(stage, step, modules, optimizers, losses, rnd)
         bar.close()
         return losses
 
@@ -265,12 +327,14 @@ class Trainer:
     # ------------------------------------------------------------------ 1. autoencoder
 
     def train_autoencoder(self) -> list[float]:
-        ae = TinyAutoencoder(self.preset.autoencoder)
+        rnd = self.stage_random("autoencoder")
+        with rnd.init():
+            ae = TinyAutoencoder(self.preset.autoencoder)
         opt = torch.optim.AdamW(ae.parameters(), lr=self.config.lr)
         n = self.config.batch * self.preset.autoencoder.temporal_stride * 2
 
         def step() -> float:
-            x = to_frames(self.pool.frames(n))
+            x = to_frames(self.pool.frames(n, rnd.picks))
             y = ae(x)
             loss = torch.mean(torch.abs(y - x)) + torch.mean((y - x) ** 2)
             opt.zero_grad()
@@ -278,18 +342,19 @@ class Trainer:
             opt.step()
             return loss.item()
 
-        return self._loop("autoencoder", {"autoencoder": ae}, {"opt": opt}, step)
+        return self._loop("autoencoder", {"autoencoder": ae}, {"opt": opt}, step, rnd)
 
     # ------------------------------------------------------------------ 2. teacher
 
-    def _conditioning(self, ae: TinyAutoencoder, blocks: list[Block], gt_prev: bool = True):
-        """Latents of a batch: x0 (B, C, F, h, w), cond (B, M + C, ...), context (B, C, 2F, ...), valid."""
+    def _conditioning(self, ae: TinyAutoencoder, blocks: list[Block], rnd: StageRandom, gt_prev: bool = True):
+        """Latents of a batch: x0 (B, C, F, h, w), cond (B, M + C, ...), context (B, C, 2F, ...), valid. With
+        `gt_prev`, half of the batches (when every block has one) get the ground-truth previous block."""
         s = self.preset.star
         with torch.no_grad():
             x0 = cat([encode_block(ae, b.target) for b in blocks])
             cond = cat([torch.cat([pool_mask(b.mask, self.preset), encode_block(ae, b.render)], 1) for b in blocks])
             ref = cat([encode_block(ae, b.ref) for b in blocks])
-            use_prev = gt_prev and all(b.prev_target is not None for b in blocks) and random.random() < 0.5
+            use_prev = gt_prev and all(b.prev_target is not None for b in blocks) and rnd.picks.random() < 0.5
             if use_prev:
                 prev = cat([encode_block(ae, b.prev_target) for b in blocks])  # type: ignore[arg-type]
             else:
@@ -297,9 +362,9 @@ class Trainer:
         valid = torch.tensor(s.context_tokens if use_prev else s.block_tokens)
         return x0, cond, torch.cat([ref, prev], dim=2), valid
 
-    def _flow_step(self, model: StarModel, opt, x0, cond, context, valid) -> float:
-        sigma = sample_sigma(x0.shape[0], self.gen)
-        noise = torch.randn(x0.shape, generator=self.gen)
+    def _flow_step(self, model: StarModel, opt, rnd: StageRandom, x0, cond, context, valid) -> float:
+        sigma = sample_sigma(x0.shape[0], rnd.noise)
+        noise = torch.randn(x0.shape, generator=rnd.noise)
         cache = model.forward_context(context, valid)
         v = model.forward_step(noisy(x0, noise, sigma), cond, 1000 * sigma, *cache, valid)
         loss = flow_matching_loss(v, x0, noise)
@@ -310,38 +375,43 @@ class Trainer:
         return loss.item()
 
     def train_teacher(self) -> list[float]:
+        rnd = self.stage_random("teacher")
         ae = self.load_autoencoder()
-        model = StarModel(self.preset.star)
+        with rnd.init():
+            model = StarModel(self.preset.star)
         opt = torch.optim.AdamW(model.parameters(), lr=self.config.lr, weight_decay=0.01)
 
         def step() -> float:
-            return self._flow_step(model, opt, *self._conditioning(ae, self.pool.batch(self.config.batch)))
+            blocks = self.pool.batch(self.config.batch, rnd.picks)
+            return self._flow_step(model, opt, rnd, *self._conditioning(ae, blocks, rnd))
 
-        return self._loop("teacher", {"model": model}, {"opt": opt}, step)
+        return self._loop("teacher", {"model": model}, {"opt": opt}, step, rnd)
 
     # ------------------------------------------------------------------ 3. real-data teacher
 
     def train_real_teacher(self) -> list[float]:
+        rnd = self.stage_random("real-teacher")
         ae = self.load_autoencoder()
         model = self.load_star("teacher")  # start from the teacher: same latent space, faster
         opt = torch.optim.AdamW(model.parameters(), lr=self.config.lr, weight_decay=0.01)
         s = self.preset.star
 
         def step() -> float:
-            pairs = self.pool.real_pairs(self.config.batch)
+            pairs = self.pool.real_pairs(self.config.batch, rnd.picks)
             with torch.no_grad():
                 ref = cat([encode_block(ae, a) for a, _ in pairs])
                 x0 = cat([encode_block(ae, b) for _, b in pairs])
             cond = torch.zeros(x0.shape[0], s.mask_channels + s.latent_channels, *x0.shape[2:])
             context = torch.cat([ref, torch.zeros_like(ref)], dim=2)
-            return self._flow_step(model, opt, x0, cond, context, torch.tensor(s.block_tokens))
+            return self._flow_step(model, opt, rnd, x0, cond, context, torch.tensor(s.block_tokens))
 
-        return self._loop("real-teacher", {"model": model}, {"opt": opt}, step)
+        return self._loop("real-teacher", {"model": model}, {"opt": opt}, step, rnd)
 
     # ------------------------------------------------------------------ 4. student (JDMD)
 
     def train_student(self) -> list[float]:
         cfg, s = self.config, self.preset.star
+        rnd = self.stage_random("student")
         ae = self.load_autoencoder()
         teacher = self.load_star("teacher").eval().requires_grad_(False)
         real_teacher = self.load_star("real-teacher").eval().requires_grad_(False)
@@ -353,7 +423,7 @@ class Trainer:
 
         def rollout() -> tuple[list[torch.Tensor], list[tuple]]:
             """The student's own autoregressive rollout; gradients through one random exit step per block."""
-            blocks = self.pool.rollout(cfg.rollout_blocks)
+            blocks = self.pool.rollout(cfg.rollout_blocks, rnd.picks)
             outs, conds = [], []
             prev = None
             for b in blocks:
@@ -362,15 +432,15 @@ class Trainer:
                     ref = encode_block(ae, b.ref)
                 valid = torch.tensor(s.context_tokens if prev is not None else s.block_tokens)
                 context = torch.cat([ref, prev if prev is not None else torch.zeros_like(ref)], dim=2)
-                exit_k = random.randrange(len(schedule.sigmas))
-                x = torch.randn(ref.shape, generator=self.gen)
+                exit_k = rnd.picks.randrange(len(schedule.sigmas))
+                x = torch.randn(ref.shape, generator=rnd.noise)
                 with torch.no_grad():
                     cache = student.forward_context(context, valid)
                     for k in range(exit_k):
                         sig = torch.tensor([schedule.sigmas[k]])
                         x0 = clean_estimate(x, student.forward_step(x, cond, 1000 * sig, *cache, valid), sig)
                         nxt = schedule.sigmas[k + 1]
-                        x = (1 - nxt) * x0 + nxt * torch.randn(x.shape, generator=self.gen)
+                        x = (1 - nxt) * x0 + nxt * torch.randn(x.shape, generator=rnd.noise)
                 cache = student.forward_context(context, valid)
                 sig = torch.tensor([schedule.sigmas[exit_k]])
                 x0 = clean_estimate(x, student.forward_step(x, cond, 1000 * sig, *cache, valid), sig)
@@ -387,8 +457,8 @@ class Trainer:
             outs, conds = rollout()
             loss = torch.zeros(())
             for x0_g, (cond, ref, context, valid) in zip(outs, conds, strict=True):
-                sigma = sample_sigma(1, self.gen)
-                x_s = noisy(x0_g.detach(), torch.randn(x0_g.shape, generator=self.gen), sigma)
+                sigma = sample_sigma(1, rnd.noise)
+                x_s = noisy(x0_g.detach(), torch.randn(x0_g.shape, generator=rnd.noise), sigma)
                 no_cond = torch.zeros_like(cond)
                 ref_only = torch.cat([ref, torch.zeros_like(ref)], dim=2)
                 ref_valid = torch.tensor(s.block_tokens)
@@ -405,13 +475,14 @@ class Trainer:
             opt.step()
             # the fake critic follows the student's distribution (condition dropped now and then)
             for x0_g, (cond, ref, context, valid) in zip(outs, conds, strict=True):
-                if random.random() < cfg.cond_dropout:
+                if rnd.picks.random() < cfg.cond_dropout:
                     cond, context = torch.zeros_like(cond), torch.cat([ref, torch.zeros_like(ref)], dim=2)
                     valid = torch.tensor(s.block_tokens)
-                self._flow_step(fake, fake_opt, x0_g.detach(), cond, context, valid)
+                self._flow_step(fake, fake_opt, rnd, x0_g.detach(), cond, context, valid)
             return loss.item()
 
-        return self._loop("student", {"model": student, "fake": fake}, {"opt": opt, "fake_opt": fake_opt}, step)
+        modules = {"model": student, "fake": fake}
+        return self._loop("student", modules, {"opt": opt, "fake_opt": fake_opt}, step, rnd)
 
     # ------------------------------------------------------------------ export
 

@@ -1,6 +1,6 @@
 """A small deterministic ray-caster: ground plane, boxes, spheres, sky and sun, in vectorised numpy.
 
-It renders ground truth for the demo scene and for the quality benchmark at any camera pose, so it
+It renders ground truth for the demo scene, the training samples and the benchmarks at any camera pose, so it
 favours exactness over looks: one primary ray per pixel through the pixel centre (u + 0.5, v + 0.5),
 analytic intersections (ray-plane, slab test for oriented boxes, ray-sphere), Lambert shading with a
 directional sun, hard shadows, ambient light, distance fog, and an exact z-depth.
@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..geometry.camera import Intrinsics
+from ...geometry.camera import Intrinsics
 
 #: Ray parameters below this are ignored (self-intersection guard), metres.
 HIT_EPS = 1e-4
@@ -34,6 +34,16 @@ NEAR_Z = 1e-3
 SRGB_LUT_SIZE = 4096
 
 Vec3 = tuple[float, float, float]
+
+#: (8, 3) corners of the cube [-1, 1]^3.
+_CUBE_CORNERS = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64)
+_CUBE_CORNERS.setflags(write=False)
+
+
+def yaw_rotation(radians: float) -> np.ndarray:
+    """(3, 3) rotation by `radians` about +Y (positive turns -Z towards -X: a camera turns to its left)."""
+    c, s = math.cos(radians), math.sin(radians)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
 
 
 @dataclass(frozen=True)
@@ -51,13 +61,11 @@ class Box:
 
     def rotation(self) -> np.ndarray:
         """(3, 3) local-to-world rotation."""
-        c, s = math.cos(self.yaw), math.sin(self.yaw)
-        return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+        return yaw_rotation(self.yaw)
 
     def corners(self) -> np.ndarray:
         """(8, 3) world corners."""
-        signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64)
-        return (signs * np.asarray(self.half)) @ self.rotation().T + np.asarray(self.center)
+        return (_CUBE_CORNERS * np.asarray(self.half)) @ self.rotation().T + np.asarray(self.center)
 
 
 @dataclass(frozen=True)
@@ -72,8 +80,7 @@ class Sphere:
 
     def corners(self) -> np.ndarray:
         """(8, 3) corners of the bounding cube."""
-        signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64)
-        return signs * self.radius + np.asarray(self.center)
+        return _CUBE_CORNERS * self.radius + np.asarray(self.center)
 
 
 @dataclass(frozen=True)

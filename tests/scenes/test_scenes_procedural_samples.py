@@ -1,5 +1,5 @@
-"""Procedural training data: deterministic, disjoint splits, ground truth that agrees with our renderer,
-and samples that round-trip through a scene bundle."""
+"""Procedural samples (training and benchmark data): deterministic, disjoint splits, ground truth that agrees
+with our renderer, and samples that round-trip through a scene bundle."""
 
 from __future__ import annotations
 
@@ -13,17 +13,16 @@ from starbridge.errors import InvalidArgument
 from starbridge.runtime.explicit import ExplicitGenerator
 from starbridge.runtime.generator import FrameRequest
 from starbridge.scenes.bundle import SCENE_MEDIAN_DEPTH_M, SceneBundle, median_finite_depth
-from starbridge.train import data
-from starbridge.train.data import (
-    HELDOUT_SEED_BASE,
-    HELDOUT_STYLES,
-    TRAIN_STYLES,
+from starbridge.scenes.procedural.samples import (
+    SAMPLE_FILE,
+    Sample,
     SampleConfig,
     iter_samples,
     make_sample,
     render_truth,
     sample_to_bundle,
 )
+from starbridge.scenes.procedural.styles import HELDOUT_SEED_BASE, HELDOUT_STYLES, TRAIN_STYLES
 
 #: A small config for tests that only look at seeds, styles and shapes.
 TINY = SampleConfig(width=32, height=18, frames=2)
@@ -37,11 +36,11 @@ def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def sample() -> data.Sample:
+def sample() -> Sample:
     return make_sample(HELDOUT_SEED_BASE + 7, "backlit")
 
 
-def test_same_seed_and_style_give_identical_arrays(sample: data.Sample):
+def test_same_seed_and_style_give_identical_arrays(sample: Sample):
     again = make_sample(sample.seed, sample.style)
     for name in ARRAYS:
         np.testing.assert_array_equal(getattr(again, name), getattr(sample, name), err_msg=name)
@@ -51,7 +50,7 @@ def test_same_seed_and_style_give_identical_arrays(sample: data.Sample):
     assert other.world != make_sample(sample.seed, "backlit", TINY).world  # the style changes the world
 
 
-def test_layout_of_a_sample(sample: data.Sample):
+def test_layout_of_a_sample(sample: Sample):
     n, h, w = 8, 144, 256
     assert sample.frame_count == n and sample.intrinsics.width == w and sample.intrinsics.height == h
     assert abs(sample.intrinsics.vertical_fov_deg - 60.0) < 1e-9
@@ -87,7 +86,7 @@ def test_novel_path_offsets_stay_in_bounds():
         assert steps.max() <= 0.5 * c.max_offset_m  # smooth: no jumps between frames
 
 
-def test_explicit_render_agrees_with_ground_truth(sample: data.Sample):
+def test_explicit_render_agrees_with_ground_truth(sample: Sample):
     """Where the splat has a reference point, it shows what the ray-caster sees from the novel camera."""
     assert masked_psnr(sample.renders, sample.gt_frames, sample.masks) > 25.0
     # the ground truth is the world the reference was rendered from: re-rendering the reference is exact
@@ -115,7 +114,7 @@ def test_splits_are_disjoint_in_seeds_and_styles():
         make_sample(-1, "day", TINY)
 
 
-def test_sample_to_bundle_round_trip(sample: data.Sample, tmp_path: Path):
+def test_sample_to_bundle_round_trip(sample: Sample, tmp_path: Path):
     bundle = sample_to_bundle(sample, tmp_path / "scene")
     again = SceneBundle(bundle.path)
     assert again.meta.scene_id == "scene" and again.meta.frame_count == 8 and again.meta.fps == 12.0
@@ -123,7 +122,7 @@ def test_sample_to_bundle_round_trip(sample: data.Sample, tmp_path: Path):
     np.testing.assert_array_equal(again.frames, sample.ref_frames)
     np.testing.assert_array_equal(again.depth, sample.ref_depth)
     np.testing.assert_array_equal(again.poses, sample.ref_poses)
-    assert (bundle.path / data.SAMPLE_FILE).exists()
+    assert (bundle.path / SAMPLE_FILE).exists()
     # the baseline generator on the bundle makes exactly the sample's filled renders
     session = ExplicitGenerator().open(again, 256, 144)
     requests = [FrameRequest(p, sample.intrinsics, float(t)) for p, t in zip(sample.novel_poses, sample.times,
