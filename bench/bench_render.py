@@ -1,11 +1,12 @@
-"""Explicit render benchmark: forward splat + push-pull fill at 512x288 (DESIGN.md section 7).
+"""Explicit render benchmark: forward splat + push-pull fill at 512x288 (docs/architecture.md §7).
 
     python bench/bench_render.py [--seconds S] [--out DIR] [--preview PNG]    # from the repository root
 
-The scene is synthetic but shaped like a real one: a textured ground plane, spheres at 3-14 m, a far wall,
-and sky at infinite depth over the top third. Source and target cameras are 512x288 with a 60 degree
-vertical field of view; the target walks a loop of poses around the source (up to 0.4 m sideways, 0.3 m
-forward and back, 6 degrees of yaw, 3 of pitch), so every frame has disocclusions to fill.
+The scene is the procedural benchmark street (scenes/procedural/street.py, the same ray-caster as the demo
+world): house fronts, objects at a few metres, a textured ground and sky at infinite depth. Source and target
+cameras are 512x288 with a 60 degree vertical field of view; the target walks a loop of poses around the
+source (scenes/procedural/paths.py `loop_around`: up to 0.4 m sideways, 0.3 m forward and back, 6 degrees of
+yaw, 3 of pitch), so every frame has disocclusions to fill.
 
 Measured per frame (p50 / p95 / mean, ms, and frames/s from the mean):
 
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import math
 import os
 import platform
 import re
@@ -44,9 +44,10 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
 
 from bench._machine import add_out_argument, machine_info, out_dir  # noqa: E402
 from starbridge import __version__  # noqa: E402
-from starbridge.geometry import Intrinsics, Splatter, pose_to_matrix, push_pull_fill  # noqa: E402
-from starbridge.geometry.poses import quat_from_axis_angle, quat_multiply  # noqa: E402
+from starbridge.geometry import Intrinsics, Splatter, push_pull_fill  # noqa: E402
 from starbridge.geometry.splat import splat  # noqa: E402
+from starbridge.scenes.procedural.paths import loop_around  # noqa: E402
+from starbridge.scenes.procedural.street import render_street  # noqa: E402
 
 WIDTH, HEIGHT = 512, 288
 FOV_DEG = 60.0
@@ -54,91 +55,6 @@ TARGET_FPS = 60.0
 LOOP_POSES = 48
 WARMUP_FRAMES = 5
 MIN_FRAMES = 30
-
-# ---------------------------------------------------------------------- synthetic scene
-
-GROUND_Y = -1.6  # metres, wire world (+Y up); the source camera is at the origin looking down -Z
-#: (centre x, y, z, radius, RGB) of the spheres.
-SPHERES = [
-    ((-2.0, -0.6, -6.0), 1.0, (200, 80, 60)),
-    ((1.5, -0.9, -3.5), 0.7, (60, 160, 90)),
-    ((0.4, 0.6, -13.0), 2.6, (90, 110, 210)),
-    ((4.0, -0.1, -9.0), 1.5, (220, 190, 70)),
-]
-#: Far wall: plane z = WALL_Z for x in WALL_X and y below WALL_TOP.
-WALL_Z, WALL_X, WALL_TOP = -20.0, (-12.0, -1.0), 5.0
-
-
-def synthetic_scene(intr: Intrinsics, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Ray-cast the scene from a wire camera at the origin: colour (H, W, 3) uint8 and z-depth (H, W)
-    float32 metres, +inf for sky."""
-    with np.errstate(divide="ignore", invalid="ignore"):  # rays that miss: t = inf, and inf * 0 along the way
-        return _cast_rays(intr, np.random.default_rng(seed))
-
-
-def _cast_rays(intr: Intrinsics, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    v, u = np.mgrid[0 : intr.height, 0 : intr.width].astype(np.float64)
-    a = (u + 0.5 - intr.cx) / intr.fx
-    b = (v + 0.5 - intr.cy) / intr.fy
-    d = np.stack([a, -b, -np.ones_like(a)], axis=-1)  # world direction with z-depth 1 (wire: forward is -Z)
-    depth = np.full(a.shape, np.inf)
-    colour = _sky(b, a, rng)
-    t = np.where(b > 0, -GROUND_Y / b, np.inf)  # ground plane y = GROUND_Y
-    p = t[..., None] * d
-    checker = (np.floor(p[..., 0]) + np.floor(p[..., 2])) % 2
-    ground = np.stack([110 + 60 * checker, 100 + 40 * checker, 80 + 20 * checker], axis=-1)
-    _paint(colour, depth, t, ground + rng.normal(0, 8, ground.shape))
-    wall_t = np.full(a.shape, -WALL_Z)
-    wall_p = wall_t[..., None] * d
-    on_wall = (wall_p[..., 0] > WALL_X[0]) & (wall_p[..., 0] < WALL_X[1]) & (wall_p[..., 1] < WALL_TOP)
-    course = np.floor(wall_p[..., 1] * 3.0)  # brick rows, a third of a metre; every other one shifted
-    bricks = (course + np.floor(wall_p[..., 0] * 1.5 + 0.5 * course)) % 2
-    wall = np.stack([150 + 40 * bricks, 70 + 20 * bricks, 50 + 10 * bricks], axis=-1)
-    _paint(colour, depth, np.where(on_wall, wall_t, np.inf), wall)
-    for centre, radius, rgb in SPHERES:
-        t_s = _ray_sphere(d, np.array(centre), radius)
-        normal = (t_s[..., None] * d - np.array(centre)) / radius
-        shade = 0.35 + 0.65 * np.clip(normal @ np.array([0.4, 0.8, 0.45]), 0.0, 1.0)
-        stripes = 0.8 + 0.2 * np.sign(np.sin(8.0 * np.arctan2(normal[..., 0], normal[..., 2])))
-        _paint(colour, depth, t_s, np.array(rgb) * (shade * stripes)[..., None])
-    return np.clip(colour, 0, 255).astype(np.uint8), depth.astype(np.float32)
-
-
-def _sky(b: np.ndarray, a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Blue-to-white gradient with soft cloud bands."""
-    up = np.clip(-b, -0.2, 1.0)[..., None]
-    clouds = 0.5 + 0.5 * np.sin(7.0 * a + 3.0 * np.sin(5.0 * b))[..., None]
-    base = np.array([200.0, 220.0, 240.0]) * (1 - up) + np.array([60.0, 110.0, 200.0]) * up
-    return base + 25.0 * clouds + rng.normal(0, 2, base.shape)
-
-
-def _ray_sphere(d: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
-    """Nearest positive ray parameter t of |t d - centre| = radius per pixel, +inf where missed."""
-    dd = np.einsum("...i,...i", d, d)
-    dc = d @ centre
-    disc = dc * dc - dd * (centre @ centre - radius * radius)
-    t = (dc - np.sqrt(disc)) / dd
-    return np.where((disc >= 0) & (t > 0), t, np.inf)
-
-
-def _paint(colour: np.ndarray, depth: np.ndarray, t: np.ndarray, rgb: np.ndarray) -> None:
-    """Z-buffered paint: where t is nearer than the current depth, take t and rgb."""
-    nearer = t < depth
-    depth[nearer] = t[nearer]
-    colour[nearer] = rgb[nearer]
-
-
-def camera_loop(n: int = LOOP_POSES) -> list[np.ndarray]:
-    """(4, 4) wire camera-to-world poses on a closed loop around the source camera."""
-    poses = []
-    for i in range(n):
-        phi = 2.0 * math.pi * i / n
-        position = [0.4 * math.sin(phi), 0.1 * math.sin(2 * phi), -0.3 * math.cos(phi)]
-        yaw = quat_from_axis_angle([0.0, 1.0, 0.0], math.radians(6.0) * math.sin(phi + 0.5))
-        pitch = quat_from_axis_angle([1.0, 0.0, 0.0], math.radians(3.0) * math.cos(2 * phi))
-        poses.append(pose_to_matrix(position, quat_multiply(yaw, pitch).tolist()))
-    return poses
-
 
 # ---------------------------------------------------------------------- timing
 
@@ -169,9 +85,9 @@ def _time_loop(step: Callable[[int], object], seconds: float) -> dict[str, Any]:
 def measure(seconds: float) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Run the four measurements; returns (measurements, scene statistics)."""
     intr = Intrinsics.from_fov(FOV_DEG, WIDTH, HEIGHT)
-    colour, depth = synthetic_scene(intr)
+    colour, depth = render_street(intr)
     src = np.eye(4)
-    poses = camera_loop()
+    poses = list(loop_around(LOOP_POSES))
     splatter = Splatter(intr, intr)
     results = [splatter(colour, depth, src, dst) for dst in poses]
     n = len(poses)
@@ -278,8 +194,8 @@ def save_preview(path: Path, pose_index: int = LOOP_POSES // 8) -> None:
     from PIL import Image
 
     intr = Intrinsics.from_fov(FOV_DEG, WIDTH, HEIGHT)
-    colour, depth = synthetic_scene(intr)
-    res = splat(colour, depth, intr, np.eye(4), intr, camera_loop()[pose_index])
+    colour, depth = render_street(intr)
+    res = splat(colour, depth, intr, np.eye(4), intr, loop_around(LOOP_POSES)[pose_index])
     holes = res.colour.copy()
     holes[~res.mask] = (255, 0, 255)
     Image.fromarray(np.concatenate([colour, holes, push_pull_fill(res.colour, res.mask)], axis=1)).save(path)

@@ -19,5 +19,14 @@ def test_bench_render_smoke(tmp_path: Path):
     assert len(files) == 1
     on_disk = json.loads(files[0].read_text())
     assert on_disk["machine"] and json.dumps(result, default=str)
-    text = json.dumps(on_disk)
-    assert "p50" in text and "60" in text  # timings and the DESIGN target side by side
+    for stage in ("splat", "splat_uncached", "fill", "splat_fill"):
+        m = on_disk["measurements"][stage]
+        assert m["n"] >= bench_render.MIN_FRAMES and 0 < m["p50_ms"] <= m["p95_ms"] and m["fps"] > 0
+    scene = on_disk["scene"]
+    # the street has sky, near and far surfaces, and every pose of the loop opens holes to fill
+    assert 0.05 < scene["sky_fraction"] < 0.6 and scene["depth_range_m"][0] < 5 < scene["depth_range_m"][1]
+    assert 0 < scene["hole_fraction_mean"] <= scene["hole_fraction_max"] < 0.5
+    target = on_disk["target"]
+    assert target["fps"] == bench_render.TARGET_FPS
+    assert target["pass"] == (target["measured_fps"] >= target["fps"])
+    assert target["measured_fps"] == on_disk["measurements"]["splat_fill"]["fps"]
