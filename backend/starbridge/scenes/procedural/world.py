@@ -135,17 +135,30 @@ class DemoWorld:
         boxes, spheres = self.moving.at(t_seconds, self.config.loop_s)
         return RayScene(self.ground, self.lighting, self.static_boxes + boxes, spheres)
 
+    def static_scene(self) -> RayScene:
+        """Only what never moves (the world without its moving objects): ground truth for moving-pixel masks."""
+        return RayScene(self.ground, self.lighting, self.static_boxes + self.moving.fixed(), ())
+
     def render(self, c2w_wire: np.ndarray, intrinsics: Intrinsics, t_seconds: float) -> tuple[np.ndarray, np.ndarray]:
         """(rgb (H, W, 3) uint8 sRGB, depth (H, W) float32 z-depth, +inf for sky) seen by a camera.
 
         `c2w_wire`: (4, 4) camera-to-world, wire convention, positions in world units (see `world_scale`).
         """
+        return self._render(self.scene_at(t_seconds), c2w_wire, intrinsics)
+
+    def moving_mask(self, c2w_wire: np.ndarray, intrinsics: Intrinsics, t_seconds: float) -> np.ndarray:
+        """(H, W) bool: the pixels where a moving object is in front of the static world at `t_seconds`."""
+        _, depth = self._render(self.scene_at(t_seconds), c2w_wire, intrinsics)
+        _, static = self._render(self.static_scene(), c2w_wire, intrinsics)
+        return depth < static * np.float32(1.0 - 1e-4)
+
+    def _render(self, scene: RayScene, c2w_wire: np.ndarray, intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
         c2w = np.array(c2w_wire, dtype=np.float64)
         if c2w.shape != (4, 4) or not np.isfinite(c2w).all():
             raise SceneError(f"c2w_wire must be a finite (4, 4) matrix, got shape {c2w.shape}")
         scale = self.config.world_scale
         c2w[:3, 3] /= scale
-        rgb, depth = render(self.scene_at(t_seconds), c2w, intrinsics)
+        rgb, depth = render(scene, c2w, intrinsics)
         if scale != 1.0:
             depth *= np.float32(scale)
         return rgb, depth
@@ -202,6 +215,13 @@ class _MovingSet:
         ball, slider, spinner, pivot = slots
         return cls(ball, slider, spinner, pivot, ground_y=world.ground_y, colours=colours)
 
+    def fixed(self) -> tuple[Box, Box]:
+        """The parts of the moving set that never move: the spinner's stand and the orbit's pillar."""
+        g = self.ground_y
+        stand = Box((self.spinner.x, g + 0.375, self.spinner.z), (0.08, 0.375, 0.08), (0.2, 0.2, 0.2))
+        pillar = Box((self.pivot.x, g + 2.0, self.pivot.z), (0.4, 2.0, 0.4), self.colours[3], 0.0, "stripes")
+        return stand, pillar
+
     def at(self, t: float, loop_s: float) -> tuple[tuple[Box, ...], tuple[Sphere, ...]]:
         phase = 2 * math.pi * (t / loop_s)
         g = self.ground_y
@@ -212,8 +232,7 @@ class _MovingSet:
         spinner = Box(
             (self.spinner.x, g + 1.0, self.spinner.z), (0.9, 0.25, 0.25), (0.85, 0.75, 0.15), phase, "checker"
         )
-        stand = Box((self.spinner.x, g + 0.375, self.spinner.z), (0.08, 0.375, 0.08), (0.2, 0.2, 0.2))
-        pillar = Box((self.pivot.x, g + 2.0, self.pivot.z), (0.4, 2.0, 0.4), self.colours[3], 0.0, "stripes")
+        stand, pillar = self.fixed()
         orbit = Sphere(
             (self.pivot.x + 1.5 * math.cos(phase), g + 2.5, self.pivot.z + 1.5 * math.sin(phase)),
             0.35,

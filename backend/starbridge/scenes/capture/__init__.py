@@ -1,0 +1,12 @@
+"""World capture from one real video: camera tracking, dense depth, moving-object masks.
+
+A stage per module, each usable on its own and tested against ground-truth clips
+(scenes/procedural/clips.py):
+
+* `cuts`: shot boundaries (a clip with several shots keeps its longest shot, or is split);
+* `tracking`: every frame's camera pose and the intrinsics, by structure from motion (pycolmap);
+* `depth`: dense depth per frame from the tracked cameras (multi-view plane sweep);
+* `dynamic`: the pixels that disagree with the static reconstruction across views (moving objects);
+* `user_depth`: depth the user brings (files or an ONNX model), validated and aligned to the tracked scale;
+* `pipeline`: the stages in order, with progress and a report of how the scene was made.
+"""
