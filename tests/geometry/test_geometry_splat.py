@@ -311,3 +311,35 @@ def test_splatter_cache_keeps_the_most_recently_used():
     assert cache.get(b) is not None and len(cache) == 2
     cache.clear()
     assert len(cache) == 0
+
+
+def test_point_splatter_matches_the_frame_splatter():
+    """A frame's pixels as world points splat to the same image as the frame itself."""
+    from starbridge.geometry.splat import PointSplatter, frame_points
+
+    intr = Intrinsics.from_fov(60.0, 64, 36)
+    rng = np.random.default_rng(3)
+    colour = rng.integers(0, 256, (36, 64, 3), dtype=np.uint8)
+    depth = rng.uniform(2.0, 9.0, (36, 64)).astype(np.float32)
+    depth[:8] = np.inf  # sky rows: directions at infinity
+    src = pose_to_matrix([0.3, 0.1, -0.2], quat_from_axis_angle([0.0, 1.0, 0.0], math.radians(10.0)))
+    dst = pose_to_matrix([0.6, 0.0, -0.5], quat_from_axis_angle([0.0, 1.0, 0.0], math.radians(-5.0)))
+    frame = Splatter(intr, intr)(colour, depth, src, dst)
+    points = frame_points(depth, intr, src)
+    assert points.shape == (36 * 64, 4) and (points[: 8 * 64, 3] == 0).all() and (points[8 * 64 :, 3] == 1).all()
+    result = PointSplatter(intr, capacity=10)(points, colour.reshape(-1, 3), dst)  # grows past its capacity
+    np.testing.assert_array_equal(result.mask, frame.mask)
+    assert np.abs(result.colour.astype(int) - frame.colour.astype(int)).max() <= 1
+    np.testing.assert_allclose(result.depth, frame.depth, rtol=1e-4)
+
+
+def test_point_splatter_culls_what_the_camera_cannot_see():
+    from starbridge.geometry.splat import PointSplatter
+
+    intr = Intrinsics.from_fov(60.0, 32, 18)
+    behind = np.array([[0.0, 0.0, 5.0, 1.0], [0.0, 0.0, 1.0, 0.0]], np.float32)  # +Z is behind a wire camera
+    ahead = np.array([[0.0, 0.0, -5.0, 1.0]], np.float32)
+    colours = np.full((3, 3), 200, np.uint8)
+    out = PointSplatter(intr, 3)(np.concatenate([behind, ahead]), colours, np.eye(4))
+    assert out.mask.sum() >= 1 and out.depth[out.mask].min() == pytest.approx(5.0)
+    assert not PointSplatter(intr, 3)(behind, colours[:2], np.eye(4)).mask.any()

@@ -58,6 +58,16 @@ class Intrinsics:
         sx, sy = width / self.width, height / self.height
         return Intrinsics(self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy, width, height)
 
+    def subsampled(self, step: int) -> Intrinsics:
+        """The camera of the image `image[step // 2 :: step, step // 2 :: step]` (every step-th pixel, centred
+        in its step x step block), so a subsampled pixel keeps the exact ray of the pixel it was taken from."""
+        o = step // 2
+        width, height = len(range(o, self.width, step)), len(range(o, self.height, step))
+        return Intrinsics(
+            self.fx / step, self.fy / step, (self.cx - o - 0.5) / step + 0.5, (self.cy - o - 0.5) / step + 0.5,
+            width, height,
+        )  # fmt: skip
+
 
 def check_fov(vertical_fov_deg: float, field: str = "vertical_fov_deg") -> None:
     if not (math.isfinite(vertical_fov_deg) and MIN_FOV_DEG < vertical_fov_deg < MAX_FOV_DEG):

@@ -31,18 +31,44 @@ def push_pull_fill(colour: np.ndarray, mask: np.ndarray) -> np.ndarray:
     mask = np.asarray(mask)
     if colour.ndim != 3 or colour.shape[2] != 3 or colour.dtype != np.uint8:
         raise InvalidArgument(f"colour must be (H, W, 3) uint8, got {colour.shape} {colour.dtype}", field="colour")
-    if mask.shape != colour.shape[:2] or mask.dtype != np.bool_:
-        raise InvalidArgument(
-            f"mask must be ({colour.shape[0]}, {colour.shape[1]}) bool, got {mask.shape} {mask.dtype}", field="mask"
-        )
+    _check_mask(mask, colour.shape[:2])
     holes = np.flatnonzero(~mask)
     if holes.size == 0:
         return colour.copy()
     if holes.size == mask.size:
         return np.full_like(colour, NEUTRAL_GREY)
     out = colour.copy()
-    _put_rows(out, holes, np.zeros((holes.size, 3), np.uint8))  # invalid pixels must not leak into the means
-    # Pull: levels[i] = (mean colour (h, w, 3) float32, 0 where invalid; valid (h, w) bool), level 0 excluded.
+    rgb = _push_pull(out, mask, holes)
+    _put_rows(out, holes, np.clip(rgb + 0.5, 0.0, 255.0).astype(np.uint8))
+    return out
+
+
+def push_pull_fill_values(values: np.ndarray, mask: np.ndarray, empty: float = 0.0) -> np.ndarray:
+    """The same fill for (H, W, C) float32 values (e.g. inverse depth): a new array equal to `values` where
+    `mask` is True, smooth blends of the nearest valid values in the holes; all `empty` with no valid pixel."""
+    values = np.asarray(values)
+    if values.ndim != 3 or values.dtype != np.float32:
+        raise InvalidArgument(f"values must be (H, W, C) float32, got {values.shape} {values.dtype}", field="values")
+    _check_mask(mask, values.shape[:2])
+    holes = np.flatnonzero(~mask)
+    if holes.size == mask.size:
+        return np.full_like(values, empty)
+    out = values.copy()
+    if holes.size:
+        _put_rows(out, holes, _push_pull(out, mask, holes))
+    return out
+
+
+def _check_mask(mask: np.ndarray, shape: tuple[int, ...]) -> None:
+    if mask.shape != shape or mask.dtype != np.bool_:
+        raise InvalidArgument(f"mask must be {shape} bool, got {mask.shape} {mask.dtype}", field="mask")
+
+
+def _push_pull(out: np.ndarray, mask: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """The filled values (n, C) float32 at the `holes` of `out` (zeroed there in place first)."""
+    c = out.shape[2]
+    _put_rows(out, holes, np.zeros((holes.size, c), out.dtype))  # invalid pixels must not leak into the means
+    # Pull: levels[i] = (mean (h, w, C) float32, 0 where invalid; valid (h, w) bool), level 0 excluded.
     levels = [_pull(out, mask)]
     while levels[-1][1].size > 1:
         levels.append(_pull(*levels[-1]))
@@ -50,9 +76,7 @@ def push_pull_fill(colour: np.ndarray, mask: np.ndarray) -> np.ndarray:
     filled = levels[-1][0]
     for mean, valid in reversed(levels[:-1]):
         filled = _fill_cells(mean, valid, filled)  # levels are not needed afterwards: fill in place
-    rgb = _upsample_at(filled, holes, colour.shape[1])
-    _put_rows(out, holes, np.clip(rgb + 0.5, 0.0, 255.0).astype(np.uint8))
-    return out
+    return _upsample_at(filled, holes, out.shape[1])
 
 
 def _pull(colour: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +110,7 @@ def _pad_even(a: np.ndarray) -> np.ndarray:
 
 
 def _fill_cells(mean: np.ndarray, valid: np.ndarray, coarse: np.ndarray) -> np.ndarray:
-    """`mean` (h, w, 3) with its invalid cells replaced by the bilinear upsampling of `coarse` (filled)."""
+    """`mean` (h, w, C) with its invalid cells replaced by the bilinear upsampling of `coarse` (filled)."""
     holes = np.flatnonzero(~valid)
     if holes.size:
         _put_rows(mean, holes, _upsample_at(coarse, holes, valid.shape[1]))
@@ -94,15 +118,15 @@ def _fill_cells(mean: np.ndarray, valid: np.ndarray, coarse: np.ndarray) -> np.n
 
 
 def _upsample_at(coarse: np.ndarray, flat: np.ndarray, width: int) -> np.ndarray:
-    """Bilinear 2x upsampling of `coarse` (hc, wc, 3) evaluated only at the fine cells `flat` (n,) of a
-    grid `width` wide: (n, 3) float32. Fine cell y = 2i lies a quarter cell before coarse cell i and
+    """Bilinear 2x upsampling of `coarse` (hc, wc, C) evaluated only at the fine cells `flat` (n,) of a
+    grid `width` wide: (n, C) float32. Fine cell y = 2i lies a quarter cell before coarse cell i and
     y = 2i + 1 a quarter after it, so the nearer coarse cell weighs 3/4 and its neighbour 1/4 (edges clamp)."""
     hc, wc = coarse.shape[:2]
     y, x = np.divmod(flat, width)
     y0, x0 = y >> 1, x >> 1
     y1 = np.clip(y0 + 2 * (y & 1) - 1, 0, hc - 1)
     x1 = np.clip(x0 + 2 * (x & 1) - 1, 0, wc - 1)
-    c = coarse.reshape(-1, 3)
+    c = coarse.reshape(-1, coarse.shape[2])
 
     def at(yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
         return np.take(c, yy * wc + xx, axis=0, mode="clip")  # indices are in range: skip the checks
@@ -114,8 +138,9 @@ def _upsample_at(coarse: np.ndarray, flat: np.ndarray, width: int) -> np.ndarray
 
 
 def _put_rows(image: np.ndarray, flat: np.ndarray, rows: np.ndarray) -> None:
-    """image.reshape(-1, 3)[flat] = rows, for a contiguous (h, w, 3) image, through a one-element-per-pixel
+    """image.reshape(-1, C)[flat] = rows, for a contiguous (h, w, C) image, through a one-element-per-pixel
     view (NumPy's fancy assignment of short rows is several times slower)."""
-    pixel = np.dtype((np.void, 3 * image.itemsize))
-    target = image.reshape(-1, 3).view(pixel).ravel()
+    c = image.shape[2]
+    pixel = np.dtype((np.void, c * image.itemsize))
+    target = image.reshape(-1, c).view(pixel).ravel()
     np.put(target, flat, np.ascontiguousarray(rows, dtype=image.dtype).view(pixel).ravel())

@@ -1,4 +1,4 @@
-"""Forward splatting: the explicit spatial constraint of DESIGN.md section 6, in NumPy.
+"""Forward splatting: the explicit spatial constraint of docs/architecture.md §6, in NumPy.
 
 A source frame (colour + z-depth, with its camera) is unprojected at every pixel centre, moved into
 the target camera, projected, z-tested and blended:
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import collections
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,23 +108,17 @@ def relative_transform_cv(src_c2w_wire: np.ndarray, dst_c2w_wire: np.ndarray) ->
     return np.linalg.inv(wire_to_cv(dst_c2w_wire)) @ wire_to_cv(src_c2w_wire)
 
 
-class Splatter:
-    """Forward splatting for a fixed (source, target) intrinsics pair, with cached grids and buffers.
+class _Target:
+    """The target half of splatting, shared by every source kind: a target image's buffers, and the
+    footprint, z-test, blending and resolve steps over points given by their continuous target positions.
 
-    Usage::
-
-        splatter = Splatter(src_intr, dst_intr)
-        result = splatter(colour, depth, src_c2w_wire, dst_c2w_wire)   # SplatResult
-
-    Not thread-safe (the work buffers are reused): one per session or thread.
+    Buffers for the points are sized for `capacity` points; a call may use fewer.
     """
 
-    def __init__(self, src_intr: Intrinsics, dst_intr: Intrinsics, config: SplatConfig | None = None) -> None:
-        self.src_intr = src_intr
+    def __init__(self, dst_intr: Intrinsics, capacity: int, config: SplatConfig) -> None:
         self.dst_intr = dst_intr
-        self.config = config or SplatConfig()
-        self._ray_a, self._ray_b = _ray_axes(src_intr)
-        n = src_intr.width * src_intr.height
+        self.config = config
+        self.capacity = capacity
         h, w = dst_intr.height, dst_intr.width
         # Target buffers are flat (h + 2) x (w + 2) grids: a one-pixel border (cropped at the end) takes the
         # footprint pixels just outside the image, and a trash area after it takes points that cannot be drawn.
@@ -135,6 +130,7 @@ class Splatter:
         self._zbuf = np.empty(size, np.float32)  # nearest z-test key per pixel
         self._inv = np.empty(size, np.float32)  # 1 / (depth_band * zbuf)
         self._acc = np.empty((size, 2), np.complex64)  # per pixel: sum w r + i sum w g, sum w b + i sum w
+        n = capacity
         self._base = np.empty(n, np.intp)  # top-left footprint pixel of each point (flat index)
         self._wt = np.empty((4, n), np.float32)  # bilinear weight of each corner
         self._keep = np.empty(n, np.bool_)
@@ -144,55 +140,24 @@ class Splatter:
         self._rg = np.empty(n, np.complex64)
         self._b1 = np.full(n, 1j, np.complex64)  # imaginary part stays 1; the real part takes b
 
-    def __call__(
-        self, colour: np.ndarray, depth: np.ndarray, src_c2w_wire: np.ndarray, dst_c2w_wire: np.ndarray
-    ) -> SplatResult:
-        """Splat `colour` (H, W, 3) uint8 with z-depth `depth` (H, W) float32 metres (+inf = at infinity)
-        from the source camera `src_c2w_wire` (4, 4) to the target camera `dst_c2w_wire` (4, 4),
-        both camera-to-world in the wire (OpenGL) convention. H, W are the source intrinsics' size."""
-        colour, depth = self._check(colour, depth, src_c2w_wire, dst_c2w_wire)
-        rel = relative_transform_cv(src_c2w_wire, dst_c2w_wire)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            x, y, key = self._project(depth, rel)
-            self._footprint(x, y)
-            self._z_test(key)
-            self._accumulate(colour, key)
+    def bordered_k(self) -> np.ndarray:
+        """K of the bordered grid: pixel centres at integers, the image's first pixel at 1."""
+        d = self.dst_intr
+        return np.array([[d.fx, 0.0, d.cx + 0.5], [0.0, d.fy, d.cy + 0.5], [0.0, 0.0, 1.0]])
+
+    def draw(self, x: np.ndarray, y: np.ndarray, key: np.ndarray, rgb: np.ndarray) -> SplatResult:
+        """Splat n points: continuous positions x, y (n,) in the bordered grid (NaN: not drawable; overwritten),
+        z-test keys (n,) (target z-depth, SKY_KEY at infinity) and colours rgb (n, 3)."""
+        n = len(key)
+        with np.errstate(invalid="ignore", over="ignore"):
+            np.clip(x, 0.0, self.dst_intr.width + 1.0, out=x)  # beyond the image: onto the cropped border
+            np.clip(y, 0.0, self.dst_intr.height + 1.0, out=y)
+            self._footprint(x, y, n)
+            self._z_test(key, n)
+            self._accumulate(rgb, key, n)
             return self._resolve()
 
-    # ------------------------------------------------------------------ steps
-
-    def _project(self, depth: np.ndarray, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Continuous positions x, y (N,) in the bordered target grid (pixel centres at integers, the image's
-        first pixel at 1) and z-test keys (N,). Points that cannot be drawn get NaN positions.
-
-        With inv_d = 1 / depth (0 at infinity), a source point is depth * (R @ ray + t * inv_d): the
-        projection needs only the bracket, and directions at infinity drop the translation by themselves.
-        """
-        d = self.dst_intr
-        k = np.array([[d.fx, 0.0, d.cx + 0.5], [0.0, d.fy, d.cy + 0.5], [0.0, 0.0, 1.0]])  # K, bordered grid
-        m = (k @ rel[:3, :3]).astype(np.float32)
-        kt = (k @ rel[:3, 3]).astype(np.float32)
-        a, b = self._ray_a, self._ray_b
-        inv_d = np.float32(1.0) / depth
-        hom = []
-        for i in range(3):
-            h_i = np.multiply(inv_d, kt[i])
-            h_i += np.add.outer(m[i, 1] * b + m[i, 2], m[i, 0] * a)  # (H, W): row i of M @ (a, b, 1)
-            hom.append(h_i.ravel())
-        hx, hy, hz = hom
-        depth = depth.ravel()
-        drawable = depth > 0  # not NaN, not <= 0
-        drawable &= hz > np.float32(self.config.near) * inv_d.ravel()  # in front: z > near, or > 0 at infinity
-        hz_drawable = np.where(drawable, hz, np.float32(np.nan))
-        x = np.divide(hx, hz_drawable, out=hx)
-        y = np.divide(hy, hz_drawable, out=hy)
-        np.clip(x, 0.0, d.width + 1.0, out=x)  # beyond the image: onto the cropped border
-        np.clip(y, 0.0, d.height + 1.0, out=y)
-        key = np.multiply(hz, depth, out=hz)  # target z-depth; +inf at infinity
-        np.minimum(key, SKY_KEY, out=key)
-        return x, y, key
-
-    def _footprint(self, x: np.ndarray, y: np.ndarray) -> None:
+    def _footprint(self, x: np.ndarray, y: np.ndarray, n: int) -> None:
         """Top-left footprint pixel (`_base`) and the four bilinear weights (`_wt`) of every point.
 
         NaN positions go to the trash area (their weights are NaN and stay there)."""
@@ -205,48 +170,50 @@ class Splatter:
         base *= self._row
         base += x0
         np.copyto(base, self._trash, where=np.isnan(base))
-        np.copyto(self._base, base, casting="unsafe")
+        np.copyto(self._base[:n], base, casting="unsafe")
         gx = np.subtract(np.float32(1.0), fx, out=x0)
         gy = np.float32(1.0) - fy
-        wt = self._wt
+        wt = self._wt[:, :n]
         np.multiply(gx, gy, out=wt[0])
         np.multiply(fx, gy, out=wt[1])
         np.multiply(gx, fy, out=wt[2])
         np.multiply(fx, fy, out=wt[3])
 
-    def _z_test(self, key: np.ndarray) -> None:
+    def _z_test(self, key: np.ndarray, n: int) -> None:
         """Nearest key per pixel into `_zbuf` (+inf where none), then `_inv` = 1 / (depth_band * zbuf).
 
         Corners whose bilinear weight is below min_footprint_weight do not take part (key +inf)."""
-        zbuf, base, keep, masked = self._zbuf, self._base, self._keep, self._tmp
+        zbuf, base, keep, masked = self._zbuf, self._base[:n], self._keep[:n], self._tmp[:n]
         zbuf.fill(np.inf)
         for corner, offset in enumerate(self._corners):
-            np.greater_equal(self._wt[corner], np.float32(self.config.min_footprint_weight), out=keep)
-            np.divide(key, keep, out=masked)  # key / False = inf
+            np.greater_equal(self._wt[corner, :n], np.float32(self.config.min_footprint_weight), out=keep)
+            with np.errstate(divide="ignore"):
+                np.divide(key, keep, out=masked)  # key / False = inf
             np.minimum.at(zbuf[offset:], base, masked)
         np.multiply(zbuf, np.float32(self.config.depth_band), out=self._inv)
-        np.divide(np.float32(1.0), self._inv, out=self._inv)
+        with np.errstate(divide="ignore"):
+            np.divide(np.float32(1.0), self._inv, out=self._inv)
 
-    def _accumulate(self, colour: np.ndarray, key: np.ndarray) -> None:
+    def _accumulate(self, rgb: np.ndarray, key: np.ndarray, n: int) -> None:
         """Sum depth-weighted colours per pixel into `_acc`.
 
         Depth weight max(0, 1 - (z / zmin - 1) / band) = (1 + band) / band - z * inv[pixel], clipped to
         [0, 1]: above 1 only for corners too small to take part in the z-test."""
-        rgb = colour.reshape(-1, 3)
-        self._rg.real, self._rg.imag, self._b1.real = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+        rg, b1 = self._rg[:n], self._b1[:n]
+        rg.real, rg.imag, b1.real = rgb[:, 0], rgb[:, 1], rgb[:, 2]
         band = self.config.depth_band
         full = np.float32((1.0 + band) / band)
-        base, weight, vals, acc = self._base, self._tmp, self._vals, self._acc
+        base, weight, vals, acc = self._base[:n], self._tmp[:n], self._vals[:n], self._acc
         acc.fill(0.0)
         for corner, offset in enumerate(self._corners):
             np.take(self._inv[offset:], base, out=weight, mode="clip")  # indices are in range: no checks
             weight *= key
             np.subtract(full, weight, out=weight)
             np.clip(weight, 0.0, 1.0, out=weight)
-            weight *= self._wt[corner]
-            np.multiply(weight, self._rg, out=vals)
+            weight *= self._wt[corner, :n]
+            np.multiply(weight, rg, out=vals)
             np.add.at(acc[offset:, 0], base, vals)
-            np.multiply(weight, self._b1, out=vals)
+            np.multiply(weight, b1, out=vals)
             np.add.at(acc[offset:, 1], base, vals)
 
     def _resolve(self) -> SplatResult:
@@ -266,6 +233,72 @@ class Splatter:
         np.copyto(depth, np.float32(np.inf), where=depth >= SKY_KEY)  # directions at infinity
         return SplatResult(colour=out.astype(np.uint8), mask=mask, depth=depth)
 
+
+def _check_pose(name: str, m: np.ndarray) -> None:
+    m = np.asarray(m)
+    if m.shape != (4, 4) or not np.all(np.isfinite(m)):
+        raise InvalidArgument(f"{name} must be a finite (4, 4) matrix, got shape {m.shape}", field=name)
+
+
+class Splatter:
+    """Forward splatting of whole frames for a fixed (source, target) intrinsics pair, with cached grids and
+    buffers.
+
+    Usage::
+
+        splatter = Splatter(src_intr, dst_intr)
+        result = splatter(colour, depth, src_c2w_wire, dst_c2w_wire)   # SplatResult
+
+    Not thread-safe (the work buffers are reused): one per session or thread.
+    """
+
+    def __init__(self, src_intr: Intrinsics, dst_intr: Intrinsics, config: SplatConfig | None = None) -> None:
+        self.src_intr = src_intr
+        self.dst_intr = dst_intr
+        self.config = config or SplatConfig()
+        self._ray_a, self._ray_b = _ray_axes(src_intr)
+        self._target = _Target(dst_intr, src_intr.width * src_intr.height, self.config)
+
+    def __call__(
+        self, colour: np.ndarray, depth: np.ndarray, src_c2w_wire: np.ndarray, dst_c2w_wire: np.ndarray
+    ) -> SplatResult:
+        """Splat `colour` (H, W, 3) uint8 with z-depth `depth` (H, W) float32 metres (+inf = at infinity)
+        from the source camera `src_c2w_wire` (4, 4) to the target camera `dst_c2w_wire` (4, 4),
+        both camera-to-world in the wire (OpenGL) convention. H, W are the source intrinsics' size."""
+        colour, depth = self._check(colour, depth, src_c2w_wire, dst_c2w_wire)
+        rel = relative_transform_cv(src_c2w_wire, dst_c2w_wire)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            x, y, key = self._project(depth, rel)
+        return self._target.draw(x, y, key, colour.reshape(-1, 3))
+
+    def _project(self, depth: np.ndarray, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Continuous positions x, y (N,) in the bordered target grid (pixel centres at integers, the image's
+        first pixel at 1) and z-test keys (N,). Points that cannot be drawn get NaN positions.
+
+        With inv_d = 1 / depth (0 at infinity), a source point is depth * (R @ ray + t * inv_d): the
+        projection needs only the bracket, and directions at infinity drop the translation by themselves.
+        """
+        k = self._target.bordered_k()
+        m = (k @ rel[:3, :3]).astype(np.float32)
+        kt = (k @ rel[:3, 3]).astype(np.float32)
+        a, b = self._ray_a, self._ray_b
+        inv_d = np.float32(1.0) / depth
+        hom = []
+        for i in range(3):
+            h_i = np.multiply(inv_d, kt[i])
+            h_i += np.add.outer(m[i, 1] * b + m[i, 2], m[i, 0] * a)  # (H, W): row i of M @ (a, b, 1)
+            hom.append(h_i.ravel())
+        hx, hy, hz = hom
+        depth = depth.ravel()
+        drawable = depth > 0  # not NaN, not <= 0
+        drawable &= hz > np.float32(self.config.near) * inv_d.ravel()  # in front: z > near, or > 0 at infinity
+        hz_drawable = np.where(drawable, hz, np.float32(np.nan))
+        x = np.divide(hx, hz_drawable, out=hx)
+        y = np.divide(hy, hz_drawable, out=hy)
+        key = np.multiply(hz, depth, out=hz)  # target z-depth; +inf at infinity
+        np.minimum(key, SKY_KEY, out=key)
+        return x, y, key
+
     def _check(
         self, colour: np.ndarray, depth: np.ndarray, src_c2w: np.ndarray, dst_c2w: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -280,11 +313,120 @@ class Splatter:
         if depth.shape != (h, w):
             raise InvalidArgument(f"depth must be ({h}, {w}), got {depth.shape}", field="depth")
         depth = depth.astype(np.float32, copy=False)
-        for name, m in (("src_c2w_wire", src_c2w), ("dst_c2w_wire", dst_c2w)):
-            m = np.asarray(m)
-            if m.shape != (4, 4) or not np.all(np.isfinite(m)):
-                raise InvalidArgument(f"{name} must be a finite (4, 4) matrix, got shape {m.shape}", field=name)
+        _check_pose("src_c2w_wire", src_c2w)
+        _check_pose("dst_c2w_wire", dst_c2w)
         return colour, depth
+
+
+class PointSplatter:
+    """Forward splatting of a point set (e.g. a fused world) into one target camera.
+
+    Points are homogeneous world coordinates in the wire world frame: (x, y, z, 1) for a point, (dx, dy, dz, 0)
+    for a direction at infinity (sky). Points outside the target's view are culled before the expensive
+    scatter steps, so a large world costs little more than what the camera sees.
+
+    Usage::
+
+        splatter = PointSplatter(dst_intr, capacity=len(points))
+        result = splatter(points, colours, dst_c2w_wire)   # points (N, 4) float32, colours (N, 3) uint8
+
+    Not thread-safe (the work buffers are reused): one per session or thread.
+    """
+
+    def __init__(self, dst_intr: Intrinsics, capacity: int, config: SplatConfig | None = None) -> None:
+        self.dst_intr = dst_intr
+        self.config = config or SplatConfig()
+        self._target = _Target(dst_intr, max(1, capacity), self.config)
+
+    @property
+    def capacity(self) -> int:
+        return self._target.capacity
+
+    def __call__(self, points: np.ndarray, colours: np.ndarray, dst_c2w_wire: np.ndarray) -> SplatResult:
+        """Splat one point set: points (N, 4) float32, colours (N, 3) uint8."""
+        return self.splat([(points, colours)], dst_c2w_wire)
+
+    def splat(
+        self,
+        sets: Sequence[tuple[np.ndarray, np.ndarray]],
+        dst_c2w_wire: np.ndarray,
+        only: np.ndarray | None = None,
+    ) -> SplatResult:
+        """Splat several point sets together (one z-test over all): a list of (points, colours) pairs.
+
+        `only` (H, W) bool: draw just the points that land on (or next to) these target pixels, e.g. the
+        holes another pass left; the result is meaningful only there."""
+        _check_pose("dst_c2w_wire", dst_c2w_wire)
+        if only is not None:
+            grown = only.copy()  # a point's bilinear footprint reaches one pixel further
+            grown[1:] |= only[:-1]
+            grown[:-1] |= only[1:]
+            grown[:, 1:] |= grown[:, :-1].copy()
+            grown[:, :-1] |= grown[:, 1:].copy()
+            only = grown
+        w2c = np.linalg.inv(wire_to_cv(dst_c2w_wire))
+        proj = (self._target.bordered_k() @ w2c[:3]).astype(np.float32)  # (3, 4): world -> bordered pixels
+        xs, ys, keys, rgbs = [], [], [], []
+        for points, colours in sets:
+            if points.ndim != 2 or points.shape[1] != 4 or colours.shape != (len(points), 3):
+                raise InvalidArgument(
+                    f"points must be (N, 4) and colours (N, 3), got {points.shape} and {colours.shape}",
+                    field="points",
+                )
+            x, y, key, index = self._visible(points, proj, only)
+            xs.append(x)
+            ys.append(y)
+            keys.append(key)
+            rgbs.append(colours[index])
+        n = sum(len(k) for k in keys)
+        if n > self._target.capacity:
+            self._target = _Target(self.dst_intr, n, self.config)
+        if len(sets) == 1:
+            return self._target.draw(xs[0], ys[0], keys[0], rgbs[0])
+        return self._target.draw(np.concatenate(xs), np.concatenate(ys), np.concatenate(keys), np.concatenate(rgbs))
+
+    def _visible(
+        self, points: np.ndarray, proj: np.ndarray, only: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Positions x, y, keys and indices of the points inside the target's view (with a small margin), and
+        on the `only` pixels when given."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            hx, hy, hz = proj @ points.T  # (3, N); hz: target z-depth of points, > 0 ahead for directions
+            finite = points[:, 3] > 0
+            ahead = np.where(finite, hz > np.float32(self.config.near), hz > 0)
+            x = hx / hz
+            y = hy / hz
+            margin = 2.0
+            visible = ahead & (x > -margin) & (x < self.dst_intr.width + margin)
+            visible &= (y > -margin) & (y < self.dst_intr.height + margin)
+        index = np.flatnonzero(visible)
+        if only is not None and len(index):
+            h, w = only.shape
+            px = np.clip(x[index] - np.float32(0.5), 0, w - 1).astype(np.intp)  # bordered -> image pixel
+            py = np.clip(y[index] - np.float32(0.5), 0, h - 1).astype(np.intp)
+            index = index[only[py, px]]
+        key = np.where(finite[index], hz[index], SKY_KEY).astype(np.float32)
+        return x[index], y[index], key, index
+
+
+def frame_points(
+    depth: np.ndarray, intrinsics: Intrinsics, c2w_wire: np.ndarray, where: np.ndarray | None = None
+) -> np.ndarray:
+    """(N, 4) float32 homogeneous wire-world points of a frame's pixel centres (row-major, only where `where`
+    (H, W) bool is True, when given): (x, y, z, 1) for finite z-depth, (dx, dy, dz, 0) for +inf. Pixels with
+    no depth (NaN, <= 0) are left out."""
+    a, b = _ray_axes(intrinsics)
+    depth = np.asarray(depth, np.float32)
+    keep = depth > 0
+    if where is not None:
+        keep &= where
+    rows, cols = np.nonzero(keep)
+    d = depth[rows, cols]
+    finite = np.isfinite(d)
+    scale = np.where(finite, d, np.float32(1.0))
+    cam = np.stack([a[cols] * scale, b[rows] * scale, scale, finite.astype(np.float32)])  # OpenCV camera frame
+    world = wire_to_cv(c2w_wire) @ cam.astype(np.float64)
+    return np.ascontiguousarray(world.T, dtype=np.float32)
 
 
 def splat(
