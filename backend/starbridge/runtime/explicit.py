@@ -149,7 +149,7 @@ def _any_in_blocks(mask: np.ndarray, step: int) -> np.ndarray:
     hb, wb = -(-h // step), -(-w // step)
     padded = np.zeros((hb * step, wb * step), bool)
     padded[:h, :w] = mask
-    return padded.reshape(hb, step, wb, step).any(axis=(1, 3))
+    return np.asarray(padded.reshape(hb, step, wb, step).any(axis=(1, 3)))
 
 
 def _upsample(image: np.ndarray, step: int, h: int, w: int) -> np.ndarray:
