@@ -100,7 +100,7 @@ class _Flight:
         if self.client.error_count > len(self.errors) and self.client.last_error is not None:
             self.errors.append(self.client.last_error.message)
         if frame is not None:
-            self.frames.append((time.monotonic(), (frame.received_time_us - frame.engine_time_us) / 1000.0))
+            self.frames.append((time.monotonic(), (frame.received_time_us - frame.meta.engine_time_us) / 1000.0))
 
 
 def run(out_dir: Path, seconds: float = 180.0, sessions: int = 16) -> dict[str, Any]:

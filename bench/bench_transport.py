@@ -59,7 +59,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -68,6 +68,9 @@ if str(REPO_ROOT) not in sys.path:  # `python bench/bench_transport.py` puts ben
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench._machine import add_out_argument, machine_info, out_dir  # noqa: E402
+
+if TYPE_CHECKING:
+    from starbridge.transport.frame import FrameMeta
 
 WIDTH = 1280
 HEIGHT = 720
@@ -257,9 +260,13 @@ def bench_memcpy_paced(seconds: float, src: np.ndarray) -> dict[str, Any]:
 # ---------------------------------------------------------------------- shared-memory ring
 
 
-def _ring_kwargs(seq: int, start_ns: int) -> dict[str, Any]:
-    return dict(
+def _ring_meta(seq: int, start_ns: int) -> FrameMeta:
+    """What the ring benchmarks write with frame `seq` (the import is here: the children import starbridge late)."""
+    from starbridge.transport.frame import FrameMeta
+
+    return FrameMeta(
         frame_sequence=seq,
+        slot=0,
         pose_sequence=seq,
         engine_time_us=start_ns,  # bench: the sender's perf_counter_ns at send start
         scene_time_s=seq / 30.0,
@@ -268,12 +275,14 @@ def _ring_kwargs(seq: int, start_ns: int) -> dict[str, Any]:
         vertical_fov_deg=60.0,
         aspect=WIDTH / HEIGHT,
         generation_latency_ms=1.0,
+        width=WIDTH,
+        height=HEIGHT,
     )
 
 
 def bench_ring_inproc(seconds: float, src: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
     """Cost split in one process: write alone, then read_slot alone (back to back)."""
-    from starbridge.server.ring import FrameRingReader, FrameRingWriter, ring_path
+    from starbridge.transport.ring import FrameRingReader, FrameRingWriter, ring_path
 
     path = ring_path(f"bench-transport-{os.getpid()}-inproc")
     writer = FrameRingWriter(path, WIDTH, HEIGHT, slot_count=3)
@@ -283,7 +292,7 @@ def bench_ring_inproc(seconds: float, src: np.ndarray) -> tuple[dict[str, Any], 
 
         def write(_i: int) -> None:
             seq[0] += 1
-            writer.write(src, **_ring_kwargs(seq[0], time.perf_counter_ns()))
+            writer.write(src, _ring_meta(seq[0], time.perf_counter_ns()))
 
         write_ns = _timed_loop(write, seconds)
         reader = FrameRingReader(path)
@@ -311,7 +320,7 @@ def _ring_reader_main(conn: Any, path: str) -> None:
     """Child: busy-poll the ring header, copy each new frame out, time send-start -> copy done."""
 
     def body() -> None:
-        from starbridge.server.ring import FrameRingReader
+        from starbridge.transport.ring import FrameRingReader
 
         reader = FrameRingReader(path)
         out = reader.new_buffer()
@@ -330,13 +339,13 @@ def _ring_reader_main(conn: Any, path: str) -> None:
                     if info is None:  # torn or in progress every attempt: poll again
                         failed += 1
                         continue
-                    seq = info.frame_sequence
+                    seq = info.meta.frame_sequence
                     skipped += seq - last - 1
                     last = seq
                     if not frame_intact(out, seq):
                         corrupt += 1
                     if seq > WARMUP_FRAMES:
-                        records.append((seq, info.engine_time_us, seen, t1))
+                        records.append((seq, info.meta.engine_time_us, seen, t1))
                 elif reader.writer_closed:
                     break
         finally:
@@ -347,7 +356,7 @@ def _ring_reader_main(conn: Any, path: str) -> None:
 
 
 def bench_ring_handoff(seconds: float, src: np.ndarray) -> dict[str, Any]:
-    from starbridge.server.ring import FrameRingWriter, ring_path
+    from starbridge.transport.ring import FrameRingWriter, ring_path
 
     path = ring_path(f"bench-transport-{os.getpid()}")
     writer = FrameRingWriter(path, WIDTH, HEIGHT, slot_count=3)
@@ -363,7 +372,7 @@ def bench_ring_handoff(seconds: float, src: np.ndarray) -> dict[str, Any]:
         for seq in range(1, total + 1):
             stamp_frame(frame, seq)
             t0 = time.perf_counter_ns()
-            writer.write(frame, **_ring_kwargs(seq, t0))
+            writer.write(frame, _ring_meta(seq, t0))
             write_end[seq] = time.perf_counter_ns()
             tick += period_ns
             _sleep_until(tick)
@@ -427,8 +436,8 @@ def _zmq_dealer_main(conn: Any, start_delay_s: float = 0.0) -> None:
     def body() -> None:
         import zmq
 
-        from starbridge import PROTOCOL_MAJOR, PROTOCOL_MINOR
         from starbridge.protocol import engine_pb2
+        from starbridge.transport.convert import protocol_version
 
         endpoint = conn.recv()
         ctx = zmq.Context()
@@ -438,7 +447,7 @@ def _zmq_dealer_main(conn: Any, start_delay_s: float = 0.0) -> None:
         try:
             hello = engine_pb2.EngineMessage(
                 hello=engine_pb2.Hello(
-                    protocol=engine_pb2.ProtocolVersion(major=PROTOCOL_MAJOR, minor=PROTOCOL_MINOR),
+                    protocol=protocol_version(),
                     engine_name="bench_transport",
                     width=WIDTH,
                     height=HEIGHT,

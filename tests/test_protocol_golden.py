@@ -19,7 +19,7 @@ from google.protobuf import descriptor as pbd
 from google.protobuf import json_format
 
 from starbridge.protocol import engine_pb2 as pb
-from starbridge.server.ring import RingLayout
+from starbridge.transport.ring import RingLayout
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 

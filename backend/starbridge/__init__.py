@@ -5,7 +5,3 @@ engine sends, it generates the frame that camera would see (DESIGN.md).
 """
 
 __version__ = "0.1.0"
-
-# Wire protocol version (DESIGN.md section 4): a different major is refused, a newer minor works.
-PROTOCOL_MAJOR = 1
-PROTOCOL_MINOR = 1

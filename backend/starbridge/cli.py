@@ -14,17 +14,19 @@ import logging
 import re
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from . import PROTOCOL_MAJOR, PROTOCOL_MINOR, __version__
+from . import __version__
 from .errors import StarBridgeError
-from .server.config import DEFAULT_ENGINE_PORT, DEFAULT_GRPC_PORT, ServerConfig
+from .model.presets import PRESETS  # no PyTorch: the layouts are plain dataclasses (model/config.py)
+from .server.config import ServerConfig
+from .transport.defaults import DEFAULT_ENGINE_ENDPOINT
+from .transport.version import PROTOCOL_TEXT
 
 log = logging.getLogger("starbridge")
-
-DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_ENGINE_PORT}"
 
 # Error messages of the library name its parameters (`max_side`, `overwrite`, `hello.width`); each command
 # says which of its flags a parameter is, so the user reads the flag they typed.
@@ -93,7 +95,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def ready(backend) -> None:
         gen = backend.generator
         print(
-            f"StarBridge {__version__} (protocol {PROTOCOL_MAJOR}.{PROTOCOL_MINOR}) serving\n"
+            f"StarBridge {__version__} (protocol {PROTOCOL_TEXT}) serving\n"
             f"  scenes:         {backend.store.root}  (default scene: {config.default_scene})\n"
             f"  generator:      {gen.name} on {gen.execution_provider}\n"
             f"  gRPC API:       {backend.grpc_address}   (grpcurl -plaintext {backend.grpc_address} list)\n"
@@ -111,7 +113,7 @@ def fly_command(engine_endpoint: str, token: bool = False) -> str:
     """The `starbridge fly` line that reaches a backend bound at `engine_endpoint` from this machine."""
     endpoint = re.sub(r"^tcp://(0\.0\.0\.0|\*|\[::\]):", "tcp://127.0.0.1:", engine_endpoint)  # any interface
     command = "starbridge fly --out demo.mp4"
-    if endpoint != DEFAULT_ENDPOINT:
+    if endpoint != DEFAULT_ENGINE_ENDPOINT:
         command += f" --endpoint {endpoint}"
     if token:
         command += " --token TOKEN"
@@ -317,46 +319,88 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- parser
 
 
+class CommandParser(argparse.ArgumentParser):
+    """An argument parser whose flag defaults may come from a function, called once its command is parsed.
+
+    The defaults of `fly` and `scene import` are those of the code that runs them (FlyConfig, the video
+    importer), whose modules load ZeroMQ, PyAV and more: `starbridge --help` or `serve` need not.
+    """
+
+    def __init__(self, *args: Any, defaults_from: Callable[[], dict[str, Any]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._defaults_from = defaults_from
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._defaults_from is not None:
+            self.set_defaults(**self._defaults_from())
+            self._defaults_from = None
+        return super().parse_known_args(args, namespace)
+
+
+def fly_defaults() -> dict[str, Any]:
+    """`fly`'s flag defaults (by argparse dest): FlyConfig's."""
+    from .client.fly import FlyConfig
+
+    d = FlyConfig()
+    return {"endpoint": d.endpoint, "scene": d.scene_id, "path": d.path, "seconds": d.seconds, "fps": d.fps,
+            "width": d.width, "height": d.height, "fov": d.vertical_fov_deg, "inline": d.inline, "token": d.token,
+            "out": d.out, "frames_dir": d.frames_dir}  # fmt: skip
+
+
+def import_defaults() -> dict[str, Any]:
+    """`scene import`'s flag defaults (by argparse dest): the importer's."""
+    from .scenes import importer
+
+    return {"max_side": importer.DEFAULT_MAX_SIDE, "max_frames": importer.DEFAULT_MAX_FRAMES,
+            "fov": importer.DEFAULT_FOV_DEG}  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="starbridge", description="Real-time neural backdrop for game engines.")
+    p = CommandParser(prog="starbridge", description="Real-time neural backdrop for game engines.")
     p.add_argument("--version", action="version", version=f"starbridge {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--store", type=Path, default=None, help="scene store folder (default: $STARBRIDGE_HOME/scenes)")
     # `--store` is accepted after the subcommand too (starbridge serve --store DIR)
-    store_opt = argparse.ArgumentParser(add_help=False)
+    store_opt = CommandParser(add_help=False)
     store_opt.add_argument("--store", type=Path, default=argparse.SUPPRESS, help="scene store folder")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", parents=[store_opt], help="run the backend (gRPC API + engine channel)")
-    s.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
-    s.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT)
-    s.add_argument("--engine-port", type=int, default=DEFAULT_ENGINE_PORT)
-    s.add_argument("--scene", default="demo", help="default scene id (default: the built-in demo)")
-    s.add_argument("--width", type=int, default=512, help="default frame width")
-    s.add_argument("--height", type=int, default=288, help="default frame height")
-    s.add_argument("--fps", type=float, default=30.0, help="default frames per second")
-    s.add_argument("--heartbeat-timeout", type=float, default=10.0, help="close silent sessions after this many s")
-    s.add_argument("--token", default="", help="require this token in Hello")
-    s.add_argument("--max-sessions", type=int, default=8)
+    config = ServerConfig()  # the flags' defaults are the configuration's
+    s.add_argument("--host", default=config.host, help="interface to bind (default %(default)s: this machine only)")
+    s.add_argument("--grpc-port", type=int, default=config.grpc_port)
+    s.add_argument("--engine-port", type=int, default=config.engine_port)
+    s.add_argument("--scene", default=config.default_scene, help="default scene id (default: the built-in demo)")
+    s.add_argument("--width", type=int, default=config.default_width, help="default frame width")
+    s.add_argument("--height", type=int, default=config.default_height, help="default frame height")
+    s.add_argument("--fps", type=float, default=config.default_fps, help="default frames per second")
+    s.add_argument("--heartbeat-timeout", type=float, default=config.heartbeat_timeout_s,
+                   help="close silent sessions after this many s")  # fmt: skip
+    s.add_argument("--token", default=config.token, help="require this token in Hello")
+    s.add_argument("--max-sessions", type=int, default=config.max_sessions)
     s.add_argument(
         "--model", default=None, help="serve a STAR model bundle: a path, or a packaged name such as star-tiny"
     )
     s.add_argument("--cpu", action="store_true", help="run the model on the CPU even when CUDA is available")
     s.set_defaults(func=cmd_serve, flags=SERVE_FLAGS)
 
-    f = sub.add_parser("fly", help="fly a camera through a scene as an engine would; write a video")
-    f.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="the backend's engine channel, tcp://HOST:PORT")
-    f.add_argument("--scene", default="", help="scene id (default: the backend's default)")
-    f.add_argument("--path", default="tour", choices=["tour", "orbit", "dolly", "pan"], help="camera path")
-    f.add_argument("--seconds", type=float, default=0.0, help="flight length (default: one loop of the path)")
-    f.add_argument("--fps", type=float, default=30.0)
-    f.add_argument("--width", type=int, default=0, help="0: the backend's default")
-    f.add_argument("--height", type=int, default=0)
-    f.add_argument("--fov", type=float, default=60.0, help="vertical field of view, degrees")
+    # Defaults: fly_defaults(), FlyConfig's.
+    f = sub.add_parser("fly", help="fly a camera through a scene as an engine would; write a video",
+                       defaults_from=fly_defaults)  # fmt: skip
+    f.add_argument("--endpoint", help="the backend's engine channel, tcp://HOST:PORT (default %(default)s)")
+    f.add_argument("--scene", help="scene id (default: the backend's default)")
+    f.add_argument("--path", choices=["tour", "orbit", "dolly", "pan"], help="camera path")
+    f.add_argument("--seconds", type=float, help="flight length (default: one loop of the path)")
+    f.add_argument("--fps", type=float)
+    f.add_argument("--width", type=int, help="0: the backend's default")
+    f.add_argument("--height", type=int)
+    f.add_argument("--fov", type=float, help="vertical field of view, degrees")
     f.add_argument("--inline", action="store_true", help="frames over ZeroMQ instead of shared memory")
-    f.add_argument("--token", default="")
-    f.add_argument("--out", type=Path, default=None, help="write the received frames to this video (.mp4)")
-    f.add_argument("--frames-dir", type=Path, default=None, help="also save every 30th frame as PNG here")
+    f.add_argument("--token")
+    f.add_argument("--out", type=Path, help="write the received frames to this video (.mp4)")
+    f.add_argument("--frames-dir", type=Path, help="also save every 30th frame as PNG here")
     f.set_defaults(func=cmd_fly, flags=FLY_FLAGS)
 
     sc = sub.add_parser("scene", help="list, show, import or delete scenes").add_subparsers(
@@ -369,14 +413,15 @@ def build_parser() -> argparse.ArgumentParser:
     sd = sc.add_parser("delete", parents=[store_opt], help="remove a scene")
     sd.add_argument("scene_id")
     sd.set_defaults(func=cmd_scene_delete, flags=SCENE_ID_FLAGS)
-    si = sc.add_parser("import", parents=[store_opt], help="make a scene from a video")
+    # Defaults: import_defaults(), the importer's.
+    si = sc.add_parser("import", parents=[store_opt], help="make a scene from a video", defaults_from=import_defaults)
     si.add_argument("video", type=Path)
     si.add_argument("--id", default=None, help="scene id (default: from the file name)")
     si.add_argument("--depth-dir", type=Path, default=None, help="folder of per-frame depth .npy files")
     si.add_argument("--depth-model", type=Path, default=None, help="monocular depth ONNX model (Depth-Anything-V2)")
-    si.add_argument("--max-side", type=int, default=512, help="longest side of stored frames, pixels")
-    si.add_argument("--max-frames", type=int, default=0, help="keep at most this many frames (0: all)")
-    si.add_argument("--fov", type=float, default=60.0, help="vertical field of view of the video camera, degrees")
+    si.add_argument("--max-side", type=int, help="longest side of stored frames, pixels")
+    si.add_argument("--max-frames", type=int, help="keep at most this many frames (0: all)")
+    si.add_argument("--fov", type=float, help="vertical field of view of the video camera, degrees")
     si.add_argument("--overwrite", action="store_true", help="replace a scene with the same id")
     si.set_defaults(func=cmd_scene_import, flags=IMPORT_FLAGS)
 
@@ -384,7 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="model_cmd", required=True
     )
     me = mo.add_parser("export", help="export a preset with fresh (random) weights to a bundle")
-    me.add_argument("--preset", default="star-tiny", help="star-tiny | inspatio-1.3b | *-test")
+    presets = f"one of {', '.join(PRESETS)}"
+    me.add_argument("--preset", default="star-tiny", help=presets)
     me.add_argument("--out", type=Path, required=True)
     me.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     me.add_argument("--seed", type=int, default=0)
@@ -392,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     me.set_defaults(func=cmd_model_export)
     mc = mo.add_parser("convert", help="turn a published-layout checkpoint (.safetensors) into a bundle")
     mc.add_argument("checkpoint", type=Path)
-    mc.add_argument("--preset", default="inspatio-1.3b")
+    mc.add_argument("--preset", default="inspatio-1.3b", help=presets)
     mc.add_argument("--out", type=Path, required=True)
     mc.add_argument("--autoencoder", type=Path, default=None, help="our tiny autoencoder's weights (.safetensors)")
     mc.add_argument("--dtype", default="float32", choices=["float32", "float16"])
@@ -404,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train star-tiny: autoencoder, teacher, real-data teacher, JDMD student")
     t.add_argument("--out", type=Path, required=True, help="checkpoint folder (stages resume from it)")
-    t.add_argument("--preset", default="star-tiny")
+    t.add_argument("--preset", default="star-tiny", help=presets)
     t.add_argument("--stage", action="append", choices=["autoencoder", "teacher", "real-teacher", "student"],
                    help="run only these stages (default: all, in order)")  # fmt: skip
     for stage in ("autoencoder", "teacher", "real-teacher", "student"):

@@ -7,7 +7,8 @@ import shutil
 import subprocess
 from importlib import metadata
 
-from . import PROTOCOL_MAJOR, PROTOCOL_MINOR, __version__
+from . import __version__
+from .transport.version import PROTOCOL_TEXT
 
 PACKAGES = ("numpy", "onnxruntime-gpu", "onnxruntime", "grpcio", "protobuf", "pyzmq", "av", "pillow", "torch", "onnx")
 
@@ -36,11 +37,11 @@ def _gpu() -> str:
 def report() -> str:
     from .runtime.providers import choose_providers
     from .scenes.store import default_store_root
-    from .server.ring import ring_dir
+    from .transport.ring import ring_dir
 
     choice = choose_providers()
     lines = [
-        f"starbridge       {__version__} (protocol {PROTOCOL_MAJOR}.{PROTOCOL_MINOR})",
+        f"starbridge       {__version__} (protocol {PROTOCOL_TEXT})",
         f"python           {platform.python_version()} on {platform.platform()}",
         f"cpu cores        {__import__('os').cpu_count()}",
     ]

@@ -32,7 +32,7 @@ MEASUREMENTS = {
 
 
 def test_bench_transport_smoke(tmp_path: Path) -> None:
-    from starbridge.server.ring import ring_dir
+    from starbridge.transport.ring import ring_dir
 
     rings_before = set(ring_dir().glob("starbridge-bench-transport-*"))
     returned = bench_transport.run(out_dir=tmp_path, seconds=0.2)

@@ -15,7 +15,7 @@ from cli_processes import free_ports
 
 from starbridge.client.engine import EngineClient
 from starbridge.client.fly import FlyConfig, fly
-from starbridge.server.ring import HEADER_BYTES, RingError, read_header, ring_dir
+from starbridge.transport.ring import HEADER_BYTES, RingError, read_header, ring_dir
 
 
 def _free_port() -> int:

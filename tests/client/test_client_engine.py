@@ -6,23 +6,28 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zmq
 
-from starbridge import PROTOCOL_MAJOR, PROTOCOL_MINOR
-from starbridge.client.engine import (
+from starbridge.client.engine import EngineClient, now_us
+from starbridge.errors import (
     BackendUnavailable,
-    EngineClient,
+    InvalidArgument,
+    NoSession,
+    ProtocolMismatch,
     SessionTimeout,
-    error_from_proto,
-    now_us,
+    StarBridgeError,
+    UnknownScene,
 )
-from starbridge.errors import InvalidArgument, NoSession, ProtocolMismatch, StarBridgeError, UnknownScene
 from starbridge.protocol import engine_pb2 as pb
-from starbridge.server.ring import FrameRingWriter
+from starbridge.transport.error_codes import error_from_proto
+from starbridge.transport.frame import FrameMeta
+from starbridge.transport.ring import FrameRingWriter
+from starbridge.transport.version import PROTOCOL_MAJOR, PROTOCOL_MINOR
 
 W, H = 8, 6
 
@@ -118,32 +123,26 @@ def frame_reply(backend: FakeBackend, pose: pb.CameraPose) -> Reply:
     """FrameReady for `pose`: pixels in the ring when there is one, else inline."""
     backend.frame_sequence += 1
     seq = backend.frame_sequence
-    msg = pb.BackendMessage()
-    f = msg.frame
-    f.frame_sequence = seq
-    f.pose_sequence = pose.sequence
-    f.engine_time_us = pose.engine_time_us
-    f.pose.CopyFrom(pose.pose)
-    f.vertical_fov_deg = pose.vertical_fov_deg
-    f.aspect = pose.aspect
-    f.scene_time_s = seq * 0.25
-    f.generation_latency_ms = 1.5
-    f.width, f.height = W, H
-    if backend.ring is None:
-        return [msg.SerializeToString(), pixels_for(seq).tobytes()]
     p, q = pose.pose.position, pose.pose.rotation
-    f.slot = backend.ring.write(
-        pixels_for(seq),
+    meta = FrameMeta(
         frame_sequence=seq,
-        pose_sequence=f.pose_sequence,
-        engine_time_us=f.engine_time_us,
-        scene_time_s=f.scene_time_s,
+        slot=0,
+        pose_sequence=pose.sequence,
+        engine_time_us=pose.engine_time_us,
         position=(p.x, p.y, p.z),
         rotation=(q.x, q.y, q.z, q.w),
-        vertical_fov_deg=f.vertical_fov_deg,
-        aspect=f.aspect,
-        generation_latency_ms=f.generation_latency_ms,
+        vertical_fov_deg=pose.vertical_fov_deg,
+        aspect=pose.aspect,
+        scene_time_s=seq * 0.25,
+        generation_latency_ms=1.5,
+        width=W,
+        height=H,
     )
+    msg = pb.BackendMessage()
+    if backend.ring is None:
+        meta.to_proto(msg.frame)
+        return [msg.SerializeToString(), pixels_for(seq).tobytes()]
+    replace(meta, slot=backend.ring.write(pixels_for(seq), meta)).to_proto(msg.frame)
     return [msg.SerializeToString()]
 
 
@@ -172,14 +171,15 @@ POSE = dict(position=(-1.5, 0.25, -4.0), rotation_xyzw=(-0.5, 0.5, 0.5, 0.5), ve
 
 def check_frame(frame, seq: int, pose_sequence: int, transport: str) -> None:
     assert frame is not None
-    assert frame.frame_sequence == seq and frame.pose_sequence == pose_sequence
+    m = frame.meta
+    assert m.frame_sequence == seq and m.pose_sequence == pose_sequence
     assert frame.transport == transport
-    assert frame.position == POSE["position"] and frame.rotation == POSE["rotation_xyzw"]
-    assert (frame.vertical_fov_deg, frame.aspect, frame.width, frame.height) == (60.0, 1.75, W, H)
-    assert frame.scene_time_s == seq * 0.25 and frame.generation_latency_ms == 1.5
+    assert m.position == POSE["position"] and m.rotation == POSE["rotation_xyzw"]
+    assert (m.vertical_fov_deg, m.aspect, m.width, m.height) == (60.0, 1.75, W, H)
+    assert m.scene_time_s == seq * 0.25 and m.generation_latency_ms == 1.5
     assert frame.pixels.shape == (H, W, 4) and frame.pixels.dtype == np.uint8
     np.testing.assert_array_equal(frame.pixels, pixels_for(seq))
-    assert frame.received_time_us >= frame.engine_time_us
+    assert frame.received_time_us >= m.engine_time_us
 
 
 def test_inline_session(backends):
@@ -199,7 +199,7 @@ def test_inline_session(backends):
         assert pose.engine_time_us >= before and pose.pose.rotation.w == 0.5
         assert client.send_pose(9, **POSE, engine_time_us=123)
         frame = client.receive(2.0)
-        assert frame.engine_time_us == 123 and not frame.pixels.flags.owndata  # a view of the message
+        assert frame.meta.engine_time_us == 123 and not frame.pixels.flags.owndata  # a view of the message
         assert client.receive(0.05) is None
     assert backend.wait_for("goodbye")[0].goodbye.reason == "client closed"
 
@@ -214,7 +214,7 @@ def test_shared_memory_session(backends, tmp_path: Path):
             client.send_pose(seq, **POSE)
             frame = client.receive(2.0)
             check_frame(frame, seq, seq, "shared_memory")
-            assert frame.slot == (seq - 1) % 3
+            assert frame.meta.slot == (seq - 1) % 3
             buffers.add(id(frame.pixels))
         assert len(buffers) == 1  # one reused buffer, no per-frame allocation
         client.goodbye("done")
@@ -234,7 +234,7 @@ def test_overwritten_slot_falls_back_to_the_newest_frame(backends, tmp_path: Pat
         time.sleep(0.1)
         frame = client.receive(2.0)
         check_frame(frame, 4, 1, "shared_memory")
-        assert frame.slot == 0
+        assert frame.meta.slot == 0
         assert client.receive(0.1) is None  # FrameReady 2, 3, 4: already delivered
 
 

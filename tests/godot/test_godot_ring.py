@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import godot_tool as tool  # noqa: E402
 
-from starbridge.server.ring import FrameRingWriter  # noqa: E402
+from starbridge.transport.frame import FrameMeta  # noqa: E402
+from starbridge.transport.ring import FrameRingWriter  # noqa: E402
 
 READ_SECONDS = 2.0
 
@@ -40,11 +41,11 @@ def test_seqlock_reader_never_accepts_a_torn_frame(
         while not stop.is_set():
             n += 1
             pixels.fill(n % 251)
-            writer.write(
-                pixels, frame_sequence=n, pose_sequence=3 * n, engine_time_us=1000 * n, scene_time_s=0.5 * n,
+            writer.write(pixels, FrameMeta(
+                frame_sequence=n, slot=0, pose_sequence=3 * n, engine_time_us=1000 * n, scene_time_s=0.5 * n,
                 position=(float(n % 1000), 0.0, 0.0), rotation=(0.0, 0.0, 0.0, 1.0),
-                vertical_fov_deg=40.0 + n % 50, aspect=0.0, generation_latency_ms=1.0,
-            )  # fmt: skip
+                vertical_fov_deg=40.0 + n % 50, aspect=0.0, generation_latency_ms=1.0, width=WIDTH, height=HEIGHT,
+            ))  # fmt: skip
             written[0] = n
 
     thread = threading.Thread(target=write_forever, daemon=True)

@@ -38,7 +38,7 @@ ENGINE_TIME_US = 1_700_000_000_123_456  # about 2^50.6
 #: A non-trivial unit quaternion with exact float32 components: 120 degrees about (-1, 1, 1)/sqrt(3).
 ROTATION = (-0.5, 0.5, 0.5, 0.5)
 POSITION = (-1.5, 0.25, -4.0)
-#: Frame ring of a 512x288 session with 3 slots (see backend/starbridge/server/ring.py):
+#: Frame ring of a 512x288 session with 3 slots (see backend/starbridge/transport/ring.py):
 #: slot_bytes = round_up(128 + 2048 * 288, 4096), file_bytes = 4096 + 3 * slot_bytes.
 RING_SLOT_BYTES = 593_920
 RING_FILE_BYTES = 1_785_856

@@ -15,11 +15,11 @@ import grpc
 import pytest
 import zmq
 
-from starbridge import PROTOCOL_MAJOR, PROTOCOL_MINOR
 from starbridge.protocol import bridge_pb2 as bpb
 from starbridge.protocol import bridge_pb2_grpc
 from starbridge.protocol import engine_pb2 as pb
 from starbridge.server.app import Backend
+from starbridge.transport.version import PROTOCOL_MAJOR, PROTOCOL_MINOR
 
 # ---------------------------------------------------------------- helpers
 

@@ -15,11 +15,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from starbridge import PROTOCOL_MAJOR, PROTOCOL_MINOR, __version__
+from starbridge import __version__
 from starbridge.protocol import bridge_pb2 as bpb
 from starbridge.protocol import bridge_pb2_grpc
 from starbridge.protocol import engine_pb2 as pb
 from starbridge.server.app import Backend
+from starbridge.transport.version import PROTOCOL_MAJOR, PROTOCOL_MINOR
 
 
 def _hello(**fields) -> pb.Hello:

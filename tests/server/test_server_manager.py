@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from test_server_session import Sink
 
-from starbridge import PROTOCOL_MAJOR, PROTOCOL_MINOR
 from starbridge.errors import (
     InvalidArgument,
     NoSession,
@@ -22,7 +21,9 @@ from starbridge.protocol import engine_pb2 as pb
 from starbridge.runtime.explicit import ExplicitGenerator
 from starbridge.scenes.store import SceneStore
 from starbridge.server.config import ServerConfig
-from starbridge.server.manager import MAX_SIDE, Connection, SessionManager
+from starbridge.server.manager import Connection, SessionManager
+from starbridge.transport.defaults import MAX_SIDE
+from starbridge.transport.version import PROTOCOL_MAJOR, PROTOCOL_MINOR
 
 
 def _hello(**fields) -> pb.Hello:

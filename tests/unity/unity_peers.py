@@ -28,7 +28,7 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,8 @@ import zmq
 from zmq_router_peer import RouterThread
 
 from starbridge.protocol import engine_pb2 as pb
-from starbridge.server.ring import FrameRingWriter
+from starbridge.transport.frame import FrameMeta
+from starbridge.transport.ring import FrameRingWriter
 
 FAKE_W, FAKE_H = 64, 36
 
@@ -214,29 +215,27 @@ class FakeBackend(RouterThread):
             )
         peer.frame_sequence += 1
         seq = peer.frame_sequence
-        msg = pb.BackendMessage()
-        f = msg.frame
-        f.frame_sequence, f.pose_sequence, f.engine_time_us = seq, pose.sequence, pose.engine_time_us
-        f.pose.CopyFrom(pose.pose)
-        f.vertical_fov_deg, f.aspect = pose.vertical_fov_deg, pose.aspect
-        f.scene_time_s = float(int("".join(str(a) for a in peer.actions) or "0"))
-        f.generation_latency_ms = peer.speed
-        f.width, f.height = FAKE_W, FAKE_H
+        p, q = pose.pose.position, pose.pose.rotation
+        meta = FrameMeta(
+            frame_sequence=seq,
+            slot=0,
+            pose_sequence=pose.sequence,
+            engine_time_us=pose.engine_time_us,
+            position=(p.x, p.y, p.z),
+            rotation=(q.x, q.y, q.z, q.w),
+            vertical_fov_deg=pose.vertical_fov_deg,
+            aspect=pose.aspect,
+            scene_time_s=float(int("".join(str(a) for a in peer.actions) or "0")),
+            generation_latency_ms=peer.speed,
+            width=FAKE_W,
+            height=FAKE_H,
+        )
         pixels = fake_pixels(seq)
         if peer.ring is not None:
-            p, q = pose.pose.position, pose.pose.rotation
-            f.slot = peer.ring.write(
-                pixels,
-                frame_sequence=seq,
-                pose_sequence=pose.sequence,
-                engine_time_us=pose.engine_time_us,
-                scene_time_s=f.scene_time_s,
-                position=(p.x, p.y, p.z),
-                rotation=(q.x, q.y, q.z, q.w),
-                vertical_fov_deg=pose.vertical_fov_deg,
-                aspect=pose.aspect,
-                generation_latency_ms=f.generation_latency_ms,
-            )
+            meta = replace(meta, slot=peer.ring.write(pixels, meta))
+        msg = pb.BackendMessage()
+        meta.to_proto(msg.frame)
+        if peer.ring is not None:
             self._send(identity, msg)
         else:
             data = _with_unknown(msg) if label == "unknown-fields" else msg

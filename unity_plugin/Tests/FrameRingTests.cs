@@ -8,7 +8,7 @@ using StarBridge.Core;
 namespace StarBridge.Tests
 {
     /// <summary>
-    /// A frame ring writer following backend/starbridge/server/ring.py (layout version 1, writer
+    /// A frame ring writer following backend/starbridge/transport/ring.py (layout version 1, writer
     /// protocol: counter odd, write, counter even, then latest_slot and latest_frame_sequence), so the
     /// reader can be tested with torn writes on demand. The live tests read rings the real backend writes.
     /// </summary>

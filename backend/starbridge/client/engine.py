@@ -11,7 +11,7 @@ Usage::
         client.send_pose(1, (0, 0, 0), (0, 0, 0, 1), vertical_fov_deg=60)
         frame = client.receive(timeout_s=1.0)             # ReceivedFrame or None
         if frame is not None:
-            latency_ms = (frame.received_time_us - frame.engine_time_us) / 1000
+            latency_ms = (frame.received_time_us - frame.meta.engine_time_us) / 1000
 
 Frames come from the session's shared-memory ring (copied, seqlock-checked, into one reused
 buffer) or from the inline second part (a zero-copy view of the received message). Every wait
@@ -25,35 +25,26 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
 import zmq
 
-from .. import PROTOCOL_MAJOR, PROTOCOL_MINOR, __version__
-from ..errors import (
-    BackendUnavailable,
-    InvalidArgument,
-    Malformed,
-    NoSession,
-    Overloaded,
-    ProtocolMismatch,
-    SessionTimeout,
-    ShuttingDown,
-    StarBridgeError,
-    Unauthenticated,
-    UnknownScene,
-)
+from .. import __version__
+from ..errors import BackendUnavailable, InvalidArgument, NoSession, ProtocolMismatch
 from ..protocol import engine_pb2 as pb
-from ..server.ring import FrameRingReader, RingError
+from ..transport.convert import pose_to_proto, protocol_version
+from ..transport.defaults import DEFAULT_ENGINE_ENDPOINT
+from ..transport.error_codes import error_from_proto
+from ..transport.frame import Frame, FrameMeta
+from ..transport.ring import FrameRingReader, RingError
+from ..transport.version import CLIENT, check_peer_version
 
 log = logging.getLogger(__name__)
 
 #: A 3- or 4-vector: a sequence of floats or a numpy array.
 Vector = Sequence[float] | np.ndarray
-
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:50052"
 #: How long close() lets a queued Goodbye reach the backend, milliseconds.
 LINGER_MS = 100
 #: Frames queued in the socket before ZeroMQ drops (the newest matter; about a second at 30 fps).
@@ -72,32 +63,6 @@ TIME_ACTIONS: dict[str, pb.TimeControl.Action] = {
 }
 
 
-#: ErrorCode name (without ERROR_CODE_) -> the exception the client raises for it.
-ERROR_CLASSES: dict[str, type[StarBridgeError]] = {
-    "UNSPECIFIED": StarBridgeError,
-    "INVALID_ARGUMENT": InvalidArgument,
-    "PROTOCOL_MISMATCH": ProtocolMismatch,
-    "UNKNOWN_SCENE": UnknownScene,
-    "UNAUTHENTICATED": Unauthenticated,
-    "MALFORMED": Malformed,
-    "NO_SESSION": NoSession,
-    "TIMEOUT": SessionTimeout,
-    "OVERLOADED": Overloaded,
-    "INTERNAL": StarBridgeError,
-    "SHUTTING_DOWN": ShuttingDown,
-}
-
-
-def error_from_proto(error: pb.Error) -> StarBridgeError:
-    """The exception for an Error message: its class from the code, the backend's message and field."""
-    try:
-        name = pb.ErrorCode.Name(error.code).removeprefix("ERROR_CODE_")
-    except ValueError:  # a code newer than this client
-        name = f"code {error.code}"
-    cls = ERROR_CLASSES.get(name, StarBridgeError)
-    return cls(f"backend error {name}: {error.message}", field=error.field)
-
-
 def now_us() -> int:
     """Monotonic clock in microseconds: the default `engine_time_us` and `received_time_us`."""
     return time.monotonic_ns() // 1000
@@ -108,34 +73,19 @@ def _poll_ms(seconds: float) -> int:
 
 
 @dataclass(frozen=True)
-class ReceivedFrame:
-    """A frame and what FrameReady said about it.
+class ReceivedFrame(Frame):
+    """A frame (`meta`, `pixels`), when it arrived and how.
 
-    `pixels` is (height, width, 4) uint8 RGBA, sRGB, rows top to bottom. Shared memory: the
-    client's reused buffer, overwritten by the next receive (copy it to keep it). Inline: a
-    view of the received message (no copy).
+    `meta` is what FrameReady said (shared memory: what the ring slot said, so it always describes the
+    pixels); `meta.engine_time_us` echoes the pose's engine clock (see `now_us`). `pixels` is (height,
+    width, 4) uint8 RGBA, sRGB, rows top to bottom. Shared memory: the client's reused buffer,
+    overwritten by the next receive (copy it to keep it). Inline: a view of the received message (no copy).
     """
 
-    frame_sequence: int
-    #: Ring slot the frame was read from (shared memory); 0 for inline frames.
-    slot: int
-    pose_sequence: int
-    #: The engine clock of the pose the frame answers, echoed (see `now_us`).
-    engine_time_us: int
-    #: The pose the frame was generated for: position (x, y, z) metres, rotation (x, y, z, w).
-    position: tuple[float, float, float]
-    rotation: tuple[float, float, float, float]
-    vertical_fov_deg: float
-    aspect: float
-    scene_time_s: float
-    generation_latency_ms: float
-    width: int
-    height: int
     #: When the FrameReady message arrived, `now_us()` clock.
     received_time_us: int
     #: "shared_memory" or "inline".
     transport: str
-    pixels: np.ndarray = field(repr=False, compare=False)
 
 
 class EngineClient:
@@ -143,7 +93,7 @@ class EngineClient:
 
     def __init__(
         self,
-        endpoint: str = DEFAULT_ENDPOINT,
+        endpoint: str = DEFAULT_ENGINE_ENDPOINT,
         *,
         context: zmq.Context | None = None,
         linger_ms: int = LINGER_MS,
@@ -209,7 +159,7 @@ class EngineClient:
             self.goodbye("new hello")
         msg = pb.EngineMessage()
         h = msg.hello
-        h.protocol.major, h.protocol.minor = PROTOCOL_MAJOR, PROTOCOL_MINOR
+        h.protocol.CopyFrom(protocol_version())
         h.engine_name, h.engine_version, h.client_label = engine_name, engine_version, client_label
         h.scene_id, h.width, h.height, h.fps = scene_id, width, height, fps
         h.transport = TRANSPORTS[transport]
@@ -235,14 +185,11 @@ class EngineClient:
     def _start(self, welcome: pb.Welcome) -> None:
         self.welcome = welcome
         self._last_frame_sequence = 0
-        theirs_v = f"{welcome.protocol.major}.{welcome.protocol.minor}"
-        if welcome.protocol.major != PROTOCOL_MAJOR:  # a newer minor is fine
+        try:
+            check_peer_version(welcome.protocol.major, welcome.protocol.minor, CLIENT, "welcome.protocol")
+        except ProtocolMismatch:
             self.goodbye("protocol mismatch")
-            raise ProtocolMismatch(
-                f"protocol mismatch: this client speaks {PROTOCOL_MAJOR}.{PROTOCOL_MINOR}, the backend {theirs_v}; "
-                "update the client or the backend so the major versions match",
-                field="welcome.protocol",
-            )
+            raise
         if welcome.transport != pb.FRAME_TRANSPORT_SHARED_MEMORY:
             return
         shm = welcome.shared_memory
@@ -316,9 +263,7 @@ class EngineClient:
         p = msg.pose
         p.sequence = sequence
         p.engine_time_us = now_us() if engine_time_us is None else engine_time_us
-        p.pose.position.x, p.pose.position.y, p.pose.position.z = (float(v) for v in position)
-        q = p.pose.rotation
-        q.x, q.y, q.z, q.w = (float(v) for v in rotation_xyzw)
+        pose_to_proto(position, rotation_xyzw, p.pose)
         p.vertical_fov_deg = vertical_fov_deg
         p.aspect = aspect
         return self._send_now(msg)
@@ -389,7 +334,7 @@ class EngineClient:
             log.warning("engine client: FrameReady %d has no pixels and there is no ring", fr.frame_sequence)
             return None
         if frame is not None:
-            self._last_frame_sequence = frame.frame_sequence
+            self._last_frame_sequence = frame.meta.frame_sequence
         return frame
 
     def _inline_frame(self, fr: pb.FrameReady, part: zmq.Frame, received: int) -> ReceivedFrame | None:
@@ -405,24 +350,7 @@ class EngineClient:
             )
             return None
         pixels = np.frombuffer(part.buffer, dtype=np.uint8).reshape(fr.height, fr.width, 4)
-        p, q = fr.pose.position, fr.pose.rotation
-        return ReceivedFrame(
-            frame_sequence=fr.frame_sequence,
-            slot=fr.slot,
-            pose_sequence=fr.pose_sequence,
-            engine_time_us=fr.engine_time_us,
-            position=(p.x, p.y, p.z),
-            rotation=(q.x, q.y, q.z, q.w),
-            vertical_fov_deg=fr.vertical_fov_deg,
-            aspect=fr.aspect,
-            scene_time_s=fr.scene_time_s,
-            generation_latency_ms=fr.generation_latency_ms,
-            width=fr.width,
-            height=fr.height,
-            received_time_us=received,
-            transport="inline",
-            pixels=pixels,
-        )
+        return ReceivedFrame(FrameMeta.from_proto(fr), pixels, received_time_us=received, transport="inline")
 
     def _ring_frame(self, fr: pb.FrameReady, received: int) -> ReceivedFrame | None:
         """Read the slot FrameReady names; if it was overwritten meanwhile, the newest frame instead.
@@ -431,30 +359,14 @@ class EngineClient:
         """
         ring, out = self._ring, self._buffer
         assert ring is not None and out is not None
-        info = None
+        frame = None
         if fr.slot < ring.layout().slot_count:
-            info = ring.read_slot(fr.slot, out)
-        if info is None or info.frame_sequence != fr.frame_sequence:
-            info = ring.read_latest(out, newer_than=self._last_frame_sequence)
-        if info is None:
+            frame = ring.read_slot(fr.slot, out)
+        if frame is None or frame.meta.frame_sequence != fr.frame_sequence:
+            frame = ring.read_latest(out, newer_than=self._last_frame_sequence)
+        if frame is None:
             return None
-        return ReceivedFrame(
-            frame_sequence=info.frame_sequence,
-            slot=info.slot,
-            pose_sequence=info.pose_sequence,
-            engine_time_us=info.engine_time_us,
-            position=info.position,
-            rotation=info.rotation,
-            vertical_fov_deg=info.vertical_fov_deg,
-            aspect=info.aspect,
-            scene_time_s=info.scene_time_s,
-            generation_latency_ms=info.generation_latency_ms,
-            width=info.width,
-            height=info.height,
-            received_time_us=received,
-            transport="shared_memory",
-            pixels=info.pixels,
-        )
+        return ReceivedFrame(frame.meta, frame.pixels, received_time_us=received, transport="shared_memory")
 
     # ------------------------------------------------------------------ plumbing
 

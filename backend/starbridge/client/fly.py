@@ -27,7 +27,9 @@ import numpy as np
 from ..errors import BackendUnavailable, InvalidArgument, ShuttingDown, StarBridgeError
 from ..geometry.camera import check_fov
 from ..protocol import engine_pb2 as pb
-from .engine import EngineClient, ReceivedFrame, error_from_proto, now_us
+from ..transport.defaults import DEFAULT_ENGINE_ENDPOINT, MAX_SIDE, MIN_SIDE
+from ..transport.error_codes import error_from_proto
+from .engine import EngineClient, ReceivedFrame, now_us
 from .paths import PATHS, camera_pose, path_period
 
 log = logging.getLogger(__name__)
@@ -36,8 +38,6 @@ log = logging.getLogger(__name__)
 PNG_EVERY = 30
 #: Containers `out` may name (PyAV picks the muxer from the suffix).
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
-#: Frame sides a session may ask for (0: the backend's default), as the backend checks them.
-MIN_SIDE, MAX_SIDE = 16, 4096
 ENDPOINT_RE = re.compile(r"tcp://(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(\d{1,5})")
 
 
@@ -65,7 +65,7 @@ class FlyLimits:
 
 @dataclass(frozen=True)
 class FlyConfig:
-    endpoint: str = "tcp://127.0.0.1:50052"
+    endpoint: str = DEFAULT_ENGINE_ENDPOINT
     scene_id: str = ""
     path: str = "tour"
     #: Flight length; 0: one loop of the path.
@@ -91,7 +91,7 @@ class FlyConfig:
 
         match = ENDPOINT_RE.fullmatch(self.endpoint)
         if match is None or not 0 < int(match[2]) < 65536:
-            raise bad("endpoint", "tcp://HOST:PORT (the backend's engine channel, e.g. tcp://127.0.0.1:50052)",
+            raise bad("endpoint", f"tcp://HOST:PORT (the backend's engine channel, e.g. {DEFAULT_ENGINE_ENDPOINT})",
                       self.endpoint)  # fmt: skip
         if self.path not in PATHS:
             raise bad("path", f"one of {', '.join(PATHS)}", self.path)
@@ -353,8 +353,8 @@ def _check_alive(
 
 def _take(frame: ReceivedFrame, config: FlyConfig, report: FlyReport, writer: VideoWriter | None) -> None:
     report.frames += 1
-    report.latencies_ms.append((frame.received_time_us - frame.engine_time_us) / 1000.0)
-    report.generation_ms.append(frame.generation_latency_ms)
+    report.latencies_ms.append((frame.received_time_us - frame.meta.engine_time_us) / 1000.0)
+    report.generation_ms.append(frame.meta.generation_latency_ms)
     if writer is not None:
         writer.write(frame.pixels)
     if config.frames_dir is not None and report.frames % PNG_EVERY == 1:

@@ -72,38 +72,34 @@ class ExplicitSession:
         return splatter
 
     def splat(self, request: FrameRequest) -> SplatResult:
-        """The same-time reference frame (exact, moving objects included), then the fused static world and the
-        memory in what it leaves uncovered, drawn at 1 / step of the resolution (`FusionConfig.step`)."""
+        """Three layers, each drawn only where the ones before left holes: the same-time reference frame (exact,
+        moving objects included), the fused static world (at 1 / step of the resolution: `FusionConfig.step`),
+        then the session's memory (at full resolution, so a revisited view shows exactly what it showed)."""
         scene = self.scene
         i = scene.frame_index(request.scene_time_s)
-        first = self._frames.get(request.intrinsics)(scene.frames[i], scene.depth[i], scene.poses[i], request.c2w)
-        holes = ~first.mask
+        result = self._frames.get(request.intrinsics)(scene.frames[i], scene.depth[i], scene.poses[i], request.c2w)
+        holes = ~result.mask
         if not holes.any():
-            return first
+            return result
         world = self.world
         step = world.step
         h, w = holes.shape
         coarse = request.intrinsics.scaled(-(-w // step), -(-h // step))
-        sets = [(world.points, world.colours)]
-        if len(self.memory):
-            sets.append(self.memory.arrays())
-        second = self._splatter(coarse).splat(sets, request.c2w, only=_any_in_blocks(holes, step))
-        fill = holes & _upsample(second.mask, step, h, w)
-        colour, depth = first.colour.copy(), first.depth.copy()
-        colour[fill] = _upsample(second.colour, step, h, w)[fill]
-        depth[fill] = _upsample(second.depth, step, h, w)[fill]
-        return SplatResult(colour=colour, mask=first.mask | fill, depth=depth)
+        second = self._splatter(coarse).splat(
+            [(world.points, world.colours)], request.c2w, only=_any_in_blocks(holes, step)
+        )
+        result = _layer(result, holes & _upsample(second.mask, step, h, w), lambda a: _upsample(a, step, h, w), second)
+        holes = ~result.mask
+        if len(self.memory) and holes.any():
+            third = self._splatter(request.intrinsics).splat([self.memory.arrays()], request.c2w, only=holes)
+            result = _layer(result, holes & third.mask, lambda a: a, third)
+        return result
 
     def render(self, request: FrameRequest) -> np.ndarray:
         """One (height, width, 4) uint8 RGBA frame; alpha 255."""
         result = self.splat(request)
         rgb = push_pull_fill(result.colour, result.mask)
-        # Remember the invented pixels, every step-th one like the fused world.
-        step = self.world.step
-        o = step // 2
-        every = (slice(o, None, step), slice(o, None, step))
-        sub = SplatResult(result.colour[every], result.mask[every], result.depth[every])
-        self.memory.add(*hole_points(sub, rgb[every], request.intrinsics.subsampled(step), request.c2w))
+        self.memory.add(*hole_points(result, rgb, request.intrinsics, request.c2w))
         out = np.empty((self.height, self.width, 4), np.uint8)
         out[..., :3] = rgb
         out[..., 3] = 255
@@ -141,6 +137,14 @@ class ExplicitGenerator:
     def open(self, scene: SceneBundle, width: int, height: int) -> ExplicitSession:
         self.check_size(width, height)
         return ExplicitSession(scene, width, height, self.worlds, self.memory)
+
+
+def _layer(below: SplatResult, where: np.ndarray, resize, above: SplatResult) -> SplatResult:
+    """`below` with the pixels `where` taken from `above` (resized to `below`'s size by `resize`)."""
+    colour, depth = below.colour.copy(), below.depth.copy()
+    colour[where] = resize(above.colour)[where]
+    depth[where] = resize(above.depth)[where]
+    return SplatResult(colour=colour, mask=below.mask | where, depth=depth)
 
 
 def _any_in_blocks(mask: np.ndarray, step: int) -> np.ndarray:

@@ -22,8 +22,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class MemoryConfig:
-    #: Points kept at most (16 + 3 bytes each: 400 k is about 8 MB).
-    max_points: int = 400_000
+    #: Points kept at most (16 + 3 bytes each: 300 k is about 6 MB; each frame projects all of them).
+    max_points: int = 300_000
 
 
 class WorldMemory:

@@ -322,6 +322,9 @@ class StarGenerator:
                 field="hello.width",
             )
 
+    def prepare(self, scene: SceneBundle) -> None:
+        """Nothing to do ahead: reference latents are encoded per block of scene times as they are needed."""
+
     def open(self, scene: SceneBundle, width: int, height: int) -> StarSession:
         self.check_size(width, height)
         return StarSession(self, scene)

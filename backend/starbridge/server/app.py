@@ -14,11 +14,11 @@ import threading
 
 from ..runtime.generator import Generator
 from ..scenes.store import SceneStore, default_store_root
+from ..transport.ring import cleanup_stale_rings
 from .config import ServerConfig
 from .engine_channel import EngineChannel
 from .grpc_service import build_grpc_server
 from .manager import SessionManager
-from .ring import cleanup_stale_rings
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,10 @@ class Backend:
         if removed:
             log.info("removed %d stale frame ring file(s) of dead processes", len(removed))
         if cfg.default_scene == "demo":
-            self.store.ensure_demo()
+            scene = self.store.ensure_demo()
         else:
-            self.store.get(cfg.default_scene)  # fail early on a typo
+            scene = self.store.get(cfg.default_scene)  # fail early on a typo
+        self.generator.prepare(scene)  # e.g. fuse the default scene's world now, not in the first session's first frame
         try:
             channel = EngineChannel(self.manager, cfg.engine_endpoint)
         except zmq.ZMQError as exc:

@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InvalidArgument, StarBridgeError
-
-#: gRPC API and engine channel ports (DESIGN.md section 4).
-DEFAULT_GRPC_PORT = 50051
-DEFAULT_ENGINE_PORT = 50052
-#: Smallest frame side a session may have, pixels (the largest is manager.MAX_SIDE).
-MIN_SIDE = 16
+from ..transport.defaults import (
+    DEFAULT_ENGINE_PORT,
+    DEFAULT_GRPC_PORT,
+    DEFAULT_HOST,
+    MAX_SIDE,
+    MIN_SIDE,
+    engine_endpoint,
+)
 
 
 class CannotBind(StarBridgeError):
@@ -79,7 +81,7 @@ def probe_bind(host: str, port: int) -> int | None:
 @dataclass(frozen=True)
 class ServerConfig:
     #: Interface to bind. 127.0.0.1 by default: nothing outside this machine can connect.
-    host: str = "127.0.0.1"
+    host: str = DEFAULT_HOST
     grpc_port: int = DEFAULT_GRPC_PORT
     engine_port: int = DEFAULT_ENGINE_PORT
     #: Scene store folder; None: STARBRIDGE_HOME/scenes or ~/.local/share/starbridge/scenes.
@@ -116,14 +118,13 @@ class ServerConfig:
 
     @property
     def engine_endpoint(self) -> str:
-        return f"tcp://{self.host}:{self.engine_port}"
+        return engine_endpoint(self.host, self.engine_port)
 
     def validate(self) -> ServerConfig:
         """Refuse settings no session could work with, naming the field and its bound (InvalidArgument).
 
         `Backend.start` calls it, so a bad setting fails at start-up rather than in every client's Hello.
         Returns self."""
-        from .manager import MAX_SIDE  # not at import time: manager imports this module
 
         def bad(name: str, rule: str, value: object) -> InvalidArgument:
             return InvalidArgument(f"{name} must be {rule}, got {value!r}", field=name)

@@ -25,8 +25,8 @@ import zmq
 
 from ..errors import Malformed
 from ..protocol import engine_pb2 as pb
+from ..transport.error_codes import error_message
 from .manager import Connection, SessionManager
-from .wire import error_message
 
 log = logging.getLogger(__name__)
 

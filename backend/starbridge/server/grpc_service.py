@@ -31,10 +31,11 @@ from ..protocol import bridge_pb2_grpc
 from ..protocol import engine_pb2 as pb
 from ..scenes.bundle import SceneBundle
 from ..scenes.store import SceneStore
+from ..transport.convert import protocol_version
+from ..transport.error_codes import error_message
 from .config import ServerConfig
 from .manager import Connection, SessionManager
 from .session import Session
-from .wire import error_message, protocol_version
 
 log = logging.getLogger(__name__)
 
@@ -239,14 +240,16 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServicer):
 
         def work() -> None:
             try:
+                from ..scenes.importer import DEFAULT_FOV_DEG, DEFAULT_MAX_SIDE  # PyAV: only when a video is imported
+
                 bundle = self.store.import_video(
                     Path(request.video_path),
                     scene_id=request.scene_id or None,
                     depth_dir=Path(request.depth_dir) if request.depth_dir else None,
                     depth_model=Path(request.depth_model) if request.depth_model else None,
-                    max_side=request.max_side or 512,
-                    max_frames=request.max_frames,
-                    vertical_fov_deg=request.vertical_fov_deg or 60.0,
+                    max_side=request.max_side or DEFAULT_MAX_SIDE,  # proto3: 0 = not set
+                    max_frames=request.max_frames,  # 0: every frame
+                    vertical_fov_deg=request.vertical_fov_deg or DEFAULT_FOV_DEG,
                     overwrite=request.overwrite,
                     progress=progress,
                 )

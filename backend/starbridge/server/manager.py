@@ -29,15 +29,14 @@ from ..errors import (
 from ..protocol import engine_pb2 as pb
 from ..runtime.generator import Generator
 from ..scenes.store import SceneStore
+from ..transport.defaults import MAX_SIDE, MIN_SIDE
+from ..transport.error_codes import error_message
+from ..transport.version import BACKEND, check_peer_version
 from .config import ServerConfig
 from .fairness import FairGate, default_slots
 from .session import FrameSink, Session, SessionSpec
-from .wire import check_protocol, error_message
 
 log = logging.getLogger(__name__)
-
-#: Largest frame side a session may ask for, pixels.
-MAX_SIDE = 4096
 
 
 class SessionManager:
@@ -67,7 +66,7 @@ class SessionManager:
         """Validate a Hello and start a session; raises a StarBridgeError naming what is wrong."""
         if self.shutting_down:
             raise ShuttingDown("the backend is shutting down: no new sessions; reconnect in a moment")
-        check_protocol(hello.protocol)
+        check_peer_version(hello.protocol.major, hello.protocol.minor, BACKEND, "hello.protocol")
         self.check_token(hello.token)
         spec = self._spec(hello, channel)
         with self._lock:
@@ -122,9 +121,10 @@ class SessionManager:
         width = hello.width or cfg.default_width
         height = hello.height or cfg.default_height
         for name, value in (("width", width), ("height", height)):
-            if not 16 <= value <= MAX_SIDE:
+            if not MIN_SIDE <= value <= MAX_SIDE:
                 raise InvalidArgument(
-                    f"hello.{name} must be in [16, {MAX_SIDE}] pixels (0 = default), got {value}", field=f"hello.{name}"
+                    f"hello.{name} must be in [{MIN_SIDE}, {MAX_SIDE}] pixels (0 = default), got {value}",
+                    field=f"hello.{name}",
                 )
         self.generator.check_size(width, height)
         fps = hello.fps or cfg.default_fps
@@ -327,7 +327,7 @@ class Connection:
         must equal the Welcome.session_secret the session was made with. The previous peer, if any,
         loses the session (its next message is answered NO_SESSION).
         """
-        check_protocol(hello.protocol)
+        check_peer_version(hello.protocol.major, hello.protocol.minor, BACKEND, "hello.protocol")
         self.manager.check_token(hello.token)
         session = self.manager.get(hello.session_id)
         if not hmac.compare_digest(hello.session_secret.encode(), session.secret.encode()):

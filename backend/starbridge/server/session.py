@@ -26,11 +26,12 @@ import secrets
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
 
+from .. import __version__
 from ..errors import InvalidArgument, NoSession, Overloaded
 from ..geometry.camera import Intrinsics
 from ..geometry.conventions import matrix_to_pose, pose_to_matrix
@@ -39,12 +40,14 @@ from ..protocol import engine_pb2 as pb
 from ..runtime.generator import FrameRequest, GeneratorSession
 from ..scenes.bundle import SceneBundle
 from ..scenes.store import SceneLease
+from ..transport.convert import pose_from_proto, protocol_version
+from ..transport.error_codes import error_message
+from ..transport.frame import FrameMeta
+from ..transport.ring import FrameRingWriter, ring_path
 from .clock import SceneClock
 from .fairness import FairGate
-from .ring import FrameRingWriter, ring_path
 from .scheduler import BlockScheduler, SchedulerConfig
 from .stats import SessionStats
-from .wire import error_message, pose_from_proto, pose_to_proto
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ POLL_S = 0.05
 OVERLOAD_ON, OVERLOAD_OFF = 1.1, 0.9
 #: Weight of the newest block in the running load estimate.
 LOAD_EMA = 0.2
+#: Blocks at the start of a session left out of the load estimate (one-off warm-up costs).
+WARMUP_BLOCKS = 2
 #: A session reports overload only after running this long (the estimate has settled), seconds.
 OVERLOAD_GRACE_S = 1.0
 #: How long closing waits for a session thread to finish its current block, seconds.
@@ -146,6 +151,7 @@ class Session:
         self.load = 0.0
         self.overloaded = False
         self._overload_reported = False
+        self._blocks_seen = 0
         self._freed = threading.Event()
         self.ring: FrameRingWriter | None = None
         if spec.transport == pb.FRAME_TRANSPORT_SHARED_MEMORY:
@@ -344,7 +350,13 @@ class Session:
                     continue
 
     def _observe_load(self, busy_s: float, frames: int) -> None:
-        """Track whether this session keeps its fps; say so once when it cannot (non-fatal)."""
+        """Track whether this session keeps its fps; say so once when it cannot (non-fatal).
+
+        The first WARMUP_BLOCKS blocks are not counted: they pay one-off costs (buffers, a scene's fused
+        world, graph warm-up) that say nothing about the machine keeping up."""
+        self._blocks_seen += 1
+        if self._blocks_seen <= WARMUP_BLOCKS:
+            return
         load = busy_s * self.spec.fps / frames
         self.load = load if self.load == 0.0 else (1 - LOAD_EMA) * self.load + LOAD_EMA * load
         if self.overloaded and self.load < OVERLOAD_OFF:
@@ -399,30 +411,26 @@ class Session:
     def _deliver(self, frame: np.ndarray, request: FrameRequest, block: _Block) -> None:
         self._frame_sequence += 1
         position, rotation = matrix_to_pose(request.c2w)
-        msg = pb.BackendMessage()
-        fr = msg.frame
-        fr.frame_sequence = self._frame_sequence
-        fr.pose_sequence = block.pose.sequence
-        fr.engine_time_us = block.pose.engine_time_us
-        pose_to_proto(position, rotation, fr.pose)
-        fr.vertical_fov_deg = block.pose.vertical_fov_deg
-        fr.aspect = block.pose.aspect
-        fr.scene_time_s = request.scene_time_s
-        fr.generation_latency_ms = block.generation_ms
-        fr.width, fr.height = self.spec.width, self.spec.height
+        px, py, pz = (float(v) for v in position)
+        qx, qy, qz, qw = (float(v) for v in rotation)
+        meta = FrameMeta(
+            frame_sequence=self._frame_sequence,
+            slot=0,
+            pose_sequence=block.pose.sequence,
+            engine_time_us=block.pose.engine_time_us,
+            position=(px, py, pz),
+            rotation=(qx, qy, qz, qw),
+            vertical_fov_deg=block.pose.vertical_fov_deg,
+            aspect=block.pose.aspect,
+            scene_time_s=request.scene_time_s,
+            generation_latency_ms=block.generation_ms,
+            width=self.spec.width,
+            height=self.spec.height,
+        )
         if self.ring is not None:
-            fr.slot = self.ring.write(
-                frame,
-                frame_sequence=fr.frame_sequence,
-                pose_sequence=fr.pose_sequence,
-                engine_time_us=fr.engine_time_us,
-                scene_time_s=fr.scene_time_s,
-                position=position,
-                rotation=rotation,
-                vertical_fov_deg=fr.vertical_fov_deg,
-                aspect=fr.aspect,
-                generation_latency_ms=fr.generation_latency_ms,
-            )
+            meta = replace(meta, slot=self.ring.write(frame, meta))
+        msg = pb.BackendMessage()
+        meta.to_proto(msg.frame)
         # gRPC streams always carry the pixels (their client may be on another machine).
         wants_pixels = self.ring is None or self.sink.wants_pixels
         self._safe_send(msg, frame if wants_pixels else None)
@@ -431,8 +439,6 @@ class Session:
     # ------------------------------------------------------------------ reporting
 
     def welcome(self, heartbeat_timeout_s: float, generator_name: str) -> pb.BackendMessage:
-        from .wire import BACKEND_VERSION, protocol_version
-
         msg = pb.BackendMessage()
         w = msg.welcome
         w.session_id = self.session_id
@@ -456,6 +462,6 @@ class Session:
         w.heartbeat_timeout_s = heartbeat_timeout_s
         w.block_frames = self._generator.block_frames
         w.generator = generator_name
-        w.backend_version = BACKEND_VERSION
+        w.backend_version = __version__
         w.session_secret = self.secret
         return msg

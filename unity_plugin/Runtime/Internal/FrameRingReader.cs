@@ -8,7 +8,7 @@ namespace StarBridge.Core
     /// <summary>
     /// Reads frames out of a session's shared-memory frame ring: the file the backend names in
     /// Welcome.shared_memory, mapped read-only. The layout (version 1) and the seqlock reader protocol
-    /// are specified in backend/starbridge/server/ring.py; the offsets below are its names.
+    /// are specified in backend/starbridge/transport/ring.py; the offsets below are its names.
     /// All integers little-endian (every platform Unity runs on).
     ///
     /// <para>Reading a slot (ring.py "Reader protocol"): read the slot's counter c1 with an acquire load

@@ -1,7 +1,7 @@
 extends RefCounted
 ## Reads frames from a session's shared-memory frame ring with [FileAccess], seqlock-checked.
 ##
-## The layout is backend/starbridge/server/ring.py's (version 1, little-endian): a 4096-byte file
+## The layout is backend/starbridge/transport/ring.py's (version 1, little-endian): a 4096-byte file
 ## header, then [code]slot_count[/code] slots of [code]slot_bytes[/code], each a 128-byte slot
 ## header and [code]height[/code] rows of [code]stride[/code] bytes of RGBA8 sRGB pixels, rows top
 ## to bottom. A slot's header starts with a seqlock counter: odd while the backend writes it.[br]

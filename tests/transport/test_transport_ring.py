@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from starbridge.errors import InvalidArgument, StarBridgeError
-from starbridge.server.ring import (
+from starbridge.transport.frame import FrameMeta
+from starbridge.transport.ring import (
     FrameRingReader,
     FrameRingWriter,
     RingError,
@@ -26,12 +27,15 @@ from starbridge.server.ring import (
 )
 
 W, H = 7, 5
+#: This folder: the hammer's writer process imports `frame_meta` from here.
+HERE = str(Path(__file__).resolve().parent)
 
 
-def frame_fields(seq: int) -> dict:
+def frame_meta(seq: int, w: int = W, h: int = H) -> FrameMeta:
     """Header fields derived from a frame sequence, all exact in float32."""
-    return dict(
+    return FrameMeta(
         frame_sequence=seq,
+        slot=0,
         pose_sequence=seq * 3 + 2**33,
         engine_time_us=seq * 1000 + 2**40,
         scene_time_s=seq / 8.0,
@@ -40,6 +44,8 @@ def frame_fields(seq: int) -> dict:
         vertical_fov_deg=30.0 + seq % 90,
         aspect=1.0 + (seq % 7) * 0.125,
         generation_latency_ms=(seq % 13) * 0.5,
+        width=w,
+        height=h,
     )
 
 
@@ -48,17 +54,17 @@ def pixels_for(seq: int, w: int = W, h: int = H) -> np.ndarray:
     return rng.integers(0, 256, size=(h, w, 4), dtype=np.uint8)
 
 
-def check_info(info, seq: int, slot: int | None = None, w: int = W, h: int = H) -> None:
-    f = frame_fields(seq)
+def check_info(frame, seq: int, slot: int | None = None, w: int = W, h: int = H) -> None:
+    info, f = frame.meta, frame_meta(seq, w, h)
     assert info.frame_sequence == seq
-    assert info.pose_sequence == f["pose_sequence"]
-    assert info.engine_time_us == f["engine_time_us"]
-    assert info.scene_time_s == f["scene_time_s"]
-    assert info.position == f["position"]
-    assert info.rotation == f["rotation"]
-    assert info.vertical_fov_deg == f["vertical_fov_deg"]
-    assert info.aspect == f["aspect"]
-    assert info.generation_latency_ms == f["generation_latency_ms"]
+    assert info.pose_sequence == f.pose_sequence
+    assert info.engine_time_us == f.engine_time_us
+    assert info.scene_time_s == f.scene_time_s
+    assert info.position == f.position
+    assert info.rotation == f.rotation
+    assert info.vertical_fov_deg == f.vertical_fov_deg
+    assert info.aspect == f.aspect
+    assert info.generation_latency_ms == f.generation_latency_ms
     assert (info.width, info.height) == (w, h)
     if slot is not None:
         assert info.slot == slot
@@ -103,7 +109,7 @@ def test_round_trip_every_field(ring: FrameRingWriter):
         assert reader.read_latest() is None  # nothing written yet
         assert reader.read_slot(0) is None
         px = pixels_for(1)
-        slot = ring.write(px, **frame_fields(1))
+        slot = ring.write(px, frame_meta(1))
         assert slot == 0
         out = reader.new_buffer()
         info = reader.read_latest(out)
@@ -117,11 +123,11 @@ def test_round_trip_every_field(ring: FrameRingWriter):
 def test_offsets_match_the_spec(ring: FrameRingWriter):
     """Read raw bytes at the documented offsets, so the spec and the code cannot drift."""
     px = pixels_for(5)
-    ring.write(px, **frame_fields(4))
-    slot = ring.write(px, **frame_fields(5))
+    ring.write(px, frame_meta(4))
+    slot = ring.write(px, frame_meta(5))
     assert slot == 1
     data = ring.path.read_bytes()
-    f = frame_fields(5)
+    f = frame_meta(5)
     assert data[0:8] == b"SBRING\x00\x01"
     u32 = lambda off: struct.unpack_from("<I", data, off)[0]  # noqa: E731
     u64 = lambda off: struct.unpack_from("<Q", data, off)[0]  # noqa: E731
@@ -133,15 +139,15 @@ def test_offsets_match_the_spec(ring: FrameRingWriter):
     base = 4096 + 1 * 4096
     assert u64(base + 0) == 2  # written once: odd, then even
     assert u64(base + 8) == 5
-    assert u64(base + 16) == f["pose_sequence"]
-    assert u64(base + 24) == f["engine_time_us"]
-    assert struct.unpack_from("<d", data, base + 32)[0] == f["scene_time_s"]
-    assert struct.unpack_from("<3f", data, base + 40) == f["position"]
-    assert struct.unpack_from("<4f", data, base + 52) == f["rotation"]
+    assert u64(base + 16) == f.pose_sequence
+    assert u64(base + 24) == f.engine_time_us
+    assert struct.unpack_from("<d", data, base + 32)[0] == f.scene_time_s
+    assert struct.unpack_from("<3f", data, base + 40) == f.position
+    assert struct.unpack_from("<4f", data, base + 52) == f.rotation
     assert struct.unpack_from("<3f", data, base + 68) == (
-        f["vertical_fov_deg"],
-        f["aspect"],
-        f["generation_latency_ms"],
+        f.vertical_fov_deg,
+        f.aspect,
+        f.generation_latency_ms,
     )
     assert (u32(base + 80), u32(base + 84)) == (W, H)
     assert data[base + 88 : base + 128] == bytes(40)
@@ -155,7 +161,7 @@ def test_wrap_around(ring: FrameRingWriter):
     with FrameRingReader(ring.path) as reader:
         out = reader.new_buffer()
         for seq in range(1, 8):
-            slot = ring.write(pixels_for(seq), **frame_fields(seq))
+            slot = ring.write(pixels_for(seq), frame_meta(seq))
             assert slot == (seq - 1) % 3
             info = reader.read_latest(out, newer_than=seq - 1)
             check_info(info, seq, slot=slot)
@@ -170,12 +176,14 @@ def test_wrap_around(ring: FrameRingWriter):
 
 def test_write_refuses_bad_input(ring: FrameRingWriter):
     with pytest.raises(InvalidArgument, match=r"\(5, 7, 4\) uint8"):
-        ring.write(np.zeros((H, W, 3), np.uint8), **frame_fields(1))
+        ring.write(np.zeros((H, W, 3), np.uint8), frame_meta(1))
     with pytest.raises(InvalidArgument, match="uint8"):
-        ring.write(np.zeros((H, W, 4), np.float32), **frame_fields(1))
-    ring.write(pixels_for(2), **frame_fields(2))
+        ring.write(np.zeros((H, W, 4), np.float32), frame_meta(1))
+    ring.write(pixels_for(2), frame_meta(2))
     with pytest.raises(InvalidArgument, match="frame_sequence must grow"):
-        ring.write(pixels_for(2), **frame_fields(2))
+        ring.write(pixels_for(2), frame_meta(2))
+    with pytest.raises(InvalidArgument, match="the ring's 7x5, got 8x5"):
+        ring.write(pixels_for(3), frame_meta(3, w=W + 1))
     with pytest.raises(InvalidArgument, match="at least 3 slots"):
         FrameRingWriter(ring.path.with_name("starbridge-two"), W, H, slot_count=2)
     with FrameRingReader(ring.path) as reader:
@@ -188,7 +196,7 @@ def test_write_refuses_bad_input(ring: FrameRingWriter):
 def test_reader_of_closed_and_removed_ring(tmp_path: Path):
     path = tmp_path / "starbridge-closing"
     writer = FrameRingWriter(path, W, H)
-    writer.write(pixels_for(1), **frame_fields(1))
+    writer.write(pixels_for(1), frame_meta(1))
     reader = FrameRingReader(path)
     assert not reader.writer_closed
     writer.close()
@@ -205,7 +213,7 @@ def test_reader_of_closed_and_removed_ring(tmp_path: Path):
         FrameRingReader(path)
     assert isinstance(err.value, StarBridgeError) and err.value.field == "shared_memory.path"
     with pytest.raises(InvalidArgument, match="closed"):
-        writer.write(pixels_for(2), **frame_fields(2))
+        writer.write(pixels_for(2), frame_meta(2))
 
 
 def test_bad_files(tmp_path: Path, ring: FrameRingWriter):
@@ -350,9 +358,12 @@ _WRITER_SCRIPT = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    from starbridge.server.ring import FrameRingWriter
+    from starbridge.transport.ring import FrameRingWriter
 
-    path, w, h, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+    path, w, h, seconds, here = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+    sys.path.insert(0, here)
+    from test_transport_ring import frame_meta  # the same header fields the checks expect
+
     buf = np.empty((h, w, 4), np.uint8)
     with FrameRingWriter(path, w, h) as ring:
         print("ready", flush=True)
@@ -360,18 +371,7 @@ _WRITER_SCRIPT = textwrap.dedent(
         while time.monotonic() < end:
             seq += 1
             buf.fill(seq & 0xFF)
-            ring.write(
-                buf,
-                frame_sequence=seq,
-                pose_sequence=seq * 3 + 2**33,
-                engine_time_us=seq * 1000 + 2**40,
-                scene_time_s=seq / 8.0,
-                position=(float(seq % 1000), -float(seq % 1000), 0.5),
-                rotation=(0.0, -0.5, 0.25 * (seq % 4), 0.75),
-                vertical_fov_deg=30.0 + seq % 90,
-                aspect=1.0 + (seq % 7) * 0.125,
-                generation_latency_ms=(seq % 13) * 0.5,
-            )
+            ring.write(buf, frame_meta(seq, w, h))
     print(seq, flush=True)
     """
 )
@@ -395,10 +395,11 @@ def _hammer_read(writer: subprocess.Popen, path: Path) -> tuple[int, int, set[in
                 rejected += 1
                 continue
             accepted += 1
-            sequences.add(info.frame_sequence)
-            check_info(info, info.frame_sequence, w=HAMMER_W, h=HAMMER_H)
-            value = info.frame_sequence & 0xFF
-            assert out.min() == value and out.max() == value, f"torn frame {info.frame_sequence}"
+            seq = info.meta.frame_sequence
+            sequences.add(seq)
+            check_info(info, seq, w=HAMMER_W, h=HAMMER_H)
+            value = seq & 0xFF
+            assert out.min() == value and out.max() == value, f"torn frame {seq}"
     written = int(writer.stdout.readline())
     assert writer.wait(timeout=10) == 0
     return accepted, rejected, sequences, written
@@ -408,7 +409,7 @@ def test_seqlock_hammer(tmp_path: Path):
     """A writer process writes flat out; every frame a reader accepts must be whole."""
     path = tmp_path / "starbridge-hammer"
     with subprocess.Popen(
-        [sys.executable, "-c", _WRITER_SCRIPT, str(path), str(HAMMER_W), str(HAMMER_H), str(HAMMER_SECONDS)],
+        [sys.executable, "-c", _WRITER_SCRIPT, str(path), str(HAMMER_W), str(HAMMER_H), str(HAMMER_SECONDS), HERE],
         stdout=subprocess.PIPE,
         text=True,
     ) as writer:
@@ -439,4 +440,4 @@ def test_full_ring_folder_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr(os, "posix_fallocate", unsupported)
     with FrameRingWriter(tmp_path / "starbridge-sparse", W, H) as ring:
-        assert ring.write(pixels_for(1), **frame_fields(1)) == 0
+        assert ring.write(pixels_for(1), frame_meta(1)) == 0

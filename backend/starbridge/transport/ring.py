@@ -95,13 +95,13 @@ import struct
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InvalidArgument
-from ..geometry.conventions import Vector
+from .frame import Frame, FrameMeta
 
 log = logging.getLogger(__name__)
 
@@ -235,31 +235,6 @@ class RingLayout:
         return self.header_bytes + slot * self.slot_bytes
 
 
-@dataclass(frozen=True)
-class FrameInfo:
-    """One frame copied out of a ring slot: the slot header fields, and the pixels.
-
-    `pixels` is (height, width, 4) uint8 RGBA, rows top to bottom: the caller's `out` buffer when it
-    passed one (overwritten by the next read into it), else a new array.
-    """
-
-    slot: int
-    frame_sequence: int
-    pose_sequence: int
-    engine_time_us: int
-    scene_time_s: float
-    #: Camera position (x, y, z), scene metres, wire convention.
-    position: tuple[float, float, float]
-    #: Camera rotation, unit quaternion (x, y, z, w).
-    rotation: tuple[float, float, float, float]
-    vertical_fov_deg: float
-    aspect: float
-    generation_latency_ms: float
-    width: int
-    height: int
-    pixels: np.ndarray = field(repr=False, compare=False)
-
-
 class _RingMap:
     """A mapped ring file and the numpy views both ends use. Owns the mapping."""
 
@@ -315,7 +290,7 @@ class FrameRingWriter:
     Usage::
 
         with FrameRingWriter(ring_path(session_id), 512, 288) as ring:
-            slot = ring.write(pixels, frame_sequence=1, ...)   # pixels: (288, 512, 4) uint8
+            slot = ring.write(pixels, meta)   # pixels: (288, 512, 4) uint8, meta: a FrameMeta
     """
 
     def __init__(self, path: str | os.PathLike[str], width: int, height: int, slot_count: int = MIN_SLOTS) -> None:
@@ -368,25 +343,12 @@ class FrameRingWriter:
     def closed(self) -> bool:
         return self._map is None
 
-    def write(
-        self,
-        pixels: np.ndarray,
-        *,
-        frame_sequence: int,
-        pose_sequence: int,
-        engine_time_us: int,
-        scene_time_s: float,
-        position: Vector,
-        rotation: Vector,
-        vertical_fov_deg: float,
-        aspect: float,
-        generation_latency_ms: float,
-    ) -> int:
+    def write(self, pixels: np.ndarray, meta: FrameMeta) -> int:
         """Write one frame into the next slot and publish it; returns the slot index.
 
-        `pixels` is (height, width, 4) uint8 RGBA, rows top to bottom. `frame_sequence` must grow
-        from frame to frame (>= 1). Position is (x, y, z) in scene metres and rotation a unit
-        quaternion (x, y, z, w), both wire convention.
+        `pixels` is (height, width, 4) uint8 RGBA, rows top to bottom; `meta` describes it, its size
+        the ring's. `meta.frame_sequence` must grow from frame to frame (>= 1). `meta.slot` is not
+        read: the ring picks the slot (returned; put it in the FrameReady that announces the frame).
         """
         m = self._map
         if m is None:
@@ -397,27 +359,35 @@ class FrameRingWriter:
                 f"ring frame must be ({lay.height}, {lay.width}, 4) uint8, got {pixels.shape} {pixels.dtype}",
                 field="pixels",
             )
-        if frame_sequence <= self._last_sequence:
+        if (meta.width, meta.height) != (lay.width, lay.height):
             raise InvalidArgument(
-                f"frame_sequence must grow: got {frame_sequence} after {self._last_sequence}", field="frame_sequence"
+                f"meta.width x meta.height must be the ring's {lay.width}x{lay.height}, got {meta.width}x{meta.height}",
+                field="meta.width",
             )
-        if len(position) != 3 or len(rotation) != 4:
+        if meta.frame_sequence <= self._last_sequence:
             raise InvalidArgument(
-                f"position needs 3 and rotation 4 components, got {len(position)} and {len(rotation)}", field="position"
+                f"frame_sequence must grow: got {meta.frame_sequence} after {self._last_sequence}",
+                field="frame_sequence",
             )
-        sequences = (frame_sequence, pose_sequence, engine_time_us, scene_time_s)
-        camera = (*position, *rotation, vertical_fov_deg, aspect)
+        if len(meta.position) != 3 or len(meta.rotation) != 4:
+            raise InvalidArgument(
+                f"position needs 3 and rotation 4 components, got {len(meta.position)} and {len(meta.rotation)}",
+                field="position",
+            )
+        sequences = (meta.frame_sequence, meta.pose_sequence, meta.engine_time_us, meta.scene_time_s)
+        camera = (*meta.position, *meta.rotation, meta.vertical_fov_deg, meta.aspect)
+        rest = (meta.generation_latency_ms, lay.width, lay.height)
         slot = (self._last_slot + 1) % lay.slot_count
         offset = lay.slot_offset(slot) + SLOT_OFF_FRAME_SEQUENCE
         counter = int(m.counters[slot])
         m.counters[slot] = counter + 1  # odd: being written
-        SLOT_FIELDS_STRUCT.pack_into(m.mm, offset, *sequences, *camera, generation_latency_ms, lay.width, lay.height)
+        SLOT_FIELDS_STRUCT.pack_into(m.mm, offset, *sequences, *camera, *rest)
         np.copyto(m.pixels[slot], pixels)
         m.counters[slot] = counter + 2  # even: stable
         m.header_u32[OFF_LATEST_SLOT // 4] = slot
-        m.header_u64[OFF_LATEST_FRAME_SEQUENCE // 8] = frame_sequence
+        m.header_u64[OFF_LATEST_FRAME_SEQUENCE // 8] = meta.frame_sequence
         self._last_slot = slot
-        self._last_sequence = frame_sequence
+        self._last_sequence = meta.frame_sequence
         return slot
 
     def close(self) -> None:
@@ -507,7 +477,7 @@ class FrameRingReader:
 
         reader = FrameRingReader(welcome.shared_memory.path)
         out = np.empty((reader.layout().height, reader.layout().width, 4), np.uint8)
-        info = reader.read_latest(out, newer_than=last_sequence)   # None: nothing new (yet)
+        frame = reader.read_latest(out, newer_than=last_sequence)   # None: nothing new (yet); frame.pixels is out
     """
 
     def __init__(self, path: str | os.PathLike[str], *, attempts: int = READ_ATTEMPTS) -> None:
@@ -549,8 +519,8 @@ class FrameRingReader:
         """A (height, width, 4) uint8 array to pass as `out`."""
         return np.empty((self._layout.height, self._layout.width, BYTES_PER_PIXEL), dtype=np.uint8)
 
-    def read_latest(self, out: np.ndarray | None = None, newer_than: int = 0) -> FrameInfo | None:
-        """Copy the newest complete frame into `out` (or a new array).
+    def read_latest(self, out: np.ndarray | None = None, newer_than: int = 0) -> Frame | None:
+        """Copy the newest complete frame into `out` (or a new array): a Frame whose pixels are that array.
 
         Returns None when no frame newer than frame sequence `newer_than` was published, or when
         the writer kept overwriting the slot for `attempts` tries (try again at the next frame).
@@ -563,24 +533,24 @@ class FrameRingReader:
             slot = m.latest_slot
             if slot >= self._layout.slot_count:
                 return None
-            info = self._read_once(m, slot, out)
-            if info is not None and info.frame_sequence > newer_than:
-                return info
+            frame = self._read_once(m, slot, out)
+            if frame is not None and frame.meta.frame_sequence > newer_than:
+                return frame
         return None
 
-    def read_slot(self, slot: int, out: np.ndarray | None = None) -> FrameInfo | None:
+    def read_slot(self, slot: int, out: np.ndarray | None = None) -> Frame | None:
         """Copy the frame in `slot` into `out` (or a new array); None if never written or torn."""
         m = self._live_map()
         if not 0 <= slot < self._layout.slot_count:
             raise InvalidArgument(f"slot must be in [0, {self._layout.slot_count}), got {slot}", field="slot")
         out = self._check_out(out)
         for _ in range(self.attempts):
-            info = self._read_once(m, slot, out)
-            if info is not None:
-                return info
+            frame = self._read_once(m, slot, out)
+            if frame is not None:
+                return frame
         return None
 
-    def _read_once(self, m: _RingMap, slot: int, out: np.ndarray) -> FrameInfo | None:
+    def _read_once(self, m: _RingMap, slot: int, out: np.ndarray) -> Frame | None:
         """One seqlock-checked copy of a slot; None if it was being written or never was."""
         c1 = int(m.counters[slot])
         if c1 & 1 or c1 == 0:
@@ -591,21 +561,21 @@ class FrameRingReader:
         if c1 != c2:
             return None
         (frame_seq, pose_seq, engine_us, scene_t, px, py, pz, qx, qy, qz, qw, fov, aspect, gen_ms, w, h) = fields
-        return FrameInfo(
-            slot=slot,
+        meta = FrameMeta(
             frame_sequence=frame_seq,
+            slot=slot,
             pose_sequence=pose_seq,
             engine_time_us=engine_us,
-            scene_time_s=scene_t,
             position=(px, py, pz),
             rotation=(qx, qy, qz, qw),
             vertical_fov_deg=fov,
             aspect=aspect,
+            scene_time_s=scene_t,
             generation_latency_ms=gen_ms,
             width=w,
             height=h,
-            pixels=out,
         )
+        return Frame(meta, out)
 
     def _live_map(self) -> _RingMap:
         if self._map is None:
