@@ -20,13 +20,13 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 
 from ..errors import BackendUnavailable, InvalidArgument, ShuttingDown, StarBridgeError
 from ..geometry.camera import check_fov
 from ..protocol import engine_pb2 as pb
+from ..scenes.video import VideoWriter
 from ..transport.defaults import DEFAULT_ENGINE_ENDPOINT, MAX_SIDE, MIN_SIDE
 from ..transport.error_codes import error_from_proto
 from .engine import EngineClient, ReceivedFrame, now_us
@@ -170,47 +170,6 @@ class FlyReport:
             rows.append(("frames (PNG)", f"{len(self.pngs)} in {self.pngs[0].parent}"))
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
-
-
-class VideoWriter:
-    """H.264 (or MPEG-4 where libx264 is missing) MP4 via PyAV, written to a temp file then renamed."""
-
-    def __init__(self, path: Path, fps: float, width: int, height: int) -> None:
-        import av
-
-        self.path = path
-        self.frames = 0
-        self._tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
-        try:
-            self._container = av.open(str(self._tmp), mode="w")
-        except Exception as exc:  # PyAV's errors (OSError subclasses or FFmpegError): a path we cannot write
-            raise InvalidArgument(f"out: cannot write {path}: {exc}", field="out") from None
-        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-        self._stream = cast("av.video.stream.VideoStream", self._container.add_stream(codec, rate=round(fps)))
-        self._stream.width, self._stream.height = width - width % 2, height - height % 2
-        self._stream.pix_fmt = "yuv420p"
-        if codec == "libx264":
-            self._stream.options = {"crf": "20", "preset": "veryfast"}
-        self._av = av
-
-    def write(self, rgba: np.ndarray) -> None:
-        h, w = int(self._stream.height), int(self._stream.width)
-        rgb = np.ascontiguousarray(rgba[:h, :w, :3])
-        frame = self._av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
-        self.frames += 1
-
-    def close(self, keep: bool = True) -> None:
-        """Flush and finalise; `keep`: rename into place, else remove. The temp file never stays behind."""
-        try:
-            for packet in self._stream.encode():
-                self._container.mux(packet)
-            self._container.close()
-            if keep:
-                os.replace(self._tmp, self.path)
-        finally:
-            self._tmp.unlink(missing_ok=True)
 
 
 def save_png(path: Path, rgba: np.ndarray) -> None:
