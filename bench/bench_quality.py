@@ -1,6 +1,12 @@
 """Quality benchmark: generated frames against ground truth on held-out procedural scenes (DESIGN.md section 7).
 
     python bench/bench_quality.py [--samples N] [--model BUNDLE ...] [--strips K] [--cuda] [--out DIR]
+    python bench/bench_quality.py --paths roam [--samples N] [--width W --height H] [--poses N] [--out DIR]
+
+Two sets of camera paths: ``--paths small`` (the default, everything below): each sample's novel path, small
+moves around the reference camera; ``--paths roam``: turns of 90 and 180 degrees, strafes and dollies of a few
+metres and returns to earlier poses, far beyond the reference frame, with coverage and an out-of-view region
+(bench/roam_quality.py, whose docstring defines its metrics; JSON roam-<host>.json).
 
 Held-out samples (starbridge.scenes.procedural.samples: seeds *and* styles training never sees). Each sample's
 reference clip is written as a scene bundle and every generator opens sessions on it:
@@ -581,7 +587,15 @@ def _slug(name: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--samples", type=int, default=8, help="held-out samples to evaluate (default 8)")
+    p.add_argument(
+        "--paths", choices=("small", "roam"), default="small",
+        help="small: each sample's novel path (default); roam: turns, strafes, dollies and returns (roam_quality.py)",
+    )  # fmt: skip
+    p.add_argument("--samples", type=int, default=None, help="held-out samples (worlds) to rate (default 8; roam 4)")
+    p.add_argument("--width", type=int, default=None, help="frame width (default 256; a model bundle needs its own)")
+    p.add_argument("--height", type=int, default=None, help="frame height (default 144)")
+    p.add_argument("--poses", type=int, default=None, help="roam: poses per path (default 36)")
+    p.add_argument("--roam-paths", default=None, help="roam: comma-separated subset of the roaming paths")
     p.add_argument("--start", type=int, default=0, help="first held-out sample")
     p.add_argument("--model", type=Path, action="append", default=[], help="a STAR model bundle (repeatable)")
     p.add_argument("--strips", type=int, default=2, help="samples to draw frame strips for")
@@ -592,14 +606,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--teacher", type=Path, default=None, help="a `starbridge train` folder: also rate its teacher")
     add_out_argument(p)
     a = p.parse_args(argv)
+    config = None
+    if a.width is not None or a.height is not None:
+        base = SampleConfig()
+        config = SampleConfig(width=a.width or base.width, height=a.height or base.height)
+    if a.paths == "small" and (a.poses is not None or a.roam_paths is not None):
+        p.error("--poses and --roam-paths go with --paths roam")
     extra = None
     with tempfile.TemporaryDirectory(prefix="starbridge-teacher-") as work:
         if a.teacher is not None:
             from starbridge.train.evaluate import teacher_factory
 
             extra = {"teacher": teacher_factory(a.teacher, Path(work))}
-        run(out_dir(a.out), a.samples, tuple(a.model), extra, start=a.start, strips=a.strips, prefer_cuda=a.cuda,
-            composite=a.composite)  # fmt: skip
+        if a.paths == "roam":
+            from bench import roam_quality
+
+            if a.composite:
+                p.error("--composite goes with --paths small")
+            kwargs: dict[str, Any] = {"start": a.start, "strips": a.strips, "config": config, "prefer_cuda": a.cuda}
+            if a.poses is not None:
+                kwargs["poses"] = a.poses
+            if a.roam_paths is not None:
+                kwargs["paths"] = [s.strip() for s in a.roam_paths.split(",") if s.strip()]
+            samples = 4 if a.samples is None else a.samples
+            roam_quality.run(out_dir(a.out), samples, tuple(a.model), extra, **kwargs)
+            return 0
+        samples = 8 if a.samples is None else a.samples
+        run(out_dir(a.out), samples, tuple(a.model), extra, start=a.start, strips=a.strips, config=config,
+            prefer_cuda=a.cuda, composite=a.composite)  # fmt: skip
     return 0
 
 

@@ -55,7 +55,8 @@ def test_bench_quality_smoke(tmp_path: Path):
     base, x3 = on_disk["summary"]["explicit-fill"], on_disk["summary"]["explicit-x3"]
     assert base["psnr"]["visible"] > 25.0 and base["psnr"]["visible"] > base["psnr"]["disoccluded"]
     assert 0.0 < base["disoccluded_fraction"] < 0.5
-    assert base["revisit_psnr_db"] == bench_quality.MAX_PSNR_DB  # no history: the same frame both times
+    # the explicit generator remembers what it invented, so a revisit shows (nearly) the same frame
+    assert base["revisit_psnr_db"] >= 35.0
     assert x3["psnr"] == base["psnr"] and x3["flicker"] == base["flicker"]  # same frames, other block size
     assert on_disk["vs_baseline"]["explicit-x3"]["psnr"]["visible"] == 0.0
     names = {p.name.split("-", 2)[-1] for p in tmp_path.glob("*.png")}

@@ -78,7 +78,7 @@ class ExplicitSession:
         scene = self.scene
         i = scene.frame_index(request.scene_time_s)
         result = self._frames.get(request.intrinsics)(scene.frames[i], scene.depth[i], scene.poses[i], request.c2w)
-        holes = ~result.mask
+        holes = _wide(~result.mask)  # cracks where the camera came closer are left to the fill, as before
         if not holes.any():
             return result
         world = self.world
@@ -89,7 +89,7 @@ class ExplicitSession:
             [(world.points, world.colours)], request.c2w, only=_any_in_blocks(holes, step)
         )
         result = _layer(result, holes & _upsample(second.mask, step, h, w), lambda a: _upsample(a, step, h, w), second)
-        holes = ~result.mask
+        holes &= ~result.mask
         if len(self.memory) and holes.any():
             third = self._splatter(request.intrinsics).splat([self.memory.arrays()], request.c2w, only=holes)
             result = _layer(result, holes & third.mask, lambda a: a, third)
@@ -99,7 +99,8 @@ class ExplicitSession:
         """One (height, width, 4) uint8 RGBA frame; alpha 255."""
         result = self.splat(request)
         rgb = push_pull_fill(result.colour, result.mask)
-        self.memory.add(*hole_points(result, rgb, request.intrinsics, request.c2w))
+        remembered = SplatResult(result.colour, ~_wide(~result.mask), result.depth)  # not the cracks
+        self.memory.add(*hole_points(remembered, rgb, request.intrinsics, request.c2w))
         out = np.empty((self.height, self.width, 4), np.uint8)
         out[..., :3] = rgb
         out[..., 3] = 255
@@ -145,6 +146,30 @@ def _layer(below: SplatResult, where: np.ndarray, resize, above: SplatResult) ->
     colour[where] = resize(above.colour)[where]
     depth[where] = resize(above.depth)[where]
     return SplatResult(colour=colour, mask=below.mask | where, depth=depth)
+
+
+#: Hole pixels this close (pixels) to a wide hole count as part of it (so the fill of the cracks around it
+#: does not change when the memory later fills the hole itself: revisits stay identical).
+WIDE_HOLE_MARGIN = 3
+
+
+def _wide(holes: np.ndarray) -> np.ndarray:
+    """The holes at least 3 pixels across (morphological opening with a plus-shaped element), with the hole
+    pixels within WIDE_HOLE_MARGIN of them: not the isolated one- or two-pixel cracks a surface shows when the
+    camera comes closer than the reference camera was (push-pull fills those better than any layer)."""
+    core = holes.copy()  # erosion
+    core[1:] &= holes[:-1]
+    core[:-1] &= holes[1:]
+    core[:, 1:] &= holes[:, :-1]
+    core[:, :-1] &= holes[:, 1:]
+    for _ in range(1 + WIDE_HOLE_MARGIN):  # dilation back, and the margin
+        grown = core.copy()
+        grown[1:] |= core[:-1]
+        grown[:-1] |= core[1:]
+        grown[:, 1:] |= core[:, :-1]
+        grown[:, :-1] |= core[:, 1:]
+        core = grown
+    return core & holes
 
 
 def _any_in_blocks(mask: np.ndarray, step: int) -> np.ndarray:

@@ -116,5 +116,5 @@ def render_clip(config: ClipConfig, progress: Callable[[int], None] | None = Non
     poses = clip_path(config)
     times = np.arange(config.frames) / config.fps
     frames, depth = world.render_clip(poses, intr, times, progress=progress)
-    moving = np.stack([world.moving_mask(poses[i], intr, float(times[i])) for i in range(config.frames)])
+    moving = np.stack([world.moving_mask(poses[i], intr, float(times[i]), depth[i]) for i in range(config.frames)])
     return GroundTruthClip(config, intr, frames, depth, poses, moving, times)

@@ -182,3 +182,117 @@ def loop_around(
         position = (sideways_m * math.sin(phi), vertical_m * math.sin(2 * phi), -forward_m * math.cos(phi))
         poses[i] = pose(yaw_deg * math.sin(phi + 0.5), pitch_deg * math.cos(2 * phi), position)
     return poses
+
+
+# ---------------------------------------------------------------------------------------------- roaming paths
+#
+# The roam benchmark (bench/bench_quality.py --paths roam) looks far beyond the reference frame: turns of
+# 90 and 180 degrees, strafes and dollies of a few metres, and tours that come back to earlier poses. The
+# paths start at the origin camera (the reference video's first camera; its position is the layout's
+# origin), distances are layout metres (the world's own metres) converted to scene units with the sample's
+# `scale`, and every camera stays in the free disc (`is_clear`): a requested distance that does not fit is
+# cut to what fits (`clear_distance`), and `roam_paths` reports the distance it used.
+
+#: The roaming paths `roam_paths` makes, in order.
+ROAM_PATHS = ("turn-left", "turn-right", "turn-back", "strafe", "dolly", "return")
+#: The "return" tour's waypoints after the origin: (x, z) layout metres, yaw degrees (positive: left).
+#: Both lie well inside the free disc (a straight leg between two points of the disc stays in it).
+ROAM_TOUR = (((-1.4, -0.4), 75.0), ((1.1, -2.0), -100.0))
+
+
+def clear_distance(direction_xz, start_xz=(0.0, 0.0)) -> float:
+    """How far (layout metres) a camera at `start_xz` (layout metres, inside the disc) can move along
+    `direction_xz` (any length) and stay in the free disc with the margin (CLEAR_RADIUS_M)."""
+    d = np.asarray(direction_xz, np.float64)
+    d = d / np.linalg.norm(d)
+    p = np.asarray(start_xz, np.float64) - np.asarray(CLEAR_CENTRE_XZ, np.float64)
+    b = float(p @ d)
+    disc = b * b - float(p @ p) + CLEAR_RADIUS_M**2
+    return max(0.0, -b + math.sqrt(disc)) if disc >= 0 else 0.0
+
+
+def _there_and_back(n: int, end_of) -> np.ndarray:
+    """(n, 4, 4): `end_of(s)` for s eased 0 -> 1 -> 0 over the path, symmetric (pose k is pose n - 1 - k), so
+    the second half revisits the first half's poses exactly."""
+    half = (n - 1) / 2.0
+    out = np.empty((n, 4, 4))
+    for k in range(n):
+        s = float(ease(np.asarray(min(k, n - 1 - k) / half))) if n > 1 else 0.0
+        out[k] = end_of(s)
+    return out
+
+
+def roam_turn(n: int, yaw_deg: float, base: np.ndarray | None = None) -> np.ndarray:
+    """(n, 4, 4): turn in place from `base` (default the identity) by `yaw_deg` (positive: left), eased."""
+    base = np.eye(4) if base is None else base
+    return np.stack([base @ pose(yaw_deg * float(s), 0.0, (0.0, 0.0, 0.0)) for s in ease(_progress(n))])
+
+
+def roam_turn_back(n: int, yaw_deg: float = 180.0, base: np.ndarray | None = None) -> np.ndarray:
+    """(n, 4, 4): turn in place by `yaw_deg` and back (pose k is pose n - 1 - k exactly; odd n peaks exactly)."""
+    base = np.eye(4) if base is None else base
+    return _there_and_back(n, lambda s: base @ pose(yaw_deg * s, 0.0, (0.0, 0.0, 0.0)))
+
+
+def roam_move_back(n: int, offset, base: np.ndarray | None = None) -> np.ndarray:
+    """(n, 4, 4): move by the camera-local `offset` (x right, y up, z back; scene units) looking ahead, then
+    back to `base` along the same line (pose k is pose n - 1 - k)."""
+    base = np.eye(4) if base is None else base
+    offset = np.asarray(offset, np.float64)
+    return _there_and_back(n, lambda s: base @ pose(0.0, 0.0, offset * s))
+
+
+def roam_tour(n: int, waypoints, base: np.ndarray | None = None) -> np.ndarray:
+    """(n', 4, 4) with n' close to n: straight eased legs through `waypoints` ((x, y, z) scene units, yaw
+    degrees), the first leg starting at the first waypoint; legs share their end poses (no repeated frame)."""
+    base = np.eye(4) if base is None else base
+    legs = len(waypoints) - 1
+    per = max(2, round((n - 1) / legs))
+    out = [base @ pose(waypoints[0][1], 0.0, waypoints[0][0])]
+    for (p0, y0), (p1, y1) in zip(waypoints[:-1], waypoints[1:], strict=True):
+        p0, p1 = np.asarray(p0, np.float64), np.asarray(p1, np.float64)
+        for s in ease(_progress(per + 1))[1:]:
+            out.append(base @ pose((1 - s) * y0 + s * y1, 0.0, (1 - s) * p0 + s * p1))
+    return np.stack(out)
+
+
+def roam_paths(
+    n: int, scale: float, eye_height_m: float, *, strafe_m: float = 2.5, dolly_m: float = 2.5
+) -> dict[str, tuple[np.ndarray, dict]]:
+    """The roaming paths (ROAM_PATHS) of a world: name -> ((n or about n, 4, 4) scene-unit poses, what it
+    does, with the distances used in layout metres and scene units). `scale`: scene units per layout metre;
+    `strafe_m` (to the right) and `dolly_m` (forward) are layout metres, cut to what fits in the free disc
+    (the "fits" field says whether the requested distance did). Every path passes `is_clear`."""
+    out: dict[str, tuple[np.ndarray, dict]] = {
+        "turn-left": (roam_turn(n, 90.0), {"what": "turn in place 90 degrees to the left"}),
+        "turn-right": (roam_turn(n, -90.0), {"what": "turn in place 90 degrees to the right"}),
+        "turn-back": (roam_turn_back(n, 180.0), {"what": "turn 180 degrees to the left and back"}),
+    }
+    for name, request, direction, local in (
+        ("strafe", strafe_m, (1.0, 0.0), (1.0, 0.0, 0.0)),
+        ("dolly", dolly_m, (0.0, -1.0), (0.0, 0.0, -1.0)),
+    ):
+        room = clear_distance(direction) - 1e-6
+        used = min(request, room)
+        poses = roam_move_back(n, np.asarray(local) * used * scale)
+        way = "to the right" if name == "strafe" else "forward"
+        out[name] = (
+            poses,
+            {
+                "what": f"move {used:.2f} m {way} looking ahead, and back",
+                "requested_m": request,
+                "used_m": used,
+                "used_scene_units": used * scale,
+                "fits": bool(used >= request),
+            },
+        )
+    points = [((0.0, 0.0, 0.0), 0.0)] + [((x * scale, 0.0, z * scale), yaw) for (x, z), yaw in ROAM_TOUR]
+    tour = [points[0], points[1], points[2], points[0], points[1]]
+    out["return"] = (
+        roam_tour(n, tour),
+        {"what": "tour origin -> A -> B -> origin -> A (comes back to earlier poses)", "waypoints_m": ROAM_TOUR},
+    )
+    for name, (poses, _) in out.items():
+        if not is_clear(poses, scale, eye_height_m):
+            raise AssertionError(f"roam path {name} leaves the free disc")
+    return out

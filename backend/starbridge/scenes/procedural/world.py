@@ -146,9 +146,13 @@ class DemoWorld:
         """
         return self._render(self.scene_at(t_seconds), c2w_wire, intrinsics)
 
-    def moving_mask(self, c2w_wire: np.ndarray, intrinsics: Intrinsics, t_seconds: float) -> np.ndarray:
-        """(H, W) bool: the pixels where a moving object is in front of the static world at `t_seconds`."""
-        _, depth = self._render(self.scene_at(t_seconds), c2w_wire, intrinsics)
+    def moving_mask(
+        self, c2w_wire: np.ndarray, intrinsics: Intrinsics, t_seconds: float, depth: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(H, W) bool: the pixels where a moving object is in front of the static world at `t_seconds`.
+        `depth`: this camera's depth from `render` at that time, when already rendered (saves a render)."""
+        if depth is None:
+            _, depth = self._render(self.scene_at(t_seconds), c2w_wire, intrinsics)
         _, static = self._render(self.static_scene(), c2w_wire, intrinsics)
         return depth < static * np.float32(1.0 - 1e-4)
 
