@@ -23,7 +23,7 @@ from starbridge.scenes.demo import (
 def test_small_demo_build_is_deterministic(tmp_path: Path, small_demo: DemoSceneConfig):
     a = build_demo_scene(tmp_path / "a" / "demo", small_demo)
     b = build_demo_scene(tmp_path / "b" / "demo", small_demo)
-    for name in ("frames.npy", "depth.npy", "poses.npy", DEMO_WORLD_FILE):
+    for name in ("colour.mp4", "depth.mkv", "moving.mkv", "poses.npy", DEMO_WORLD_FILE):
         assert (a.path / name).read_bytes() == (b.path / name).read_bytes(), name
     doc_a, doc_b = (json.loads((x.path / "scene.json").read_text()) for x in (a, b))
     doc_a.pop("created"), doc_b.pop("created")
@@ -47,20 +47,21 @@ def test_default_demo_scene(tmp_path: Path):
     calls: list[tuple[str, int, int]] = []
     bundle = build_demo_scene(tmp_path / DEMO_SCENE_ID, progress=lambda *a: calls.append(a))
     m = bundle.meta
-    assert (m.scene_id, m.width, m.height, m.fps, m.frame_count) == ("demo", 512, 288, 24.0, 72)
-    assert m.duration_s == pytest.approx(3.0)
+    assert (m.scene_id, m.width, m.height, m.fps, m.frame_count) == ("demo", 512, 288, 24.0, 96)
+    assert m.duration_s == pytest.approx(4.0)
     assert m.intrinsics.vertical_fov_deg == pytest.approx(60.0)
     assert (m.source, m.depth_source, m.rotation_only) == ("demo", "exact", False)
     assert m.median_depth_m == pytest.approx(SCENE_MEDIAN_DEPTH_M, rel=1e-3)
     np.testing.assert_array_equal(bundle.poses[0], np.eye(4))
     travel = np.linalg.norm(bundle.poses[-1][:3, 3])
     assert travel > 0.3  # the camera moves (in scene units): parallax
-    yaw = math.degrees(math.atan2(bundle.poses[-1][0, 2], bundle.poses[-1][0, 0]))
-    assert 2.0 < abs(yaw) < 20.0  # and pans a little
+    yaws = [math.degrees(math.atan2(p[0, 2], p[0, 0])) for p in bundle.poses]
+    assert max(yaws) > 60.0 and min(yaws) < -60.0  # and sweeps its view across the street, both ways
+    assert bundle.moving is not None and 0.0 < bundle.moving.mean() < 0.1  # exact moving-object masks
     sky = np.isinf(bundle.depth)
     assert 0.05 < sky.mean() < 0.5
     assert sky[:, 0].mean() > 0.5 and not sky[:, -1].any()  # sky at the top, ground at the bottom
-    assert calls[0] == ("render", 1, 72) and calls[-1] == ("write", 1, 1)
+    assert calls[0] == ("render", 1, 96) and calls[-1] == ("write", 1, 1)
     assert (bundle.frames[0] != bundle.frames[36]).any()
 
 

@@ -117,7 +117,7 @@ def test_demo_is_built_once_and_cannot_be_deleted(store: SceneStore, small_demo_
 
 def test_broken_demo_is_rebuilt(store: SceneStore, small_demo_builds: list[Path]):
     store.ensure_demo()
-    (store.root / DEMO_SCENE_ID / "depth.npy").unlink()
+    (store.root / DEMO_SCENE_ID / "depth.mkv").unlink()
     assert store.ensure_demo().depth.shape[0] == 6
     assert len(small_demo_builds) == 2
     assert sorted(p.name for p in store.root.iterdir()) == [DEMO_SCENE_ID]

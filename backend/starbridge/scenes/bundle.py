@@ -1,15 +1,35 @@
 """Scene bundles: one folder per scene, immutable once written (DESIGN.md sections 3, 6 and 8).
 
-Layout of a bundle folder::
+Layout of a bundle folder (format_version 2)::
 
-    scene.json   metadata (see SceneMeta; unknown keys are ignored, a newer format_version is refused)
-    frames.npy   (N, H, W, 3) uint8, sRGB-encoded RGB, rows top to bottom
-    depth.npy    (N, H, W) float32 z-depth (along the camera's forward axis) in scene metres;
-                 +inf where there is no surface (sky, or every pixel of a rotation-only scene)
+    scene.json   metadata (see SceneMeta; unknown keys are ignored, a newer format_version is refused),
+                 with a "storage" object saying how each array below is stored and a "capture" report
+    colour.mp4   the frames: H.264 in RGB (libx264rgb: 4:4:4, no YUV conversion), one video frame per
+                 reference frame in order; lossless (qp 0) for rendered scenes, CRF COLOUR_CRF for videos.
+                 colour.mkv (FFV1, lossless) instead where PyAV has no libx264rgb
+    depth.mkv    z-depth as a lossless FFV1 16-bit grey video, in one of two encodings:
+                   "log-u16": q = 0 for +inf (no surface), else 1 + round((ln depth - log_min) / log_step),
+                              so the relative error is at most log_step / 2 (0.05 %) at every depth;
+                   "f32-split": the float32 bits exactly, high halves over low halves (a frame of 2H rows);
+                 absent when depth is one value everywhere: "infinite" (a rotation-only scene) or "constant"
+    moving.mkv   moving-object masks, FFV1 8-bit grey (255 = a moving object), when the source has them;
+                 absent when there are none, or when every mask is the same constant
     poses.npy    (N, 4, 4) float64 camera-to-world in the wire convention (camera looks down -Z, +Y up)
     ...          extra files a source or a model may add (e.g. demo.json, cached reference latents)
 
-The arrays are plain .npy files so readers can memory-map them (``np.load(mmap_mode="r")``).
+scene.json "storage" records, for every array, its encoding, its file and the file's size in bytes (a
+truncated or replaced file is caught when the bundle is opened). Colour, depth and masks are decoded into
+memory the first time any of them is used (`SceneBundle.load`), colour and depth in parallel; bundles of the
+same folder opened in one process share one decoded copy while any of them is alive. Constant arrays are
+zero-copy read-only broadcasts (a rotation-only scene's depth takes no memory). The KEEP_DECODED most
+recently used scenes stay decoded after their bundles are closed (`drop_decoded` forgets them).
+
+Format 1 (still read, never written): frames.npy (N, H, W, 3) uint8, depth.npy (N, H, W) float32 and
+poses.npy, memory-mapped; no masks.
+
+In memory, whatever the format: frames (N, H, W, 3) uint8 sRGB-encoded RGB, rows top to bottom; depth
+(N, H, W) float32 z-depth (along the camera's forward axis) in scene metres, +inf where there is no surface;
+moving (N, H, W) bool or None; poses (N, 4, 4) float64. All read-only.
 
 Scene space: the first camera sits at the origin with the identity pose, and the scene is scaled so the
 median finite depth over all reference frames is SCENE_MEDIAN_DEPTH_M. `write_bundle` does that
@@ -21,6 +41,7 @@ into place at the end; on any failure the temporary folder is removed. Readers n
 
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import json
 import logging
@@ -28,10 +49,12 @@ import math
 import os
 import re
 import shutil
+import threading
 import uuid
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +66,38 @@ from ..geometry.camera import Intrinsics
 log = logging.getLogger(__name__)
 
 #: Version of the bundle layout written here. Readers refuse bundles with a larger number.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: The oldest layout still read (1: plain .npy arrays).
+OLDEST_FORMAT_VERSION = 1
 #: Median finite z-depth of the reference video in scene space, metres. Every scene is scaled to it.
 SCENE_MEDIAN_DEPTH_M = 4.0
 
 SCENE_JSON = "scene.json"
-FRAMES_FILE = "frames.npy"
-DEPTH_FILE = "depth.npy"
+COLOUR_FILE = "colour.mp4"
+#: Colour file where PyAV lacks libx264rgb (FFV1, lossless).
+COLOUR_FILE_FFV1 = "colour.mkv"
+DEPTH_FILE = "depth.mkv"
+MOVING_FILE = "moving.mkv"
 POSES_FILE = "poses.npy"
+#: Array files of format 1.
+V1_FRAMES_FILE = "frames.npy"
+V1_DEPTH_FILE = "depth.npy"
 #: Names a bundle writer reserves; extra files may not use them.
-RESERVED_FILES = frozenset({SCENE_JSON, FRAMES_FILE, DEPTH_FILE, POSES_FILE})
+RESERVED_FILES = frozenset(
+    {SCENE_JSON, COLOUR_FILE, COLOUR_FILE_FFV1, DEPTH_FILE, MOVING_FILE, POSES_FILE, V1_FRAMES_FILE, V1_DEPTH_FILE}
+)
+
+#: Colour of scenes from videos: H.264 constant rate factor (lower is better; 0 would be lossless) and
+#: x264 speed preset. Measured on a 10 s procedural clip and a real one (bench/bench_bundle.py): PSNR
+#: 44-49 dB, mean absolute error 0.4-1.1 levels, 3-4x the size of the source clip with depth.
+COLOUR_CRF = 14
+COLOUR_PRESET = "fast"
+#: Sources whose frames are rendered, not filmed: stored losslessly by default (colour and depth exact).
+LOSSLESS_SOURCES = ("demo", "engine")
+#: Step of ln(depth) of the "log-u16" depth encoding: relative error at most DEPTH_LOG_STEP / 2 (0.05 %).
+DEPTH_LOG_STEP = 1e-3
+#: Largest code of "log-u16" (0 is +inf).
+_LOG_U16_MAX = 65535
 
 #: Hidden sibling folders a write or a delete is working in. Stores ignore them and sweep stale ones.
 TEMP_PREFIX = ".tmp-"
@@ -64,9 +109,18 @@ SCENE_ID_RE = re.compile(r"[a-z0-9_-]{1,64}")
 SOURCE_RE = re.compile(r"demo|engine|video:.+")
 #: Allowed `depth_source` values.
 DEPTH_SOURCE_RE = re.compile(r"exact|depth-files|depth-model:.+|none")
+#: Plain file names (extra files, storage files).
+FILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 #: How far a pose's rotation may be from orthonormal (max |R^T R - I|), and its last row from (0, 0, 0, 1).
 POSE_TOLERANCE = 1e-4
+
+#: Encodings of scene.json "storage", per array.
+FRAMES_ENCODINGS = ("video", "npy")
+DEPTH_ENCODINGS = ("log-u16", "f32-split", "infinite", "constant", "npy")
+MOVING_ENCODINGS = ("mask-video", "constant")
+POSES_ENCODINGS = ("npy",)
+_FILE_ENCODINGS = frozenset({"video", "npy", "log-u16", "f32-split", "mask-video"})
 
 
 class BundleExists(SceneError):
@@ -87,6 +141,16 @@ def check_scene_id(scene_id: str, field_name: str = "scene_id") -> str:
 def now_iso() -> str:
     """Current UTC time as ISO 8601 with seconds, e.g. '2025-01-31T12:00:00+00:00'."""
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def v1_storage() -> dict[str, Any]:
+    """The storage of a format-1 bundle: three memory-mappable .npy files, no masks."""
+    return {
+        "frames": {"encoding": "npy", "file": V1_FRAMES_FILE},
+        "depth": {"encoding": "npy", "file": V1_DEPTH_FILE},
+        "moving": None,
+        "poses": {"encoding": "npy", "file": POSES_FILE},
+    }
 
 
 @dataclass(frozen=True)
@@ -112,6 +176,12 @@ class SceneMeta:
     #: ISO 8601 time the bundle was written ("" until `write_bundle` fills it in).
     created: str = ""
     format_version: int = FORMAT_VERSION
+    #: How the arrays are stored: {"frames": {...}, "depth": {...}, "moving": {...} | None, "poses": {...}}
+    #: (see the module docstring); filled in by `write_bundle`, empty until then.
+    storage: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: How the scene was made (the capture pipeline's report: stages, timings, quality figures), a
+    #: JSON-able mapping, or None. Stored as scene.json "capture".
+    capture: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
     #: Keys of scene.json this version does not know, kept so a rewrite does not lose them.
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -148,6 +218,8 @@ class SceneMeta:
             rotation_only=self.rotation_only,
             created=self.created,
         )
+        if self.format_version >= 2:
+            doc.update(storage=_plain(self.storage), capture=_plain(self.capture))
         return doc
 
     @classmethod
@@ -161,6 +233,8 @@ class SceneMeta:
                 f"{where}: format_version {version} is newer than this StarBridge reads ({FORMAT_VERSION}); "
                 "upgrade StarBridge or re-import the scene"
             )
+        if version < OLDEST_FORMAT_VERSION:
+            raise SceneError(f"{where}: format_version {version} is not a scene bundle format", field="format_version")
         intr = _get(doc, "intrinsics", dict, where)
         width, height = _get(doc, "width", int, where), _get(doc, "height", int, where)
         intrinsics = Intrinsics(
@@ -171,6 +245,16 @@ class SceneMeta:
             width=width,
             height=height,
         )
+        if version == 1:
+            storage, capture = v1_storage(), None
+        else:
+            storage = _parse_storage(_get(doc, "storage", dict, where), where)
+            capture = doc.get("capture")
+            if capture is not None and not isinstance(capture, dict):
+                raise SceneError(
+                    f"{where}: field 'capture' must be an object or null, got {type(capture).__name__}",
+                    field="capture",
+                )
         known = {f for f in cls.__dataclass_fields__ if f != "extra"} | {"width", "height"}
         meta = cls(
             scene_id=_get(doc, "scene_id", str, where),
@@ -185,6 +269,8 @@ class SceneMeta:
             rotation_only=_get(doc, "rotation_only", bool, where),
             created=_get(doc, "created", str, where),
             format_version=version,
+            storage=storage,
+            capture=capture,
             extra={k: v for k, v in doc.items() if k not in known},
         )
         try:
@@ -225,6 +311,24 @@ class SceneMeta:
                 raise SceneError(f"{name} must be {bound}, got {value!r}", field=name)
         if self.rotation_only and self.depth_source != "none":
             raise SceneError(f"a rotation-only scene has depth_source 'none', got {self.depth_source!r}")
+        if self.capture is not None:
+            if not isinstance(self.capture, Mapping):
+                raise SceneError(
+                    f"capture must be a mapping or None, got {type(self.capture).__name__}", field="capture"
+                )
+            try:
+                json.dumps(_plain(self.capture), allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise SceneError(f"capture must be JSON-able with finite numbers: {exc}", field="capture") from None
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-able copy of mappings and sequences (Mapping -> dict, tuple -> list)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _finite(x: float) -> bool:
@@ -247,51 +351,235 @@ def _get(doc: dict, key: str, kind: type, where: str, label: str = "") -> Any:
     return value
 
 
+def _parse_storage(doc: dict, where: str) -> dict[str, Any]:
+    """Validate scene.json "storage" (format 2): every array's encoding, file name, size and parameters."""
+    out: dict[str, Any] = {}
+    for name, encodings in (
+        ("frames", FRAMES_ENCODINGS),
+        ("depth", DEPTH_ENCODINGS),
+        ("moving", MOVING_ENCODINGS),
+        ("poses", POSES_ENCODINGS),
+    ):
+        label = f"storage.{name}"
+        if name == "moving" and doc.get(name) is None:
+            out[name] = None
+            continue
+        spec = _get(doc, name, dict, where, label)
+        encoding = _get(spec, "encoding", str, where, f"{label}.encoding")
+        if encoding not in encodings:
+            raise SceneError(
+                f"{where}: {label}.encoding {encoding!r} is not one this StarBridge reads ({', '.join(encodings)}); "
+                "was the scene written by a newer version?",
+                field=label,
+            )
+        if encoding in _FILE_ENCODINGS:
+            file = _get(spec, "file", str, where, f"{label}.file")
+            if not FILE_NAME_RE.fullmatch(file):
+                raise SceneError(f"{where}: {label}.file {file!r} is not a plain file name", field=label)
+            if "bytes" in spec:
+                size = _get(spec, "bytes", int, where, f"{label}.bytes")
+                if size < 0:
+                    raise SceneError(f"{where}: {label}.bytes must be >= 0, got {size}", field=label)
+        if encoding == "log-u16":
+            log_min = _get(spec, "log_min", float, where, f"{label}.log_min")
+            step = _get(spec, "log_step", float, where, f"{label}.log_step")
+            if not (math.isfinite(log_min) and math.isfinite(step) and step > 0):
+                raise SceneError(f"{where}: {label} needs a finite log_min and a log_step > 0", field=label)
+        elif encoding == "constant" and name == "depth":
+            value = _get(spec, "value", float, where, f"{label}.value")
+            if not (math.isfinite(value) and value > 0):
+                raise SceneError(f"{where}: {label}.value must be a finite number > 0, got {value!r}", field=label)
+        elif encoding == "constant":
+            _get(spec, "value", bool, where, f"{label}.value")
+        out[name] = dict(spec)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- reading
 
 
-class SceneBundle:
-    """A scene bundle folder, opened for reading. The arrays load lazily, memory-mapped and read-only.
+class _Arrays:
+    """The decoded frames, depth and masks of one bundle (shared by the SceneBundles of that folder)."""
 
-    Opening reads and validates scene.json and the .npy headers (shape and dtype against the metadata,
-    file size against the header), so a broken bundle fails here with a SceneError rather than mid-session.
+    def __init__(self, frames: np.ndarray, depth: np.ndarray, moving: np.ndarray | None) -> None:
+        self.frames = frames
+        self.depth = depth
+        self.moving = moving
+
+
+#: How many scenes stay decoded in memory after their last SceneBundle is gone (most recently used first),
+#: so a scene whose session just closed, or that start-up prepared, is not decoded again by the next one.
+KEEP_DECODED = 2
+
+#: Decoded arrays by bundle identity (folder, scene.json inode and mtime), while any SceneBundle holds them
+#: or they are among the KEEP_DECODED most recently used.
+_SHARED: weakref.WeakValueDictionary[tuple, _Arrays] = weakref.WeakValueDictionary()
+_RECENT: collections.deque[_Arrays] = collections.deque()
+_SHARED_LOCK = threading.Lock()
+_LOADING: dict[tuple, threading.Lock] = {}
+
+
+def drop_decoded() -> None:
+    """Forget the recently used decoded scenes (memory is freed once no open SceneBundle holds them)."""
+    with _SHARED_LOCK:
+        _RECENT.clear()
+
+
+def _keep(arrays: _Arrays) -> None:
+    """Make `arrays` the most recently used (call with _SHARED_LOCK held)."""
+    for i, held in enumerate(_RECENT):
+        if held is arrays:
+            del _RECENT[i]
+            break
+    _RECENT.append(arrays)
+    while len(_RECENT) > KEEP_DECODED:
+        _RECENT.popleft()
+
+
+class SceneBundle:
+    """A scene bundle folder, opened for reading.
+
+    Opening reads and validates scene.json and checks every array file is there with the size scene.json
+    records (format 1: the .npy headers against the metadata), so a broken bundle fails here with a
+    SceneError rather than mid-session. Colour, depth and masks are decoded into memory on first use (or by
+    `load`); a file that does not decode raises SceneError then. Poses load on first use.
     """
 
     def __init__(self, path: Path | str, meta: SceneMeta | None = None) -> None:
         self.path = Path(path)
         self.meta = meta if meta is not None else read_meta(self.path)
-        for name, shape, dtype in self._expected_arrays():
-            _check_npy_header(self.path / name, shape, dtype)
+        self._lock = threading.Lock()
+        self._arrays: _Arrays | None = None
+        self._poses: np.ndarray | None = None
+        self._check_files()
 
     def __repr__(self) -> str:
         m = self.meta
         return f"SceneBundle({m.scene_id!r}, {m.frame_count} frames {m.width}x{m.height} @ {m.fps:g} fps, {self.path})"
 
-    def _expected_arrays(self) -> list[tuple[str, tuple[int, ...], np.dtype]]:
-        n, h, w = self.meta.frame_count, self.meta.height, self.meta.width
-        return [
-            (FRAMES_FILE, (n, h, w, 3), np.dtype(np.uint8)),
-            (DEPTH_FILE, (n, h, w), np.dtype(np.float32)),
-            (POSES_FILE, (n, 4, 4), np.dtype(np.float64)),
-        ]
+    # ------------------------------------------------------------------ the arrays
 
-    @cached_property
+    @property
     def frames(self) -> np.ndarray:
-        """(N, H, W, 3) uint8 sRGB reference frames, rows top to bottom (read-only memory map)."""
-        return self._load(FRAMES_FILE)
+        """(N, H, W, 3) uint8 sRGB reference frames, rows top to bottom (read-only)."""
+        return self._load().frames
 
-    @cached_property
+    @property
     def depth(self) -> np.ndarray:
-        """(N, H, W) float32 z-depth in scene metres, +inf for no surface (read-only memory map)."""
-        return self._load(DEPTH_FILE)
+        """(N, H, W) float32 z-depth in scene metres, +inf for no surface (read-only)."""
+        return self._load().depth
 
-    @cached_property
+    @property
+    def moving(self) -> np.ndarray | None:
+        """(N, H, W) bool: pixels of moving objects (read-only); None when the scene has no masks."""
+        return self._load().moving
+
+    @property
     def poses(self) -> np.ndarray:
         """(N, 4, 4) float64 camera-to-world, wire convention, scene units; poses[0] is the identity."""
-        return self._load(POSES_FILE, mmap=False)
+        with self._lock:
+            if self._poses is None:
+                self._poses = self._npy("poses", mmap=False)
+            return self._poses
 
-    def _load(self, name: str, mmap: bool = True) -> np.ndarray:
-        path = self.path / name
+    def load(self) -> SceneBundle:
+        """Decode colour, depth and masks into memory now (the first use does it otherwise); returns self.
+
+        Raises SceneError naming the file when one does not decode to what scene.json says."""
+        self._load()
+        return self
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the arrays are in memory (for this bundle object)."""
+        return self._arrays is not None
+
+    def _load(self) -> _Arrays:
+        with self._lock:
+            if self._arrays is None:
+                self._arrays = _shared_arrays(self)
+            return self._arrays
+
+    def _decode(self) -> _Arrays:
+        """Decode the arrays from disk: depth and masks on a second thread while colour decodes here."""
+        result: dict[str, Any] = {}
+
+        def depth_and_masks() -> None:
+            try:
+                result["depth"] = self._read_depth()
+                result["moving"] = self._read_moving()
+            except BaseException as exc:  # re-raised on the calling thread
+                result["error"] = exc
+
+        helper = threading.Thread(target=depth_and_masks, name="bundle-load", daemon=True)
+        helper.start()
+        try:
+            frames = self._read_frames()
+        finally:
+            helper.join()
+        if "error" in result:
+            raise result["error"]
+        return _Arrays(frames, result["depth"], result["moving"])
+
+    def _read_frames(self) -> np.ndarray:
+        spec = self.meta.storage["frames"]
+        if spec["encoding"] == "npy":
+            return self._npy("frames")
+        n, h, w = self.meta.frame_count, self.meta.height, self.meta.width
+        out = np.empty((n, h, w, 3), np.uint8)
+
+        def put(i: int, frame: Any) -> None:
+            out[i] = frame.to_ndarray(format="rgb24")
+
+        _read_video(self.path / spec["file"], n, (w, h), put)
+        out.setflags(write=False)
+        return out
+
+    def _read_depth(self) -> np.ndarray:
+        spec = self.meta.storage["depth"]
+        n, h, w = self.meta.frame_count, self.meta.height, self.meta.width
+        encoding = spec["encoding"]
+        if encoding == "npy":
+            return self._npy("depth")
+        if encoding in ("infinite", "constant"):
+            value = np.float32(np.inf if encoding == "infinite" else spec["value"])
+            return np.broadcast_to(value, (n, h, w))  # read-only, no memory
+        out = np.empty((n, h, w), np.float32)
+        if encoding == "log-u16":
+            lut = log_u16_table(spec["log_min"], spec["log_step"])
+
+            def put(i: int, frame: Any) -> None:
+                np.take(lut, frame.to_ndarray(), out=out[i])
+
+            _read_video(self.path / spec["file"], n, (w, h), put)
+        else:  # f32-split: high halves over low halves
+
+            def put(i: int, frame: Any) -> None:
+                halves = frame.to_ndarray().astype(np.uint32)
+                out[i].view(np.uint32)[...] = (halves[:h] << 16) | halves[h:]
+
+            _read_video(self.path / spec["file"], n, (w, 2 * h), put)
+        out.setflags(write=False)
+        return out
+
+    def _read_moving(self) -> np.ndarray | None:
+        spec = self.meta.storage.get("moving")
+        if spec is None:
+            return None
+        n, h, w = self.meta.frame_count, self.meta.height, self.meta.width
+        if spec["encoding"] == "constant":
+            return np.broadcast_to(np.bool_(spec["value"]), (n, h, w))
+        out = np.empty((n, h, w), np.bool_)
+
+        def put(i: int, frame: Any) -> None:
+            np.greater(frame.to_ndarray(), 127, out=out[i])
+
+        _read_video(self.path / spec["file"], n, (w, h), put)
+        out.setflags(write=False)
+        return out
+
+    def _npy(self, name: str, mmap: bool = True) -> np.ndarray:
+        path = self.path / self.meta.storage[name]["file"]
         try:
             arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
         except (OSError, ValueError) as exc:
@@ -299,6 +587,38 @@ class SceneBundle:
         if not mmap:
             arr.setflags(write=False)
         return arr
+
+    # ------------------------------------------------------------------ checks at open
+
+    def _check_files(self) -> None:
+        n, h, w = self.meta.frame_count, self.meta.height, self.meta.width
+        npy_shapes: dict[str, tuple[tuple[int, ...], np.dtype]] = {
+            "frames": ((n, h, w, 3), np.dtype(np.uint8)),
+            "depth": ((n, h, w), np.dtype(np.float32)),
+            "poses": ((n, 4, 4), np.dtype(np.float64)),
+        }
+        storage = self.meta.storage
+        for name in ("frames", "depth", "moving", "poses"):
+            spec = storage.get(name)
+            if spec is None or spec["encoding"] not in _FILE_ENCODINGS:
+                continue
+            path = self.path / spec["file"]
+            if spec["encoding"] == "npy":
+                shape, dtype = npy_shapes[name]
+                _check_npy_header(path, shape, dtype)
+                continue
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                raise SceneError(f"broken scene bundle: {path.name} is missing in {path.parent}") from None
+            except OSError as exc:
+                raise SceneError(f"broken scene bundle: cannot read {path}: {exc}") from None
+            want = spec.get("bytes")
+            if want is not None and size != want:
+                what = "truncated" if size < want else "larger than written"
+                raise SceneError(f"broken scene bundle: {path} is {what} ({size} bytes, scene.json says {want})")
+
+    # ------------------------------------------------------------------ the rest
 
     def frame_index(self, scene_time_s: float) -> int:
         """Index of the reference frame nearest to `scene_time_s`, looping over the scene's duration."""
@@ -313,6 +633,77 @@ class SceneBundle:
     def size_bytes(self) -> int:
         """Total size of the bundle's files on disk, bytes."""
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+
+
+def _shared_arrays(bundle: SceneBundle) -> _Arrays:
+    """The decoded arrays of `bundle`'s folder: the copy another open bundle of it holds, else decoded now
+    (once, however many threads ask at the same time)."""
+    try:
+        st = (bundle.path / SCENE_JSON).stat()
+        key: tuple = (str(bundle.path.resolve()), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+    except OSError:
+        return bundle._decode()  # scene.json gone (the folder was replaced or deleted): no sharing
+    with _SHARED_LOCK:
+        hit = _SHARED.get(key)
+        if hit is not None:
+            _keep(hit)
+            return hit
+        gate = _LOADING.setdefault(key, threading.Lock())
+    try:
+        with gate:
+            with _SHARED_LOCK:
+                hit = _SHARED.get(key)
+            if hit is None:
+                hit = bundle._decode()
+            with _SHARED_LOCK:
+                _SHARED[key] = hit
+                _keep(hit)
+            return hit
+    finally:
+        with _SHARED_LOCK:
+            if _LOADING.get(key) is gate and not gate.locked():
+                del _LOADING[key]
+
+
+def _read_video(path: Path, count: int, size: tuple[int, int], put: Callable[[int, Any], None]) -> None:
+    """Decode the first video stream of `path`, calling put(i, frame) for each of exactly `count` frames of
+    `size` (width, height); SceneError naming the file otherwise."""
+    import av
+
+    try:
+        container = av.open(str(path), mode="r")
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise SceneError(f"broken scene bundle: {path} is not a readable video: {exc}") from None
+    i = 0
+    try:
+        if not container.streams.video:
+            raise SceneError(f"broken scene bundle: {path} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            if i >= count:
+                raise SceneError(f"broken scene bundle: {path} holds more than the {count} frames scene.json says")
+            if (frame.width, frame.height) != size:
+                raise SceneError(
+                    f"broken scene bundle: {path} holds {frame.width}x{frame.height} frames, scene.json says "
+                    f"{size[0]}x{size[1]}"
+                )
+            put(i, frame)
+            i += 1
+    except av.FFmpegError as exc:
+        raise SceneError(f"broken scene bundle: {path}: cannot decode frame {i}: {exc}") from None
+    finally:
+        container.close()
+    if i != count:
+        raise SceneError(f"broken scene bundle: {path} holds {i} frames, scene.json says {count}")
+
+
+def log_u16_table(log_min: float, log_step: float) -> np.ndarray:
+    """(65536,) float32 depth of each "log-u16" code: +inf for 0, exp(log_min + (q - 1) log_step) else."""
+    with np.errstate(over="ignore"):
+        table = np.exp(log_min + np.arange(-1, _LOG_U16_MAX, dtype=np.float64) * log_step).astype(np.float32)
+    table[0] = np.inf
+    return table
 
 
 def read_meta(path: Path) -> SceneMeta:
@@ -366,20 +757,25 @@ def median_finite_depth(depth: np.ndarray) -> float:
     return float(np.median(finite)) if finite.size else 0.0
 
 
-def check_arrays(meta: SceneMeta, frames: np.ndarray, depth: np.ndarray, poses: np.ndarray) -> None:
+def check_arrays(
+    meta: SceneMeta, frames: np.ndarray, depth: np.ndarray, poses: np.ndarray, moving: np.ndarray | None = None
+) -> None:
     """Raise SceneError naming the array and the expected vs actual shape, dtype or value."""
     n, h, w = meta.frame_count, meta.height, meta.width
-    for name, arr, shape, kinds in (
+    arrays: list[tuple[str, Any, tuple[int, ...], str]] = [
         ("frames", frames, (n, h, w, 3), "u"),
         ("depth", depth, (n, h, w), "f"),
         ("poses", poses, (n, 4, 4), "f"),
-    ):
+    ]
+    if moving is not None:
+        arrays.append(("moving", moving, (n, h, w), "b"))
+    for name, arr, shape, kinds in arrays:
         if not isinstance(arr, np.ndarray):
             raise SceneError(f"{name} must be a numpy array, got {type(arr).__name__}", field=name)
         if arr.shape != shape:
             raise SceneError(f"{name} must have shape {shape} (N, ...) from scene meta, got {arr.shape}", field=name)
         if arr.dtype.kind not in kinds or (name == "frames" and arr.dtype != np.uint8):
-            want = "uint8" if name == "frames" else "a float dtype"
+            want = {"frames": "uint8", "moving": "bool"}.get(name, "a float dtype")
             raise SceneError(f"{name} must be {want}, got {arr.dtype}", field=name)
     if np.isnan(depth).any() or (depth <= 0).any() or np.isneginf(depth).any():
         raise SceneError("depth must be > 0 or +inf (no surface) everywhere; found NaN, <= 0 or -inf", field="depth")
@@ -434,48 +830,168 @@ def write_bundle(
     poses: np.ndarray,
     extra_files: Mapping[str, bytes | np.ndarray] | None = None,
     *,
+    moving: np.ndarray | None = None,
     in_scene_units: bool = False,
     overwrite: bool = False,
+    lossless: bool | None = None,
+    colour_crf: int = COLOUR_CRF,
 ) -> SceneBundle:
-    """Validate, normalise (see `normalise_scene`) and atomically write a bundle at `dest`.
+    """Validate, normalise (see `normalise_scene`) and atomically write a bundle at `dest` (format 2).
 
     frames: (N, H, W, 3) uint8 sRGB; depth: (N, H, W) float z-depth, +inf for no surface; poses: (N, 4, 4)
-    camera-to-world, wire convention; N, H, W from `meta`. `extra_files` maps plain file names to bytes or
-    arrays (saved as .npy). `meta.created` is filled in when empty. With `overwrite`, an existing bundle at
-    `dest` is replaced; without, BundleExists is raised (also when another writer got there first).
-    Nothing half-written is ever visible at `dest`, and the temporary folder is removed on any failure.
+    camera-to-world, wire convention; moving: (N, H, W) bool masks of moving objects, or None; N, H, W from
+    `meta`. `meta.capture` (the capture report) is stored in scene.json. `extra_files` maps plain file names
+    to bytes or arrays (saved as .npy). `meta.created` is filled in when empty.
+
+    lossless: store colour and depth exactly (H.264 qp 0, float32 depth) rather than H.264 at `colour_crf`
+    and log-quantised depth (relative error <= 0.05 %); None: lossless for rendered sources (LOSSLESS_SOURCES).
+
+    With `overwrite`, an existing bundle at `dest` is replaced; without, BundleExists is raised (also when
+    another writer got there first). Nothing half-written is ever visible at `dest`, and the temporary
+    folder is removed on any failure.
     """
     dest = Path(dest)
     meta.validate()
-    check_arrays(meta, frames, depth, poses)
+    check_arrays(meta, frames, depth, poses, moving)
+    if not 0 <= colour_crf <= 51:
+        raise SceneError(f"colour_crf must be in [0, 51], got {colour_crf}", field="colour_crf")
     extra_files = dict(extra_files or {})
     for name in extra_files:
-        if name in RESERVED_FILES or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        if name in RESERVED_FILES or not FILE_NAME_RE.fullmatch(name):
             raise SceneError(f"extra file name {name!r} is reserved or not a plain file name", field="extra_files")
     if dest.exists() and not overwrite:
         raise BundleExists(f"scene folder {dest} already exists (pass overwrite to replace it)")
     meta, depth, poses = normalise_scene(meta, depth, poses, in_scene_units)
+    if lossless is None:
+        lossless = meta.source in LOSSLESS_SOURCES
     if not meta.created:
         meta = replace(meta, created=now_iso())
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f"{TEMP_PREFIX}{dest.name}-{uuid.uuid4().hex[:12]}"
     tmp.mkdir()
     try:
-        _save_npy(tmp / FRAMES_FILE, np.ascontiguousarray(frames))
-        _save_npy(tmp / DEPTH_FILE, np.ascontiguousarray(depth, dtype=np.float32))
         _save_npy(tmp / POSES_FILE, np.ascontiguousarray(poses, dtype=np.float64))
+        storage: dict[str, Any] = {
+            "frames": _write_colour(tmp, frames, meta.fps, lossless, colour_crf),
+            "depth": _write_depth(tmp, depth, meta.fps, lossless),
+            "moving": None if moving is None else _write_moving(tmp, moving, meta.fps),
+            "poses": {"encoding": "npy", "file": POSES_FILE},
+        }
+        for spec in storage.values():
+            if spec is not None and "file" in spec:
+                spec["bytes"] = (tmp / spec["file"]).stat().st_size
+        meta = replace(meta, format_version=FORMAT_VERSION, storage=storage)
         for name, content in extra_files.items():
             if isinstance(content, np.ndarray):
                 _save_npy(tmp / name, content)
             else:
                 _save_bytes(tmp / name, bytes(content))
-        _save_bytes(tmp / SCENE_JSON, (json.dumps(meta.to_json(), indent=2) + "\n").encode("utf-8"))
+        doc = json.dumps(meta.to_json(), indent=2, allow_nan=False)
+        _save_bytes(tmp / SCENE_JSON, (doc + "\n").encode("utf-8"))
         _move_into_place(tmp, dest, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("wrote scene bundle %s (%d frames %dx%d)", dest, meta.frame_count, meta.width, meta.height)
     return SceneBundle(dest, meta)
+
+
+def colour_codec() -> str:
+    """The colour encoder this PyAV has: "libx264rgb" (H.264 in RGB), else "ffv1" (lossless, larger)."""
+    import av
+
+    return "libx264rgb" if "libx264rgb" in av.codecs_available else "ffv1"
+
+
+def _write_colour(folder: Path, frames: np.ndarray, fps: float, lossless: bool, crf: int) -> dict[str, Any]:
+    codec = colour_codec()
+    h, w = frames.shape[1:3]
+    if codec == "libx264rgb":
+        quality = {"qp": "0"} if lossless else {"crf": str(crf)}
+        options = {**quality, "preset": COLOUR_PRESET}
+        _write_video(folder / COLOUR_FILE, frames, fps, (w, h), "libx264rgb", "rgb24", "rgb24", options)
+        return {"encoding": "video", "file": COLOUR_FILE, "codec": codec, "lossless": lossless,
+                "crf": None if lossless else crf}  # fmt: skip
+    log.warning("this PyAV has no libx264rgb encoder: storing colour losslessly with FFV1 (larger files)")
+    _write_video(folder / COLOUR_FILE_FFV1, frames, fps, (w, h), "ffv1", "bgr0", "rgb24", {"level": "3"})
+    return {"encoding": "video", "file": COLOUR_FILE_FFV1, "codec": codec, "lossless": True, "crf": None}
+
+
+def _write_depth(folder: Path, depth: np.ndarray, fps: float, lossless: bool) -> dict[str, Any]:
+    n, h, w = depth.shape
+    finite = np.isfinite(depth)
+    if not finite.any():
+        return {"encoding": "infinite"}
+    first = float(depth.flat[0])
+    if finite.all() and bool((depth == np.float32(first)).all()):
+        return {"encoding": "constant", "value": first}
+    options = {"level": "3", "slices": "4"}
+    if lossless:
+        bits = np.ascontiguousarray(depth, dtype=np.float32).view(np.uint32)
+        planes = (np.concatenate([(b >> 16).astype(np.uint16), (b & 0xFFFF).astype(np.uint16)]) for b in bits)
+        _write_video(folder / DEPTH_FILE, planes, fps, (w, 2 * h), "ffv1", "gray16le", "gray16le", options)
+        return {"encoding": "f32-split", "file": DEPTH_FILE}
+    log_min, log_max = float(np.log(depth[finite].min())), float(np.log(depth[finite].max()))
+    step = max(DEPTH_LOG_STEP, (log_max - log_min) / (_LOG_U16_MAX - 1) * (1 + 1e-9))
+    codes = (log_u16_codes(d, log_min, step) for d in depth)
+    _write_video(folder / DEPTH_FILE, codes, fps, (w, h), "ffv1", "gray16le", "gray16le", options)
+    return {"encoding": "log-u16", "file": DEPTH_FILE, "log_min": log_min, "log_step": step}
+
+
+def log_u16_codes(depth: np.ndarray, log_min: float, log_step: float) -> np.ndarray:
+    """uint16 "log-u16" codes of a depth map: 0 for +inf, 1 + round((ln d - log_min) / log_step) else."""
+    codes = np.zeros(depth.shape, np.uint16)
+    finite = np.isfinite(depth)
+    q = np.rint((np.log(depth[finite].astype(np.float64)) - log_min) / log_step) + 1
+    codes[finite] = np.clip(q, 1, _LOG_U16_MAX).astype(np.uint16)
+    return codes
+
+
+def _write_moving(folder: Path, moving: np.ndarray, fps: float) -> dict[str, Any]:
+    n, h, w = moving.shape
+    first = bool(moving.flat[0])
+    if bool((moving == first).all()):
+        return {"encoding": "constant", "value": first}
+    masks = (m.astype(np.uint8) * np.uint8(255) for m in moving)
+    _write_video(folder / MOVING_FILE, masks, fps, (w, h), "ffv1", "gray", "gray", {"level": "3", "slices": "4"})
+    return {"encoding": "mask-video", "file": MOVING_FILE}
+
+
+def _write_video(
+    path: Path,
+    images: Iterator[np.ndarray] | np.ndarray,
+    fps: float,
+    size: tuple[int, int],
+    codec: str,
+    pix_fmt: str,
+    in_format: str,
+    options: dict[str, str],
+) -> None:
+    """Encode `images` (each (H, W[, 3]) in `in_format`) as one video stream at `path`; bit-exact output (the
+    same input gives the same bytes), flushed to disk."""
+    import av
+
+    container = av.open(str(path), mode="w", options={"fflags": "+bitexact"})
+    try:
+        rate = Fraction(fps).limit_denominator(1001) or Fraction(1, 1001)  # only playback speed depends on it
+        stream: Any = container.add_stream(codec, rate=rate)
+        stream.width, stream.height = size
+        stream.pix_fmt = pix_fmt
+        stream.options = {**options, "flags": "+bitexact"}
+        for image in images:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=in_format)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    finally:
+        container.close()
+    _fsync(path)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:

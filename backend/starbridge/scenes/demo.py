@@ -1,8 +1,9 @@
 """The built-in demo scene bundle, so `starbridge serve` works on a fresh machine.
 
 `build_demo_scene` renders the procedural world of seed 0 (`procedural/world.py`) along the demo's reference
-path (`procedural/paths.arc_path`: a slow arc-and-dolly with a slight pan, for parallax and disocclusions),
-with exact depth, and writes it as a scene bundle. The bundle records the world it was rendered from
+path (`procedural/paths.arc_path`: a slow arc-and-dolly for parallax and disocclusions, with a sweep of the
+view across the street, so the fused world covers most directions a player turns to), with exact depth and
+exact moving-object masks, and writes it as a scene bundle. The bundle records the world it was rendered from
 (DEMO_WORLD_FILE), so `world_for_bundle` gives the ground truth at any other pose and time.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -20,6 +22,7 @@ from ..errors import SceneError
 from ..geometry.camera import Intrinsics
 from .bundle import SceneBundle, SceneMeta, write_bundle
 from .procedural.paths import arc_path
+from .procedural.raycast import yaw_rotation
 from .procedural.world import DemoWorld, DemoWorldConfig
 
 log = logging.getLogger(__name__)
@@ -29,7 +32,9 @@ DEMO_SCENE_ID = "demo"
 #: Extra file of a demo bundle that records the world it was rendered from (see `world_for_bundle`).
 DEMO_WORLD_FILE = "demo.json"
 #: Bump when the demo's look or layout changes, so stores can tell an old demo bundle.
-DEMO_VERSION = 1
+#: 2: the reference video sweeps across the street (about two thirds of all directions) and the bundle
+#: carries exact moving-object masks.
+DEMO_VERSION = 2
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -41,7 +46,7 @@ class DemoSceneConfig:
     width: int = 512
     height: int = 288
     fps: float = 24.0
-    frame_count: int = 72
+    frame_count: int = 96
     vertical_fov_deg: float = 60.0
     world: DemoWorldConfig = field(default_factory=DemoWorldConfig)
     #: Arc: the camera circles a point this far ahead (metres) by `arc_deg`, while dollying in by `dolly_m`.
@@ -52,6 +57,10 @@ class DemoSceneConfig:
     pan_deg: float = -4.0
     #: Vertical rise and fall of the camera over the path, metres.
     bob_m: float = 0.12
+    #: On top of the arc, the camera sweeps its view across the street: yaw(s) = sweep_deg * sin(2 pi s) over
+    #: the video (s in [0, 1)), left first; with the 91 degree horizontal field of view of 60 degrees vertical
+    #: at 16:9, a 75 degree sweep sees about 240 of the 360 degrees around.
+    sweep_deg: float = 75.0
 
     @property
     def loop_s(self) -> float:
@@ -62,8 +71,12 @@ def reference_path(config: DemoSceneConfig) -> np.ndarray:
     """(N, 4, 4) camera-to-world poses (wire convention, layout metres) of the reference video; frame 0 is
     the identity (see `procedural.paths.arc_path`)."""
     c = config
-    return arc_path(c.frame_count, arc_focus_m=c.arc_focus_m, arc_deg=c.arc_deg, dolly_m=c.dolly_m,
-                    pan_deg=c.pan_deg, bob_m=c.bob_m)  # fmt: skip
+    poses = arc_path(c.frame_count, arc_focus_m=c.arc_focus_m, arc_deg=c.arc_deg, dolly_m=c.dolly_m,
+                     pan_deg=c.pan_deg, bob_m=c.bob_m)  # fmt: skip
+    for i in range(c.frame_count):
+        yaw = math.radians(c.sweep_deg) * math.sin(2.0 * math.pi * i / c.frame_count)
+        poses[i, :3, :3] = yaw_rotation(yaw) @ poses[i, :3, :3]
+    return poses
 
 
 def build_demo_scene(
@@ -86,7 +99,9 @@ def build_demo_scene(
     n = config.frame_count
     times = np.arange(n, dtype=np.float64) / config.fps
     on_frame = (lambda done: progress("render", done, n)) if progress else None
-    frames, depth = DemoWorld(world_config).render_clip(poses, intr, times, on_frame)
+    world = DemoWorld(world_config)
+    frames, depth = world.render_clip(poses, intr, times, on_frame)
+    moving = np.stack([world.moving_mask(poses[i], intr, float(times[i]), depth[i]) for i in range(n)])
     meta = SceneMeta(
         scene_id=scene_id or Path(dest).name,
         title=f"StarBridge demo (procedural world, seed {config.world.seed})",
@@ -100,7 +115,7 @@ def build_demo_scene(
     extra = {DEMO_WORLD_FILE: (json.dumps(record, indent=2) + "\n").encode("utf-8")}
     if progress:
         progress("write", 0, 1)
-    bundle = write_bundle(dest, meta, frames, depth, poses, extra, overwrite=overwrite)
+    bundle = write_bundle(dest, meta, frames, depth, poses, extra, moving=moving, overwrite=overwrite)
     if progress:
         progress("write", 1, 1)
     return bundle

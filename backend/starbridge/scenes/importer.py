@@ -42,9 +42,15 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str, int, int], None]
 
-#: Bounds of `max_side`, pixels.
+#: Bounds of `max_side` (the longest side of stored frames), pixels.
 MIN_SIDE = 16
-MAX_SIDE = 8192
+MAX_IMPORT_SIDE = 8192
+#: Defaults of `import_video` (and so of `starbridge scene import` and the ImportScene RPC).
+DEFAULT_MAX_SIDE = 512
+#: 0: every frame.
+DEFAULT_MAX_FRAMES = 0
+#: Vertical field of view assumed for the video's camera (videos do not say), degrees.
+DEFAULT_FOV_DEG = 60.0
 #: A stream that decodes to fewer than this fraction of the frames its container announces is truncated.
 TRUNCATED_FRACTION = 0.9
 #: Frame rate assumed when the stream does not say (logged).
@@ -100,9 +106,9 @@ def import_video(
     scene_id: str | None = None,
     depth_dir: Path | str | None = None,
     depth_model: Path | str | None = None,
-    max_side: int = 512,
-    max_frames: int = 0,
-    vertical_fov_deg: float = 60.0,
+    max_side: int = DEFAULT_MAX_SIDE,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    vertical_fov_deg: float = DEFAULT_FOV_DEG,
     overwrite: bool = False,
     progress: ProgressFn | None = None,
 ) -> SceneBundle:
@@ -162,8 +168,10 @@ def slug(text: str) -> str:
 
 
 def _check_args(max_side: int, max_frames: int, fov: float, depth_dir, depth_model) -> None:
-    if not MIN_SIDE <= max_side <= MAX_SIDE:
-        raise InvalidArgument(f"max_side must be in [{MIN_SIDE}, {MAX_SIDE}] pixels, got {max_side}", field="max_side")
+    if not MIN_SIDE <= max_side <= MAX_IMPORT_SIDE:
+        raise InvalidArgument(
+            f"max_side must be in [{MIN_SIDE}, {MAX_IMPORT_SIDE}] pixels, got {max_side}", field="max_side"
+        )
     if max_frames < 0:
         raise InvalidArgument(f"max_frames must be >= 0 (0: all frames), got {max_frames}", field="max_frames")
     check_fov(fov)

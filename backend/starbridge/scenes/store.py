@@ -22,9 +22,19 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..errors import InvalidArgument, SceneError, SceneInUse, UnknownScene
-from .bundle import TEMP_PREFIX, TRASH_PREFIX, BundleExists, SceneBundle, SceneMeta, check_scene_id, read_meta
+from .bundle import (
+    FORMAT_VERSION,
+    TEMP_PREFIX,
+    TRASH_PREFIX,
+    BundleExists,
+    SceneBundle,
+    SceneMeta,
+    check_scene_id,
+    read_meta,
+)
 from .demo import DEMO_SCENE_ID, DEMO_VERSION, ProgressFn, build_demo_scene, demo_version
 
 try:
@@ -315,7 +325,8 @@ class SceneStore:
         log.info("deleted scene %s", scene_id)
 
     def ensure_demo(self, progress: ProgressFn | None = None) -> SceneBundle:
-        """The demo scene, built first if it is missing, unreadable, or from an older demo version (seconds).
+        """The demo scene, built first if it is missing, unreadable, or from an older demo version or bundle
+        format (seconds).
 
         Two processes may race here: both build, the first rename wins, the other opens the winner's bundle.
         """
@@ -324,9 +335,9 @@ class SceneStore:
         if path.is_dir():
             try:
                 bundle = self.get(DEMO_SCENE_ID)
-                if demo_version(bundle) == DEMO_VERSION:
+                if demo_version(bundle) == DEMO_VERSION and bundle.meta.format_version == FORMAT_VERSION:
                     return bundle
-                log.info("rebuilding the demo scene: it was made by an older demo version")
+                log.info("rebuilding the demo scene: it was made by an older demo version or bundle format")
             except SceneError as exc:
                 log.warning("rebuilding the demo scene: %s", exc)
             overwrite = True
@@ -345,37 +356,19 @@ class SceneStore:
                 return self.get(DEMO_SCENE_ID)
 
     def import_video(
-        self,
-        video_path: Path | str,
-        scene_id: str | None = None,
-        depth_dir: Path | str | None = None,
-        depth_model: Path | str | None = None,
-        max_side: int = 512,
-        max_frames: int = 0,
-        vertical_fov_deg: float = 60.0,
-        overwrite: bool = False,
-        progress: ProgressFn | None = None,
+        self, video_path: Path | str, scene_id: str | None = None, *, overwrite: bool = False, **options: Any
     ) -> SceneBundle:
-        """Import a video as a scene; see `starbridge.scenes.importer.import_video` for the arguments.
+        """Import a video as a scene: `starbridge.scenes.importer.import_video` into this store.
 
-        With `overwrite`, an existing scene of that id is replaced, unless a session holds a lease on it
-        (SceneInUse, at once, before any decoding); it stays locked against new leases until the import ends.
+        `options` are that function's other keyword arguments (depth_dir, depth_model, max_side, max_frames,
+        vertical_fov_deg, progress), with its defaults. With `overwrite`, an existing scene of that id is
+        replaced, unless a session holds a lease on it (SceneInUse, at once, before any decoding); it stays
+        locked against new leases until the import ends.
         """
-        from .importer import import_video, slug
+        from .importer import import_video, slug  # PyAV: only when a video is imported
 
         def run() -> SceneBundle:
-            return import_video(
-                self,
-                video_path,
-                scene_id=scene_id,
-                depth_dir=depth_dir,
-                depth_model=depth_model,
-                max_side=max_side,
-                max_frames=max_frames,
-                vertical_fov_deg=vertical_fov_deg,
-                overwrite=overwrite,
-                progress=progress,
-            )
+            return import_video(self, video_path, scene_id=scene_id, overwrite=overwrite, **options)
 
         target = scene_id or slug(Path(video_path).stem)
         if not overwrite or target == DEMO_SCENE_ID:
