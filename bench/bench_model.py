@@ -1,4 +1,4 @@
-"""Model benchmark: STAR frames/s and first-block latency on ONNX Runtime vs PyTorch (DESIGN.md section 7).
+"""Model benchmark: STAR frames/s and first-block latency on ONNX Runtime vs PyTorch (docs/architecture.md §7).
 
     python bench/bench_model.py [--preset star-tiny] [--seconds S] [--no-compile] [--no-e2e] [--out DIR]
 

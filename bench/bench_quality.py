@@ -1,4 +1,4 @@
-"""Quality benchmark: generated frames against ground truth on held-out procedural scenes (DESIGN.md section 7).
+"""Quality benchmark: generated frames against ground truth on held-out procedural scenes (docs/architecture.md §7).
 
     python bench/bench_quality.py [--samples N] [--model BUNDLE ...] [--strips K] [--cuda] [--out DIR]
     python bench/bench_quality.py --paths roam [--samples N] [--width W --height H] [--poses N] [--out DIR]

@@ -1,4 +1,4 @@
-"""Frame hand-off benchmark: shared-memory ring, ZeroMQ inline and gRPC stream (DESIGN.md section 7).
+"""Frame hand-off benchmark: shared-memory ring, ZeroMQ inline and gRPC stream (docs/architecture.md §7).
 
     python bench/bench_transport.py [--seconds S] [--out DIR]     # from a source checkout
 
@@ -39,7 +39,7 @@ all three against the sequence in the metadata (`frame_intact`) and count the fr
 Ring and zmq frames are sent at a bounded rate (one every SEND_PERIOD_S) so the receiver keeps up;
 the first WARMUP_FRAMES frames of each run are not counted. Each measurement runs for about
 `seconds` and at least MIN_FRAMES frames. Benchmarks are not tests: nothing here fails on a slow
-machine; the table says PASS/FAIL against the DESIGN.md targets.
+machine; the table says PASS/FAIL against the docs/architecture.md §7 targets.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ GRPC_OPTIONS = [
 ]
 #: How long to wait for a child process to start, answer or finish before giving up, seconds.
 CHILD_TIMEOUT_S = 60.0
-#: DESIGN.md section 7.
+#: docs/architecture.md §7.
 RING_TARGET_FACTOR = 3.0
 ZMQ_TARGET_MS = 2.0
 
@@ -787,7 +787,7 @@ def _table(report: dict[str, Any]) -> str:
         if t is None:
             target, result = "", ""
         elif t["rule"] is None:
-            target, result = "(none in DESIGN.md)", "-"
+            target, result = "(none in docs/architecture.md)", "-"
         else:
             target = f"{t['rule']} ({t['limit_ms']:.3f})" if key == "ring_handoff" else t["rule"]
             result = "PASS" if t["pass"] else "FAIL"

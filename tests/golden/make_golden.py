@@ -1,4 +1,4 @@
-"""Build the golden byte vectors of every engine-channel message (DESIGN.md section 4).
+"""Build the golden byte vectors of every engine-channel message (docs/architecture.md §4).
 
 The Unity C# and Godot GDScript plugins carry small hand-written protobuf codecs; their tests
 compare them byte for byte with these files, made by the real protobuf runtime:

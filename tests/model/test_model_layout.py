@@ -1,5 +1,5 @@
 """The STAR layouts: the published 1.3B module names and shapes (checked on the meta device, nothing
-allocated), rotary and timestep embeddings as DESIGN.md section 6 fixes them, and cache masking."""
+allocated), rotary and timestep embeddings as docs/architecture.md §6 fixes them, and cache masking."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ using UnityEngine.Rendering;
 namespace StarBridge
 {
     /// <summary>
-    /// Shows the StarBridge neural world behind everything this camera renders (DESIGN.md section 5).
+    /// Shows the StarBridge neural world behind everything this camera renders (docs/architecture.md §5).
     /// In play mode it connects to the backend, sends the camera pose (relative to the scene anchor) every
     /// frame, uploads the newest generated frame into one reused texture, and draws it behind all
     /// geometry, reprojected from the pose it was generated for to the current camera rotation. When the
@@ -223,7 +223,7 @@ namespace StarBridge
             if (_client.Speed != _playbackSpeed) _client.SetSpeed(_playbackSpeed);
         }
 
-        /// <summary>A transform's pose relative to the scene anchor, in the wire convention (DESIGN.md section 3).</summary>
+        /// <summary>A transform's pose relative to the scene anchor, in the wire convention (docs/architecture.md §3).</summary>
         void WirePose(Transform t, out Vec3 position, out Quat rotation)
         {
             Vector3 p = t.position;

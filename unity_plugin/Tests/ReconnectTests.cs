@@ -8,7 +8,7 @@ using StarBridge.Core;
 namespace StarBridge.Tests
 {
     /// <summary>
-    /// A backend restart needs no action in the engine (DESIGN.md section 4): the tests run a real
+    /// A backend restart needs no action in the engine (docs/architecture.md §4): the tests run a real
     /// `starbridge serve` process, kill it (SIGKILL: no Goodbye, a stale ring file left behind) or stop it
     /// (SIGTERM: it says SHUTTING_DOWN first), start it again on the same port, and watch the client keep its
     /// last frame, say why, and come back by itself. And a client with default settings takes the size and

@@ -1,6 +1,6 @@
 """A Python engine client: what the Unity and Godot plugins do, for `starbridge fly`, benchmarks and tests.
 
-It speaks the engine channel (DESIGN.md section 4, protos/starbridge/v1/engine.proto): a ZeroMQ
+It speaks the engine channel (docs/architecture.md §4, protos/starbridge/v1/engine.proto): a ZeroMQ
 DEALER connected to the backend's ROUTER (default tcp://127.0.0.1:50052). Every message is one
 envelope part; an inline frame adds a second part with the raw RGBA8 pixels.
 

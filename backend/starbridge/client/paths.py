@@ -1,6 +1,6 @@
 """Camera paths for `starbridge fly`: smooth, looping camera motion through a scene.
 
-Scene space (DESIGN.md section 3): the reference video's first camera sits at the origin looking
+Scene space (docs/architecture.md §3): the reference video's first camera sits at the origin looking
 down -Z with +Y up, and the scene is scaled so its median depth is SCENE_MEDIAN_DEPTH_M. The paths
 stay close to that camera, so the generated view stays mostly inside what the reference saw:
 

@@ -1,6 +1,6 @@
 """Geometry: camera conventions, intrinsics, pose math, forward splatting and hole filling.
 
-Conventions (DESIGN.md section 3) live in `conventions`: poses travel in the wire (OpenGL) camera
+Conventions (docs/architecture.md §3) live in `conventions`: poses travel in the wire (OpenGL) camera
 convention; rendering converts to OpenCV inside `splat` (the module; its one-shot function is
 `starbridge.geometry.splat.splat`, not re-exported here so the module name stays usable).
 """

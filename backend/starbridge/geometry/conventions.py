@@ -1,4 +1,4 @@
-"""Camera conventions, in one place (DESIGN.md section 3).
+"""Camera conventions, in one place (docs/architecture.md §3).
 
 Three frames meet in StarBridge:
 

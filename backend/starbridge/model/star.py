@@ -1,6 +1,6 @@
 """STAR: the spatiotemporal autoregressive video diffusion transformer of INSPATIO-WORLD, in PyTorch.
 
-A Wan2.1-style diffusion transformer over latent video blocks (DESIGN.md section 6). Module names
+A Wan2.1-style diffusion transformer over latent video blocks (docs/architecture.md §6). Module names
 follow the published InSpatio-World 1.3B checkpoint (a Wan2.1-T2V-1.3B transformer), so its weights
 load without renaming once a leading ``model.`` is stripped.
 

@@ -1,4 +1,4 @@
-"""Model bundles: a folder with `model.json` and four ONNX graphs (DESIGN.md section 6).
+"""Model bundles: a folder with `model.json` and four ONNX graphs (docs/architecture.md §6).
 
     <bundle>/
       model.json     format_version, preset (transformer + autoencoder layout, resolution, schedule), dtype,

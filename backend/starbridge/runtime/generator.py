@@ -4,7 +4,7 @@ A `Generator` is shared, read-only, and opens one `GeneratorSession` per client 
 session owns all mutable state (for STAR: the KV cache). The server's block scheduler calls
 `generate_block` with one `FrameRequest` per frame of the next block, poses predicted to the
 frames' display times. Implementations: `explicit.ExplicitGenerator` (render + hole fill,
-the baseline) and, later, the STAR runtime on ONNX Runtime.
+the baseline) and `star.StarGenerator` (the STAR model on ONNX Runtime).
 
 Usage::
 

@@ -1,4 +1,4 @@
-"""Few-step flow-matching sampler (DESIGN.md section 6): the schedule STAR is distilled for.
+"""Few-step flow-matching sampler (docs/architecture.md §6): the schedule STAR is distilled for.
 
 Flow matching: x_t = (1 - s) x0 + s * noise, and the model predicts v = noise - x0, so
 x0 = x_t - s * v. Training uses 1000 steps with shifted sigmas s' = shift * s / (1 + (shift - 1) s).

@@ -1,6 +1,6 @@
 """The STAR generator on ONNX Runtime: a model bundle behind the generator interface.
 
-For each block of `frames_per_block` frames (DESIGN.md section 6):
+For each block of `frames_per_block` frames (docs/architecture.md §6):
 
 1. render the explicit spatial constraint: the reference frame at each frame's scene time,
    forward-splatted into the requested camera (colour with holes, validity mask);

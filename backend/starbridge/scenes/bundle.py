@@ -1,4 +1,4 @@
-"""Scene bundles: one folder per scene, immutable once written (DESIGN.md sections 3, 6 and 8).
+"""Scene bundles: one folder per scene, immutable once written (docs/architecture.md §3, §6 and §8).
 
 Layout of a bundle folder (format_version 2)::
 

@@ -1,4 +1,4 @@
-"""Import a video file as a scene bundle (DESIGN.md section 6), with PyAV.
+"""Import a video file as a scene bundle (docs/architecture.md §6), with PyAV.
 
 Frames are decoded to RGB24 (sRGB), downscaled so the longest side is at most `max_side` (even sizes),
 and kept at the stream's frame rate. Depth comes from one of:

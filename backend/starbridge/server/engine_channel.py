@@ -1,4 +1,4 @@
-"""Engine channel: a ZeroMQ ROUTER every engine's DEALER connects to (DESIGN.md section 4).
+"""Engine channel: a ZeroMQ ROUTER every engine's DEALER connects to (docs/architecture.md §4).
 
 One thread owns the ROUTER socket (ZeroMQ sockets are not thread-safe). It reads envelopes,
 hands them to the peer's `Connection`, and writes replies. Session threads never touch the

@@ -1,4 +1,4 @@
-"""One client session: it owns all of its mutable state (DESIGN.md section 8).
+"""One client session: it owns all of its mutable state (docs/architecture.md §8).
 
 A session holds the scene clock, the track of received poses, the generator session (for STAR:
 the KV cache), the frame ring (shared-memory transport) and its statistics. Two threads run it:

@@ -1,4 +1,4 @@
-"""Training objectives, written out as implemented (issue 5 asks for the loss in writing).
+"""Training objectives, written out as implemented.
 
 Notation: x0 clean latents of a block, e ~ N(0, I), s in (0, 1) a noise level, x_s = (1 - s) x0 + s e,
 v = e - x0 the flow-matching velocity; a model predicts v_theta(x_s, s, cond, cache) and its clean estimate
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-#: Noise shift of the schedule (DESIGN.md section 6).
+#: Noise shift of the schedule (docs/architecture.md §6).
 SHIFT = 5.0
 
 

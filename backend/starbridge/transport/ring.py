@@ -1,4 +1,4 @@
-"""Shared-memory frame ring: one memory-mapped file per session (DESIGN.md section 4).
+"""Shared-memory frame ring: one memory-mapped file per session (docs/architecture.md §4).
 
 The backend writes generated frames into a ring of slots in a plain file that it maps with
 `mmap`; an engine on the same machine maps (or reads) the same file and copies the newest

@@ -4,7 +4,7 @@ using System.Threading;
 namespace StarBridge.Core
 {
     /// <summary>
-    /// One engine's connection to the StarBridge backend (DESIGN.md sections 4 and 5): it says Hello,
+    /// One engine's connection to the StarBridge backend (docs/architecture.md sections 4 and 5): it says Hello,
     /// sends the camera pose, picks up frames (shared-memory ring or inline), keeps statistics, and
     /// reconnects by itself with backoff when the backend goes away.
     ///

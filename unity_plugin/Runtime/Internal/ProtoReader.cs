@@ -5,7 +5,7 @@ namespace StarBridge.Core
     /// <summary>
     /// A minimal protobuf reader (https://protobuf.dev/programming-guides/encoding/) over a byte range:
     /// tags, varints, fixed32/fixed64 and length-delimited fields. Unknown fields of any wire type but
-    /// groups are skipped, so a newer backend's additions are ignored (DESIGN.md section 4). Truncated or
+    /// groups are skipped, so a newer backend's additions are ignored (docs/architecture.md §4). Truncated or
     /// corrupt input throws StarBridgeException (ErrorCode.Malformed). Nothing allocates except
     /// <see cref="ReadString"/>.
     /// </summary>

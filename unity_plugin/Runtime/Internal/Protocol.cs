@@ -1,5 +1,5 @@
 // The engine channel's vocabulary (protos/starbridge/v1/engine.proto): protocol version, enums,
-// and the version check every plugin runs on Welcome (DESIGN.md section 4).
+// and the version check every plugin runs on Welcome (docs/architecture.md §4).
 
 namespace StarBridge.Core
 {

@@ -124,7 +124,7 @@ namespace StarBridge.Core
     }
 
     /// <summary>
-    /// Camera conventions (DESIGN.md section 3). The wire is right-handed, +Y up, a camera looking down
+    /// Camera conventions (docs/architecture.md §3). The wire is right-handed, +Y up, a camera looking down
     /// its local -Z; Unity is left-handed with +Z forward. Converting mirrors the world Z axis:
     /// position z -> -z, quaternion (x, y, z, w) -> (-x, -y, z, w); the same formulas map both ways.
     /// </summary>
@@ -162,7 +162,7 @@ namespace StarBridge.Core
 
     /// <summary>
     /// The rotation-only homography that redraws a frame generated for one camera pose as the current
-    /// camera sees it (DESIGN.md section 5): correct for a backdrop at infinity, and for any depth when
+    /// camera sees it (docs/architecture.md §5): correct for a backdrop at infinity, and for any depth when
     /// the camera only turned. The reprojection shader does exactly this per pixel.
     /// </summary>
     public static class Reprojection

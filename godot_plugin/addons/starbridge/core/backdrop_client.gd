@@ -42,7 +42,7 @@ const Messages := preload("res://addons/starbridge/core/messages.gd")
 const ProtoWriter := preload("res://addons/starbridge/core/proto_writer.gd")
 const ZmtpConnection := preload("res://addons/starbridge/core/zmtp_connection.gd")
 
-## Default engine endpoint (DESIGN.md section 4).
+## Default engine endpoint (docs/architecture.md §4).
 const DEFAULT_HOST := "127.0.0.1"
 const DEFAULT_PORT := 50052
 ## Reconnect backoff: the first retry after this many seconds, doubling up to the maximum.

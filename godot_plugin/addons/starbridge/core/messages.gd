@@ -39,7 +39,7 @@ enum ErrorCode {
 ## plugin knows, e.g. a newer backend's message: ignore it).
 enum Body { NONE = 0, WELCOME = 1, FRAME = 2, ERROR = 3 }
 
-## The protocol version this plugin speaks (DESIGN.md section 4).
+## The protocol version this plugin speaks (docs/architecture.md §4).
 const PROTOCOL_MAJOR := 1
 const PROTOCOL_MINOR := 1
 ## [code]PIXEL_FORMAT_RGBA8_SRGB[/code]: 8 bits per channel, R G B A, sRGB colour.

@@ -1,7 +1,7 @@
 extends RefCounted
 ## Camera poses between Godot and the wire, and the reprojection rotation of the backdrop.
 ##
-## The wire convention (DESIGN.md section 3) is Godot's: right-handed, +Y up, metres, a camera
+## The wire convention (docs/architecture.md §3) is Godot's: right-handed, +Y up, metres, a camera
 ## looks down its local -Z with +Y up, a pose is camera-to-world. So no axis conversion is
 ## needed, only the scene anchor: poses travel relative to the anchor's transform, in scene units
 ## (the anchor's scale is world metres per scene metre). Rotations drop any scale.
