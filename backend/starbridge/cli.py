@@ -186,12 +186,52 @@ def cmd_scene_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def capture_summary(report: Mapping[str, Any]) -> str:
+    """How a scene was captured, in a few lines of plain words (from scene.json's "capture" report)."""
+    r = report
+    lines = []
+    shots = r.get("shots") or []
+    kept = r.get("kept_frames") or [0, r.get("frames_in_clip", 0)]
+    lines.append(f"frames        {kept[1] - kept[0]} of {r.get('frames_in_clip')} in the clip"
+                 + (f" (kept the longest of {len(shots)} shots)" if len(shots) > 1 else ""))  # fmt: skip
+    tracking = r.get("tracking", "?")
+    if tracking == "failed":
+        lines.append("camera        not tracked: imported as rotation-only (see the warnings)")
+    else:
+        tracked = f"{r.get('frames_tracked')} frames tracked ({100 * r.get('tracked_fraction', 0):.0f}%)"
+        error = f"mean reprojection error {r.get('reprojection_error_px')} px"
+        lines.append(f"camera        {tracking}; {tracked}, {error}")
+    lines.append(f"field of view {r.get('vertical_fov_deg')} degrees vertical, {r.get('fov_source')}"
+                 + (f" ({r['fov_note']})" if r.get("fov_note") else ""))  # fmt: skip
+    coverage = f"coverage {100 * r.get('depth_coverage', 0):.0f}%"
+    lines.append(f"depth         {r.get('depth')}: {r.get('depth_note')}; {coverage}, "
+                 f"{100 * r.get('depth_infinite_fraction', 0):.0f}% at infinity")  # fmt: skip
+    if r.get("moving_fraction") is not None:
+        lines.append(f"moving        {100 * r['moving_fraction']:.1f}% of pixels marked as moving objects")
+    seconds = r.get("seconds") or {}
+    if seconds:
+        lines.append("time          " + ", ".join(f"{k} {v:g} s" for k, v in seconds.items()))
+    for w in r.get("warnings") or []:
+        lines.append(f"warning       {w}")
+    return "\n".join(lines)
+
+
 def cmd_scene_show(args: argparse.Namespace) -> int:
     bundle = _store(args).get(args.scene_id)
     info = json.loads((bundle.path / "scene.json").read_text())
     info["path"] = str(bundle.path)
     info["size_bytes"] = bundle.size_bytes()
-    print(json.dumps(info, indent=2))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    m = bundle.meta
+    print(f"scene         {m.scene_id} ({m.title}): {m.frame_count} frames {m.width}x{m.height} @ {m.fps:g} fps, "
+          f"{info['size_bytes'] / 1e6:.1f} MB at {bundle.path}")  # fmt: skip
+    print(f"source        {m.source}; depth {m.depth_source}{' (rotation-only)' if m.rotation_only else ''}; "
+          f"scale {m.scale:g} (median depth {m.median_depth_m:g} m)")  # fmt: skip
+    if m.capture:
+        print(capture_summary(m.capture))
+    print("(--json for every field)")
     return 0
 
 
@@ -217,6 +257,8 @@ def cmd_scene_import(args: argparse.Namespace) -> int:
         f"imported scene {m.scene_id}: {m.frame_count} frames {m.width}x{m.height} @ {m.fps:g} fps, "
         f"depth: {m.depth_source}{' (rotation-only)' if m.rotation_only else ''} -> {bundle.path}"
     )
+    if m.capture:
+        print(capture_summary(m.capture))
     return 0
 
 
@@ -407,8 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="scene_cmd", required=True
     )
     sc.add_parser("list", parents=[store_opt], help="scenes in the store").set_defaults(func=cmd_scene_list)
-    sh = sc.add_parser("show", parents=[store_opt], help="a scene's scene.json")
+    sh = sc.add_parser("show", parents=[store_opt], help="a scene and how it was captured")
     sh.add_argument("scene_id")
+    sh.add_argument("--json", action="store_true", help="print scene.json (and the path and size) as JSON")
     sh.set_defaults(func=cmd_scene_show, flags=SCENE_ID_FLAGS)
     sd = sc.add_parser("delete", parents=[store_opt], help="remove a scene")
     sd.add_argument("scene_id")
@@ -417,11 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
     si = sc.add_parser("import", parents=[store_opt], help="make a scene from a video", defaults_from=import_defaults)
     si.add_argument("video", type=Path)
     si.add_argument("--id", default=None, help="scene id (default: from the file name)")
-    si.add_argument("--depth-dir", type=Path, default=None, help="folder of per-frame depth .npy files")
+    si.add_argument("--depth-dir", type=Path, default=None, help="folder of per-frame depth files (.npy, 16-bit .png)")
     si.add_argument("--depth-model", type=Path, default=None, help="monocular depth ONNX model (Depth-Anything-V2)")
     si.add_argument("--max-side", type=int, help="longest side of stored frames, pixels")
     si.add_argument("--max-frames", type=int, help="keep at most this many frames (0: all)")
-    si.add_argument("--fov", type=float, help="vertical field of view of the video camera, degrees")
+    si.add_argument("--fov", type=float, help="vertical field of view of the camera, degrees (default: estimated)")
     si.add_argument("--overwrite", action="store_true", help="replace a scene with the same id")
     si.set_defaults(func=cmd_scene_import, flags=IMPORT_FLAGS)
 

@@ -19,6 +19,8 @@ def test_scene_list_show_and_errors(demo_store: Path, tmp_path: Path, capsys):
     assert main(["scene", "list", "--store", str(store)]) == 0  # after the subcommand too
     assert "1 scene(s)" in capsys.readouterr().out
     assert main(["--store", str(store), "scene", "show", "demo"]) == 0
+    assert "scene         demo" in capsys.readouterr().out
+    assert main(["--store", str(store), "scene", "show", "demo", "--json"]) == 0
     assert '"scene_id": "demo"' in capsys.readouterr().out
     assert main(["--store", str(store), "scene", "show", "nope"]) == 1
     assert "nope" in capsys.readouterr().err

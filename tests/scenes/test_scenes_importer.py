@@ -11,7 +11,8 @@ import pytest
 from starbridge.errors import InvalidArgument, SceneError, SceneInUse
 from starbridge.scenes import bundle as bundle_mod
 from starbridge.scenes.bundle import SCENE_MEDIAN_DEPTH_M, BundleExists
-from starbridge.scenes.importer import disparity_to_depth, dynamic_model_size, output_size, slug
+from starbridge.scenes.capture.user_depth import disparity_to_depth, dynamic_model_size
+from starbridge.scenes.importer import output_size, slug
 from starbridge.scenes.store import SceneStore
 
 FRAMES, SIDE = 8, 128  # 1280x720 -> 128x72
@@ -56,9 +57,14 @@ def test_rotation_only_import(store: SceneStore, sample_video: Path):
     assert (m.scene_id, m.title, m.source) == ("bigbuckbunny", "bigbuckbunny", "video:bigbuckbunny.mp4")
     assert (m.frame_count, m.width, m.height, m.fps) == (FRAMES, 128, 72, 25.0)
     assert (m.depth_source, m.rotation_only, m.median_depth_m, m.scale) == ("none", True, 0.0, 1.0)
-    assert m.intrinsics.vertical_fov_deg == pytest.approx(60.0)
+    assert 20.0 < m.intrinsics.vertical_fov_deg < 120.0
     assert bundle.frames.shape == (FRAMES, 72, 128, 3) and np.isinf(bundle.depth).all()
-    np.testing.assert_array_equal(bundle.poses, np.repeat(np.eye(4)[None], FRAMES, axis=0))
+    # these 8 frames are a nearly still camera: tracked as rotation only, with its real (small) rotations
+    assert m.capture is not None and m.capture["tracking"] in ("rotation only", "failed")
+    np.testing.assert_array_equal(bundle.poses[:, :3, 3], 0.0)
+    np.testing.assert_allclose(bundle.poses[0], np.eye(4))
+    for pose in bundle.poses:
+        np.testing.assert_allclose(pose[:3, :3] @ pose[:3, :3].T, np.eye(3), atol=1e-5)
     assert 40 < bundle.frames.mean() < 220 and bundle.frames[..., 1].mean() > bundle.frames[..., 2].mean()  # grass
     assert ("decode", 1, FRAMES) in calls and calls[-1] == ("write", 1, 1)
     assert [s.scene_id for s in store.list()] == ["bigbuckbunny"]

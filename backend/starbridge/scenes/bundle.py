@@ -108,7 +108,7 @@ SCENE_ID_RE = re.compile(r"[a-z0-9_-]{1,64}")
 #: Allowed `source` values: "demo", "engine", or "video:<file name>".
 SOURCE_RE = re.compile(r"demo|engine|video:.+")
 #: Allowed `depth_source` values.
-DEPTH_SOURCE_RE = re.compile(r"exact|depth-files|depth-model:.+|none")
+DEPTH_SOURCE_RE = re.compile(r"exact|multi-view-stereo|depth-files|depth-model:.+|none")
 #: Plain file names (extra files, storage files).
 FILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 

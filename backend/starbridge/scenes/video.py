@@ -1,4 +1,4 @@
-"""Video files through PyAV (FFmpeg's libraries): writing MP4s of frames.
+"""Video files through PyAV (FFmpeg's libraries): decoding a user's clip into frames, writing MP4s of frames.
 
 PyAV because it is FFmpeg without a subprocess: it decodes everything FFmpeg does, gives frames straight
 as NumPy arrays and ships as wheels with its own FFmpeg. One writer for everyone: `fly` records what an
@@ -7,13 +7,27 @@ engine received, the capture benchmark and tests encode ground-truth clips to im
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+import av
 import numpy as np
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, SceneError
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, int, int], None]
+
+#: A stream that decodes to fewer than this fraction of the frames its container announces is truncated.
+TRUNCATED_FRACTION = 0.9
+#: Frame rate assumed when the stream does not say (logged).
+FALLBACK_FPS = 30.0
 
 #: H.264 quality (constant rate factor; lower is better, 18 is visually lossless) and speed preset.
 H264_CRF = 20
@@ -86,3 +100,79 @@ def write_video(path: Path, frames: np.ndarray, fps: float, *, crf: int = H264_C
         for frame in frames:
             video.write(frame)
     return Path(path)
+
+
+# ---------------------------------------------------------------------------------------------- decoding
+
+
+@dataclass(frozen=True)
+class DecodedVideo:
+    """frames (N, H, W, 3) uint8 sRGB, rows top to bottom; fps; whether `max_frames` cut the video short."""
+
+    frames: np.ndarray
+    fps: float
+    limited: bool
+
+
+def output_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(width, height) scaled so the longest side is at most `max_side`, both even and >= 2."""
+    scale = min(1.0, max_side / max(width, height))
+    return max(2, 2 * round(width * scale / 2)), max(2, 2 * round(height * scale / 2))
+
+
+def _open_video(path: Path):
+    if not path.exists():
+        raise SceneError(f"video file {path} does not exist", field="video_path")
+    if not path.is_file():
+        raise SceneError(f"video file {path} is not a file", field="video_path")
+    if path.stat().st_size == 0:
+        raise SceneError(f"video file {path.name}: file is empty", field="video_path")
+    try:
+        return av.open(str(path), mode="r")
+    except av.FFmpegError as exc:
+        raise SceneError(f"video file {path.name}: not a video FFmpeg can read ({exc})", field="video_path") from None
+    except (OSError, ValueError) as exc:
+        raise SceneError(f"video file {path.name}: cannot open: {exc}", field="video_path") from None
+
+
+def decode_video(path: Path, max_side: int, max_frames: int, report: ProgressFn) -> DecodedVideo:
+    """Decode the first video stream of `path` to RGB frames of at most `max_side` pixels on the long side."""
+    container = _open_video(path)
+    try:
+        if not container.streams.video:
+            raise SceneError(f"video file {path.name}: no video stream", field="video_path")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        if not (math.isfinite(fps) and fps > 0):
+            log.warning("%s does not state its frame rate; assuming %g fps", path.name, FALLBACK_FPS)
+            fps = FALLBACK_FPS
+        announced = int(stream.frames or 0)
+        total = min(announced, max_frames) if max_frames else announced
+        frames: list[np.ndarray] = []
+        size: tuple[int, int] | None = None
+        try:
+            for frame in container.decode(stream):
+                if size is None:
+                    size = output_size(frame.width, frame.height, max_side)
+                rgb = frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="AREA")
+                frames.append(rgb.to_ndarray())
+                report("decode", len(frames), total)
+                if max_frames and len(frames) >= max_frames:
+                    break
+        except av.FFmpegError as exc:
+            raise SceneError(
+                f"video file {path.name}: could not decode frame {len(frames)}: {exc}", field="video_path"
+            ) from None
+    finally:
+        container.close()
+    limited = bool(max_frames) and len(frames) >= max_frames
+    if not frames:
+        raise SceneError(f"video file {path.name}: truncated or empty: decoded 0 frames", field="video_path")
+    if not limited and announced and len(frames) < TRUNCATED_FRACTION * announced:
+        raise SceneError(
+            f"video file {path.name}: truncated: decoded {len(frames)} of the {announced} frames it announces",
+            field="video_path",
+        )
+    return DecodedVideo(np.stack(frames), fps, limited)

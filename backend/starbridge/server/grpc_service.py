@@ -249,7 +249,7 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServicer):
                     depth_model=Path(request.depth_model) if request.depth_model else None,
                     max_side=request.max_side or DEFAULT_MAX_SIDE,  # proto3: 0 = not set
                     max_frames=request.max_frames,  # 0: every frame
-                    vertical_fov_deg=request.vertical_fov_deg or DEFAULT_FOV_DEG,
+                    vertical_fov_deg=request.vertical_fov_deg or DEFAULT_FOV_DEG,  # 0: estimated
                     overwrite=request.overwrite,
                     progress=progress,
                 )

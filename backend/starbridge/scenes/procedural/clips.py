@@ -103,7 +103,8 @@ def clip_path(config: ClipConfig) -> np.ndarray:
     if config.kind == "handheld" and (config.shake_m or config.shake_deg):
         rng = np.random.default_rng(1234)
         for i in range(1, n):
-            jitter = pose(*(rng.normal(0.0, config.shake_deg, 2)), rng.normal(0.0, config.shake_m, 3))
+            yaw, pitch = rng.normal(0.0, config.shake_deg, 2)
+            jitter = pose(float(yaw), float(pitch), rng.normal(0.0, config.shake_m, 3))
             poses[i] = poses[i] @ jitter
     poses[0] = np.eye(4)
     return poses

@@ -1,0 +1,281 @@
+"""Moving objects: the pixels that disagree with the static reconstruction across views.
+
+`moving_masks(frames, depth, intrinsics, poses_c2w)` flags, in every frame, what the static world (the
+frame's depth, the cameras) cannot explain. Per frame, in a downscaled copy (long side `max_side`):
+
+1. **Warp the neighbours into the frame.** For each neighbour `offsets` frames away in time, every pixel is
+   unprojected with the frame's depth (+inf: a direction, rotated only), moved into the neighbour's camera
+   and projected; the neighbour's colour and depth are read there.
+2. **Residuals.** Photometric: the smallest colour difference (mean over RGB, blurred images) between the
+   pixel and the neighbour's pixels within `tolerance_px` of where it lands (warps are off by a pixel or so
+   at edges and where the depth is filled). Geometric: the neighbour's depth there against the point's depth
+   in the neighbour's camera.
+3. **Votes.** A neighbour in which the point is hidden (its depth there is clearly nearer: a static occluder,
+   or a moving object in *that* frame) has no say. A neighbour votes "moving" when the photometric residual
+   exceeds `photometric`, or when the neighbour sees clearly past the point (the surface is gone there) and
+   the residual exceeds half of it. A pixel is moving when at least `min_votes` neighbours and at least
+   `min_fraction` of those that had a say voted so.
+4. **Clean up** with morphology: an opening (removes the thin lines left by misregistered edges), a closing,
+   components smaller than `min_area` (fraction of the frame) dropped, holes filled; then upsampled to the
+   frame size.
+
+Depth and poses may be in any scale (they only need to agree). The residuals compare colours, so a moving
+object's shadow is flagged as well (it changes the static world's look); a moving object of the same colour
+as what is behind it is not. A pixel seen in no neighbour is never flagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from ...errors import InvalidArgument
+from ...geometry.camera import Intrinsics
+from .depth_ops import bilinear, cv_poses, nearest, pixel_rays, project, relative, resize_rgb, working_size
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class DynamicConfig:
+    """Settings of `moving_masks`. Pixel sizes are at the working size."""
+
+    #: Long side of the working images, pixels.
+    max_side: int = 256
+    #: Neighbours, in frames before and after (those that exist); a frame needs at least one.
+    offsets: tuple[int, ...] = (3, 6, 10)
+    #: A neighbour must see at least this fraction of the frame (else a nearer one is taken).
+    min_overlap: float = 0.6
+    #: Colour difference (mean over RGB in [0, 1]) above which a neighbour votes "moving".
+    photometric: float = 0.06
+    #: Search radius around the warped position, pixels (tolerates small warp errors).
+    tolerance_px: int = 1
+    #: Relative depth difference beyond which the neighbour sees something nearer (hidden: no say) or farther
+    #: (the surface is gone there).
+    depth_tolerance: float = 0.15
+    #: Votes needed: at least `min_votes`, and at least `min_fraction` of the neighbours that had a say.
+    min_votes: int = 2
+    min_fraction: float = 0.5
+    #: Gaussian blur of the colours before comparing, pixels (noise, compression).
+    blur_px: float = 0.7
+    #: Morphology: opening and closing radii (pixels), smallest component (fraction of the frame's pixels).
+    open_px: int = 1
+    close_px: int = 2
+    min_area: float = 0.0005
+    #: 2: ask again without the neighbours' pixels flagged the first time (fewer false positives around
+    #: moving objects); 1: one pass.
+    passes: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.offsets or min(self.offsets) < 1:
+            raise InvalidArgument("DynamicConfig: offsets must be positive frame counts", field="dynamic_config")
+        if not (16 <= self.max_side <= 4096 and self.photometric > 0 and self.min_votes >= 1):
+            raise InvalidArgument(
+                "DynamicConfig: need max_side in [16, 4096], photometric > 0, min_votes >= 1", field="dynamic_config"
+            )
+
+
+def moving_masks(
+    frames: np.ndarray,
+    depth: np.ndarray,
+    intrinsics: Intrinsics,
+    poses_c2w: np.ndarray,
+    *,
+    progress: ProgressFn | None = None,
+    config: DynamicConfig = DynamicConfig(),  # noqa: B008 (frozen dataclass: immutable default)
+) -> np.ndarray:
+    """(N, H, W) bool: True where a pixel shows something that moves (module docstring).
+
+    `frames` (N, H, W, 3) uint8; `depth` (N, H', W') z-depth in the poses' units (+inf at infinity; any size
+    with the frames' aspect, e.g. `estimate_depth`'s); `intrinsics` of the frames; `poses_c2w` (N, 4, 4) wire
+    camera-to-world. `progress("moving", done, total)` after each frame.
+    """
+    frames = np.asarray(frames)
+    depth = np.asarray(depth)
+    if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
+        raise InvalidArgument(f"frames must be (N, H, W, 3) uint8, got {frames.shape} {frames.dtype}", field="frames")
+    n, height, width = frames.shape[:3]
+    if depth.ndim != 3 or depth.shape[0] != n:
+        raise InvalidArgument(f"depth must be ({n}, H, W), got {depth.shape}", field="depth")
+    poses = np.asarray(poses_c2w, dtype=np.float64)
+    if poses.shape != (n, 4, 4):
+        raise InvalidArgument(f"poses_c2w must be ({n}, 4, 4), got {poses.shape}", field="poses_c2w")
+    if (intrinsics.width, intrinsics.height) != (width, height):
+        raise InvalidArgument(
+            f"intrinsics are for {intrinsics.width}x{intrinsics.height} but the frames are {width}x{height}",
+            field="intrinsics",
+        )
+    cfg = config
+    h, w = working_size(height, width, cfg.max_side)
+    intr = intrinsics.scaled(w, h)
+    # Colours blurred, then kept as uint8 (a 10 s clip holds three copies: the frames, their lows and highs).
+    rgb = np.empty((n, h, w, 3), np.uint8)
+    lo = np.empty_like(rgb)
+    hi = np.empty_like(rgb)
+    size = (2 * cfg.tolerance_px + 1, 2 * cfg.tolerance_px + 1, 1)
+    for k in range(n):
+        small = resize_rgb(frames[k], (h, w)) * np.float32(255.0)
+        if cfg.blur_px > 0:
+            small = ndimage.gaussian_filter(small, sigma=(cfg.blur_px, cfg.blur_px, 0), mode="nearest")
+        rgb[k] = np.clip(np.rint(small), 0, 255)
+        # The range of colours within `tolerance_px` of each pixel: a warp off by that much still matches.
+        lo[k] = ndimage.minimum_filter(rgb[k], size=size, mode="nearest")
+        hi[k] = ndimage.maximum_filter(rgb[k], size=size, mode="nearest")
+    inv = np.stack([_inverse_depth_small(d, (h, w)) for d in depth])  # (N, h, w), 0 at infinity
+    c2w = cv_poses(poses)
+    rays = pixel_rays(intr)
+    report = progress or (lambda stage, done, total: None)
+    neighbours = [_neighbours(i, inv, c2w, intr, cfg) for i in range(n)]
+
+    def flag(i: int, first: np.ndarray | None) -> np.ndarray:
+        votes = np.zeros(h * w, np.int32)
+        said = np.zeros(h * w, np.int32)
+        for j in neighbours[i]:
+            moving, has_say = _compare(
+                i, j, rgb, lo, hi, inv, c2w, rays, intr, cfg, None if first is None else first[j]
+            )
+            votes += moving
+            said += has_say
+        flagged = (votes >= cfg.min_votes) & (votes >= cfg.min_fraction * np.maximum(said, 1))
+        if first is not None:
+            # Too few unflagged neighbours to decide again: keep the first answer.
+            flagged |= first[i].ravel() & (said < cfg.min_votes)
+        return _clean(flagged.reshape(h, w), cfg)
+
+    # Pass 1 flags what disagrees; pass 2 asks again, without the neighbours' pixels flagged in pass 1: a
+    # moving object in a neighbour must not make the static world behind it look like it moved.
+    total = n * cfg.passes
+    first = np.zeros((n, h, w), bool)
+    for i in range(n):
+        first[i] = flag(i, None)
+        report("moving", i + 1, total)
+    masks = first
+    if cfg.passes > 1:
+        masks = np.zeros((n, h, w), bool)
+        for i in range(n):
+            masks[i] = flag(i, first)
+            report("moving", n + i + 1, total)
+    out = np.zeros((n, height, width), bool)
+    for i in range(n):
+        out[i] = _upsample_mask(masks[i], (height, width))
+    return out
+
+
+def _neighbours(i: int, inv: np.ndarray, c2w: np.ndarray, intr: Intrinsics, cfg: DynamicConfig) -> list[int]:
+    """Frames `offsets` before and after `i`; where one shares less than `min_overlap` of the view (a fast pan),
+    the nearest frame in between that does."""
+    n = len(inv)
+    finite = inv[i][inv[i] > 0]
+    rho = float(np.median(finite)) if finite.size > inv[i].size // 2 else 0.0
+    gy, gx = np.mgrid[0:5, 0:5]
+    probe = np.stack(
+        [
+            ((gx.ravel() + 0.5) / 5 * intr.width - intr.cx) / intr.fx,
+            ((gy.ravel() + 0.5) / 5 * intr.height - intr.cy) / intr.fy,
+            np.ones(25),
+        ]
+    )
+    chosen: list[int] = []
+    for side in (-1, 1):
+        for offset in cfg.offsets:
+            for o in range(offset, 0, -1):
+                j = i + side * o
+                if not 0 <= j < n:
+                    continue
+                rot, t = relative(c2w[i], c2w[j])
+                pts = rot @ probe + (t[:, None] * rho)  # points at inverse depth rho, scaled by rho (same rays)
+                x, y, z = project(pts, intr)
+                inside = (z > 0) & (x > -0.5) & (x < intr.width - 0.5) & (y > -0.5) & (y < intr.height - 0.5)
+                if inside.mean() >= cfg.min_overlap:
+                    if j not in chosen:
+                        chosen.append(j)
+                    break
+    return chosen
+
+
+def _inverse_depth_small(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w) float32 inverse depth (0 at infinity, also for NaN or <= 0) resized by nearest neighbour."""
+    d = np.asarray(depth, dtype=np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.where(np.isfinite(d) & (d > 0), 1.0 / d, 0.0).astype(np.float32)
+    if inv.shape != size:
+        inv = np.asarray(Image.fromarray(inv).resize((size[1], size[0]), Image.Resampling.NEAREST))
+    return inv
+
+
+def _compare(
+    i: int,
+    j: int,
+    rgb: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    inv: np.ndarray,
+    c2w: np.ndarray,
+    rays: np.ndarray,
+    intr: Intrinsics,
+    cfg: DynamicConfig,
+    ignore: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(moving vote, has a say) per pixel of frame i against neighbour j, flat (h*w,) int32. Pixels of j
+    flagged in `ignore` give no say."""
+    h, w = intr.height, intr.width
+    rho = inv[i].ravel().astype(np.float64)
+    at_inf = rho <= 0
+    rot, t = relative(c2w[i], c2w[j])
+    pts = rot @ (rays / np.where(at_inf, 1.0, rho)) + t[:, None]
+    pts = np.where(at_inf, rot @ rays, pts)
+    x, y, z = project(pts, intr)
+    inside = (z > 0) & (x > -0.5) & (x < w - 0.5) & (y > -0.5) & (y < h - 0.5)
+    ref = rgb[i].reshape(-1, 3).astype(np.float32)
+    # Distance from the pixel's colour to the range of colours around where it lands in j (0 inside it).
+    below = bilinear(lo[j], x, y) - ref
+    above = ref - bilinear(hi[j], x, y)
+    residual = np.maximum(np.maximum(below, above), 0.0).mean(axis=1) * np.float32(1.0 / 255.0)
+    residual = np.where(np.isfinite(residual), residual, 0.0)
+    rho_j, seen = nearest(inv[j], x, y, fill=0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho_point = np.where(at_inf, 0.0, 1.0 / z)  # the point's inverse depth in j's camera
+    tol = cfg.depth_tolerance
+    hidden = rho_j > rho_point * (1.0 + tol) + 1e-12  # j sees something nearer there
+    gone = (rho_j < rho_point * (1.0 - tol)) & ~at_inf  # j sees past the point
+    has_say = inside & seen & ~hidden
+    if ignore is not None:
+        flagged, _ = nearest(ignore.astype(np.float32), x, y, fill=0.0)
+        has_say &= flagged < 0.5
+    moving = has_say & ((residual > cfg.photometric) | (gone & (residual > 0.5 * cfg.photometric)))
+    return moving.astype(np.int32), has_say.astype(np.int32)
+
+
+def _clean(mask: np.ndarray, cfg: DynamicConfig) -> np.ndarray:
+    """Opening, closing, small components dropped, holes filled."""
+    if cfg.open_px > 0:
+        mask = ndimage.binary_opening(mask, structure=_disk(cfg.open_px))
+    if cfg.close_px > 0:
+        padded = np.pad(mask, cfg.close_px)
+        padded = ndimage.binary_closing(padded, structure=_disk(cfg.close_px))
+        mask = padded[cfg.close_px : -cfg.close_px, cfg.close_px : -cfg.close_px]
+    labels, count = ndimage.label(mask)
+    if count:
+        sizes = np.bincount(labels.ravel())
+        keep = sizes >= max(1.0, cfg.min_area * mask.size)
+        keep[0] = False
+        mask = keep[labels]
+    return ndimage.binary_fill_holes(mask)
+
+
+def _disk(radius: int) -> np.ndarray:
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    return (xx * xx + yy * yy) <= radius * radius + radius
+
+
+def _upsample_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    h, w = mask.shape
+    if (h, w) == size:
+        return mask
+    rows = np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.intp), h - 1)
+    cols = np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.intp), w - 1)
+    return mask[rows[:, None], cols[None, :]]

@@ -1,0 +1,206 @@
+"""The capture pipeline: a decoded video in, a 4D scene out (poses, depth, moving masks, and a report).
+
+Stages, in order, each with progress (`progress(stage, done, total)`):
+
+1. **shots** (cuts.py): a clip with several shots keeps its longest one (a backdrop is one place); the
+   report says which frames were kept and why.
+2. **tracking** (tracking.py): every frame's camera and the field of view (estimated unless given). A clip
+   that cannot be tracked (too dark, featureless, too short) still imports, as rotation-only (a fixed
+   camera, depth at infinity), and the report says so in plain words.
+3. **depth**: the user's depth (files or an ONNX model, aligned to the tracked scale by `align_depth`), or
+   multi-view stereo from the tracked cameras (depth.py); a tripod pan has none (rotation only).
+4. **moving** (dynamic.py): pixels that disagree with the static reconstruction across views.
+
+The result is in the tracking's arbitrary scale; the bundle writer rescales it so the median depth is the
+scene convention's (4 m) and records the factor.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...geometry.camera import Intrinsics
+from .cuts import choose_shot, find_shots
+from .depth import DepthConfig, align_depth, estimate_depth, observations_from_points
+from .dynamic import DynamicConfig, moving_masks
+from .tracking import TrackingConfig, TrackingError, track_camera
+
+ProgressFn = Callable[[str, int, int], None]
+
+#: Vertical field of view assumed when tracking fails and the user gave none, degrees.
+FALLBACK_FOV_DEG = 60.0
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    depth: DepthConfig = field(default_factory=DepthConfig)
+    dynamic: DynamicConfig = field(default_factory=DynamicConfig)
+
+
+@dataclass(frozen=True)
+class UserDepth:
+    """Depth the user brought: (N, H, W) float32 per frame, and what kind of values they are."""
+
+    values: np.ndarray = field(repr=False)
+    #: "depth" (z-depth in any unit: only the per-frame scale is unknown) or "disparity" (relative inverse
+    #: depth from a monocular model: scale and shift unknown).
+    kind: str
+    #: How the report names it, e.g. "depth-files" or "depth-model:depth_anything_v2_small.onnx".
+    source: str
+
+
+@dataclass(frozen=True)
+class Capture:
+    """A captured scene, in the tracking's scale (frames possibly trimmed to one shot)."""
+
+    frames: np.ndarray = field(repr=False)
+    #: (N, H, W) float32 z-depth, +inf at infinity.
+    depth: np.ndarray = field(repr=False)
+    #: (N, 4, 4) wire camera-to-world, frame 0 the identity.
+    poses: np.ndarray = field(repr=False)
+    intrinsics: Intrinsics
+    #: (N, H, W) bool, or None when not computed (rotation only).
+    moving: np.ndarray | None = field(repr=False)
+    rotation_only: bool
+    depth_source: str
+    #: What `scene show` prints: how the scene was made, in numbers and plain words (JSON-safe).
+    report: dict[str, Any]
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    pass
+
+
+def capture_video(
+    frames: np.ndarray,
+    *,
+    vertical_fov_deg: float | None = None,
+    user_depth: UserDepth | None = None,
+    progress: ProgressFn | None = None,
+    config: CaptureConfig = CaptureConfig(),  # noqa: B008 (frozen)
+) -> Capture:
+    """Run the stages on (N, H, W, 3) uint8 RGB frames (see the module docstring)."""
+    report = progress or _no_progress
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+    warnings: list[str] = []
+    n_in = len(frames)
+
+    # 1. shots
+    t0 = time.perf_counter()
+    shots = find_shots(frames, progress=report)
+    start, end = choose_shot(shots)
+    seconds["shots"] = time.perf_counter() - t0
+    if len(shots) > 1:
+        warnings.append(
+            f"the clip has {len(shots)} shots (cuts at frames {', '.join(str(s) for s, _ in shots[1:])}); "
+            f"kept the longest, frames {start} to {end - 1}: import the others separately if you want them"
+        )
+    frames = frames[start:end]
+    if user_depth is not None:
+        user_depth = UserDepth(user_depth.values[start:end], user_depth.kind, user_depth.source)
+    n, height, width = frames.shape[:3]
+
+    # 2. tracking
+    t0 = time.perf_counter()
+    try:
+        track = track_camera(frames, vertical_fov_deg=vertical_fov_deg, progress=report, config=config.tracking)
+    except TrackingError as exc:
+        track = None
+        warnings.append(f"camera tracking failed ({exc.message}); imported as rotation-only (a fixed camera)")
+    seconds["tracking"] = time.perf_counter() - t0
+    if track is not None:
+        warnings.extend(track.warnings)
+        poses, intrinsics, rotation_only = track.poses, track.intrinsics, track.rotation_only
+    else:
+        poses = np.repeat(np.eye(4)[None], n, axis=0)
+        intrinsics = Intrinsics.from_fov(vertical_fov_deg or FALLBACK_FOV_DEG, width, height)
+        rotation_only = True
+
+    # 3. depth
+    t0 = time.perf_counter()
+    depth_note = ""
+    if user_depth is not None and track is not None and not rotation_only:
+        obs = observations_from_points(
+            track.points, poses, intrinsics, tracks=(track.obs_frame, track.obs_point, track.obs_xy),
+            size=user_depth.values.shape[1:],
+        )  # fmt: skip
+        aligned = align_depth(user_depth.values, obs, inverse=user_depth.kind == "disparity")
+        depth = np.asarray(aligned.depth, np.float32)
+        depth_source = user_depth.source
+        depth_note = "the user's depth, scale (and shift) fitted per frame to the tracked points"
+        coverage = float(np.isfinite(depth).mean())
+    elif user_depth is not None and user_depth.kind == "depth":
+        depth = user_depth.values.astype(np.float32, copy=False)
+        depth_source = user_depth.source
+        depth_note = "the user's depth as given (no tracked points to align it to)"
+        coverage = float(np.isfinite(depth).mean())
+    elif user_depth is not None:
+        depth = _per_frame_median(user_depth)
+        depth_source = user_depth.source
+        depth_note = "the model's depth, each frame scaled to the same median (no tracked points to align to)"
+        coverage = float(np.isfinite(depth).mean())
+    elif rotation_only:
+        depth = np.broadcast_to(np.float32(np.inf), (n, height, width))
+        depth_source = "none"
+        depth_note = "rotation only: everything at infinity (right for a tripod shot)"
+        coverage = 0.0
+    else:
+        result = estimate_depth(
+            frames, intrinsics, poses, keyframes=track.keyframes if track else None,
+            sparse_points=track.points if track else None, progress=report, config=config.depth,
+        )  # fmt: skip
+        depth = result.depth
+        depth_source = "multi-view-stereo"
+        depth_note = "multi-view stereo between the tracked frames"
+        coverage = float(np.mean(result.coverage))
+        warnings.extend(result.notes)
+    seconds["depth"] = time.perf_counter() - t0
+
+    # 4. moving objects
+    t0 = time.perf_counter()
+    moving = None
+    if not rotation_only:
+        moving = moving_masks(frames, depth, intrinsics, poses, progress=report, config=config.dynamic)
+    seconds["moving"] = time.perf_counter() - t0
+
+    doc: dict[str, Any] = {
+        "frames_in_clip": n_in,
+        "shots": [[s, e] for s, e in shots],
+        "kept_frames": [start, end],
+        "tracking": "failed" if track is None else ("rotation only" if rotation_only else "free motion"),
+        "frames_tracked": n if track is None else round(track.registered_fraction * n),
+        "tracked_fraction": 0.0 if track is None else round(track.registered_fraction, 3),
+        "reprojection_error_px": None if track is None else round(track.reprojection_error_px, 3),
+        "vertical_fov_deg": round(intrinsics.vertical_fov_deg, 2),
+        "fov_source": "given" if vertical_fov_deg else ("assumed" if track is None else track.fov_source),
+        "fov_note": "" if track is None else track.fov_note,
+        "depth": depth_source,
+        "depth_note": depth_note,
+        "depth_coverage": round(coverage, 3),
+        "depth_infinite_fraction": round(float(np.isinf(depth).mean()), 3),
+        "moving_fraction": None if moving is None else round(float(moving.mean()), 4),
+        "warnings": warnings,
+        "seconds": {k: round(v, 2) for k, v in seconds.items()} | {"total": round(time.perf_counter() - started, 2)},
+    }
+    # "rotation only" in the bundle's sense: no depth at all (the user's depth makes a fixed camera's scene 3D)
+    return Capture(frames, depth, poses, intrinsics, moving, depth_source == "none", depth_source, doc)
+
+
+def _per_frame_median(user: UserDepth) -> np.ndarray:
+    """Without tracked points: each frame's depth (or inverse disparity) scaled to a common median."""
+    values = user.values.astype(np.float32)
+    if user.kind == "disparity":
+        with np.errstate(divide="ignore"):
+            values = np.where(values > 0, 1.0 / values, np.inf).astype(np.float32)
+    out = np.empty_like(values)
+    for i, frame in enumerate(values):
+        finite = frame[np.isfinite(frame) & (frame > 0)]
+        out[i] = frame / np.median(finite) if finite.size else frame
+    return out
