@@ -1,0 +1,29 @@
+"""Smoke test of bench/bench_capture.py at toy size: ground-truth clips imported as real ones, then checked."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from bench import bench_capture  # noqa: E402
+
+
+@pytest.mark.slow
+def test_bench_capture_smoke(tmp_path: Path):
+    report = bench_capture.run(out_dir=tmp_path, frames=20, width=192, height=108, kinds=("handheld", "pan"))
+    on_disk = json.loads(next(tmp_path.glob("capture-*.json")).read_text())
+    assert on_disk["machine"] and [c["kind"] for c in on_disk["clips"]] == ["handheld", "pan"]
+    walk, pan = report["clips"]
+    # the walk is tracked as free motion with its real rotations, and gets depth
+    assert walk["tracking"] == "free motion" and walk["rotation_error_deg_median"] < 2.0
+    assert walk["translation_error_rel"] < 0.05 and "depth_delta_1_25" in walk and walk["depth_delta_1_25"] > 0.3
+    # the tripod pan is rotation only and covers its real 90 degrees (its rotations are right)
+    assert pan["rotation_only"] and pan["rotation_error_deg_max"] < 2.0
+    assert abs(walk["fov_deg"] - walk["fov_true_deg"]) < 6.0
