@@ -23,6 +23,7 @@ from . import __version__
 from .errors import StarBridgeError
 from .model.presets import PRESETS  # no PyTorch: the layouts are plain dataclasses (model/config.py)
 from .server.config import ServerConfig
+from .train.stages import STAGES
 from .transport.defaults import DEFAULT_ENGINE_ENDPOINT
 from .transport.version import PROTOCOL_TEXT
 
@@ -320,7 +321,7 @@ def cmd_model_info(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train.trainer import STAGES, TrainConfig, Trainer
+    from .train.trainer import TrainConfig, Trainer
 
     steps = dict(TrainConfig(out=args.out).steps)
     for stage in STAGES:
@@ -494,9 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train star-tiny: autoencoder, teacher, real-data teacher, JDMD student")
     t.add_argument("--out", type=Path, required=True, help="checkpoint folder (stages resume from it)")
     t.add_argument("--preset", default="star-tiny", help=presets)
-    t.add_argument("--stage", action="append", choices=["autoencoder", "teacher", "real-teacher", "student"],
+    t.add_argument("--stage", action="append", choices=STAGES,
                    help="run only these stages (default: all, in order)")  # fmt: skip
-    for stage in ("autoencoder", "teacher", "real-teacher", "student"):
+    for stage in STAGES:
         t.add_argument(f"--{stage}-steps", type=int, default=None, help=f"optimiser steps of the {stage} stage")
     t.add_argument("--batch", type=int, default=4)
     t.add_argument("--pool", type=int, default=48, help="procedural training samples kept in memory")

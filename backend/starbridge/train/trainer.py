@@ -39,10 +39,9 @@ from ..model.star import StarModel
 from ..runtime.sampler import FlowSchedule
 from ..scenes.procedural.samples import SampleConfig, iter_samples
 from .losses import clean_estimate, dmd_loss, flow_matching_loss, noisy, sample_sigma
+from .stages import STAGES
 
 log = logging.getLogger(__name__)
-
-STAGES = ("autoencoder", "teacher", "real-teacher", "student")
 
 
 @dataclass(frozen=True)
