@@ -56,7 +56,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -722,15 +722,19 @@ def read_meta(path: Path) -> SceneMeta:
     return SceneMeta.from_json(doc, str(where))
 
 
+def npy_header(f: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, Fortran order, dtype) of an open .npy file, from its header alone (nothing is unpickled)."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    return np.lib.format.read_array_header_2_0(f)
+
+
 def _check_npy_header(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
     """SceneError unless `path` is an .npy of exactly this shape and dtype, C order, not truncated."""
     try:
         with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                got_shape, fortran, got_dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                got_shape, fortran, got_dtype = np.lib.format.read_array_header_2_0(f)
+            got_shape, fortran, got_dtype = npy_header(f)
             data_start = f.tell()
     except FileNotFoundError:
         raise SceneError(f"broken scene bundle: {path.name} is missing in {path.parent}") from None

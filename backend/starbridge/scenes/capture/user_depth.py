@@ -53,7 +53,7 @@ import numpy as np
 from PIL import Image
 
 from ...errors import SceneError
-from ..bundle import SCENE_MEDIAN_DEPTH_M
+from ..bundle import SCENE_MEDIAN_DEPTH_M, npy_header
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -281,11 +281,7 @@ def _inspect_file(path: Path) -> DepthFile:
         return _inspect_png(path)
     try:
         with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, _fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, _fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            shape, _fortran, dtype = npy_header(f)
             data_start = f.tell()
         size = path.stat().st_size
     except (OSError, ValueError) as exc:
