@@ -88,11 +88,21 @@ class ExplicitSession:
         second = self._splatter(coarse).splat(
             [(world.points, world.colours)], request.c2w, only=_any_in_blocks(holes, step)
         )
-        result = _layer(result, holes & _upsample(second.mask, step, h, w), lambda a: _upsample(a, step, h, w), second)
-        holes &= ~result.mask
+        rows, cols = np.nonzero(holes)
+        coarse_rows, coarse_cols = rows // step, cols // step
+        got = second.mask[coarse_rows, coarse_cols]
+        rows, cols, coarse_rows, coarse_cols = rows[got], cols[got], coarse_rows[got], coarse_cols[got]
+        # the first layer's arrays are this call's own: fill them in place
+        result.colour[rows, cols] = second.colour[coarse_rows, coarse_cols]
+        result.depth[rows, cols] = second.depth[coarse_rows, coarse_cols]
+        result.mask[rows, cols] = True
+        holes[rows, cols] = False
         if len(self.memory) and holes.any():
             third = self._splatter(request.intrinsics).splat([self.memory.arrays()], request.c2w, only=holes)
-            result = _layer(result, holes & third.mask, lambda a: a, third)
+            where = holes & third.mask
+            result.colour[where] = third.colour[where]
+            result.depth[where] = third.depth[where]
+            result.mask[where] = True
         return result
 
     def render(self, request: FrameRequest) -> np.ndarray:
@@ -140,14 +150,6 @@ class ExplicitGenerator:
         return ExplicitSession(scene, width, height, self.worlds, self.memory)
 
 
-def _layer(below: SplatResult, where: np.ndarray, resize, above: SplatResult) -> SplatResult:
-    """`below` with the pixels `where` taken from `above` (resized to `below`'s size by `resize`)."""
-    colour, depth = below.colour.copy(), below.depth.copy()
-    colour[where] = resize(above.colour)[where]
-    depth[where] = resize(above.depth)[where]
-    return SplatResult(colour=colour, mask=below.mask | where, depth=depth)
-
-
 #: Hole pixels this close (pixels) to a wide hole count as part of it (so the fill of the cracks around it
 #: does not change when the memory later fills the hole itself: revisits stay identical).
 WIDE_HOLE_MARGIN = 3
@@ -179,8 +181,3 @@ def _any_in_blocks(mask: np.ndarray, step: int) -> np.ndarray:
     padded = np.zeros((hb * step, wb * step), bool)
     padded[:h, :w] = mask
     return np.asarray(padded.reshape(hb, step, wb, step).any(axis=(1, 3)))
-
-
-def _upsample(image: np.ndarray, step: int, h: int, w: int) -> np.ndarray:
-    """Nearest-neighbour upsampling by `step`, cropped to (h, w)."""
-    return np.repeat(np.repeat(image, step, axis=0), step, axis=1)[:h, :w]
