@@ -66,7 +66,6 @@ class Backend:
             scene = self.store.ensure_demo()
         else:
             scene = self.store.get(cfg.default_scene)  # fail early on a typo
-        self.generator.prepare(scene)  # e.g. fuse the default scene's world now, not in the first session's first frame
         try:
             channel = EngineChannel(self.manager, cfg.engine_endpoint)
         except zmq.ZMQError as exc:
@@ -87,6 +86,13 @@ class Backend:
             raise bind_error("gRPC API", cfg.grpc_address, cfg.host, cfg.grpc_port, "grpc_port", why) from None
         except BaseException:
             channel.close()
+            raise
+        try:
+            # Once both endpoints are ours: e.g. fuse the default scene's world now, not in a first frame.
+            self.generator.prepare(scene)
+        except BaseException:
+            channel.close()
+            grpc_server.stop(0)
             raise
         self.channel, self._grpc = channel, grpc_server
         self.manager.start()
