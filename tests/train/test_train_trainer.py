@@ -92,6 +92,7 @@ def _assert_same_weights(a: dict, b: dict) -> None:
                 assert torch.equal(value, b[stage][module][key]), (stage, module, key)
 
 
+@pytest.mark.slow
 def test_runs_are_reproducible_and_resume_exactly(tmp_path: Path, pool):
     """Two runs with one seed give identical losses and weights; a run stopped part-way through every stage and
     resumed by a fresh trainer matches the uninterrupted one; another seed differs."""
