@@ -88,20 +88,17 @@ class ExplicitSession:
         second = self._splatter(coarse).splat(
             [(world.points, world.colours)], request.c2w, only=_any_in_blocks(holes, step)
         )
-        rows, cols = np.nonzero(holes)
-        coarse_rows, coarse_cols = rows // step, cols // step
-        got = second.mask[coarse_rows, coarse_cols]
-        rows, cols, coarse_rows, coarse_cols = rows[got], cols[got], coarse_rows[got], coarse_cols[got]
         # the first layer's arrays are this call's own: fill them in place
-        result.colour[rows, cols] = second.colour[coarse_rows, coarse_cols]
-        result.depth[rows, cols] = second.depth[coarse_rows, coarse_cols]
-        result.mask[rows, cols] = True
-        holes[rows, cols] = False
+        fill = holes & _upsample(second.mask, step, h, w)
+        np.copyto(result.colour, _upsample(second.colour, step, h, w), where=fill[..., None])
+        np.copyto(result.depth, _upsample(second.depth, step, h, w), where=fill)
+        result.mask[fill] = True
+        holes &= ~fill
         if len(self.memory) and holes.any():
             third = self._splatter(request.intrinsics).splat([self.memory.arrays()], request.c2w, only=holes)
             where = holes & third.mask
-            result.colour[where] = third.colour[where]
-            result.depth[where] = third.depth[where]
+            np.copyto(result.colour, third.colour, where=where[..., None])
+            np.copyto(result.depth, third.depth, where=where)
             result.mask[where] = True
         return result
 
@@ -181,3 +178,10 @@ def _any_in_blocks(mask: np.ndarray, step: int) -> np.ndarray:
     padded = np.zeros((hb * step, wb * step), bool)
     padded[:h, :w] = mask
     return np.asarray(padded.reshape(hb, step, wb, step).any(axis=(1, 3)))
+
+
+def _upsample(image: np.ndarray, step: int, h: int, w: int) -> np.ndarray:
+    """Nearest-neighbour upsampling by `step` (a broadcast view, no copy), cropped to (h, w)."""
+    hb, wb = image.shape[:2]
+    tiled = np.broadcast_to(image[:, None, :, None], (hb, step, wb, step, *image.shape[2:]))
+    return tiled.reshape(hb * step, wb * step, *image.shape[2:])[:h, :w]
