@@ -257,9 +257,11 @@ class SessionManager:
             ShuttingDown("the backend is shutting down; keep the last frame and reconnect (it may be restarting)"),
             fatal=False,
         )
-        for session in self.sessions():
-            if not session.closed:
-                session.send(notice)
+        for session in self.sessions():  # the notice is each session's last message: no frame follows it
+            try:
+                self.close(session.session_id, "backend shutting down", notice)
+            except NoSession:
+                pass
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Close every session and wait (up to `timeout_s`) until their resources are freed."""

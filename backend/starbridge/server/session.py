@@ -136,6 +136,7 @@ class Session:
         self._generator = generator
         self._track = PoseTrack(max_extrapolation_s=max_extrapolation_s)
         self._lock = threading.Lock()
+        self._send_lock = threading.Lock()  # orders frames before a closing message
         self._latest: _PoseSample | None = None
         self._have_pose = threading.Event()
         self._closed = threading.Event()
@@ -193,14 +194,15 @@ class Session:
 
         Never blocks on the session's threads, so the engine channel's thread can call it.
         """
-        with self._lock:
-            if self._closed.is_set():
-                return False
-            self._closed.set()
-            self.close_reason = reason
+        with self._send_lock:  # no frame goes out after the closing message
+            with self._lock:
+                if self._closed.is_set():
+                    return False
+                self._closed.set()
+                self.close_reason = reason
+            if error is not None:
+                self._safe_send(error)
         log.info("session %s closed: %s", self.session_id, reason)
-        if error is not None:
-            self._safe_send(error)
         return True
 
     def finish_close(self, timeout_s: float = JOIN_TIMEOUT_S) -> None:
@@ -433,7 +435,10 @@ class Session:
         meta.to_proto(msg.frame)
         # gRPC streams always carry the pixels (their client may be on another machine).
         wants_pixels = self.ring is None or self.sink.wants_pixels
-        self._safe_send(msg, frame if wants_pixels else None)
+        with self._send_lock:
+            if self._closed.is_set():
+                return  # closed meanwhile: its last message (an Error, a shutdown notice) stays the last
+            self._safe_send(msg, frame if wants_pixels else None)
         self.stats.sent(1000.0 * (time.monotonic() - block.pose.received))
 
     # ------------------------------------------------------------------ reporting
