@@ -10,8 +10,9 @@ imported with `starbridge scene import`'s code (decode, shots, tracking, depth, 
 * translation error: camera centres after a similarity alignment (scale, rotation, offset), as a fraction
   of the path's length;
 * field of view: estimated vs true, degrees;
-* depth: AbsRel and the fraction with max(d / d*, d* / d) < 1.25, on static pixels with finite true depth,
-  after one median scale for the whole clip (the capture's scale is arbitrary);
+* depth: AbsRel (each pixel's error capped at 1, so a few wild pixels do not swamp it) and the fraction with
+  max(d / d*, d* / d) < 1.25, on static pixels with finite true depth, after one median scale for the whole clip
+  (the capture's scale is arbitrary);
 * moving masks: IoU with the true masks (the `moving` clip);
 * novel views: PSNR against the true image of the explicit render at poses 0.3 m beside the path, from the
   captured scene and from the exact-geometry scene (the same frames with the true depth and poses), and the
@@ -133,7 +134,7 @@ def measure(kind: str, frames: int, width: int, height: int, work: Path) -> dict
         both = static & np.isfinite(est) & (est > 0)
         s = float(np.median(clip.depth[both]) / np.median(est[both]))
         ratio = est[both] * s / clip.depth[both]
-        out["depth_absrel"] = float(np.mean(np.abs(ratio - 1)))
+        out["depth_absrel"] = float(np.mean(np.minimum(np.abs(ratio - 1), 1.0)))  # per-pixel error capped at 1
         out["depth_absrel_median"] = float(np.median(np.abs(ratio - 1)))
         out["depth_delta_1_25"] = float(np.mean(np.maximum(ratio, 1 / ratio) < 1.25))
         out["depth_finite_where_true_finite"] = float(both.sum() / max(static.sum(), 1))

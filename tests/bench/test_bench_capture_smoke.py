@@ -17,7 +17,7 @@ from bench import bench_capture  # noqa: E402
 
 @pytest.mark.slow
 def test_bench_capture_smoke(tmp_path: Path):
-    report = bench_capture.run(out_dir=tmp_path, frames=20, width=192, height=108, kinds=("handheld", "pan"))
+    report = bench_capture.run(out_dir=tmp_path, frames=32, width=320, height=180, kinds=("handheld", "pan"))
     on_disk = json.loads(next(tmp_path.glob("capture-*.json")).read_text())
     assert on_disk["machine"] and [c["kind"] for c in on_disk["clips"]] == ["handheld", "pan"]
     walk, pan = report["clips"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pycolmap
@@ -56,7 +57,7 @@ def prepare_images(frames: np.ndarray, max_side: int) -> TrackImages:
         g = frames[i].astype(np.float32) @ LUMA
         total += float(g.mean())
         if (tw, th) != (w, h):
-            g = np.asarray(Image.fromarray(g, mode="F").resize((tw, th), Image.Resampling.BOX))
+            g = np.asarray(Image.fromarray(g).resize((tw, th), Image.Resampling.BOX))  # float32: mode F
         grey[i] = np.clip(np.rint(g), 0, 255).astype(np.uint8)
     return TrackImages(grey, max(w / tw, h / th) if (tw, th) != (w, h) else 1.0, total / max(n, 1))
 
@@ -72,7 +73,7 @@ class Features:
     def __len__(self) -> int:
         return len(self.keypoints)
 
-    @property
+    @cached_property
     def xy(self) -> np.ndarray:
         """(M, 2) float64 pixel positions."""
         return self.keypoints[:, :2].astype(np.float64)

@@ -1,10 +1,10 @@
 """Incremental structure from motion of the keyframes with pycolmap, at a fixed focal length.
 
 The keyframes' features and verified matches go into a COLMAP database once (in a temporary folder); each
-`MapBuilder.run(focal)` sets the camera's focal length, marks it fixed, and runs COLMAP's incremental mapper.
-Running it for several candidate focal lengths and comparing what each registers and how well it reprojects
-is how the field of view is chosen (self-calibration with a free focal length is fragile on short clips).
-`refine_focal` then lets one bundle adjustment move the focal length from a good start.
+`MapBuilder.run(focal)` sets the camera's focal length, marks it fixed, and runs COLMAP's incremental mapper
+(self-calibration with a free focal length is fragile on short clips: mapping at fixed candidates is how the
+field of view is searched). `MapBuilder.adjusted(run)` then lets one robust bundle adjustment move the focal
+length from a good start, with its standard deviation from the adjustment's covariance.
 """
 
 from __future__ import annotations
@@ -175,6 +175,7 @@ def _focal_sigma(
     cov = covariance.get_other_params_cov(camera.params) if covariance is not None else None
     if cov is None or not np.isfinite(cov).all() or cov[0, 0] <= 0:
         return math.inf
+    f, cx, cy = (float(v) for v in list(camera.params)[:3])
     residuals = []
     for image in rec.images.values():
         if not image.has_pose:
@@ -184,13 +185,12 @@ def _focal_sigma(
             if p2d.has_point3D():
                 xc = pose[:, :3] @ rec.points3D[p2d.point3D_id].xyz + pose[:, 3]
                 if xc[2] > 1e-9:
-                    f, cx, cy = (float(v) for v in list(camera.params)[:3])
                     residuals.append((f * xc[0] / xc[2] + cx - p2d.xy[0], f * xc[1] / xc[2] + cy - p2d.xy[1]))
-    if not residuals:
+    r = np.array(residuals).reshape(-1, 2)
+    inliers = r[np.hypot(r[:, 0], r[:, 1]) < 3.0]
+    if len(inliers) == 0:
         return math.inf
-    r = np.array(residuals)
-    variance = float(np.mean(r[np.hypot(r[:, 0], r[:, 1]) < 3.0] ** 2)) if len(r) else 1.0
-    return math.sqrt(float(cov[0, 0]) * variance)
+    return math.sqrt(float(cov[0, 0]) * float(np.mean(inliers**2)))
 
 
 def image_name(keyframe: int) -> str:

@@ -7,8 +7,9 @@ makes K^-1 H K no rotation). So:
 1. per matched keyframe pair, a homography (RANSAC), and the focal length whose homographies are the most
    rotation-like over a range of fields of view (unless it is given);
 2. rotations chained along a spanning tree of the pairs, then refined jointly with the focal length by
-   robust least squares on the symmetric transfer error of every inlier match (scipy);
-3. any other frame: its rotation from its matches with posed keyframes, by the same least squares.
+   Levenberg-Marquardt with Huber weights on the symmetric transfer error of the inlier matches (analytic
+   derivatives; a few hundred matches per pair);
+3. any other frame: its rotation from its matches with posed keyframes (scipy's robust least squares).
 
 Rotations are OpenCV world-to-camera (x_cam = R x_world), keyframe 0 the identity; pixels are centred on the
 principal point (the image centre).
@@ -33,12 +34,19 @@ MAX_MATCHES_PER_PAIR = 200
 
 @dataclass(frozen=True)
 class PairMatches:
-    """Inlier matches of keyframes a < b: (M, 2) centred pixel positions in each."""
+    """Inlier matches of keyframes a < b: (M, 2) centred pixel positions in each, and their homography
+    (RANSAC; None when there are too few) -- `pair_matches` makes them."""
 
     a: int
     b: int
     xa: np.ndarray
     xb: np.ndarray
+    h: np.ndarray | None = None
+
+
+def pair_matches(a: int, b: int, xa: np.ndarray, xb: np.ndarray) -> PairMatches:
+    """The pair with its homography (x_b ~ H x_a)."""
+    return PairMatches(a, b, xa, xb, _homography(xa, xb))
 
 
 @dataclass(frozen=True)
@@ -61,10 +69,10 @@ def _nearest_rotation(m: np.ndarray) -> np.ndarray:
     return u @ np.diag([1.0, 1.0, d]) @ vt
 
 
-def _homography(pair: PairMatches) -> np.ndarray | None:
-    if len(pair.xa) < 8:
+def _homography(xa: np.ndarray, xb: np.ndarray) -> np.ndarray | None:
+    if len(xa) < 8:
         return None
-    result = pycolmap.estimate_homography_matrix(pair.xa, pair.xb, pycolmap.RANSACOptions(max_error=3.0))
+    result = pycolmap.estimate_homography_matrix(xa, xb, pycolmap.RANSACOptions(max_error=3.0, random_seed=0))
     if result is None:
         return None
     return np.asarray(result["H"], dtype=np.float64)
@@ -106,7 +114,7 @@ def estimate_focal(
 ) -> tuple[float, list[tuple[float, float]]]:
     """Focal length (px) whose homographies are the most rotation-like, scanned over the vertical
     field-of-view range then refined; also the (fov, score) scan."""
-    hs = [_homography(p) for p in pairs]
+    hs = [p.h for p in pairs]
     lo, hi = fov_range_deg
 
     def focal_of(fov: float) -> float:
@@ -273,7 +281,7 @@ def solve_rotations(
     refine_focal: bool,
 ) -> RotationSolution:
     """Keyframe rotations (and the focal length, when `refine_focal`) from pairwise matches."""
-    hs = [_homography(p) for p in pairs]
+    hs = [p.h for p in pairs]
     init = _chain(count, pairs, hs, focal)
     known = {k for k in range(count) if not np.isnan(init[k, 0, 0])}
     used_h = [(p, h) for p, h in zip(pairs, hs, strict=True) if h is not None and p.a in known and p.b in known]
@@ -311,6 +319,32 @@ def solve_rotations(
     )
 
 
+def epipolar_noise(pairs: Sequence[PairMatches]) -> float:
+    """The matches' noise floor: 90th percentile of their Sampson distance (px) to a fundamental matrix
+    fitted per pair (RANSAC). A fundamental matrix fits any rigid scene and any camera motion, so a rotation
+    model whose errors are a few times this fits as well as anything can; one with parallax left over is far
+    worse."""
+    errors = []
+    for pair in pairs:
+        if len(pair.xa) < 8:
+            continue
+        result = pycolmap.estimate_fundamental_matrix(
+            pair.xa, pair.xb, pycolmap.RANSACOptions(max_error=4.0, random_seed=0)
+        )
+        if result is None:
+            continue
+        f = np.asarray(result["F"], dtype=np.float64)
+        pa = np.column_stack([pair.xa, np.ones(len(pair.xa))])
+        pb = np.column_stack([pair.xb, np.ones(len(pair.xb))])
+        fa, fb = pa @ f.T, pb @ f
+        num = (pb * fa).sum(1) ** 2
+        den = fa[:, 0] ** 2 + fa[:, 1] ** 2 + fb[:, 0] ** 2 + fb[:, 1] ** 2
+        errors.append(np.sqrt(num / np.maximum(den, 1e-18)))
+    if not errors:
+        return math.nan
+    return float(np.percentile(np.concatenate(errors), 90))
+
+
 def register_rotation(
     focal: float, views: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], *, min_inliers: int
 ) -> tuple[np.ndarray, int] | None:
@@ -325,7 +359,7 @@ def register_rotation(
         rays.append(np.column_stack([xk / focal, np.ones(len(xk))]) @ r_k)  # world directions (R_k^T d)
         pix.append(xi)
         if init is None and len(xk) >= 8:
-            h = _homography(PairMatches(0, 1, xk, xi))
+            h = _homography(xk, xi)
             if h is not None:
                 init = _rotation_from_homography(h, focal) @ r_k
     if not rays or init is None:

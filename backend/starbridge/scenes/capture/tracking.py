@@ -6,16 +6,18 @@
 2. ``keyframes``: keyframes where the features moved enough since the last one (or overlap is running out);
 3. ``matching``: dense SIFT on the keyframes; each matched with the next few and with a few far ones (cheap
    loop closure), kept by epipolar geometry (no focal length assumed);
-4. ``mapping``: COLMAP's incremental mapper on the keyframes with the focal length *fixed* (self-calibration
-   from scratch is fragile on short clips): once per candidate field of view (60, then 40..90 degrees; every
-   other keyframe when there are many); from each model that registered (nearly) the most keyframes, one
-   bundle adjustment with the focal length free; all keyframes mapped at the median of those, adjusted again
-   with the focal length free, and mapped at the result. Its uncertainty combines the spread of the
-   candidates' refinements with the last adjustment's covariance; where the motion does not measure the field
-   of view (straight ahead, circling one point) the candidates disagree and the default (60) is assumed, said
-   so in a warning. A given `vertical_fov_deg` is used as is (one run). When the mapper cannot start (no
-   parallax) and the keyframes fit a pure rotation, or the mapped cameras hardly move, the clip is solved as
-   rotation only (track_rotation.py): rotations and the focal length from the homographies, translations zero;
+4. ``mapping``: first, do the keyframes fit a pure rotation (a tripod pan, a fixed camera) nearly as well as
+   their noise allows? Then the clip is solved as rotation only (track_rotation.py: rotations and the focal
+   length from the homographies, translations zero). Else COLMAP's incremental mapper runs on the keyframes
+   with the focal length *fixed* (self-calibration from scratch is fragile on short clips): once per candidate
+   field of view (60, then 40..90 degrees; every other keyframe when there are many); from each model that
+   registered (nearly) the most keyframes, one bundle adjustment with the focal length free; all keyframes
+   mapped at the median of those, adjusted with the focal length free and mapped again until the value stays
+   put. Its uncertainty combines the spread of the candidates' refinements with the last adjustment's
+   covariance; where the motion does not measure the field of view (straight ahead, circling one point,
+   barely moving) the candidates disagree and the default (60) is assumed, said so in a warning. A given
+   `vertical_fov_deg` is used as is (one mapping run). Should mapping fail, or its cameras hardly move, a
+   rotation that fits fairly well is used instead;
 5. ``registration``: every other frame is registered against the map (2D-3D matches with its neighbouring
    keyframes, RANSAC + refinement at the fixed focal length; for rotation only, its rotation from matches
    with them); a frame that cannot be is interpolated between its neighbours (`pose_sources` says which).
@@ -52,7 +54,15 @@ from ...geometry.camera import Intrinsics, check_fov
 from ...geometry.conventions import cv_to_wire
 from .track_features import FeatureEngine, Features, TrackImages, keyframe_pairs, prepare_images, select_keyframes
 from .track_mapping import MapBuilder, MapRun, focal_of, fov_of, model_arrays
-from .track_rotation import PairMatches, RotationSolution, estimate_focal, register_rotation, solve_rotations
+from .track_rotation import (
+    PairMatches,
+    RotationSolution,
+    epipolar_noise,
+    estimate_focal,
+    pair_matches,
+    register_rotation,
+    solve_rotations,
+)
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +140,13 @@ class TrackingConfig:
     fov_prior_sigma_deg: float = 15.0
     #: The mapper's initial pair needs at least this triangulation angle, degrees.
     init_min_tri_angle_deg: float = 4.0
-    #: Rotation only is accepted when the keyframes' matches fit a pure rotation this well (median, pixels).
-    rotation_max_error_px: float = 1.5
+    #: The clip is solved as rotation only when the keyframes' matches fit a pure rotation nearly as well as
+    #: their noise allows: the 90th percentile of the rotation's transfer errors at most this many times
+    #: that of their Sampson distances to per-pair fundamental matrices (measured: tripod pans and fixed
+    #: cameras 2.4-3.7; the procedural walks, orbits and dollies 7.7-16, also tracked at 256x144)...
+    rotation_max_misfit: float = 5.0
+    #: ...and also when structure from motion fails, or its cameras hardly move, if they fit it this well.
+    rotation_fallback_misfit: float = 8.0
     #: A map whose cameras travel less than this fraction of the median scene depth counts as rotation only.
     min_travel_ratio: float = 0.01
     #: Fewer tracked frames (keyframes posed + registered) than this fraction is a failure.
@@ -161,7 +176,8 @@ class FovScore:
 
     vertical_fov_deg: float
     #: "candidate" (every other keyframe when there are many), "consensus" (all keyframes at the median of
-    #: the candidates' refinements), "final" (at the estimate), "given".
+    #: the candidates' refinements), "refine" (mapped again at a refinement), "final" (at the estimate),
+    #: "given".
     stage: str
     registered_keyframes: int
     num_points: int
@@ -185,6 +201,9 @@ class TrackResult:
     fov_uncertainty_deg: float
     #: Every mapping run's score (one when the FOV was given).
     fov_scores: tuple[FovScore, ...]
+    #: How much worse than the matches' noise a pure rotation fits them (90th percentiles; rotation only is
+    #: chosen at TrackingConfig.rotation_max_misfit or less).
+    rotation_misfit: float
     #: The camera only rotates: translations are zero, there are no sparse points.
     rotation_only: bool
     #: Per frame: POSE_KEYFRAME, POSE_REGISTERED or POSE_INTERPOLATED.
@@ -200,7 +219,8 @@ class TrackResult:
     obs_xy: np.ndarray = field(repr=False)
     #: Fraction of frames with a pose from the map or their own registration (the rest interpolated).
     registered_fraction: float
-    #: Mean reprojection error of the observations (rotation only: of the keyframe matches), input pixels.
+    #: Mean reprojection error of the observations (rotation only: the median transfer error of the keyframe
+    #: matches), input pixels.
     reprojection_error_px: float
     #: Plain-words problems ("only 40% of frames could be tracked", ...); empty when all went well.
     warnings: tuple[str, ...]
@@ -274,7 +294,7 @@ def track_camera(
     except StarBridgeError:
         raise
     except Exception as exc:  # COLMAP's checks raise ValueError/RuntimeError: report, never a traceback
-        log.exception("camera tracking failed")
+        log.debug("camera tracking failed", exc_info=True)
         raise TrackingError("internal", f"camera tracking failed inside COLMAP: {exc}") from exc
 
 
@@ -296,9 +316,9 @@ def _check_frames(frames: np.ndarray) -> np.ndarray:
 
 @contextlib.contextmanager
 def _quiet_colmap() -> Iterator[None]:
-    """COLMAP logs every step at INFO (and solver hiccups at WARNING) to stderr: errors only while tracking."""
+    """COLMAP logs every step to stderr (and the failures tracking handles as errors): quiet while tracking."""
     old = pycolmap.logging.minloglevel
-    pycolmap.logging.minloglevel = 2
+    pycolmap.logging.minloglevel = 3
     try:
         yield
     finally:
@@ -344,9 +364,11 @@ class _Tracker:
         self.fov_sigma = math.nan
         self.fov_note = ""
         self.fov_source = FOV_ESTIMATED
+        self.rotation_misfit = math.nan
         self.model_points = np.zeros((0, 3))
         self.model_errors = np.zeros(0)
         self.model_colors = np.zeros((0, 3), np.uint8)
+        self._pairs: list[PairMatches] | None = None
         #: (frame, input-pixel positions (K, 2), point rows (K,)) per posed frame
         self.obs: list[tuple[int, np.ndarray, np.ndarray]] = []
 
@@ -464,13 +486,16 @@ class _Tracker:
     # ------------------------------------------------------------------------------------ mapping
 
     def _pair_matches(self) -> list[PairMatches]:
-        w, h = self.size
-        centre = np.array([w / 2.0, h / 2.0])
-        out = []
-        for (a, b), geometry in sorted(self.geometries.items()):
-            m = geometry.inlier_matches
-            out.append(PairMatches(a, b, self.dense[a].xy[m[:, 0]] - centre, self.dense[b].xy[m[:, 1]] - centre))
-        return out
+        """The verified keyframe pairs' inlier matches, centred on the principal point, with homographies."""
+        if self._pairs is None:
+            w, h = self.size
+            centre = np.array([w / 2.0, h / 2.0])
+            self._pairs = []
+            for (a, b), geometry in sorted(self.geometries.items()):
+                m = geometry.inlier_matches
+                xa, xb = self.dense[a].xy[m[:, 0]] - centre, self.dense[b].xy[m[:, 1]] - centre
+                self._pairs.append(pair_matches(a, b, xa, xb))
+        return self._pairs
 
     def _rotation(self, focal: float | None) -> RotationSolution:
         """The rotation-only solution (the focal length estimated unless given)."""
@@ -482,23 +507,60 @@ class _Tracker:
         return solve_rotations(len(self.keyframes), pairs, focal, refine_focal=False)
 
     def _map(self, builder: MapBuilder) -> MapRun | RotationSolution:
+        """The keyframes' cameras: a pure rotation when they fit one, else structure from motion."""
+        cfg = self.cfg
         h = self.size[1]
-        nk = len(self.keyframes)
+        given = focal_of(self.given_fov, h) if self.given_fov is not None else None
         if self.given_fov is not None:
-            self.fov_source = FOV_GIVEN
-            self.fov_note = f"given: {self.given_fov:g} degrees"
-            self.fov_sigma = 0.0
-            self.report("mapping", 0, 1)
-            run = builder.run(focal_of(self.given_fov, h))
+            self.fov_source, self.fov_note, self.fov_sigma = FOV_GIVEN, f"given: {self.given_fov:g} degrees", 0.0
+        self.report("mapping", 0, 1)
+        rotation = self._rotation(given)
+        noise = epipolar_noise(self._pair_matches())
+        ratio = rotation.p90_error_px / noise if noise > 0 else math.inf
+        self.rotation_misfit = ratio
+        if ratio <= cfg.rotation_max_misfit:
             self.report("mapping", 1, 1)
-            self._score(run, "given", math.nan)
-            if run.num_registered >= 0.5 * nk and not self._barely_moves(run):
-                return run
-            return self._rotation_or_fail(focal_of(self.given_fov, h), run)
+            return rotation if given is not None else self._rotation_fov(rotation)
+        loose = ratio <= cfg.rotation_fallback_misfit
+        try:
+            run = self._map_given(builder, given) if given is not None else self._estimate_fov(builder)
+        except TrackingError as exc:
+            if not loose:
+                hint = (
+                    "the clip may be too blurred, too repetitive or dominated by moving objects"
+                    if self.given_fov is None
+                    else f"is the given field of view ({self.given_fov:g} degrees) right? leave it out to have it "
+                    "estimated"
+                )
+                raise TrackingError(
+                    "no_track",
+                    f"{exc.message}; and the motion is no pure rotation either (it fits one {ratio:.0f} times "
+                    f"worse than the matches' noise): {hint}",
+                ) from None
+            self.warnings.append(
+                "structure from motion could not map this clip, but the camera mostly turns: solved as a pure "
+                f"rotation (it fits one {ratio:.1f} times worse than the matches' noise), so there is no depth from "
+                "motion"
+            )
+            return rotation if given is not None else self._rotation_fov(rotation)
+        if loose and self._barely_moves(run):
+            return rotation if given is not None else self._rotation_fov(rotation)
+        return run
 
-        return self._estimate_fov(builder)
+    def _map_given(self, builder: MapBuilder, focal: float) -> MapRun:
+        nk = len(self.keyframes)
+        self.report("mapping", 0, 1)
+        run = builder.run(focal)
+        self.report("mapping", 1, 1)
+        self._score(run, "given", math.nan)
+        if run.num_registered < 0.5 * nk or not run.num_points:
+            raise TrackingError(
+                "no_track",
+                f"could not track the camera: structure from motion placed {run.num_registered} of {nk} keyframes",
+            )
+        return builder.adjusted(run, focal)  # a robust (Cauchy) adjustment: moving objects weigh less
 
-    def _estimate_fov(self, builder: MapBuilder) -> MapRun | RotationSolution:
+    def _estimate_fov(self, builder: MapBuilder) -> MapRun:
         """Map at each candidate field of view; from each model that registered most keyframes, bundle
         adjustment with the focal length free; their median (the spread says how well the motion measures
         it); all keyframes mapped there, adjusted once more with the focal length free; mapped at the result."""
@@ -521,19 +583,17 @@ class _Tracker:
             self.report("mapping", done, total)
 
         runs: list[MapRun] = []
-        for c, fov in enumerate(candidates):
+        for fov in candidates:
             run = builder.run(focal_of(fov, h), subset)
             runs.append(run)
             tick()
-            if c == 0 and (run.num_registered < 0.5 * n_coarse or self._barely_moves(run)):
-                rotation = self._rotation(None)
-                if rotation.median_error_px <= cfg.rotation_max_error_px:
-                    self.report("mapping", done, done)
-                    return self._rotation_fov(rotation)
         most = max(r.num_registered for r in runs)
         if most < 0.5 * n_coarse:
             self.report("mapping", done, done)
-            return self._rotation_or_fail(None, max(runs, key=lambda r: r.num_registered))
+            raise TrackingError(
+                "no_track",
+                f"could not track the camera: structure from motion placed at most {most} of {n_coarse} keyframes",
+            )
         refined: list[float] = []
         for run in runs:
             free = None
@@ -543,10 +603,8 @@ class _Tracker:
                 if lo <= free.vertical_fov_deg <= hi:
                     refined.append(free.vertical_fov_deg)
             self._score(run, "candidate", free.vertical_fov_deg if free is not None else math.nan)
-        if not refined:
-            self.report("mapping", done, done)
-            return self._rotation_or_fail(None, max(runs, key=lambda r: r.num_registered))
-        median = float(np.median(refined))
+        # (no refinement stayed in range, or too few to agree: the motion does not measure it, the default holds)
+        median = float(np.median(refined)) if refined else cfg.default_fov_deg
         spread = 1.4826 * float(np.median(np.abs(np.array(refined) - median))) if len(refined) >= 3 else math.inf
 
         def map_all(fovs: list[float]) -> MapRun:
@@ -590,13 +648,10 @@ class _Tracker:
         if final is None or abs(final.vertical_fov_deg - fov) > 0.25:
             final = map_all([fov, *retries])
             self._score(final, "final", math.nan)
+            final = builder.adjusted(final, final.focal)  # a robust (Cauchy) adjustment, as the refinements
         self.report("mapping", done, done)
         self.fov_sigma = sigma if source == FOV_ESTIMATED else math.inf
         self.fov_note = self._fov_words(source, candidates, refined, steps, sigma, final.vertical_fov_deg)
-        if self._barely_moves(final):
-            rotation = self._rotation(None)
-            if rotation.median_error_px <= cfg.rotation_max_error_px:
-                return self._rotation_fov(rotation)
         return final
 
     def _fov_words(
@@ -609,10 +664,15 @@ class _Tracker:
         fov: float,
     ) -> str:
         cfg = self.cfg
+        moved = (
+            f"moved {len(refined)} of them to {', '.join(f'{r:.0f}' for r in sorted(refined))}"
+            if refined
+            else "moved none of them to a plausible value"
+        )
         scan = (
             f"the keyframes were mapped at {len(candidates)} candidate fields of view "
             f"({min(candidates):g}-{max(candidates):g} degrees) and bundle adjustment with the focal length free "
-            f"moved {len(refined)} of them to {', '.join(f'{r:.0f}' for r in sorted(refined))}"
+            f"{moved}"
         )
         if source == FOV_DEFAULT:
             self.fov_source = FOV_DEFAULT
@@ -621,8 +681,8 @@ class _Tracker:
                 "degrees (pass the true one if you know it)"
             )
             return (
-                f"assumed {cfg.default_fov_deg:g} degrees: {scan}, which do not agree (this camera motion, "
-                "straight ahead or circling one point, hardly measures the field of view)"
+                f"assumed {cfg.default_fov_deg:g} degrees: {scan}{', which do not agree' if refined else ''} (this "
+                "camera motion, straight ahead, circling one point or barely moving, hardly measures it)"
             )
         words = (
             f"estimated: {scan}; all keyframes mapped at their median ({steps[0]:.1f}) and adjusted again "
@@ -663,18 +723,6 @@ class _Tracker:
         travel = float(np.linalg.norm(centres - centres[0], axis=1).max())
         return travel < self.cfg.min_travel_ratio * float(np.median(depths))
 
-    def _rotation_or_fail(self, focal: float | None, run: MapRun | None) -> RotationSolution:
-        rotation = self._rotation(focal)
-        if rotation.median_error_px <= self.cfg.rotation_max_error_px:
-            return rotation if focal is not None else self._rotation_fov(rotation)
-        got = f"{run.num_registered} of {len(self.keyframes)}" if run is not None else "none"
-        raise TrackingError(
-            "no_track",
-            f"could not track the camera: structure from motion registered {got} keyframes, and the motion is "
-            f"no pure rotation either (median misfit {rotation.median_error_px:.1f} px); the clip may be too "
-            "blurred, too repetitive or dominated by moving objects",
-        )
-
     def _rotation_fov(self, rotation: RotationSolution) -> RotationSolution:
         """Accept the rotation-only focal length, or fall back to the default when the pan cannot measure it."""
         h = self.size[1]
@@ -686,7 +734,7 @@ class _Tracker:
                 f"rotations ({fov:.1f} degrees)"
             )
             return rotation
-        self.fov_source = FOV_DEFAULT
+        self.fov_source, self.fov_sigma = FOV_DEFAULT, math.inf
         self.fov_note = f"assumed {self.cfg.default_fov_deg:g} degrees: the camera turns too little to measure it"
         self.warnings.append(
             f"the camera turns too little to measure the field of view; assumed {self.cfg.default_fov_deg:g} "
@@ -840,10 +888,11 @@ class _Tracker:
         hgt, wid = self.frames.shape[1:3]
         focal = outcome.focal * self.scale
         fov = fov_of(focal, hgt)
-        intrinsics = Intrinsics(fx=focal, fy=focal, cx=wid / 2.0, cy=hgt / 2.0, width=wid, height=hgt)
-        if self.given_fov is not None:
+        if self.fov_source == FOV_GIVEN and self.given_fov is not None:
             fov = self.given_fov
-            intrinsics = Intrinsics.from_fov(fov, wid, hgt)
+        elif self.fov_source == FOV_DEFAULT:
+            fov = cfg.default_fov_deg
+        intrinsics = Intrinsics.from_fov(fov, wid, hgt)
         registered = sum(1 for s in sources if s != POSE_INTERPOLATED)
         fraction = registered / n
         if fraction < cfg.warn_registered_fraction:
@@ -864,6 +913,7 @@ class _Tracker:
             fov_note=self.fov_note,
             fov_uncertainty_deg=float(self.fov_sigma),
             fov_scores=tuple(self.fov_scores),
+            rotation_misfit=float(self.rotation_misfit),
             rotation_only=rotation_only,
             pose_sources=sources,
             keyframes=tuple(self.keyframes),
