@@ -13,11 +13,15 @@ and on Ctrl-C (KeyboardInterrupt), is kept: the video is finalised and the PNGs 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import re
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,6 +184,27 @@ def save_png(path: Path, rgba: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+#: Set by the SIGINT handler `_ctrl_c_between_frames` installs; the flight loop checks it once a tick.
+_INTERRUPTED = threading.Event()
+
+
+@contextlib.contextmanager
+def _ctrl_c_between_frames() -> Iterator[None]:
+    """Ctrl-C ends the flight at the next tick instead of wherever Python happens to be: a KeyboardInterrupt
+    raised between the encoder handing out a packet and its write into the MP4 loses that packet, and when it is
+    the first key frame, the whole video with it. (Main thread only; elsewhere Ctrl-C is left as it is.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _INTERRUPTED.clear()
+    previous = signal.signal(signal.SIGINT, lambda *_: _INTERRUPTED.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _INTERRUPTED.clear()
+
+
 def fly(config: FlyConfig, report: FlyReport | None = None) -> FlyReport:
     """Run one flight; returns the report (also filled in as it goes when the caller passes one, so it holds
     what happened so far when this raises).
@@ -215,7 +240,8 @@ def fly(config: FlyConfig, report: FlyReport | None = None) -> FlyReport:
                                           field="frames_dir") from None  # fmt: skip
             if config.out is not None:
                 writer = VideoWriter(config.out, welcome.fps, welcome.width, welcome.height)
-            _flight(client, config, seconds, limits, report, writer)
+            with _ctrl_c_between_frames():
+                _flight(client, config, seconds, limits, report, writer)
         except BaseException:
             report.interrupted = True
             raise
@@ -247,6 +273,8 @@ def _flight(
     errors_at_last_frame = 0
     try:
         while (now := time.monotonic()) - start < seconds:
+            if _INTERRUPTED.is_set():
+                raise KeyboardInterrupt  # Ctrl-C, taken here: never between an encoded frame and its write
             if now >= next_pose:
                 sequence += 1
                 position, rotation = camera_pose(config.path, now - start)
