@@ -600,9 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=Path, action="append", default=[], help="a STAR model bundle (repeatable)")
     p.add_argument("--strips", type=int, default=2, help="samples to draw frame strips for")
     p.add_argument("--cuda", action="store_true", help="run model bundles on CUDA when it loads")
-    p.add_argument(
-        "--composite", action="store_true", help="also rate each model with the other compositing setting"
-    )
+    p.add_argument("--composite", action="store_true", help="also rate each model with the other compositing setting")
     p.add_argument("--teacher", type=Path, default=None, help="a `starbridge train` folder: also rate its teacher")
     add_out_argument(p)
     a = p.parse_args(argv)

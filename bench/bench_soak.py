@@ -110,7 +110,7 @@ def run(out_dir: Path, seconds: float = 180.0, sessions: int = 16) -> dict[str, 
     endpoint = f"tcp://127.0.0.1:{engine_port}"
     with tempfile.TemporaryDirectory(prefix="starbridge-soak-") as store:
         cmd = [sys.executable, "-m", "starbridge.cli", "serve", "--store", store, "--grpc-port", str(grpc_port),
-               "--engine-port", str(engine_port), "--max-sessions", str(sessions)]  # fmt: skip
+               "--engine-port", str(engine_port), "--no-viewer", "--max-sessions", str(sessions)]  # fmt: skip
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "backend"))
         backend = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:

@@ -39,9 +39,9 @@ echo "== starbridge: $(command -v starbridge)  python: $(command -v python)"
 starbridge --version
 
 step="pick free ports"
-read -r grpc_port engine_port < <(python - <<'EOF'
+read -r grpc_port engine_port viewer_port < <(python - <<'EOF'
 import socket
-socks = [socket.socket() for _ in range(2)]
+socks = [socket.socket() for _ in range(3)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -51,8 +51,8 @@ EOF
 )
 
 step="starbridge serve"
-echo "== starbridge serve --grpc-port $grpc_port --engine-port $engine_port"
-starbridge serve --grpc-port "$grpc_port" --engine-port "$engine_port" </dev/null >"$work/serve.log" 2>&1 &
+echo "== starbridge serve --grpc-port $grpc_port --engine-port $engine_port --viewer-port $viewer_port"
+starbridge serve --grpc-port "$grpc_port" --engine-port "$engine_port" --viewer-port "$viewer_port" </dev/null >"$work/serve.log" 2>&1 &
 serve_pid=$!
 # Ready when it prints its banner; the first start builds the demo scene (seconds).
 for _ in $(seq 1 360); do
@@ -64,6 +64,25 @@ grep -q "Press Ctrl+C to stop" "$work/serve.log" || { echo "starbridge serve not
 cat "$work/serve.log"
 grep -q "starbridge fly --out demo.mp4 --endpoint tcp://127.0.0.1:$engine_port" "$work/serve.log" \
   || { echo "the banner does not show the fly command for port $engine_port" >&2; exit 1; }
+
+step="browser viewer"
+echo "== browser viewer at http://127.0.0.1:$viewer_port/ (the page and its modules are package data)"
+grep -q "viewer: *http://127.0.0.1:$viewer_port/" "$work/serve.log" \
+  || { echo "the banner does not show the viewer's URL for port $viewer_port" >&2; exit 1; }
+python - "$viewer_port" <<'EOF'
+import json
+import sys
+import urllib.request
+
+base = f"http://127.0.0.1:{sys.argv[1]}"
+page = urllib.request.urlopen(base + "/", timeout=30).read().decode()
+assert "<canvas" in page and "js/main.js" in page, "the viewer page is not the packaged index.html"
+with urllib.request.urlopen(base + "/js/main.js", timeout=30) as r:
+    assert r.headers["Content-Type"].startswith("text/javascript"), r.headers["Content-Type"]
+scenes = json.load(urllib.request.urlopen(base + "/api/scenes", timeout=30))["scenes"]
+assert any(s["id"] == "demo" for s in scenes), scenes
+print(f"viewer: page, modules and {len(scenes)} scene(s) served")
+EOF
 
 step="starbridge fly"
 echo "== starbridge fly --out flight.mp4 --frames-dir frames/"

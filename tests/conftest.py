@@ -48,7 +48,7 @@ def sample_video() -> Path:
 
 
 def backend_config(store_root: Path, **overrides) -> ServerConfig:
-    fields = dict(grpc_port=0, engine_port=0, store_root=store_root, heartbeat_timeout_s=2.0)
+    fields = dict(grpc_port=0, engine_port=0, viewer_port=0, store_root=store_root, heartbeat_timeout_s=2.0)
     fields.update(overrides)
     return ServerConfig(**fields)
 

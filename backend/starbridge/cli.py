@@ -1,6 +1,6 @@
 """`starbridge` command line: serve | fly | scene | bench | doctor.
 
-starbridge serve                      # demo scene on 127.0.0.1 (gRPC :50051, engine channel :50052)
+starbridge serve                      # demo scene on 127.0.0.1 (gRPC :50051, engine channel :50052, viewer :50053)
 starbridge fly --out demo.mp4         # fly a camera through it as an engine would
 starbridge scene import clip.mp4      # make a scene from a video
 starbridge doctor                     # versions, ONNX Runtime providers, GPU
@@ -33,6 +33,7 @@ log = logging.getLogger("starbridge")
 # says which of its flags a parameter is, so the user reads the flag they typed.
 SERVE_FLAGS = {
     "host": "--host", "grpc_port": "--grpc-port", "engine_port": "--engine-port", "default_scene": "--scene",
+    "viewer_port": "--viewer-port",
     "default_width": "--width", "default_height": "--height", "default_fps": "--fps",
     "heartbeat_timeout_s": "--heartbeat-timeout", "max_sessions": "--max-sessions", "store_root": "--store",
 }  # fmt: skip
@@ -82,6 +83,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         heartbeat_timeout_s=args.heartbeat_timeout,
         token=args.token,
         max_sessions=args.max_sessions,
+        viewer_port=args.viewer_port,
+        viewer=not args.no_viewer,
     ).validate()  # refuse bad settings before loading a model or binding anything
 
     generator = None
@@ -95,12 +98,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     def ready(backend) -> None:
         gen = backend.generator
+        viewer = ""
+        if backend.viewer is not None:
+            token = "?token=TOKEN" if config.token else ""
+            viewer = f"  viewer:         {backend.viewer.url}{token}   (open it in a browser)\n"
         print(
             f"StarBridge {__version__} (protocol {PROTOCOL_TEXT}) serving\n"
             f"  scenes:         {backend.store.root}  (default scene: {config.default_scene})\n"
             f"  generator:      {gen.name} on {gen.execution_provider}\n"
             f"  gRPC API:       {backend.grpc_address}   (grpcurl -plaintext {backend.grpc_address} list)\n"
             f"  engine channel: {backend.engine_endpoint}   (Unity/Godot plugins connect here)\n"
+            f"{viewer}"
             f"  try:            {fly_command(backend.engine_endpoint, bool(config.token))}\n"
             "Press Ctrl+C to stop.",
             flush=True,
@@ -297,8 +305,9 @@ def cmd_model_convert(args: argparse.Namespace) -> int:
     from .model.convert import convert
     from .model.presets import get_preset
 
-    out = convert(args.checkpoint, get_preset(args.preset), args.out, autoencoder=args.autoencoder, dtype=args.dtype,
-                  overwrite=args.overwrite, progress=_progress("export"))  # fmt: skip
+    out = convert(args.checkpoint, get_preset(args.preset), args.out, autoencoder=args.autoencoder,
+                  text_embedding=args.text_embedding, dtype=args.dtype, overwrite=args.overwrite,
+                  progress=_progress("export"))  # fmt: skip
     print(f"converted {args.checkpoint} ({args.preset}) to {out}")
     return 0
 
@@ -328,8 +337,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         value = getattr(args, stage.replace("-", "_") + "_steps")
         if value is not None:
             steps[stage] = value
+    budget = None if args.budget_minutes is None else 60.0 * args.budget_minutes
     config = TrainConfig(out=args.out, preset=args.preset, seed=args.seed, steps=steps, batch=args.batch,
-                         pool=args.pool)  # fmt: skip
+                         pool=args.pool, hole_weight=args.hole_weight, device=args.device, budget_s=budget,
+                         workers=args.workers, checkpoint_every=args.checkpoint_every,
+                         init_autoencoder=args.init_autoencoder)  # fmt: skip
     trainer = Trainer(config)
     trainer.run(tuple(args.stage) if args.stage else STAGES)
     if args.export is not None:
@@ -423,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="close silent sessions after this many s")  # fmt: skip
     s.add_argument("--token", default=config.token, help="require this token in Hello")
     s.add_argument("--max-sessions", type=int, default=config.max_sessions)
+    s.add_argument("--viewer-port", type=int, default=config.viewer_port,
+                   help="port of the browser viewer (default %(default)s; 0: any free port)")  # fmt: skip
+    s.add_argument("--no-viewer", action="store_true", help="do not serve the browser viewer")
     s.add_argument(
         "--model", default=None, help="serve a STAR model bundle: a path, or a packaged name such as star-tiny"
     )
@@ -484,7 +499,12 @@ def build_parser() -> argparse.ArgumentParser:
     mc.add_argument("checkpoint", type=Path)
     mc.add_argument("--preset", default="inspatio-1.3b", help=presets)
     mc.add_argument("--out", type=Path, required=True)
-    mc.add_argument("--autoencoder", type=Path, default=None, help="our tiny autoencoder's weights (.safetensors)")
+    mc.add_argument("--autoencoder", type=Path, default=None,
+                    help="autoencoder weights: the published TAEHV taew2_1 (.safetensors or .pth) or our tiny "
+                         "autoencoder's (.safetensors); the file's layout decides, checked key by key")  # fmt: skip
+    mc.add_argument("--text-embedding", type=Path, default=None,
+                    help="the caption's umt5 embedding, (n, dim) or (1, n, dim) in .npy or .safetensors, n <= the "
+                         "preset's text length (zero-padded); default: zeros")  # fmt: skip
     mc.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     mc.add_argument("--overwrite", action="store_true")
     mc.set_defaults(func=cmd_model_convert)
@@ -502,6 +522,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=int, default=4)
     t.add_argument("--pool", type=int, default=48, help="procedural training samples kept in memory")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--hole-weight", type=float, default=0.0,
+                   help="flow-matching weight of hole cells: 1 + this x hole fraction (layered presets)")  # fmt: skip
+    t.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda)")
+    t.add_argument("--budget-minutes", type=float, default=None,
+                   help="stop every stage, checkpointed, within this wall-clock budget (shared by stage)")  # fmt: skip
+    t.add_argument("--workers", type=int, default=1, help="processes rendering the training samples")
+    t.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
+    t.add_argument("--init-autoencoder", default=None,
+                   help="start the autoencoder from this bundle's (e.g. star-tiny), widened to the preset")  # fmt: skip
     t.add_argument("--export", type=Path, default=None, help="write the trained student as a model bundle here")
     t.set_defaults(func=cmd_train)
 

@@ -19,9 +19,12 @@ def test_bench_render_smoke(tmp_path: Path):
     assert len(files) == 1
     on_disk = json.loads(files[0].read_text())
     assert on_disk["machine"] and json.dumps(result, default=str)
-    for stage in ("splat", "splat_uncached", "fill", "splat_fill"):
+    for stage in ("splat", "splat_uncached", "fill", "splat_fill", "generator"):
         m = on_disk["measurements"][stage]
         assert m["n"] >= bench_render.MIN_FRAMES and 0 < m["p50_ms"] <= m["p95_ms"] and m["fps"] > 0
+        assert m["cpu_mean_ms"] > 0
+    before, after = on_disk["measurements"]["splat_fill"], on_disk["measurements"]["generator"]
+    assert before["n"] == after["n"]  # timed side by side, frame for frame
     scene = on_disk["scene"]
     # the street has sky, near and far surfaces, and every pose of the loop opens holes to fill
     assert 0.05 < scene["sky_fraction"] < 0.6 and scene["depth_range_m"][0] < 5 < scene["depth_range_m"][1]
@@ -30,3 +33,5 @@ def test_bench_render_smoke(tmp_path: Path):
     assert target["fps"] == bench_render.TARGET_FPS
     assert target["pass"] == (target["measured_fps"] >= target["fps"])
     assert target["measured_fps"] == on_disk["measurements"]["splat_fill"]["fps"]
+    assert target["generator_over_splat_fill_cpu"] == after["cpu_mean_ms"] / before["cpu_mean_ms"]
+    assert "demo_generator" not in on_disk["measurements"]  # only with --demo (it builds the demo scene)

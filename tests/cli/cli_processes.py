@@ -37,7 +37,7 @@ class ServeProcess:
     def __init__(self, store: Path, *extra: str) -> None:
         self.grpc_port, self.engine_port = free_ports(2)
         cmd = starbridge("--store", str(store), "serve", "--grpc-port", str(self.grpc_port),
-                         "--engine-port", str(self.engine_port), *extra)  # fmt: skip
+                         "--engine-port", str(self.engine_port), "--viewer-port", "0", *extra)  # fmt: skip
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -96,3 +96,30 @@ def test_bad_input_names_the_field(colour: np.ndarray, mask: np.ndarray, field: 
     with pytest.raises(InvalidArgument) as info:
         push_pull_fill(colour, mask)
     assert info.value.field == field
+
+
+def test_fill_at_the_holes_only_matches_the_full_fill() -> None:
+    from starbridge.geometry.fill import push_pull_fill_holes, push_pull_fill_values
+
+    rng = np.random.default_rng(4)
+    values = rng.uniform(0.0, 1.0, (37, 53, 2)).astype(np.float32)
+    mask = rng.random((37, 53)) < 0.6
+    holes, filled = push_pull_fill_holes(values, mask)
+    np.testing.assert_array_equal(holes, np.flatnonzero(~mask))
+    np.testing.assert_array_equal(filled, push_pull_fill_values(values, mask).reshape(-1, 2)[holes])
+    none, empty = push_pull_fill_holes(values, np.zeros((37, 53), bool), empty=-1.0)
+    assert len(none) == 37 * 53 and (empty == -1.0).all()
+    assert push_pull_fill_holes(values, np.ones((37, 53), bool))[1].shape == (0, 2)
+
+
+def test_pixel_rows_put_and_taken_by_flat_index() -> None:
+    from starbridge.geometry.fill import put_pixels, take_pixels
+
+    image = np.random.default_rng(1).integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    flat = np.array([0, 5, 98, 40])
+    np.testing.assert_array_equal(take_pixels(image, flat), image.reshape(-1, 3)[flat])
+    rows = np.arange(12, dtype=np.uint8).reshape(4, 3)
+    expected = image.copy()
+    expected.reshape(-1, 3)[flat] = rows
+    put_pixels(image, flat, rows)
+    np.testing.assert_array_equal(image, expected)

@@ -343,3 +343,89 @@ def test_point_splatter_culls_what_the_camera_cannot_see():
     out = PointSplatter(intr, 3)(np.concatenate([behind, ahead]), colours, np.eye(4))
     assert out.mask.sum() >= 1 and out.depth[out.mask].min() == pytest.approx(5.0)
     assert not PointSplatter(intr, 3)(behind, colours[:2], np.eye(4)).mask.any()
+
+
+def _scattered_world(seed: int, n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+    """Random points 2-12 m in front of the origin camera, spread over +-60 degrees, and some directions."""
+    rng = np.random.default_rng(seed)
+    angle = rng.uniform(-1.0, 1.0, n)
+    dist = rng.uniform(2.0, 12.0, n)
+    pts = np.stack([dist * np.sin(angle), rng.uniform(-1.5, 1.5, n), -dist * np.cos(angle), np.ones(n)], axis=1)
+    pts[: n // 10, 3] = 0.0  # directions at infinity
+    return pts.astype(np.float32), rng.integers(0, 256, (n, 3), dtype=np.uint8)
+
+
+def test_sampling_at_some_pixels_gives_what_the_full_splat_gives_there():
+    """PointSplatter.sample: the same values as splat(only=those pixels), bit for bit, without the full image."""
+    from starbridge.geometry.splat import PointSplatter
+
+    intr = Intrinsics.from_fov(60.0, 64, 36)
+    points, colours = _scattered_world(5)
+    dst = rotated([0.0, 1.0, 0.0], math.radians(12.0))
+    rng = np.random.default_rng(6)
+    pixels = np.unique(rng.integers(0, 64 * 36, 300))
+    only = np.zeros(64 * 36, bool)
+    only[pixels] = True
+    full = PointSplatter(intr, 10).splat([(points, colours)], dst, only=only.reshape(36, 64))
+    part = PointSplatter(intr, 10).sample([(points, colours)], dst, pixels)
+    np.testing.assert_array_equal(part.mask, full.mask.reshape(-1)[pixels])
+    np.testing.assert_array_equal(part.colour, full.colour.reshape(-1, 3)[pixels])
+    np.testing.assert_array_equal(part.depth, full.depth.reshape(-1)[pixels])
+    assert part.mask.mean() > 0.3  # the check sees drawn pixels, not only empty ones
+
+
+def test_pixel_points_are_the_frame_points_of_those_pixels():
+    from starbridge.geometry.splat import frame_points, pixel_points
+
+    intr = Intrinsics.from_fov(60.0, 32, 18)
+    depth = np.random.default_rng(2).uniform(1.0, 9.0, (18, 32)).astype(np.float32)
+    depth[:4] = np.inf
+    c2w = pose_to_matrix([0.4, -0.2, 1.0], quat_from_axis_angle([0.3, 1.0, 0.1], math.radians(25.0)))
+    where = np.random.default_rng(3).random((18, 32)) < 0.3
+    flat = np.flatnonzero(where)
+    np.testing.assert_array_equal(pixel_points(flat, depth.reshape(-1)[flat], intr, c2w),
+                                  frame_points(depth, intr, c2w, where=where))  # fmt: skip
+
+
+def test_bounding_boxes_cull_exactly_the_sets_that_cannot_draw_on_the_pixels():
+    """boxes_in_view never drops a point set that draws on the pixels, and does drop sets off to the side or
+    behind the camera (directions included)."""
+    from starbridge.geometry.splat import PointSplatter, bounding_boxes, boxes_in_view
+
+    intr = Intrinsics.from_fov(60.0, 64, 36)
+    points, colours = _scattered_world(7, 4000)
+    by_angle = np.argsort(np.arctan2(points[:, 0], -points[:, 2]))
+    sets = np.array_split(by_angle, 40)  # 40 sets, each a narrow slice of the field, left to right
+    boxes = [bounding_boxes(points[s]) for s in sets]
+    assert all(len(b) in (1, 2) for b in boxes) and len(bounding_boxes(points[:0])) == 0
+    pixels = np.flatnonzero(np.pad(np.ones((8, 10), bool), ((10, 18), (40, 14))))  # a block right of centre
+    splatter = PointSplatter(intr, 10)
+    for yaw in (0.0, 30.0, 180.0):
+        dst = rotated([0.0, 1.0, 0.0], math.radians(yaw))
+        shown = boxes_in_view(boxes, intr, dst, pixels)
+        drawn = np.array([splatter.sample([(points[s], colours[s])], dst, pixels).mask.any() for s in sets])
+        assert not (drawn & ~shown).any()  # exact: nothing that draws there is culled
+        if yaw == 0.0:
+            assert drawn.any() and (~shown).sum() >= 10  # and it does cull
+        if yaw == 180.0:
+            assert not drawn.any() and (~shown).sum() >= 36  # (nearly) everything is behind
+
+
+def test_points_that_can_only_land_on_the_border_change_nothing():
+    """The frame splatter drops the points that project outside the image (a turned camera): drawing them too
+    gives the very same image."""
+    from starbridge.geometry.splat import _Target
+
+    colour, depth = texture(8), np.random.default_rng(9).uniform(2.0, 8.0, (H, W)).astype(np.float32)
+    depth[:6] = np.inf
+    dst = pose_to_matrix([0.2, 0.0, 0.1], quat_from_axis_angle([0.0, 1.0, 0.0], math.radians(35.0)))
+    splatter = Splatter(INTR, INTR)
+    culled = splatter(colour, depth, IDENTITY, dst)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        x, y, key = splatter._project(depth, np.linalg.inv(wire_to_cv(dst)) @ wire_to_cv(IDENTITY))
+    inside = (x >= 0) & (x < W + 1) & (y >= 0) & (y < H + 1)
+    assert 0.2 < 1 - inside.mean() < 0.8  # many points fall outside: the splatter culls
+    every = _Target(INTR, H * W, SplatConfig()).draw(x, y, key, colour.reshape(-1, 3))
+    np.testing.assert_array_equal(culled.mask, every.mask)
+    np.testing.assert_array_equal(culled.colour, every.colour)
+    np.testing.assert_array_equal(culled.depth, every.depth)

@@ -181,7 +181,7 @@ class ServeProcess:
         cmd = [
             sys.executable, "-m", "starbridge.cli", "--store", str(self.store), "serve",
             "--grpc-port", str(self.grpc_port), "--engine-port", str(self.engine_port),
-            "--heartbeat-timeout", "2", *self.extra,
+            "--viewer-port", "0", "--heartbeat-timeout", "2", *self.extra,
         ]  # fmt: skip
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)

@@ -3,6 +3,7 @@ written with safetensors, becomes a working bundle; wrong files get errors that 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -66,4 +67,46 @@ def test_wrong_preset_and_bad_file(tmp_path: Path, capsys):
     assert main(["model", "convert", str(tmp_path / "nope.safetensors"), "--preset", PRESET.name,
                  "--out", str(tmp_path / "o")]) == 1  # fmt: skip
     assert "no checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_text_embedding_files_are_shape_checked_and_padded(tmp_path: Path):
+    from starbridge.model.convert import load_text_embedding
+
+    s = PRESET.star  # text_len 8, text_dim 64
+    rng = np.random.default_rng(0)
+    caption = rng.standard_normal((3, s.text_dim)).astype(np.float32)
+    np.save(tmp_path / "a.npy", caption)
+    got = load_text_embedding(tmp_path / "a.npy", PRESET)
+    assert got.shape == (1, s.text_len, s.text_dim) and got.dtype == np.float32
+    assert np.array_equal(got[0, :3], caption) and not got[0, 3:].any()
+    full = rng.standard_normal((1, s.text_len, s.text_dim)).astype(np.float32)
+    safetensors_torch.save_file({"prompt_embeds": torch.from_numpy(full)}, str(tmp_path / "b.safetensors"))
+    assert np.array_equal(load_text_embedding(tmp_path / "b.safetensors", PRESET), full)
+    bad = {
+        "wide.npy": np.zeros((3, s.text_dim + 1), np.float32),
+        "long.npy": np.zeros((s.text_len + 1, s.text_dim), np.float32),
+        "batch.npy": np.zeros((2, 3, s.text_dim), np.float32),
+    }
+    for name, array in bad.items():
+        np.save(tmp_path / name, array)
+        with pytest.raises(CheckpointError, match=rf"has shape {re.escape(str(array.shape))}; preset .* wants"):
+            load_text_embedding(tmp_path / name, PRESET)
+    safetensors_torch.save_file({"a": torch.zeros(2, s.text_dim), "b": torch.zeros(2, s.text_dim)},
+                                str(tmp_path / "two.safetensors"))  # fmt: skip
+    with pytest.raises(CheckpointError, match="holds 2 tensors"):
+        load_text_embedding(tmp_path / "two.safetensors", PRESET)
+    with pytest.raises(CheckpointError, match="no cross-attention"):
+        load_text_embedding(tmp_path / "a.npy", get_preset("star-tiny-test"))
+    with pytest.raises(CheckpointError, match="no text embedding at"):
+        load_text_embedding(tmp_path / "missing.npy", PRESET)
+
+
+def test_convert_with_a_wrong_text_embedding_fails_before_exporting(tmp_path: Path, capsys):
+    ckpt = tmp_path / "c.safetensors"
+    safetensors_torch.save_file(synthetic_state(), str(ckpt))
+    np.save(tmp_path / "t.npy", np.zeros((4, PRESET.star.text_dim * 2), np.float32))
+    assert main(["model", "convert", str(ckpt), "--preset", PRESET.name, "--out", str(tmp_path / "o"),
+                 "--text-embedding", str(tmp_path / "t.npy")]) == 1  # fmt: skip
+    assert f"wants (n, {PRESET.star.text_dim})" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

@@ -94,9 +94,25 @@ def test_rope_is_a_rotation_of_adjacent_pairs():
 def test_timestep_embedding_is_cos_then_sin():
     e = sinusoidal_embedding(torch.tensor([0.0, 500.0]), 256)
     assert e.shape == (2, 256)
-    assert torch.allclose(e[0, :128], torch.ones(128)) and torch.allclose(e[0, 128:], torch.zeros(128))
+    ones, zeros = torch.ones(128, dtype=e.dtype), torch.zeros(128, dtype=e.dtype)
+    assert torch.equal(e[0, :128], ones) and torch.equal(e[0, 128:], zeros)
     assert e[1, 0] == pytest.approx(math.cos(500.0), abs=1e-4)
     assert e[1, 128 + 1] == pytest.approx(math.sin(500.0 * 10000 ** (-1 / 128)), abs=1e-4)
+
+
+def test_timestep_embedding_is_float64_as_the_official_code():
+    """At t ~ 1000 the angles are ~1e3 rad: in float32 their rounding (~6e-5) shows, in float64 it does not.
+    Python's math is float64 throughout, as Wan's sinusoidal_embedding_1d."""
+    t = 937.5
+    e = sinusoidal_embedding(torch.tensor([t], dtype=torch.float32), 256)
+    assert e.dtype == torch.float64
+    angles = [t * 10000 ** (-i / 128) for i in range(128)]
+    want = [math.cos(a) for a in angles] + [math.sin(a) for a in angles]
+    assert torch.allclose(e[0], torch.tensor(want, dtype=torch.float64), atol=1e-12, rtol=0)
+    # what float32 angles would give is measurably off (the error the float64 embedding removes)
+    half = torch.arange(128, dtype=torch.float32)
+    f32 = torch.cos(torch.tensor(t) * torch.pow(10000.0, -half / 128)).double()
+    assert (f32 - e[0, :128]).abs().max() > 1e-6
 
 
 @pytest.fixture(scope="module")

@@ -127,3 +127,41 @@ def test_memory_is_bounded(pan):
         session.render(FrameRequest(c2w, intr, 0.0))
         assert len(session.memory) <= 500
     assert len(session.memory) > 0
+
+
+def test_layers_drawn_at_the_holes_only_equal_full_layers(pan):
+    """ExplicitSession.splat draws the world and the memory at the hole pixels only, culling what cannot land
+    there; the result must be exactly that of full-size layers over everything (the plain way of drawing it)."""
+    from starbridge.runtime.explicit import _wide
+
+    clip, bundle = pan
+    intr = Intrinsics.from_fov(60.0, 96, 54)
+    session = ExplicitGenerator().open(bundle, 96, 54)
+    yaws = (-100, -60, 0, 70, 140, -170, 60, 0, -60)  # far outside the pan (memory), then back over it
+    for yaw in yaws:
+        c2w = pose_to_matrix([0.3, 0.0, -0.2], quat_from_axis_angle([0.0, 1.0, 0.0], math.radians(yaw)))
+        request = FrameRequest(c2w, intr, 0.3)
+        got = session.splat(request)
+        # the plain way: the frame, the whole world at 1 / step upsampled, the whole memory at full size
+        i = bundle.frame_index(0.3)
+        want = session._frames.get(intr)(bundle.frames[i], bundle.depth[i], bundle.poses[i], c2w)
+        holes = _wide(~want.mask)
+        world, step = session.world, session.world.step
+        coarse = intr.scaled(-(-96 // step), -(-54 // step))
+        blocks = np.pad(holes, ((0, -54 % step), (0, -96 % step))).reshape(coarse.height, step, coarse.width, step)
+        second = PointSplatter(coarse, 1).splat([(world.points, world.colours)], c2w, only=blocks.any(axis=(1, 3)))
+        up = (slice(0, 54), slice(0, 96))
+        fill = holes & np.repeat(np.repeat(second.mask, step, 0), step, 1)[up]
+        want.colour[fill] = np.repeat(np.repeat(second.colour, step, 0), step, 1)[up][fill]
+        want.depth[fill] = np.repeat(np.repeat(second.depth, step, 0), step, 1)[up][fill]
+        want.mask[fill] = True
+        holes &= ~fill
+        if len(session.memory) and holes.any():
+            third = PointSplatter(intr, 1).splat([session.memory.arrays()], c2w, only=holes)
+            where = holes & third.mask
+            want.colour[where], want.depth[where], want.mask[where] = third.colour[where], third.depth[where], True
+        np.testing.assert_array_equal(got.mask, want.mask)
+        np.testing.assert_array_equal(got.colour, want.colour)
+        np.testing.assert_array_equal(got.depth, want.depth)
+        session.render(request)  # remember this frame's holes
+    assert len(session.memory.chunks()) >= 4  # the memory took part

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zmq
 from test_server_engine_channel import Engine, _wait_for
 
 from starbridge.protocol import engine_pb2 as pb
@@ -86,7 +87,7 @@ def test_a_pose_flood_is_coalesced_to_the_newest(peer: Engine, backend: Backend)
     last = peer.sequence
     assert _wait_for(lambda: session.stats.poses_received - before >= flood)  # (plus any still in flight before)
     assert session.stats.poses_coalesced >= flood // 2
-    assert session._latest is not None and session._latest.sequence == last
+    assert session._latest is not None and session._latest.sequence == last  # counted only once recorded
     # Frames made before the flood may still be queued; the next ones answer the newest pose.
     frames, errors = peer.frames(30, keep_posing=False)
     answered = [f.pose_sequence for f, _ in frames]
@@ -231,3 +232,38 @@ def test_overload_is_shared_fairly_and_reported(make_backend):
     finally:
         for e in engines:
             e.close()
+
+
+def test_a_control_message_reaches_a_peer_that_lags_behind_its_frames(backend: Backend):
+    """Frames for a peer at its high-water mark are dropped; an Error (e.g. the shutdown notice) is held, sent once
+    the peer reads again, and no frame overtakes it."""
+    channel = backend.channel
+    assert channel is not None
+    peer = zmq.Context.instance().socket(zmq.DEALER)
+    peer.setsockopt(zmq.LINGER, 0)
+    peer.setsockopt(zmq.RCVHWM, 1)
+    peer.setsockopt(zmq.RCVBUF, 4096)
+    peer.setsockopt(zmq.ROUTING_ID, b"laggard")
+    peer.connect(channel.endpoint)
+    try:
+        peer.send(b"\xff not an envelope")  # the channel learns the peer (and answers MALFORMED)
+        assert peer.poll(10_000), "no answer"
+        first = pb.BackendMessage.FromString(peer.recv())
+        assert first.error.code == pb.ERROR_CODE_MALFORMED
+        # Far more frame bytes than the socket buffers and high-water marks hold (the peer does not read).
+        pixels = np.zeros(1 << 20, np.uint8)
+        for i in range(200):
+            channel.post(b"laggard", pb.BackendMessage(frame=pb.FrameReady(frame_sequence=i + 1)), pixels)
+        notice = pb.BackendMessage(error=pb.Error(code=pb.ERROR_CODE_SHUTTING_DOWN, message="going away"))
+        channel.post(b"laggard", notice, None)
+        channel.post(b"laggard", pb.BackendMessage(frame=pb.FrameReady(frame_sequence=999)), pixels)
+        got: list[pb.BackendMessage] = []
+        while not got or got[-1].WhichOneof("body") != "error":
+            assert peer.poll(10_000), f"the notice never came ({len(got)} frames did)"
+            got.append(pb.BackendMessage.FromString(peer.recv_multipart()[0]))
+        frames = [m.frame.frame_sequence for m in got[:-1]]
+        assert got[-1].error.code == pb.ERROR_CODE_SHUTTING_DOWN
+        assert 0 < len(frames) < 200 and frames == sorted(frames)  # some dropped, none reordered
+        assert 999 not in frames
+    finally:
+        peer.close()

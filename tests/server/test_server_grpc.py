@@ -82,7 +82,8 @@ def private_backend(make_backend, demo_store: Path, tmp_path: Path) -> Backend:
     """A backend with its own store (a copy of the demo), for tests that import and delete scenes."""
     store = tmp_path / "scenes"
     shutil.copytree(demo_store, store)
-    return make_backend(store_root=store)
+    # Its sessions outlive CLI subprocesses started meanwhile (seconds each on a loaded machine) with no pose.
+    return make_backend(store_root=store, heartbeat_timeout_s=300.0)
 
 
 def test_import_describe_delete(private_backend: Backend, sample_video: Path):

@@ -94,7 +94,9 @@ def nunit_run(
     from starbridge.server.config import ServerConfig
 
     work = tmp_path_factory.mktemp("nunit")
-    backend = Backend(ServerConfig(grpc_port=0, engine_port=0, store_root=demo_store, heartbeat_timeout_s=2.0)).start()
+    backend = Backend(
+        ServerConfig(grpc_port=0, engine_port=0, viewer_port=0, store_root=demo_store, heartbeat_timeout_s=2.0)
+    ).start()
     echo, fake = EchoRouter(), FakeBackend()
     env = dict(os.environ)
     env.update(

@@ -57,7 +57,7 @@ def serve_320x180(demo_store: Path, tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     cmd = [
         sys.executable, "-m", "starbridge.cli", "--store", str(demo_store), "serve", "--grpc-port", str(_free_port()),
-        "--engine-port", str(port), "--width", "320", "--height", "180", "--fps", "20",
+        "--engine-port", str(port), "--viewer-port", "0", "--width", "320", "--height", "180", "--fps", "20",
     ]  # fmt: skip
     with open(tmp_path / "serve.log", "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)

@@ -39,7 +39,7 @@ def push_pull_fill(colour: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.full_like(colour, NEUTRAL_GREY)
     out = colour.copy()
     rgb = _push_pull(out, mask, holes)
-    _put_rows(out, holes, np.clip(rgb + 0.5, 0.0, 255.0).astype(np.uint8))
+    put_pixels(out, holes, np.clip(rgb + 0.5, 0.0, 255.0).astype(np.uint8))
     return out
 
 
@@ -55,8 +55,23 @@ def push_pull_fill_values(values: np.ndarray, mask: np.ndarray, empty: float = 0
         return np.full_like(values, empty)
     out = values.copy()
     if holes.size:
-        _put_rows(out, holes, _push_pull(out, mask, holes))
+        put_pixels(out, holes, _push_pull(out, mask, holes))
     return out
+
+
+def push_pull_fill_holes(values: np.ndarray, mask: np.ndarray, empty: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """`push_pull_fill_values` at the holes only: (the flat indices (n,) of the pixels where `mask` is False,
+    row-major; their filled values (n, C) float32), without a full-size result."""
+    values = np.asarray(values)
+    if values.ndim != 3 or values.dtype != np.float32:
+        raise InvalidArgument(f"values must be (H, W, C) float32, got {values.shape} {values.dtype}", field="values")
+    _check_mask(mask, values.shape[:2])
+    holes = np.flatnonzero(~mask)
+    if holes.size == mask.size:
+        return holes, np.full((holes.size, values.shape[2]), empty, np.float32)
+    if not holes.size:
+        return holes, np.empty((0, values.shape[2]), np.float32)
+    return holes, _push_pull(values.copy(), mask, holes)
 
 
 def _check_mask(mask: np.ndarray, shape: tuple[int, ...]) -> None:
@@ -67,7 +82,7 @@ def _check_mask(mask: np.ndarray, shape: tuple[int, ...]) -> None:
 def _push_pull(out: np.ndarray, mask: np.ndarray, holes: np.ndarray) -> np.ndarray:
     """The filled values (n, C) float32 at the `holes` of `out` (zeroed there in place first)."""
     c = out.shape[2]
-    _put_rows(out, holes, np.zeros((holes.size, c), out.dtype))  # invalid pixels must not leak into the means
+    put_pixels(out, holes, np.zeros((holes.size, c), out.dtype))  # invalid pixels must not leak into the means
     # Pull: levels[i] = (mean (h, w, C) float32, 0 where invalid; valid (h, w) bool), level 0 excluded.
     levels = [_pull(out, mask)]
     while levels[-1][1].size > 1:
@@ -113,7 +128,7 @@ def _fill_cells(mean: np.ndarray, valid: np.ndarray, coarse: np.ndarray) -> np.n
     """`mean` (h, w, C) with its invalid cells replaced by the bilinear upsampling of `coarse` (filled)."""
     holes = np.flatnonzero(~valid)
     if holes.size:
-        _put_rows(mean, holes, _upsample_at(coarse, holes, valid.shape[1]))
+        put_pixels(mean, holes, _upsample_at(coarse, holes, valid.shape[1]))
     return mean
 
 
@@ -137,10 +152,18 @@ def _upsample_at(coarse: np.ndarray, flat: np.ndarray, width: int) -> np.ndarray
     return near * top + far * bottom
 
 
-def _put_rows(image: np.ndarray, flat: np.ndarray, rows: np.ndarray) -> None:
-    """image.reshape(-1, C)[flat] = rows, for a contiguous (h, w, C) image, through a one-element-per-pixel
+def put_pixels(image: np.ndarray, flat: np.ndarray, rows: np.ndarray) -> None:
+    """image.reshape(-1, C)[flat] = rows (n, C), for a contiguous (h, w, C) image, through a one-element-per-pixel
     view (NumPy's fancy assignment of short rows is several times slower)."""
     c = image.shape[2]
     pixel = np.dtype((np.void, c * image.itemsize))
     target = image.reshape(-1, c).view(pixel).ravel()
     np.put(target, flat, np.ascontiguousarray(rows, dtype=image.dtype).view(pixel).ravel())
+
+
+def take_pixels(image: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """image.reshape(-1, C)[flat] as a new (n, C) array, for a contiguous (h, w, C) image (the gather twin of
+    `put_pixels`, as much faster than fancy indexing of short rows)."""
+    c = image.shape[2]
+    pixel = np.dtype((np.void, c * image.itemsize))
+    return np.take(image.reshape(-1, c).view(pixel).ravel(), flat).view(image.dtype).reshape(-1, c)

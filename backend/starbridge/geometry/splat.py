@@ -28,7 +28,13 @@ intrinsics pair. All work is vectorised over the N source pixels, one footprint 
 index views, so no (4, N) index array is built): per corner one np.minimum.at for the z-test, one take of
 the z-buffer, and two np.add.at that each sum two channels packed as complex64 (r + i g, b + i w).
 About 10 ms at 512x288 on one core of a 2-core Xeon VM (bench/bench_render.py); splitting the points over
-two threads gave no speed-up there (ufunc.at and short memory-bound passes), so it runs on one.
+two threads gave no speed-up there (ufunc.at and short memory-bound passes), so it runs on one. Points that
+can only land on the cropped border (the camera turned away from part of the source) are dropped before the
+scatter steps, which changes nothing in the result. No matmul on point arrays: NumPy hands it to a
+multi-threaded BLAS whose spinning threads take the second core from the rest of the frame.
+
+`PointSplatter` draws point sets (a fused world, a session memory); `sample` resolves it at a few pixels
+only, and `SetBounds` culls whole sets by their bounding boxes: both exact, for drawing into scattered holes.
 
 Threads: one `Splatter` must not be used by two threads at once; `splat()` builds a fresh one per call
 (slower: new buffers) and is thread-safe (the ray grids it shares are read-only).
@@ -90,6 +96,19 @@ class SplatResult:
     depth: np.ndarray
 
 
+@dataclass(frozen=True)
+class PixelSamples:
+    """A splat resolved at n chosen target pixels only (`PointSplatter.sample`): the values a `SplatResult`
+    has there."""
+
+    #: (n, 3) uint8; 0 where `mask` is False.
+    colour: np.ndarray
+    #: (n,) bool.
+    mask: np.ndarray
+    #: (n,) float32 target-camera z-depth; +inf where empty or showing a direction at infinity.
+    depth: np.ndarray
+
+
 @functools.lru_cache(maxsize=16)
 def _ray_axes(intr: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
     """Normalised pixel-centre coordinates: a (W,) = (u + 0.5 - cx) / fx, b (H,) = (v + 0.5 - cy) / fy.
@@ -148,6 +167,17 @@ class _Target:
     def draw(self, x: np.ndarray, y: np.ndarray, key: np.ndarray, rgb: np.ndarray) -> SplatResult:
         """Splat n points: continuous positions x, y (n,) in the bordered grid (NaN: not drawable; overwritten),
         z-test keys (n,) (target z-depth, SKY_KEY at infinity) and colours rgb (n, 3)."""
+        self._scatter(x, y, key, rgb)
+        return self._resolve()
+
+    def draw_at(
+        self, x: np.ndarray, y: np.ndarray, key: np.ndarray, rgb: np.ndarray, pixels: np.ndarray
+    ) -> PixelSamples:
+        """`draw`, resolved only at the image pixels `pixels` (flat indices y * width + x): no full-size output."""
+        self._scatter(x, y, key, rgb)
+        return self._resolve_at(pixels)
+
+    def _scatter(self, x: np.ndarray, y: np.ndarray, key: np.ndarray, rgb: np.ndarray) -> None:
         n = len(key)
         with np.errstate(invalid="ignore", over="ignore"):
             np.clip(x, 0.0, self.dst_intr.width + 1.0, out=x)  # beyond the image: onto the cropped border
@@ -155,7 +185,6 @@ class _Target:
             self._footprint(x, y, n)
             self._z_test(key, n)
             self._accumulate(rgb, key, n)
-            return self._resolve()
 
     def _footprint(self, x: np.ndarray, y: np.ndarray, n: int) -> None:
         """Top-left footprint pixel (`_base`) and the four bilinear weights (`_wt`) of every point.
@@ -233,6 +262,20 @@ class _Target:
         np.copyto(depth, np.float32(np.inf), where=depth >= SKY_KEY)  # directions at infinity
         return SplatResult(colour=out.astype(np.uint8), mask=mask, depth=depth)
 
+    def _resolve_at(self, pixels: np.ndarray) -> PixelSamples:
+        """`_resolve` at some pixels only (the same arithmetic, so the same values)."""
+        y, x = np.divmod(np.asarray(pixels, np.intp), self.dst_intr.width)
+        at = (y + 1) * self._row + (x + 1)  # bordered grid
+        zbuf = np.take(self._zbuf, at)
+        acc = np.take(self._acc.view(np.complex128).ravel(), at).view(np.float32).reshape(-1, 4)  # w r, w g, w b, w
+        mask = zbuf < np.inf
+        inv = np.zeros(len(at), np.float32)
+        np.divide(np.float32(1.0), acc[:, 3], out=inv, where=mask)
+        out = acc[:, :3] * inv[:, None]
+        out += np.float32(0.5)
+        np.copyto(zbuf, np.float32(np.inf), where=zbuf >= SKY_KEY)
+        return PixelSamples(colour=out.astype(np.uint8), mask=mask, depth=zbuf)
+
 
 def _check_pose(name: str, m: np.ndarray) -> None:
     m = np.asarray(m)
@@ -269,7 +312,18 @@ class Splatter:
         rel = relative_transform_cv(src_c2w_wire, dst_c2w_wire)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             x, y, key = self._project(depth, rel)
-        return self._target.draw(x, y, key, colour.reshape(-1, 3))
+        rgb = colour.reshape(-1, 3)
+        d = self.dst_intr
+        inside = (x >= 0.0) & (x < d.width + 1.0) & (y >= 0.0) & (y < d.height + 1.0)  # NaN: False
+        if inside.mean() < 0.97:  # the camera turned: skip the points that can only land on the cropped border
+            keep = np.flatnonzero(inside)  # (order kept: the sums, and so the result, are exactly the same)
+            x, y, key = x[keep], y[keep], key[keep]
+            rgb = (
+                np.take(np.ascontiguousarray(rgb).view(np.dtype((np.void, 3))).ravel(), keep)
+                .view(np.uint8)
+                .reshape(-1, 3)
+            )
+        return self._target.draw(x, y, key, rgb)
 
     def _project(self, depth: np.ndarray, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Continuous positions x, y (N,) in the bordered target grid (pixel centres at integers, the image's
@@ -356,6 +410,25 @@ class PointSplatter:
 
         `only` (H, W) bool: draw just the points that land on (or next to) these target pixels, e.g. the
         holes another pass left; the result is meaningful only there."""
+        x, y, key, rgb = self._gather(sets, dst_c2w_wire, only)
+        return self._target.draw(x, y, key, rgb)
+
+    def sample(
+        self, sets: Sequence[tuple[np.ndarray, np.ndarray]], dst_c2w_wire: np.ndarray, pixels: np.ndarray
+    ) -> PixelSamples:
+        """`splat(sets, dst_c2w_wire, only)` at the target pixels `pixels` ((n,) flat indices y * width + x)
+        only, with `only` those pixels: the same values there, without full-size temporaries (for a few
+        scattered holes)."""
+        h, w = self.dst_intr.height, self.dst_intr.width
+        only = np.zeros(h * w, bool)
+        only[pixels] = True
+        x, y, key, rgb = self._gather(sets, dst_c2w_wire, only.reshape(h, w))
+        return self._target.draw_at(x, y, key, rgb, pixels)
+
+    def _gather(
+        self, sets: Sequence[tuple[np.ndarray, np.ndarray]], dst_c2w_wire: np.ndarray, only: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Positions, keys and colours of the points of every set that can land in the view (and on `only`)."""
         _check_pose("dst_c2w_wire", dst_c2w_wire)
         if only is not None:
             grown = only.copy()  # a point's bilinear footprint reaches one pixel further
@@ -382,8 +455,8 @@ class PointSplatter:
         if n > self._target.capacity:
             self._target = _Target(self.dst_intr, n, self.config)
         if len(sets) == 1:
-            return self._target.draw(xs[0], ys[0], keys[0], rgbs[0])
-        return self._target.draw(np.concatenate(xs), np.concatenate(ys), np.concatenate(keys), np.concatenate(rgbs))
+            return xs[0], ys[0], keys[0], rgbs[0]
+        return np.concatenate(xs), np.concatenate(ys), np.concatenate(keys), np.concatenate(rgbs)
 
     def _visible(
         self, points: np.ndarray, proj: np.ndarray, only: np.ndarray | None
@@ -391,7 +464,7 @@ class PointSplatter:
         """Positions x, y, keys and indices of the points inside the target's view (with a small margin), and
         on the `only` pixels when given."""
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            hx, hy, hz = proj @ points.T  # (3, N); hz: target z-depth of points, > 0 ahead for directions
+            hx, hy, hz = _transform(proj, points)  # hz: target z-depth of points, > 0 ahead for directions
             finite = points[:, 3] > 0
             ahead = np.where(finite, hz > np.float32(self.config.near), hz > 0)
             x = hx / hz
@@ -415,18 +488,105 @@ def frame_points(
     """(N, 4) float32 homogeneous wire-world points of a frame's pixel centres (row-major, only where `where`
     (H, W) bool is True, when given): (x, y, z, 1) for finite z-depth, (dx, dy, dz, 0) for +inf. Pixels with
     no depth (NaN, <= 0) are left out."""
-    a, b = _ray_axes(intrinsics)
     depth = np.asarray(depth, np.float32)
     keep = depth > 0
     if where is not None:
         keep &= where
-    rows, cols = np.nonzero(keep)
-    d = depth[rows, cols]
+    flat = np.flatnonzero(keep)
+    return pixel_points(flat, depth.reshape(-1)[flat], intrinsics, c2w_wire)
+
+
+def pixel_points(flat: np.ndarray, depth: np.ndarray, intrinsics: Intrinsics, c2w_wire: np.ndarray) -> np.ndarray:
+    """`frame_points` of some pixels: flat indices (n,) (y * width + x) with their z-depths (n,) (> 0; +inf for a
+    direction), as (n, 4) float32 homogeneous wire-world points."""
+    a, b = _ray_axes(intrinsics)
+    rows, cols = np.divmod(flat, intrinsics.width)
+    d = np.asarray(depth, np.float32)
     finite = np.isfinite(d)
     scale = np.where(finite, d, np.float32(1.0))
-    cam = np.stack([a[cols] * scale, b[rows] * scale, scale, finite.astype(np.float32)])  # OpenCV camera frame
-    world = wire_to_cv(c2w_wire) @ cam.astype(np.float64)
-    return np.ascontiguousarray(world.T, dtype=np.float32)
+    cam = np.empty((len(d), 4), np.float64)  # OpenCV camera frame
+    cam[:, 0] = a[cols] * scale
+    cam[:, 1] = b[rows] * scale
+    cam[:, 2] = scale
+    cam[:, 3] = finite
+    world = np.empty((len(d), 4), np.float32)
+    world[:, 0], world[:, 1], world[:, 2] = _transform(wire_to_cv(c2w_wire)[:3], cam)
+    world[:, 3] = finite
+    return world
+
+
+def _transform(m: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three rows of m (3, 4) @ points.T for (N, 4) points, computed in points' dtype, element by element.
+
+    Not with matmul: NumPy hands that to a multi-threaded BLAS, whose threads keep spinning after the call and
+    take the second core from the rest of the frame (and `m @ points.T` on this layout is ~50x slower)."""
+    m = m.astype(points.dtype)
+    p = [points[:, j] for j in range(4)]
+    out = []
+    for i in range(3):
+        row = p[0] * m[i, 0]
+        for j in range(1, 4):
+            if m[i, j] != 0:
+                row += p[j] * m[i, j]
+        out.append(row)
+    return out[0], out[1], out[2]
+
+
+def bounding_boxes(points: np.ndarray) -> np.ndarray:
+    """(B, 8, 4) float32 corners of the axis-aligned boxes around a point set's finite points (w = 1) and around
+    its directions at infinity (w = 0), one per kind present (B = 0, 1 or 2): every point is in one of them."""
+    finite = points[:, 3] > 0
+    kinds = ((1.0, points[finite, :3] / points[finite, 3:]), (0.0, points[~finite, :3]))  # (w, xyz of that kind)
+    boxes = []
+    for w, xyz in kinds:
+        if len(xyz):
+            lo, hi = xyz.min(axis=0), xyz.max(axis=0)
+            box = np.full((8, 4), w, np.float32)
+            for k in range(8):
+                box[k, :3] = [hi[a] if k >> a & 1 else lo[a] for a in range(3)]
+            boxes.append(box)
+    return np.stack(boxes) if boxes else np.empty((0, 8, 4), np.float32)
+
+
+class SetBounds:
+    """The `bounding_boxes` of several point sets, gathered once, to cull the sets per frame (`in_view`)."""
+
+    def __init__(self, boxes: Sequence[np.ndarray]) -> None:
+        self.count = len(boxes)
+        sizes = [len(b) for b in boxes]
+        self._owner = np.repeat(np.arange(self.count), sizes)  # the set of each box
+        self._corners = (np.concatenate(boxes) if sum(sizes) else np.empty((0, 8, 4))).reshape(-1, 4).astype(np.float64)
+
+    def in_view(self, intrinsics: Intrinsics, c2w_wire: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+        """(count,) bool: which sets may draw on the target `pixels` ((n,) flat indices y * width + x, n > 0) of a
+        camera `c2w_wire` with `intrinsics`. False only when each of its boxes lies behind the camera, or wholly
+        in front of it and beside the pixels' bounding rectangle: exact culling, since a box in front of the
+        camera projects into the hull of its corners (with the rotation alone for a box of directions)."""
+        shown = np.zeros(self.count, bool)
+        if not len(self._corners):
+            return shown
+        rows, cols = np.divmod(pixels, intrinsics.width)
+        margin = 2.0  # a point's bilinear footprint reaches its neighbours
+        x0, x1 = cols.min() - margin, cols.max() + 1 + margin
+        y0, y1 = rows.min() - margin, rows.max() + 1 + margin
+        k = np.array([[intrinsics.fx, 0.0, intrinsics.cx], [0.0, intrinsics.fy, intrinsics.cy], [0.0, 0.0, 1.0]])
+        proj = k @ np.linalg.inv(wire_to_cv(c2w_wire))[:3]  # world -> pixels (centres at + 0.5)
+        hx, hy, hz = _transform(proj, self._corners)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u, v = (hx / hz).reshape(-1, 8), (hy / hz).reshape(-1, 8)
+        ahead = (hz > 1e-9).reshape(-1, 8)
+        beside = (u < x0).all(1) | (u > x1).all(1) | (v < y0).all(1) | (v > y1).all(1)
+        show = ahead.any(1) & ~(ahead.all(1) & beside)
+        shown[self._owner[show]] = True
+        return shown
+
+
+def boxes_in_view(
+    boxes: Sequence[np.ndarray], intrinsics: Intrinsics, c2w_wire: np.ndarray, pixels: np.ndarray
+) -> np.ndarray:
+    """`SetBounds(boxes).in_view(intrinsics, c2w_wire, pixels)`: which of the point sets bounded by `boxes` (each
+    its `bounding_boxes`) may draw on the target pixels."""
+    return SetBounds(boxes).in_view(intrinsics, c2w_wire, pixels)
 
 
 def splat(

@@ -79,14 +79,29 @@ class StarConfig:
         return 2 * self.block_tokens
 
 
+#: Autoencoder families: our own tiny one (autoencoder.py) and the TAEHV layout (taehv.py).
+AUTOENCODER_KINDS = ("tiny", "taehv")
+
+
 @dataclass(frozen=True)
 class AutoencoderConfig:
     latent_channels: int = 4
-    #: Channels of the hidden convolutions.
+    #: Channels of the hidden convolutions (TAEHV: the encoder's width; its decoder is 4w, 2w, w, w wide).
     width: int = 32
     #: Video frames per latent frame: 1 or 4.
     temporal_stride: int = 1
+    #: "tiny" (autoencoder.py: stateless per block) or "taehv" (taehv.py: the published `taew2_1` layout,
+    #: causal, with memory carried from block to block).
+    kind: str = "tiny"
 
     def __post_init__(self) -> None:
         if self.temporal_stride not in (1, 4):
             raise ValueError(f"temporal_stride must be 1 or 4, got {self.temporal_stride}")
+        if self.kind not in AUTOENCODER_KINDS:
+            raise ValueError(f"autoencoder kind must be one of {', '.join(AUTOENCODER_KINDS)}, got {self.kind!r}")
+        if self.kind == "taehv" and self.temporal_stride != 4:
+            raise ValueError("the TAEHV layout has a temporal stride of 4")
+
+
+#: The published `taew2_1` (TAEHV for the Wan2.1 latent space): 16 latent channels, 64-wide encoder.
+TAEW2_1 = AutoencoderConfig(latent_channels=16, width=64, temporal_stride=4, kind="taehv")

@@ -12,19 +12,24 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from .autoencoder import TinyAutoencoder
 from .export import DecoderGraph, EncoderGraph
 from .star import StarModel
+from .taehv import StreamDecoderGraph, StreamEncoderGraph, Taehv
 
 
 class TorchEngine:
-    """BlockEngine on PyTorch (CPU or CUDA). `compile=True` wraps the step in torch.compile."""
+    """BlockEngine on PyTorch (CPU or CUDA). `compile=True` wraps the step in torch.compile.
+
+    Everything it makes lives on `device`. A TAEHV autoencoder streams: its encoder and decoder memory is
+    carried from block to block (as the ONNX engine does) until `reset()`."""
 
     def __init__(
         self,
         model: StarModel,
-        autoencoder: TinyAutoencoder,
+        autoencoder: TinyAutoencoder | Taehv,
         *,
         device: str = "cpu",
         compile: bool = False,
@@ -33,8 +38,14 @@ class TorchEngine:
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
         self.float_type = np.float32
-        self._encoder = EncoderGraph(autoencoder.eval().to(self.device))
-        self._decoder = DecoderGraph(autoencoder)
+        autoencoder = autoencoder.eval().to(self.device)
+        self._streaming = isinstance(autoencoder, Taehv)
+        if isinstance(autoencoder, Taehv):
+            self._encoder: nn.Module = StreamEncoderGraph(autoencoder)
+            self._decoder: nn.Module = StreamDecoderGraph(autoencoder)
+        else:
+            self._encoder, self._decoder = EncoderGraph(autoencoder), DecoderGraph(autoencoder)
+        self._memory: dict[str, tuple[torch.Tensor, ...]] = {}
         cfg = model.config
         if cfg.text_dim and text is None:
             text = np.zeros((1, cfg.text_len, cfg.text_dim), np.float32)
@@ -47,22 +58,44 @@ class TorchEngine:
     def _t(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
 
+    def _run_ae(self, part: str, graph: nn.Module, x: torch.Tensor) -> np.ndarray:
+        if not self._streaming:
+            return graph(x).cpu().numpy()
+        ae = graph.ae
+        assert isinstance(ae, Taehv)
+        out, *memory = graph(x, *self._memory.get(part, self._zero_memory(part, ae, x)))
+        self._memory[part] = tuple(memory)
+        return out.cpu().numpy()
+
+    def _zero_memory(self, part: str, ae: Taehv, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if part == "encoder":
+            height, width = x.shape[1:3]
+        else:
+            height, width = 8 * x.shape[-2], 8 * x.shape[-1]
+        dtype = next(ae.parameters()).dtype
+        return tuple(m.to(self.device, dtype) for m in ae.zero_memory(part, height, width))
+
     @torch.no_grad()
     def encode(self, frames: np.ndarray) -> np.ndarray:
-        return self._encoder(self._t(frames)).cpu().numpy()
+        return self._run_ae("encoder", self._encoder, self._t(frames))
 
     @torch.no_grad()
     def decode(self, latents: np.ndarray) -> np.ndarray:
-        return self._decoder(self._t(latents.astype(np.float32))).cpu().numpy()
+        return self._run_ae("decoder", self._decoder, self._t(latents.astype(np.float32)))
+
+    def reset(self) -> None:
+        """A new stream: the autoencoder memory starts from zeros again."""
+        self._memory.clear()
 
     @torch.no_grad()
     def context(self, latents: np.ndarray, valid: int) -> None:
-        self._cache = self.model.forward_context(self._t(latents.astype(np.float32)), torch.tensor(valid), self._text)
+        valid_t = torch.tensor(valid, device=self.device)
+        self._cache = self.model.forward_context(self._t(latents.astype(np.float32)), valid_t, self._text)
 
     @torch.no_grad()
     def step(self, x: np.ndarray, cond: np.ndarray, timestep: float, valid: int) -> np.ndarray:
         assert self._cache is not None, "context() first"
         t = torch.tensor([timestep], dtype=torch.float32, device=self.device)
         cond_t = self._t(cond.astype(np.float32))
-        v = self._step_fn(self._t(x), cond_t, t, *self._cache, torch.tensor(valid), self._text)
+        v = self._step_fn(self._t(x), cond_t, t, *self._cache, torch.tensor(valid, device=self.device), self._text)
         return v.cpu().numpy()

@@ -31,16 +31,21 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from . import onnx_fusion
 from .config import StarConfig
 
 # ---------------------------------------------------------------------------- embeddings
 
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """(B,) timesteps in [0, 1000] -> (B, dim) as [cos | sin] with frequencies 10000^(-i / (dim/2))."""
+    """(B,) timesteps in [0, 1000] -> float64 (B, dim) as [cos | sin] with frequencies 10000^(-i / (dim/2)).
+
+    Computed in float64 as the official Wan code does (`sinusoidal_embedding_1d`): at t ~ 1000 the angles are
+    ~1e3 rad, where float32's rounding (~6e-5 rad) is the largest difference left against the official
+    model; the caller casts the result to the model's dtype."""
     half = dim // 2
-    freqs = torch.pow(10000.0, -torch.arange(half, dtype=torch.float32, device=t.device) / half)
-    angles = t.float()[:, None] * freqs[None]
+    freqs = torch.pow(10000.0, -torch.arange(half, dtype=torch.float64, device=t.device) / half)
+    angles = t.double()[:, None] * freqs[None]
     return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
 
 
@@ -133,6 +138,8 @@ class SelfAttention(Attention):
 
         `cache` (k, v) each (B, heads, M, hd) is prepended to the keys; `key_bias` (1, 1, 1, keys)
         is added to the attention logits (0 for valid keys, a large negative for padding)."""
+        if onnx_fusion.active():  # exporting: the same maths as ONNX Runtime's fused operators
+            return onnx_fusion.self_attention(self, x, cos, sin, cache, key_bias)
         q = apply_rope(self._heads(self.norm_q(self.q(x))), cos, sin)
         k = apply_rope(self._heads(self.norm_k(self.k(x))), cos, sin)
         v = self._heads(self.v(x))
@@ -149,6 +156,8 @@ class CrossAttention(Attention):
     """Attention from video tokens to the (fixed) text embedding; no positions."""
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        if onnx_fusion.active():  # exporting: one fused attention operator
+            return onnx_fusion.cross_attention(self, x, context)
         b, n, d = x.shape
         h = self.num_heads
         q = self.norm_q(self.q(x)).reshape(b, n, h, d // h).transpose(1, 2)
@@ -262,10 +271,11 @@ class StarModel(nn.Module):
         """(1, 1, 1, M + own) attention bias: 0 for the first `valid` cache keys and all own keys,
         a large negative for the padding after them."""
         m = self.config.context_tokens
-        keep = torch.arange(m, device=valid.device) < valid
-        dtype = self.patch_embedding.weight.dtype
+        weight = self.patch_embedding.weight  # the model's device and dtype, wherever `valid` was made
+        dtype, device = weight.dtype, weight.device
+        keep = torch.arange(m, device=device) < valid.to(device)
         bias = torch.where(keep, 0.0, torch.finfo(dtype).min / 2).to(dtype)
-        own = torch.zeros(own_tokens, device=valid.device, dtype=dtype)
+        own = torch.zeros(own_tokens, device=device, dtype=dtype)
         return torch.cat([bias, own]).reshape(1, 1, 1, -1)
 
     def text_context(self, text: torch.Tensor | None) -> torch.Tensor | None:
@@ -287,7 +297,7 @@ class StarModel(nn.Module):
         b, c, frames, h, w = latents.shape
         expected = (cfg.latent_channels, 2 * cfg.block_frames, cfg.latent_height, cfg.latent_width)
         assert (c, frames, h, w) == expected, f"context latents {tuple(latents.shape)}, want (B, *{expected})"
-        cond = torch.zeros(b, cfg.mask_channels + cfg.latent_channels, frames, h, w, dtype=latents.dtype)
+        cond = latents.new_zeros(b, cfg.mask_channels + cfg.latent_channels, frames, h, w)
         x = self.embed(torch.cat([latents, cond], dim=1))
         _, e0 = self.time(torch.zeros(b, device=latents.device))
         bias = self.key_bias(valid, 0)  # context tokens attend among themselves, padding masked

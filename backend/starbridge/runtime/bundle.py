@@ -11,6 +11,12 @@
                      cache_k, cache_v, valid () [, text] -> velocity (1, C, F, h, w)
       text.npy       the fixed text embedding, for layouts with cross-attention
 
+model.json "conventions" (absent: star-tiny's): how the condition is made and how the autoencoder streams.
+  mask             "pool" (star-tiny) or "wan" (the published pipeline): runtime/condition.py
+  autoencoder      "tiny" (each block on its own) or "taehv" (causal: the encoder and decoder graphs take
+                   `memory_<i>` inputs and return `memory_<i>_next`, carried from block to block per stream)
+  startup_frames   decoded frames at the start of a stream that are not real frames (TAEHV: 3)
+
 fpb = frames per block = F latent frames x the autoencoder's temporal stride; N = tokens per block;
 M = mask channels (= temporal stride: one mask per video frame a latent frame covers). `valid` is N for
 the first block (no previous block in the context) and 2N after. Shapes are fixed, so the cache can
@@ -27,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidArgument
+from .condition import MASK_CONVENTIONS, MASK_POOL
 
 FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
@@ -57,6 +64,10 @@ class ModelInfo:
     has_text: bool
     weights: str
     doc: dict[str, Any]
+    #: model.json "conventions" (defaults: star-tiny's, for bundles written before they existed).
+    mask_convention: str = MASK_POOL
+    autoencoder: str = "tiny"
+    startup_frames: int = 0
 
     def graph(self, name: str) -> Path:
         return self.path / self.doc["graphs"][name]
@@ -100,9 +111,18 @@ def read_model(path: Path | str) -> ModelInfo:
             has_text=bool(doc.get("text")),
             weights=str(doc.get("weights", "")),
             doc=doc,
+            mask_convention=str(doc.get("conventions", {}).get("mask", MASK_POOL)),
+            autoencoder=str(doc.get("conventions", {}).get("autoencoder", "tiny")),
+            startup_frames=int(doc.get("conventions", {}).get("startup_frames", 0)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidArgument(f"{meta} is not a valid model.json: {type(exc).__name__}: {exc}", field="model") from exc
+    if info.mask_convention not in MASK_CONVENTIONS:
+        raise InvalidArgument(f"{meta}: unknown mask convention {info.mask_convention!r} "
+                              f"(this backend knows {', '.join(MASK_CONVENTIONS)})", field="model")  # fmt: skip
+    if not 0 <= info.startup_frames < info.frames_per_block:
+        raise InvalidArgument(f"{meta}: startup_frames {info.startup_frames} must be in [0, frames_per_block)",
+                              field="model")  # fmt: skip
     missing = [info.graph(g).name for g in GRAPHS if not info.graph(g).is_file()]
     if missing:
         raise InvalidArgument(f"model bundle {path} lacks {', '.join(missing)}", field="model")
@@ -132,4 +152,3 @@ def resolve_model(name_or_path: Path | str) -> Path:
     raise InvalidArgument(
         f"no model bundle at {path} and no packaged model of that name (packaged: {names})", field="model"
     )
-

@@ -4,7 +4,8 @@ For each requested frame (docs/architecture.md §6): the reference frame at the 
 splatted into the requested camera (exact where it sees, moving objects included); what it leaves
 uncovered comes from the scene's fused static world (scenes/fused.py: the static pixels of many
 reference frames) and the session's world memory (runtime/memory.py: what it showed before where
-nothing was seen), splatted together into just those pixels; the remaining holes are filled by push-pull
+nothing was seen), drawn in turn into just those pixels (only the world's parts and the memory's chunks whose
+bounds reach them, resolved there only); the remaining holes are filled by push-pull
 (geometry/fill.py) and remembered with the fill's depth, so that looking away and back shows the same. This is
 what the STAR model is compared against; it also serves the demo on a machine with no model bundle.
 """
@@ -17,8 +18,8 @@ import numpy as np
 
 from ..errors import InvalidArgument
 from ..geometry.camera import Intrinsics
-from ..geometry.fill import push_pull_fill, push_pull_fill_values
-from ..geometry.splat import PointSplatter, SplatResult, SplatterCache, frame_points
+from ..geometry.fill import push_pull_fill, push_pull_fill_holes, put_pixels, take_pixels
+from ..geometry.splat import PointSplatter, SplatResult, SplatterCache, pixel_points
 from ..scenes.bundle import SceneBundle
 from ..scenes.fused import FusedWorld, FusedWorlds
 from ..transport.defaults import MAX_SIDE
@@ -29,16 +30,14 @@ from .memory import MemoryConfig, WorldMemory
 def hole_points(result: SplatResult, filled_rgb: np.ndarray, intrinsics: Intrinsics, c2w: np.ndarray):
     """The holes of a splat as world points, at the depth a push-pull fill of the inverse depth gives them
     (0 = infinity where the surroundings are sky): ((N, 4) float32, (N, 3) uint8 colours from `filled_rgb`)."""
-    holes = ~result.mask
-    if not holes.any():
+    if result.mask.all():
         return np.empty((0, 4), np.float32), np.empty((0, 3), np.uint8)
     inv = np.zeros(result.depth.shape + (1,), np.float32)
-    finite = result.mask & np.isfinite(result.depth)
-    inv[finite, 0] = 1.0 / result.depth[finite]
-    filled = push_pull_fill_values(inv, result.mask)[..., 0]
+    np.divide(np.float32(1.0), result.depth[..., None], out=inv, where=result.mask[..., None])  # 1 / inf = 0
+    at, filled = push_pull_fill_holes(inv, result.mask)
     with np.errstate(divide="ignore"):
-        depth = np.where(filled > 0, 1.0 / filled, np.inf).astype(np.float32)
-    return frame_points(depth, intrinsics, c2w, where=holes), filled_rgb[holes & (depth > 0)]
+        depth = np.float32(1.0) / filled[:, 0]  # 1 / 0 = inf: a direction
+    return pixel_points(at, depth, intrinsics, c2w), take_pixels(np.ascontiguousarray(filled_rgb), at)
 
 
 class ExplicitSession:
@@ -55,6 +54,11 @@ class ExplicitSession:
         self._frames = SplatterCache(scene.meta.intrinsics)
         self._splatters: dict[Intrinsics, PointSplatter] = {}
         self.memory = WorldMemory(memory)
+        self._unfilled = np.empty(0, np.intp)  # set by splat: the wide-hole pixels no layer covered
+        #: (height, width) bool of the last splat: True where the same-time frame or the fused world saw the pixel.
+        self.observed = np.ones((height, width), bool)
+        #: `observed` for each frame of the last block (GeneratorSession.observed_masks).
+        self.observed_masks: list[np.ndarray] | None = None
 
     @property
     def world(self) -> FusedWorld:
@@ -74,47 +78,64 @@ class ExplicitSession:
     def splat(self, request: FrameRequest) -> SplatResult:
         """Three layers, each drawn only where the ones before left holes: the same-time reference frame (exact,
         moving objects included), the fused static world (at 1 / step of the resolution: `FusionConfig.step`),
-        then the session's memory (at full resolution, so a revisited view shows exactly what it showed)."""
+        then the session's memory (at full resolution, so a revisited view shows exactly what it showed).
+
+        The later layers are drawn only at the hole pixels (their points culled to them) and written into the
+        first layer's arrays there: the work grows with the holes, not with the frame."""
         scene = self.scene
         i = scene.frame_index(request.scene_time_s)
         result = self._frames.get(request.intrinsics)(scene.frames[i], scene.depth[i], scene.poses[i], request.c2w)
         holes = _wide(~result.mask)  # cracks where the camera came closer are left to the fill, as before
-        if not holes.any():
+        at = np.flatnonzero(holes)
+        self.observed = np.ones(holes.shape, bool)  # True where a reference frame saw the pixel (the viewer's coverage)
+        self._unfilled = at  # the wide-hole pixels no layer covers (flat indices)
+        if not at.size:
             return result
         world = self.world
         step = world.step
         h, w = holes.shape
         coarse = request.intrinsics.scaled(-(-w // step), -(-h // step))
-        second = self._splatter(coarse).splat(
-            [(world.points, world.colours)], request.c2w, only=_any_in_blocks(holes, step)
-        )
-        # the first layer's arrays are this call's own: fill them in place
-        fill = holes & _upsample(second.mask, step, h, w)
-        np.copyto(result.colour, _upsample(second.colour, step, h, w), where=fill[..., None])
-        np.copyto(result.depth, _upsample(second.depth, step, h, w), where=fill)
-        result.mask[fill] = True
-        holes &= ~fill
-        if len(self.memory) and holes.any():
-            third = self._splatter(request.intrinsics).splat([self.memory.arrays()], request.c2w, only=holes)
-            where = holes & third.mask
-            np.copyto(result.colour, third.colour, where=where[..., None])
-            np.copyto(result.depth, third.depth, where=where)
-            result.mask[where] = True
+        rows, cols = np.divmod(at, w)
+        block = (rows // step) * coarse.width + cols // step  # the coarse pixel over each hole pixel
+        blocks = np.zeros((coarse.height, coarse.width), bool)  # the coarse pixels with a hole pixel in them
+        blocks.reshape(-1)[block] = True
+        seen = world.parts(world.bounds.in_view(coarse, request.c2w, block))
+        second = self._splatter(coarse).splat([seen], request.c2w, only=blocks)
+        got = second.mask.reshape(-1)[block]
+        block = block[got]
+        _put(result, at[got], take_pixels(second.colour, block), second.depth.reshape(-1)[block])
+        at = at[~got]
+        self.observed.reshape(-1)[at] = False  # neither the same-time frame nor the fused world: memory or fill
+        self._unfilled = at
+        if len(self.memory) and at.size:
+            shown = self.memory.bounds().in_view(request.intrinsics, request.c2w, at)
+            chunks = [c for c, s in zip(self.memory.chunks(), shown, strict=True) if s]  # in order: same sums
+            if chunks:
+                points = self.memory.arrays(chunks)
+                third = self._splatter(request.intrinsics).sample([points], request.c2w, at)
+                _put(result, at[third.mask], third.colour[third.mask], third.depth[third.mask])
+                self._unfilled = at[~third.mask]
         return result
 
     def render(self, request: FrameRequest) -> np.ndarray:
         """One (height, width, 4) uint8 RGBA frame; alpha 255."""
         result = self.splat(request)
         rgb = push_pull_fill(result.colour, result.mask)
-        remembered = SplatResult(result.colour, ~_wide(~result.mask), result.depth)  # not the cracks
-        self.memory.add(*hole_points(remembered, rgb, request.intrinsics, request.c2w))
+        if self._unfilled.size:  # (the wide holes left now are among these: none, nothing new to remember)
+            remembered = SplatResult(result.colour, ~_wide(~result.mask), result.depth)  # not the cracks
+            self.memory.add(*hole_points(remembered, rgb, request.intrinsics, request.c2w))
         out = np.empty((self.height, self.width, 4), np.uint8)
         out[..., :3] = rgb
         out[..., 3] = 255
         return out
 
     def generate_block(self, requests: Sequence[FrameRequest]) -> list[np.ndarray]:
-        return [self.render(r) for r in requests]
+        frames, observed = [], []
+        for r in requests:
+            frames.append(self.render(r))
+            observed.append(self.observed)
+        self.observed_masks = observed
+        return frames
 
     def reset(self) -> None:
         pass  # the memory holds static content only: it survives a seek
@@ -171,17 +192,8 @@ def _wide(holes: np.ndarray) -> np.ndarray:
     return core & holes
 
 
-def _any_in_blocks(mask: np.ndarray, step: int) -> np.ndarray:
-    """(ceil(H / step), ceil(W / step)) bool: True where any pixel of the step x step block is."""
-    h, w = mask.shape
-    hb, wb = -(-h // step), -(-w // step)
-    padded = np.zeros((hb * step, wb * step), bool)
-    padded[:h, :w] = mask
-    return np.asarray(padded.reshape(hb, step, wb, step).any(axis=(1, 3)))
-
-
-def _upsample(image: np.ndarray, step: int, h: int, w: int) -> np.ndarray:
-    """Nearest-neighbour upsampling by `step` (a broadcast view, no copy), cropped to (h, w)."""
-    hb, wb = image.shape[:2]
-    tiled = np.broadcast_to(image[:, None, :, None], (hb, step, wb, step, *image.shape[2:]))
-    return tiled.reshape(hb * step, wb * step, *image.shape[2:])[:h, :w]
+def _put(result: SplatResult, at: np.ndarray, colour: np.ndarray, depth: np.ndarray) -> None:
+    """Write (n, 3) colours and (n,) depths into a splat's arrays at the flat pixels `at` (n,), marking them covered."""
+    put_pixels(result.colour, at, colour)
+    result.depth.reshape(-1)[at] = depth
+    result.mask.reshape(-1)[at] = True

@@ -52,6 +52,10 @@ class GeneratorSession(Protocol):
         """Return one (height, width, 4) uint8 RGBA sRGB frame per request, rows top to bottom."""
         ...
 
+    # Optional: `observed_masks`, a list with one (height, width) bool array per frame of the last block, True
+    # where a reference frame saw the pixel (False: invented by memory or fill); the viewer's coverage overlay
+    # shows it. Generators that cannot tell leave it out (or None).
+
     def reset(self) -> None:
         """Forget history (after a seek or a jump of the camera)."""
         ...

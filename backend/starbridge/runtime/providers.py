@@ -16,7 +16,13 @@ import importlib.util
 import io
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .bundle import ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -88,3 +94,31 @@ def choose_providers(prefer_cuda: bool = True) -> ProviderChoice:
                 return choice
     log.info("ONNX Runtime %s: using %s (%s)", version, CPU, reason)
     return ProviderChoice((CPU,), reason, version, available)
+
+
+def optimised_graph(info: ModelInfo, name: str, provider: str) -> Path | None:
+    """The bundle's copy of graph `name` optimised for `provider` (model.json "cpu_graphs", made at export
+    by model/onnx_optimize.py), or None: only the CPU provider has one, since an optimised graph is specific
+    to the provider it was optimised for; CUDA and the rest load the portable graph."""
+    entry = info.doc.get("cpu_graphs") or {}
+    file = entry.get("graphs", {}).get(name)
+    if provider != CPU or entry.get("provider") != CPU or not file:
+        return None
+    return info.path / file
+
+
+def open_graph(info: ModelInfo, name: str, sess_options, providers: Sequence) -> Any:
+    """An InferenceSession for bundle graph `name`: the copy optimised for the first provider when the
+    bundle has one and it loads (else a warning), otherwise the portable graph."""
+    import onnxruntime as ort
+
+    first = providers[0] if isinstance(providers[0], str) else providers[0][0]
+    portable = info.graph(name)
+    optimised = optimised_graph(info, name, first)
+    if optimised is not None:
+        try:
+            return ort.InferenceSession(str(optimised), sess_options=sess_options, providers=list(providers))
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several types; the portable graph is the answer
+            log.warning("%s does not load on this onnxruntime (%s); using the portable %s",
+                        optimised, str(exc).splitlines()[0][:200], portable.name)  # fmt: skip
+    return ort.InferenceSession(str(portable), sess_options=sess_options, providers=list(providers))

@@ -2,12 +2,19 @@
 
 For each block of `frames_per_block` frames (docs/architecture.md §6):
 
-1. render the explicit spatial constraint: the reference frame at each frame's scene time,
-   forward-splatted into the requested camera (colour with holes, validity mask);
-2. encode the renders; pool the masks to the latent grid -> condition [mask | render latent];
+1. render the explicit spatial constraint at each frame's pose and scene time. What it is depends on the
+   bundle's preset (`condition` in model.json): "reference" (star-tiny): the same-time reference frame
+   forward-splatted into the requested camera (holes black); "layered" (star-world): the explicit generator's
+   full render (`LayeredCondition`: same-time frame, the scene's fused world, the session's world memory),
+   holes filled by push-pull, so that the network's job is exactly what the renderer cannot do;
+2. encode the renders (a TAEHV bundle's encoder continues the session's stream: runtime/stream.py); the
+   masks on the latent grid by the bundle's convention (runtime/condition.py) -> condition [mask | render latent];
 3. context pass: [reference latents at the same times | previous block's latents] -> KV cache;
-4. denoise: 4 flow-matching steps from fresh noise, each a step-graph call reading the cache;
-5. decode the clean latents to RGBA frames; keep them as the next block's "previous block".
+4. denoise: 4 flow-matching steps from fresh noise, each a step-graph call reading the cache; a "residual"
+   bundle's clean latents are added to the render latent of the condition;
+5. decode the clean latents to RGBA frames; keep them as the next block's "previous block". A layered
+   session writes what it showed in the holes into its world memory (as the explicit generator does with
+   its fill), so turning away and back shows the same.
 
 The cache is bound once per session with IO binding (an OrtValue on the execution provider's
 device, written by the context graph and read by every step), so on CUDA it never leaves the GPU.
@@ -20,22 +27,27 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 import onnxruntime as ort
 
 from ..errors import InvalidArgument
 from ..geometry.camera import Intrinsics
-from ..geometry.splat import Splatter, SplatterCache
+from ..geometry.fill import push_pull_fill
+from ..geometry.splat import SplatResult, Splatter, SplatterCache
 from ..scenes.bundle import SceneBundle
+from ..scenes.fused import FusedWorlds
 from .bundle import ModelInfo, read_model
-from .condition import pool_masks
+from .condition import mask_encoder
+from .explicit import ExplicitSession, _wide, hole_points
 from .generator import FrameRequest
-from .providers import CUDA, choose_providers
+from .memory import MemoryConfig
+from .providers import CUDA, choose_providers, open_graph
 from .sampler import FlowSchedule
+from .stream import GraphMemory, memory_inputs
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +60,10 @@ def _session_options(threads: int) -> ort.SessionOptions:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3  # errors only: no provider chatter
     # Four sessions run one after another: spinning worker threads of an idle session would steal the
-    # cores from the running one (measured: a star-tiny block took 2x longer on two cores).
+    # cores from the running one (measured: a star-tiny block took 2x longer on two cores), and spinning only
+    # within a run (session.force_spinning_stop) was no better on a loaded machine (857 vs 445 ms a block).
+    # Threads: one per core (ONNX Runtime's default); one thread was slower in bench/bench_model.py's
+    # "ort 1 thread" row (bench/results/model-vm.json).
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         opts.intra_op_num_threads = threads
@@ -80,23 +95,30 @@ class StarGraphs:
             providers_for: list[str | tuple[str, dict[str, str]]] = list(providers)
             if name == "step" and self.cuda_graph:
                 providers_for = [(CUDA, {"enable_cuda_graph": "1"}), *providers[1:]]
-            self.sessions[name] = ort.InferenceSession(str(info.graph(name)), sess_options=opts,
-                                                       providers=providers_for)  # fmt: skip
+            self.sessions[name] = open_graph(info, name, opts, providers_for)
         self.float_type = np.float16 if info.dtype == "float16" else np.float32
         self.text = np.load(info.path / info.doc["text"]).astype(self.float_type) if info.has_text else None
         self._graph_ids = itertools.count(1)
+        #: Autoencoder graphs that carry memory from block to block (a TAEHV bundle's: runtime/stream.py).
+        self.streaming = tuple(g for g in ("encoder", "decoder") if memory_inputs(self.sessions[g]))
 
     def new_graph_id(self) -> int:
         """A CUDA-graph id for a new client session (each has its own fixed buffers)."""
         return next(self._graph_ids)
 
-    def encode(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 (fpb, H, W, 3) -> (1, C, F, h, w)."""
-        return self.sessions["encoder"].run(None, {"frames": frames})[0]
+    def encode(self, frames: np.ndarray, memory: GraphMemory | None = None) -> np.ndarray:
+        """uint8 (fpb, H, W, 3) -> (1, C, F, h, w); a streaming encoder continues `memory`'s stream (none:
+        a stream of its own, as reference blocks are encoded)."""
+        return self._run_ae("encoder", {"frames": frames}, memory)
 
-    def decode(self, latents: np.ndarray) -> np.ndarray:
+    def decode(self, latents: np.ndarray, memory: GraphMemory | None = None) -> np.ndarray:
         """(1, C, F, h, w) -> uint8 (fpb, H, W, 4)."""
-        return self.sessions["decoder"].run(None, {"latents": latents.astype(self.float_type, copy=False)})[0]
+        return self._run_ae("decoder", {"latents": latents.astype(self.float_type, copy=False)}, memory)
+
+    def _run_ae(self, name: str, feeds: dict[str, np.ndarray], memory: GraphMemory | None) -> np.ndarray:
+        if name not in self.streaming:
+            return self.sessions[name].run(None, feeds)[0]
+        return (memory or GraphMemory(self.sessions[name], self.device)).run(feeds)
 
 
 class BlockEngine(Protocol):
@@ -161,15 +183,21 @@ class OrtEngine:
             else:
                 self._ctx.bind_cpu_input("text", text)
                 self._step.bind_cpu_input("text", text)
+        self._memory = {g: GraphMemory(graphs.sessions[g], dev) for g in graphs.streaming}
         self._run_options = ort.RunOptions()
         if graphs.cuda_graph:
             self._run_options.add_run_config_entry("gpu_graph_id", str(graphs.new_graph_id()))
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
-        return self.graphs.encode(frames)
+        return self.graphs.encode(frames, self._memory.get("encoder"))
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
-        return self.graphs.decode(latents)
+        return self.graphs.decode(latents, self._memory.get("decoder"))
+
+    def reset(self) -> None:
+        """A new stream: a streaming autoencoder's memory starts from zeros again."""
+        for memory in self._memory.values():
+            memory.reset()
 
     def context(self, latents: np.ndarray, valid: int) -> None:
         self._ctx.bind_cpu_input("latents", latents.astype(self.float_type, copy=False))
@@ -217,6 +245,16 @@ class StarSession:
         self._source = generator.render_source(scene)
         self._splatters = SplatterCache(self._source.intrinsics)
         self._latent_shape = (1, info.latent_channels, info.latent_frames, info.latent_height, info.latent_width)
+        self.layered = (
+            LayeredCondition(
+                model_scene(scene, self._source), info.width, info.height, generator.worlds, generator.memory
+            )  # fmt: skip
+            if model_condition(info) == "layered"
+            else None
+        )
+        self.residual = model_residual(info)
+        #: The mask part of the condition, by the bundle's convention (stateful for "wan": one per stream).
+        self._masks = mask_encoder(info.mask_convention, info.latent_height, info.latent_width, info.mask_channels)
 
     # ------------------------------------------------------------------ the block loop
 
@@ -225,10 +263,15 @@ class StarSession:
         if len(requests) != self.block_frames:
             raise ValueError(f"a block is {self.block_frames} frames, got {len(requests)} requests")
         # 1. explicit spatial constraint at the predicted poses
-        renders, masks, indices = self._render(requests)
+        if self.layered is not None:
+            renders, masks, indices = self.layered.render(requests)
+        else:
+            renders, masks, indices = self._render(requests)
         # 2. condition: [mask pooled to the latent grid | latent of the render]
-        pooled = pool_masks(masks, info.latent_height, info.latent_width, info.mask_channels)
-        cond = np.concatenate([pooled, engine.encode(renders)], axis=1)
+        pooled = self._masks(masks)
+        stream_start = self.prev is None
+        render_latents = engine.encode(renders)
+        cond = np.concatenate([pooled, render_latents], axis=1)
         # 3. context: reference latents at the same scene times, then the previous block
         ref = self.generator.reference_latents(self.scene, indices)
         prev = self.prev if self.prev is not None else np.zeros_like(ref)
@@ -241,11 +284,17 @@ class StarSession:
             v = engine.step(x, cond, 1000.0 * sigma, valid)
             noise = None if k == last else self.rng.standard_normal(x.shape, np.float32)
             x = self.schedule.step(x, v.astype(np.float32, copy=False), k, noise)
+        if self.residual:
+            x = x + render_latents.astype(np.float32, copy=False)
         self.prev = x
         # 5. decode (optionally keeping the explicit render where it is valid: see `composite_visible`)
         frames = engine.decode(x)
+        if stream_start and info.startup_frames:  # a causal decoder's first frames are no real frames
+            frames[: info.startup_frames] = frames[info.startup_frames]
         if self.generator.composite_visible:
             composite_visible(frames, renders, masks)
+        if self.layered is not None:
+            self.layered.remember(frames)
         return list(frames)
 
     def _render(self, requests: Sequence[FrameRequest]) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -268,11 +317,103 @@ class StarSession:
         return self._splatters.get(dst)
 
     def reset(self) -> None:
-        self.prev = None
+        self.prev = None  # a layered session's memory holds static content only: it survives a seek
+        self._masks.reset()  # a new stream for the mask convention and a streaming autoencoder
+        getattr(self.engine, "reset", lambda: None)()
 
     def close(self) -> None:
         self._splatters.clear()
         self.prev = None
+        if self.layered is not None:
+            self.layered.close()
+
+
+def model_condition(info: ModelInfo) -> str:
+    """What a bundle's condition is rendered from: "reference" (bundles before star-world) or "layered"."""
+    condition = info.doc["preset"].get("condition", "reference")
+    if condition not in ("reference", "layered"):
+        raise InvalidArgument(f"{info.path}: unknown condition {condition!r} in model.json", field="model")
+    return condition
+
+
+def model_residual(info: ModelInfo) -> bool:
+    """Whether a bundle's clean latents are relative to the condition's render latent."""
+    return bool(info.doc["preset"].get("residual", False))
+
+
+class ModelScene:
+    """A scene seen at the model's resolution, for the layered condition: the colour and depth of
+    `StarGenerator.render_source` (one pixel of each f x f cell, as the reference-frame condition uses) and the
+    moving-object masks subsampled alike, with the rest of the scene (poses, clock, folder) as it is. The
+    explicit session then splats 1 / f^2 of the points (what star-tiny's render did), and the fused world is
+    fused at that resolution too (by the generator's own FusedWorlds: keyed by folder, so not shared with a
+    full-resolution explicit generator)."""
+
+    def __init__(self, scene: SceneBundle, source: RenderSource) -> None:
+        self._scene = scene
+        self.frames, self.depth = source.frames, source.depth
+        self.meta = replace(scene.meta, intrinsics=source.intrinsics)
+        f = max(1, round(scene.meta.intrinsics.width / source.intrinsics.width))
+        moving = scene.moving
+        self.moving = moving if moving is None or f == 1 else np.ascontiguousarray(moving[:, f // 2 :: f, f // 2 :: f])
+
+    def __getattr__(self, name: str):
+        return getattr(self._scene, name)
+
+
+def model_scene(scene: SceneBundle, source: RenderSource) -> SceneBundle:
+    """`ModelScene` typed as what it stands in for (ExplicitSession and FusedWorlds read only what it has)."""
+    return cast(SceneBundle, ModelScene(scene, source))
+
+
+class LayeredCondition:
+    """The explicit generator's layered render as STAR's condition, and the session memory STAR writes.
+
+    `render` draws each request through an `ExplicitSession` (same-time reference frame, fused world, session
+    memory: `ExplicitSession.splat`) and fills what is left by push-pull: the explicit baseline's own output,
+    with the mask of the pixels some layer covered. `remember` then stores what the model showed in the wide
+    holes of those frames (not the one- or two-pixel cracks, as the explicit generator does) with the fill's
+    depth, so the next frames splat it as content: a revisit shows what was shown. Training builds its
+    conditions with the same session (train/data.py)."""
+
+    def __init__(self, scene: SceneBundle, width: int, height: int, worlds: FusedWorlds, memory: MemoryConfig) -> None:
+        self.explicit = ExplicitSession(scene, width, height, worlds, memory)
+        self._pending: list[tuple[FrameRequest, SplatResult]] = []
+
+    @property
+    def memory(self):
+        return self.explicit.memory
+
+    def splat(self, request: FrameRequest) -> SplatResult:
+        """The layered splat of one request (colour with holes, mask, depth): what the coverage probes read."""
+        return self.explicit.splat(request)
+
+    def render(self, requests: Sequence[FrameRequest]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """uint8 (n, H, W, 3) layered renders with holes push-pull filled, bool (n, H, W) masks, reference
+        frame indices. The splats are kept for `remember`."""
+        scene = self.explicit.scene
+        n, h, w = len(requests), self.explicit.height, self.explicit.width
+        renders = np.empty((n, h, w, 3), np.uint8)
+        masks = np.empty((n, h, w), bool)
+        self._pending = []
+        for i, req in enumerate(requests):
+            result = self.explicit.splat(req)
+            renders[i] = push_pull_fill(result.colour, result.mask)
+            masks[i] = result.mask
+            self._pending.append((req, result))
+        return renders, masks, [scene.frame_index(r.scene_time_s) for r in requests]
+
+    def remember(self, frames: np.ndarray) -> None:
+        """Store the wide-hole pixels of the frames made for the last `render` ((n, H, W, >=3) uint8)."""
+        for (req, result), frame in zip(self._pending, frames, strict=True):
+            remembered = SplatResult(result.colour, ~_wide(~result.mask), result.depth)
+            self.explicit.memory.add(*hole_points(remembered, np.ascontiguousarray(frame[..., :3]),
+                                                  req.intrinsics, req.c2w))  # fmt: skip
+        self._pending = []
+
+    def close(self) -> None:
+        self._pending = []
+        self.explicit.close()
 
 
 def composite_visible(frames: np.ndarray, renders: np.ndarray, masks: np.ndarray) -> None:
@@ -302,8 +443,14 @@ class StarGenerator:
         threads: int = 0,
         cuda_graph: bool = True,
         composite: bool | None = None,
+        worlds: FusedWorlds | None = None,
+        memory: MemoryConfig = MemoryConfig(),  # noqa: B008 (frozen)
     ) -> None:
         self.info = read_model(bundle)
+        #: Fused worlds and memory bounds for layered bundles (shared with an explicit generator when given).
+        self.worlds = worlds or FusedWorlds()
+        self.memory = memory
+        self.layered = model_condition(self.info) == "layered"
         self.composite_visible = bool(self.info.doc.get("composite_visible", False)) if composite is None else composite
         choice = choose_providers(prefer_cuda)
         self.graphs = StarGraphs(self.info, choice.providers, threads, cuda_graph)
@@ -323,7 +470,9 @@ class StarGenerator:
             )
 
     def prepare(self, scene: SceneBundle) -> None:
-        """Nothing to do ahead: reference latents are encoded per block of scene times as they are needed."""
+        """A layered bundle fuses the scene's world now; reference latents are encoded per block as needed."""
+        if self.layered:
+            self.worlds.get(model_scene(scene, self.render_source(scene)))  # as the sessions see it
 
     def open(self, scene: SceneBundle, width: int, height: int) -> StarSession:
         self.check_size(width, height)

@@ -1,7 +1,7 @@
-"""The backend process: scene store + generator + session manager + engine channel + gRPC.
+"""The backend process: scene store + generator + session manager + engine channel + gRPC + browser viewer.
 
 Lifecycle: `Backend(config).start()` removes stale ring files, makes sure the demo scene
-exists, binds both endpoints and starts their threads; `stop()` refuses new work, closes every
+exists, binds its endpoints and starts their threads; `stop()` refuses new work, closes every
 session (ring files removed) and stops the servers within the grace period. `serve()` runs it
 in the foreground until SIGINT/SIGTERM, restoring the previous signal handlers afterwards.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 from ..runtime.generator import Generator
 from ..scenes.store import SceneStore, default_store_root
@@ -19,6 +20,9 @@ from .config import ServerConfig
 from .engine_channel import EngineChannel
 from .grpc_service import build_grpc_server
 from .manager import SessionManager
+
+if TYPE_CHECKING:
+    from ..viewer.gateway import ViewerGateway  # imported when started: `websockets` only loads with the viewer
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ class Backend:
         self.generator = generator or default_generator()
         self.manager = SessionManager(config, self.store, self.generator)
         self.channel: EngineChannel | None = None
+        self.viewer: ViewerGateway | None = None  # while serving, unless config.viewer is False
         self._grpc = None
         self._health = None
         self.grpc_port = 0
@@ -87,17 +92,26 @@ class Backend:
         except BaseException:
             channel.close()
             raise
+        viewer = None
         try:
-            # Once both endpoints are ours: e.g. fuse the default scene's world now, not in a first frame.
+            if cfg.viewer:
+                from ..viewer.gateway import ViewerGateway
+
+                viewer = ViewerGateway(self.manager, self.store, cfg.host, cfg.viewer_port, [self.generator.name])
+            # Once the endpoints are ours: e.g. fuse the default scene's world now, not in a first frame.
             self.generator.prepare(scene)
         except BaseException:
             channel.close()
             grpc_server.stop(0)
+            if viewer is not None:
+                viewer.stop(0)
             raise
-        self.channel, self._grpc = channel, grpc_server
+        self.channel, self._grpc, self.viewer = channel, grpc_server, viewer
         self.manager.start()
         channel.start()
         grpc_server.start()
+        if viewer is not None:
+            viewer.start()
         return self
 
     def stop(self) -> None:
@@ -113,6 +127,8 @@ class Backend:
         self.manager.announce_shutdown()
         if self.channel is not None:
             self.channel.stop(grace)
+        if self.viewer is not None:
+            self.viewer.stop(grace)  # delivers the notice to each page, then closes its connection
         stopped = self._grpc.stop(grace) if self._grpc is not None else None
         self.manager.shutdown(grace)
         if stopped is not None:

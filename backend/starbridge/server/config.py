@@ -14,6 +14,7 @@ from ..transport.defaults import (
     DEFAULT_ENGINE_PORT,
     DEFAULT_GRPC_PORT,
     DEFAULT_HOST,
+    DEFAULT_VIEWER_PORT,
     MAX_SIDE,
     MIN_SIDE,
     engine_endpoint,
@@ -84,6 +85,9 @@ class ServerConfig:
     host: str = DEFAULT_HOST
     grpc_port: int = DEFAULT_GRPC_PORT
     engine_port: int = DEFAULT_ENGINE_PORT
+    #: Browser viewer (the page and its WebSocket, viewer/gateway.py); `viewer` False: not served.
+    viewer_port: int = DEFAULT_VIEWER_PORT
+    viewer: bool = True
     #: Scene store folder; None: STARBRIDGE_HOME/scenes or ~/.local/share/starbridge/scenes.
     store_root: Path | None = None
     #: Scene served when Hello.scene_id is empty.
@@ -131,9 +135,16 @@ class ServerConfig:
 
         if not self.host or self.host != self.host.strip():
             raise bad("host", "an IP address or host name of this machine", self.host)
-        for name, port in (("grpc_port", self.grpc_port), ("engine_port", self.engine_port)):
+        for name, port in (("grpc_port", self.grpc_port), ("engine_port", self.engine_port),
+                           ("viewer_port", self.viewer_port)):  # fmt: skip
             if not 0 <= port <= 65535:
                 raise bad(name, "a TCP port in [0, 65535] (0: any free port)", port)
+        if self.viewer and self.viewer_port and self.viewer_port in (self.grpc_port, self.engine_port):
+            other = "grpc_port" if self.viewer_port == self.grpc_port else "engine_port"
+            raise InvalidArgument(
+                f"viewer_port and {other} are both {self.viewer_port}: the browser viewer needs a port of its own",
+                field="viewer_port",
+            )
         if self.grpc_port and self.grpc_port == self.engine_port:
             raise InvalidArgument(
                 f"grpc_port and engine_port are both {self.grpc_port}: the gRPC API and the engine channel "

@@ -18,6 +18,7 @@ import collections
 import logging
 import socket
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,8 +38,15 @@ MAX_ENVELOPE_BYTES = 64 * 1024
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #: Messages read per loop turn at most (then the outbox is flushed again).
 MAX_BATCH = 4096
-#: How long closing the socket may take to deliver queued messages (e.g. the shutdown notice), ms.
-CLOSE_LINGER_MS = 250
+#: How long closing the socket may take to deliver queued messages (e.g. the shutdown notice), ms. Closing
+#: returns as soon as they are out; the bound only matters for a peer that stopped reading (a loaded machine
+#: can take a while to write a few messages, and a lost notice reads as a crash to the engine).
+CLOSE_LINGER_MS = 2000
+#: Control messages (Welcome, Error) held back while their peer is at its high-water mark, at most; frames
+#: are dropped there instead (newer ones follow), control messages are retried until delivered.
+HELD_MAX = 256
+#: At shutdown, how long held control messages are retried before the socket closes, seconds.
+HELD_FLUSH_S = 1.0
 #: ZMTP PING interval towards engines, milliseconds (the plugins' ZMTP clients answer PONG).
 HEARTBEAT_IVL_MS = 2000
 #: Outgoing messages queued per peer before ZeroMQ drops (about a second of frames at 30 fps).
@@ -82,6 +90,9 @@ class EngineChannel:
         self._socket = self._context.socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.SNDHWM, SEND_HWM)
+        # EAGAIN instead of a silent drop at a peer's high-water mark (and EHOSTUNREACH for a peer gone): a
+        # frame is then dropped, a control message held and retried (see _send).
+        self._socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self._socket.setsockopt(zmq.RCVHWM, 1000)
         self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         # An engine that reconnects with the routing id of a half-closed connection takes it over
@@ -98,6 +109,7 @@ class EngineChannel:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._outbox: collections.deque[tuple[bytes, pb.BackendMessage, np.ndarray | None]] = collections.deque()
+        self._held: collections.deque[tuple[bytes, pb.BackendMessage]] = collections.deque()
         self._connections: dict[bytes, Connection] = {}
         self._outbox_flushed = False
         self._stop = threading.Event()
@@ -159,6 +171,10 @@ class EngineChannel:
                     self._drain_inbox()
                 self._forget_closed()
             self._flush_outbox()  # e.g. the shutdown notice
+            deadline = time.monotonic() + HELD_FLUSH_S
+            while self._held and time.monotonic() < deadline:  # a lagging peer: let its notice through
+                time.sleep(0.01)
+                self._flush_outbox()
             self._outbox_flushed = True
         finally:
             self._connections.clear()  # the manager closes the sessions themselves
@@ -238,11 +254,35 @@ class EngineChannel:
         return len(self._connections)
 
     def _flush_outbox(self) -> None:
+        blocked: set[bytes] = set()
+        for _ in range(len(self._held)):  # held control messages first, each peer's in their order
+            identity, message = self._held.popleft()
+            if identity in blocked or not self._try_send(identity, message, None):
+                self._held.append((identity, message))
+                blocked.add(identity)
         while self._outbox:
             identity, message, pixels = self._outbox.popleft()
             self._send(identity, message, pixels)
 
     def _send(self, identity: bytes, message: pb.BackendMessage, pixels: np.ndarray | None) -> None:
+        """Send now, or: drop a frame the peer has no room for (newer ones follow); hold a Welcome or an Error
+        (a shutdown notice, a fatal reason) until it fits. Nothing overtakes a held message."""
+        frame = message.WhichOneof("body") == "frame"
+        if any(held == identity for held, _ in self._held):
+            if not frame:
+                self._hold(identity, message)
+            return
+        if not self._try_send(identity, message, pixels) and not frame:
+            self._hold(identity, message)
+
+    def _hold(self, identity: bytes, message: pb.BackendMessage) -> None:
+        if len(self._held) < HELD_MAX:
+            self._held.append((identity, message))
+        else:
+            log.warning("engine channel: dropped a %s to %r: too many held", message.WhichOneof("body"), identity)
+
+    def _try_send(self, identity: bytes, message: pb.BackendMessage, pixels: np.ndarray | None) -> bool:
+        """False when the peer is at its high-water mark (nothing sent); True when sent or the peer is gone."""
         envelope = message.SerializeToString()
         try:
             if pixels is None:
@@ -250,6 +290,7 @@ class EngineChannel:
             else:
                 self._socket.send_multipart([identity, envelope, pixels], zmq.NOBLOCK, copy=False)
         except zmq.Again:
-            pass  # the peer lags behind its high-water mark: drop, newer frames follow
-        except zmq.ZMQError as exc:
+            return False
+        except zmq.ZMQError as exc:  # EHOSTUNREACH: the peer disconnected
             log.debug("engine channel: send to %r failed: %s", identity, exc)
+        return True

@@ -71,6 +71,8 @@ class FrameSink(Protocol):
 
     #: True: frames carry their pixels even when the session writes a shared-memory ring.
     wants_pixels: bool
+    # Optional `wants_observed = True`: send() then also takes `observed=`, the frame's (height, width) bool mask of
+    # pixels a reference frame saw, when the generator knows it (the browser viewer's coverage overlay).
 
     def send(self, message: pb.BackendMessage, pixels: np.ndarray | None = None) -> None:
         """Queue a message (and inline pixels). Must not block for long; may drop when the peer lags."""
@@ -112,6 +114,8 @@ class _Block:
     pose: _PoseSample
     generation_ms: float
     generation: int  # session generation counter; blocks from before a reset are discarded
+    #: Per frame: True where a reference frame saw the pixel (the generator's observed_masks); None: unknown.
+    observed: list[np.ndarray] | None = None
 
 
 class Session:
@@ -239,9 +243,14 @@ class Session:
         """Send a message (e.g. a notice) to the session's client; never raises."""
         self._safe_send(message)
 
-    def _safe_send(self, message: pb.BackendMessage, pixels: np.ndarray | None = None) -> None:
+    def _safe_send(
+        self, message: pb.BackendMessage, pixels: np.ndarray | None = None, observed: np.ndarray | None = None
+    ) -> None:
         try:
-            self.sink.send(message, pixels)
+            if observed is None:
+                self.sink.send(message, pixels)
+            else:  # only sinks with wants_observed = True take it
+                self.sink.send(message, pixels, observed=observed)  # type: ignore[call-arg]
         except Exception:
             log.exception("session %s: sending failed", self.session_id)
 
@@ -272,13 +281,13 @@ class Session:
         """Record a camera pose (validated; raises InvalidArgument naming the field)."""
         position, rotation, fov, aspect = pose_from_proto(pose)
         received = time.monotonic()
-        self.stats.pose()
         with self._lock:
             latest = self._latest
-            if latest is not None and pose.sequence < latest.sequence:
-                return  # reordered or duplicate: the newer pose already counts
-            self._track.add(received, position, rotation)
-            self._latest = _PoseSample(pose.sequence, pose.engine_time_us, received, fov, aspect)
+            if latest is None or pose.sequence >= latest.sequence:  # else reordered or duplicate: ignored
+                self._track.add(received, position, rotation)
+                self._latest = _PoseSample(pose.sequence, pose.engine_time_us, received, fov, aspect)
+        # Counted once the pose is recorded, so whoever sees the count also sees the pose.
+        self.stats.pose()
         self._have_pose.set()
 
     def time_control(self, control: pb.TimeControl) -> None:
@@ -338,12 +347,13 @@ class Session:
                 t0 = time.perf_counter()
                 frames = self._generator.generate_block(requests)
                 seconds = time.perf_counter() - t0
+                observed = getattr(self._generator, "observed_masks", None)
             finally:
                 self._gate.release()
             self._scheduler.observe_generation(seconds)
             self.stats.generated(1000.0 * seconds / len(frames))
             self._observe_load(waited + seconds, len(frames))
-            block = _Block(times, frames, requests, sample, 1000.0 * seconds, generation)
+            block = _Block(times, frames, requests, sample, 1000.0 * seconds, generation, observed)
             while not self._closed.is_set():
                 try:
                     self._blocks.put(block, timeout=POLL_S)
@@ -408,9 +418,11 @@ class Session:
                     continue
                 if shown_at > now and self._closed.wait(shown_at - now):
                     return
-                self._deliver(frame, request, block)
+                self._deliver(frame, request, block, block.observed[k] if block.observed else None)
 
-    def _deliver(self, frame: np.ndarray, request: FrameRequest, block: _Block) -> None:
+    def _deliver(
+        self, frame: np.ndarray, request: FrameRequest, block: _Block, observed: np.ndarray | None = None
+    ) -> None:
         self._frame_sequence += 1
         position, rotation = matrix_to_pose(request.c2w)
         px, py, pz = (float(v) for v in position)
@@ -438,7 +450,10 @@ class Session:
         with self._send_lock:
             if self._closed.is_set():
                 return  # closed meanwhile: its last message (an Error, a shutdown notice) stays the last
-            self._safe_send(msg, frame if wants_pixels else None)
+            if observed is not None and getattr(self.sink, "wants_observed", False):
+                self._safe_send(msg, frame if wants_pixels else None, observed)  # the viewer's coverage overlay
+            else:
+                self._safe_send(msg, frame if wants_pixels else None)
         self.stats.sent(1000.0 * (time.monotonic() - block.pose.received))
 
     # ------------------------------------------------------------------ reporting

@@ -48,8 +48,12 @@ def clean_estimate(x_s: torch.Tensor, v: torch.Tensor, sigma: torch.Tensor) -> t
     return x_s - s * v
 
 
-def flow_matching_loss(v_pred: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    return torch.mean((v_pred - (noise - x0)) ** 2)
+def flow_matching_loss(
+    v_pred: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean squared velocity error; `weights` (broadcast to x0, e.g. (B, 1, F, h, w) hole weights) scale cells."""
+    err = (v_pred - (noise - x0)) ** 2
+    return torch.mean(err if weights is None else err * weights)
 
 
 def dmd_loss(x0_gen: torch.Tensor, x0_real: torch.Tensor, x0_fake: torch.Tensor) -> torch.Tensor:

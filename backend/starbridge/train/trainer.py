@@ -13,6 +13,16 @@ Stages (each reads the checkpoints of the stages before it, in `out/`):
 
 `export` then writes the student (with the autoencoder) as a model bundle.
 
+Layered presets (``condition="layered"``, e.g. star-world) take their conditions from train/data.py: the explicit
+generator's full layered render (same-time frame, fused world, session memory; holes filled) over novel paths
+with out-of-view regions of realistic size, as the runtime makes them. With ``residual`` the flow-matching target
+is the ground truth's latent minus the render's latent (the network learns what the render lacks), and
+`TrainConfig.hole_weight` weights the latent cells by how much of them is hole.
+
+Scale: the same recipe runs for hours on CPU (`checkpoint_every`, a progress line per checkpoint in
+`out/progress.log`, resumable) or in minutes on a GPU (`device`, `budget_s`: each stage stops, checkpointed, when
+its share STAGE_SHARES of the time budget is spent; `workers` render the data in parallel): scripts/train_gpu.sh.
+
 Reproducible: every random draw of a stage (data picks, coin flips, noise, initial weights) comes from that
 stage's `StageRandom`, seeded from TrainConfig.seed and the stage alone (so a stage draws the same whichever
 stages ran before it in the process), and its state is checkpointed with the weights, so a resumed stage
@@ -24,10 +34,12 @@ from __future__ import annotations
 import logging
 import os
 import random
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -37,9 +49,15 @@ from ..model.autoencoder import TinyAutoencoder
 from ..model.presets import Preset, get_preset
 from ..model.star import StarModel
 from ..runtime.sampler import FlowSchedule
-from ..scenes.procedural.samples import SampleConfig, iter_samples
+from ..scenes.procedural.samples import Sample, SampleConfig, iter_samples
 from .losses import clean_estimate, dmd_loss, flow_matching_loss, noisy, sample_sigma
 from .stages import STAGES
+
+if TYPE_CHECKING:
+    from .data import LayeredSample
+
+#: Shares of `TrainConfig.budget_s` per stage (a stage that finishes early leaves its rest to the next ones).
+STAGE_SHARES = {"autoencoder": 0.2, "teacher": 0.55, "real-teacher": 0.07, "student": 0.18}
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +84,16 @@ class TrainConfig:
     #: unconditional student distribution the JDMD real-data term compares against).
     cond_dropout: float = 0.2
     checkpoint_every: int = 200
+    #: Flow-matching loss weight of a latent cell: 1 + hole_weight * (fraction of hole pixels in the cell).
+    hole_weight: float = 0.0
+    #: Torch device of the models ("cpu", "cuda"); random draws stay on the CPU (reproducible anywhere).
+    device: str = "cpu"
+    #: Wall-clock budget of a `run` in seconds (None: run every stage to its step count); see STAGE_SHARES.
+    budget_s: float | None = None
+    #: Processes rendering the training samples (layered presets).
+    workers: int = 1
+    #: A model bundle whose autoencoder initialises this one (train/warmstart.py: widened to more latent channels).
+    init_autoencoder: str | None = None
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -137,11 +165,18 @@ class BlockPool:
     """Training blocks cut from a pool of procedural samples (train split only), plus real clips. `seed` picks
     the samples; the draws from the pool take the caller's generator, so a shared pool adds no state."""
 
-    def __init__(self, preset: Preset, pool: int, seed: int) -> None:
+    def __init__(self, preset: Preset, pool: int, seed: int, workers: int = 1, cache: Path | None = None) -> None:
         self.preset = preset
         fpb = preset.frames_per_block
         config = SampleConfig(width=preset.width, height=preset.height)
-        self.samples = list(iter_samples("train", pool, start=seed * pool, config=config))
+        if preset.condition == "layered":  # rendered once, kept in `cache` (a resumed run does not redo them)
+            from .data import cached_layered_samples
+
+            self.samples: list[Sample | LayeredSample] = list(
+                cached_layered_samples(cache, pool, start=seed * pool, base=config, workers=workers)
+            )
+        else:
+            self.samples = list(iter_samples("train", pool, start=seed * pool, config=config))
         self.sequences: list[list[Block]] = []
         for s in self.samples:
             n = (len(s.ref_frames) // fpb) * fpb
@@ -176,7 +211,9 @@ class BlockPool:
         """Random frames for the autoencoder: references, ground truths and real clips alike."""
         picks = []
         for _ in range(n):
-            clip = rng.choice(self.real_clips + [b.target for b in rng.sample(self.blocks, 1)])
+            block = rng.sample(self.blocks, 1)[0]
+            extra = [block.target, block.render] if self.preset.condition == "layered" else [block.target]
+            clip = rng.choice(self.real_clips + extra)
             picks.append(clip[rng.randrange(len(clip))])
         return np.stack(picks)
 
@@ -214,8 +251,17 @@ def to_frames(a: np.ndarray) -> torch.Tensor:
 
 
 def encode_block(ae: TinyAutoencoder, frames: np.ndarray) -> torch.Tensor:
-    """uint8 (fpb, H, W, 3) -> latents (1, C, F, h, w)."""
-    return ae.encode(to_frames(frames)).permute(1, 0, 2, 3).unsqueeze(0)
+    """uint8 (fpb, H, W, 3) -> latents (1, C, F, h, w), on the autoencoder's device."""
+    device = next(ae.parameters()).device
+    return ae.encode(to_frames(frames).to(device)).permute(1, 0, 2, 3).unsqueeze(0)
+
+
+def hole_weights(pooled_mask: torch.Tensor, weight: float) -> torch.Tensor:
+    """(B, M, F, h, w) pooled validity -> (B, 1, F, h, w) loss weights 1 + weight * hole fraction, normalised to
+    mean 1 per sample (so the loss scale, and the learning rate that suits it, do not depend on the holes)."""
+    holes = 1.0 - pooled_mask.mean(dim=1, keepdim=True)
+    w = 1.0 + weight * holes
+    return w / w.mean(dim=(1, 2, 3, 4), keepdim=True)
 
 
 def pool_mask(mask: np.ndarray, preset: Preset) -> torch.Tensor:
@@ -241,14 +287,53 @@ class Trainer:
         self.preset = get_preset(config.preset)
         self.out = Path(config.out)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.pool = pool or BlockPool(self.preset, config.pool, config.seed)
+        self.device = torch.device(config.device)
+        #: The time budget counts from here: rendering the training data is part of it.
+        self._started = time.perf_counter()
+        cache = self.out / f"pool-{self.preset.name}-{config.pool}-{config.seed}.npz"
+        self.pool = pool or BlockPool(self.preset, config.pool, config.seed, workers=config.workers, cache=cache)
+        took = time.perf_counter() - self._started
+        self._progress(f"data: {len(self.pool.samples)} samples, {len(self.pool.blocks)} blocks "
+                       f"({self.preset.condition} condition) in {took:.0f} s")  # fmt: skip
+        #: The stages `run` is running (None outside it): how the time budget is shared out.
+        self._run_stages: tuple[str, ...] | None = None
 
     def ckpt(self, stage: str) -> Path:
         return self.out / f"{stage}.pt"
 
     def run(self, stages: tuple[str, ...] = STAGES) -> None:
-        for stage in stages:
-            getattr(self, "train_" + stage.replace("-", "_"))()
+        self._run_stages = tuple(stages)
+        try:
+            for stage in stages:
+                getattr(self, "train_" + stage.replace("-", "_"))()
+        finally:
+            self._run_stages = None
+
+    def _progress(self, line: str) -> None:
+        """A timestamped line in out/progress.log (what an unattended run is doing; tail it)."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        with open(self.out / "progress.log", "a", encoding="utf-8") as f:
+            f.write(f"{stamp} {line}\n")
+        log.info("%s", line)
+
+    def _deadline(self, stage: str) -> float | None:
+        """perf_counter time at which `stage` stops under the budget (counted from the trainer's creation): its
+        share of what is left of it among the stages of this run not yet done (None: no budget, or outside `run`)."""
+        budget = self.config.budget_s
+        if budget is None or self._run_stages is None or stage not in self._run_stages:
+            return None
+        now = time.perf_counter()
+        left = budget - (now - self._started)
+        todo = self._run_stages[self._run_stages.index(stage) :]
+        share = STAGE_SHARES[stage] / sum(STAGE_SHARES[s] for s in todo)
+        return now + max(0.0, left) * share
+
+    def dev(self, t: torch.Tensor) -> torch.Tensor:
+        return t.to(self.device, non_blocking=True)
+
+    def randn(self, shape, rnd: StageRandom) -> torch.Tensor:
+        """Gaussian noise drawn on the CPU from the stage's stream (the same on any device), moved over."""
+        return self.dev(torch.randn(shape, generator=rnd.noise))
 
     # ------------------------------------------------------------------ helpers
 
@@ -293,17 +378,30 @@ class Trainer:
         self, stage: str, modules: Mapping[str, torch.nn.Module], optimizers: dict, step_fn, rnd: StageRandom
     ) -> list[float]:
         """Run `step_fn` until the stage's step count, checkpointing (modules, optimizers, losses, the state of
-        the stage's random streams `rnd`) as it goes; a stage that has a checkpoint resumes from it."""
+        the stage's random streams `rnd`) as it goes; a stage that has a checkpoint resumes from it. Under a time
+        budget the stage stops (checkpointed) when its next step, as long as the last one, would end past its
+        deadline; it always makes at least one step, so every stage leaves a checkpoint the next can read."""
         total = self.config.steps[stage]
         step, losses = self._resume(stage, modules, optimizers, rnd)
+        deadline = self._deadline(stage)
+        started, first = time.perf_counter(), step
         bar = tqdm(total=total, initial=step, desc=stage, unit="step", dynamic_ncols=True)
+        last = 0.0  # seconds the previous step took: a step that would end past the deadline is not begun
         while step < total:
+            begun = time.perf_counter()
             losses.append(float(step_fn()))
             step += 1
+            last = time.perf_counter() - begun
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-            if step % self.config.checkpoint_every == 0 or step == total:
+            out_of_time = deadline is not None and time.perf_counter() + last >= deadline
+            if step % self.config.checkpoint_every == 0 or step == total or out_of_time:
                 self._save(stage, step, modules, optimizers, losses, rnd)
+                rate = (step - first) / max(time.perf_counter() - started, 1e-9)
+                self._progress(f"{stage}: step {step}/{total}, loss {np.mean(losses[-50:]):.4f}, "
+                               f"{rate:.2f} steps/s" + (", time budget spent" if out_of_time else ""))  # fmt: skip
+            if out_of_time:
+                break
         bar.close()
         return losses
 
@@ -313,7 +411,7 @@ class Trainer:
         if state is None:
             raise FileNotFoundError(f"{self.ckpt('autoencoder')} missing: train the autoencoder stage first")
         ae.load_state_dict(state["modules"]["autoencoder"])
-        return ae.eval().requires_grad_(False)
+        return ae.to(self.device).eval().requires_grad_(False)
 
     def load_star(self, stage: str, module: str = "model") -> StarModel:
         state = load_checkpoint(self.ckpt(stage))
@@ -321,7 +419,7 @@ class Trainer:
             raise FileNotFoundError(f"{self.ckpt(stage)} missing: train the {stage} stage first")
         model = StarModel(self.preset.star)
         model.load_state_dict(state["modules"][module])
-        return model
+        return model.to(self.device)
 
     # ------------------------------------------------------------------ 1. autoencoder
 
@@ -329,11 +427,18 @@ class Trainer:
         rnd = self.stage_random("autoencoder")
         with rnd.init():
             ae = TinyAutoencoder(self.preset.autoencoder)
+        if self.config.init_autoencoder is not None and not self.ckpt("autoencoder").exists():  # (else: resumed)
+            from .warmstart import bundle_autoencoder_weights, widen_into
+
+            widened = widen_into(ae, bundle_autoencoder_weights(self.config.init_autoencoder))
+            self._progress(f"autoencoder: initialised from {self.config.init_autoencoder} (widened: "
+                           f"{', '.join(widened) or 'none'})")  # fmt: skip
+        ae = ae.to(self.device)
         opt = torch.optim.AdamW(ae.parameters(), lr=self.config.lr)
         n = self.config.batch * self.preset.autoencoder.temporal_stride * 2
 
         def step() -> float:
-            x = to_frames(self.pool.frames(n, rnd.picks))
+            x = self.dev(to_frames(self.pool.frames(n, rnd.picks)))
             y = ae(x)
             loss = torch.mean(torch.abs(y - x)) + torch.mean((y - x) ** 2)
             opt.zero_grad()
@@ -351,7 +456,9 @@ class Trainer:
         s = self.preset.star
         with torch.no_grad():
             x0 = cat([encode_block(ae, b.target) for b in blocks])
-            cond = cat([torch.cat([pool_mask(b.mask, self.preset), encode_block(ae, b.render)], 1) for b in blocks])
+            cond = cat([self.condition(ae, b) for b in blocks])
+            if self.preset.residual:
+                x0 = x0 - cond[:, s.mask_channels :]
             ref = cat([encode_block(ae, b.ref) for b in blocks])
             use_prev = gt_prev and all(b.prev_target is not None for b in blocks) and rnd.picks.random() < 0.5
             if use_prev:
@@ -361,12 +468,24 @@ class Trainer:
         valid = torch.tensor(s.context_tokens if use_prev else s.block_tokens)
         return x0, cond, torch.cat([ref, prev], dim=2), valid
 
+    def condition(self, ae: TinyAutoencoder, block: Block) -> torch.Tensor:
+        """(1, M + C, F, h, w): [pooled mask | latent of the render], as runtime.star builds it."""
+        return torch.cat([self.dev(pool_mask(block.mask, self.preset)), encode_block(ae, block.render)], 1)
+
+    def loss_weights(self, cond: torch.Tensor) -> torch.Tensor | None:
+        """Per-cell flow-matching weights from the condition's pooled mask (None without hole weighting)."""
+        if not self.config.hole_weight:
+            return None
+        s = self.preset.star
+        return hole_weights(cond[:, : s.mask_channels], self.config.hole_weight)
+
     def _flow_step(self, model: StarModel, opt, rnd: StageRandom, x0, cond, context, valid) -> float:
-        sigma = sample_sigma(x0.shape[0], rnd.noise)
-        noise = torch.randn(x0.shape, generator=rnd.noise)
+        sigma = self.dev(sample_sigma(x0.shape[0], rnd.noise))
+        noise = self.randn(x0.shape, rnd)
+        valid = self.dev(valid)
         cache = model.forward_context(context, valid)
         v = model.forward_step(noisy(x0, noise, sigma), cond, 1000 * sigma, *cache, valid)
-        loss = flow_matching_loss(v, x0, noise)
+        loss = flow_matching_loss(v, x0, noise, self.loss_weights(cond))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -377,7 +496,7 @@ class Trainer:
         rnd = self.stage_random("teacher")
         ae = self.load_autoencoder()
         with rnd.init():
-            model = StarModel(self.preset.star)
+            model = StarModel(self.preset.star).to(self.device)
         opt = torch.optim.AdamW(model.parameters(), lr=self.config.lr, weight_decay=0.01)
 
         def step() -> float:
@@ -400,7 +519,7 @@ class Trainer:
             with torch.no_grad():
                 ref = cat([encode_block(ae, a) for a, _ in pairs])
                 x0 = cat([encode_block(ae, b) for _, b in pairs])
-            cond = torch.zeros(x0.shape[0], s.mask_channels + s.latent_channels, *x0.shape[2:])
+            cond = torch.zeros(x0.shape[0], s.mask_channels + s.latent_channels, *x0.shape[2:], device=self.device)
             context = torch.cat([ref, torch.zeros_like(ref)], dim=2)
             return self._flow_step(model, opt, rnd, x0, cond, context, torch.tensor(s.block_tokens))
 
@@ -427,25 +546,26 @@ class Trainer:
             prev = None
             for b in blocks:
                 with torch.no_grad():
-                    cond = torch.cat([pool_mask(b.mask, self.preset), encode_block(ae, b.render)], 1)
+                    cond = self.condition(ae, b)
                     ref = encode_block(ae, b.ref)
-                valid = torch.tensor(s.context_tokens if prev is not None else s.block_tokens)
+                valid = self.dev(torch.tensor(s.context_tokens if prev is not None else s.block_tokens))
                 context = torch.cat([ref, prev if prev is not None else torch.zeros_like(ref)], dim=2)
                 exit_k = rnd.picks.randrange(len(schedule.sigmas))
-                x = torch.randn(ref.shape, generator=rnd.noise)
+                x = self.randn(ref.shape, rnd)
                 with torch.no_grad():
                     cache = student.forward_context(context, valid)
                     for k in range(exit_k):
-                        sig = torch.tensor([schedule.sigmas[k]])
+                        sig = self.dev(torch.tensor([schedule.sigmas[k]]))
                         x0 = clean_estimate(x, student.forward_step(x, cond, 1000 * sig, *cache, valid), sig)
                         nxt = schedule.sigmas[k + 1]
-                        x = (1 - nxt) * x0 + nxt * torch.randn(x.shape, generator=rnd.noise)
+                        x = (1 - nxt) * x0 + nxt * self.randn(x.shape, rnd)
                 cache = student.forward_context(context, valid)
-                sig = torch.tensor([schedule.sigmas[exit_k]])
+                sig = self.dev(torch.tensor([schedule.sigmas[exit_k]]))
                 x0 = clean_estimate(x, student.forward_step(x, cond, 1000 * sig, *cache, valid), sig)
                 outs.append(x0)
                 conds.append((cond, ref, context, valid))
-                prev = x0.detach()
+                # the next block's context holds full latents (the runtime adds the render latent back)
+                prev = (x0 + cond[:, s.mask_channels :] if self.preset.residual else x0).detach()
             return outs, conds
 
         def scores(model: StarModel, x_s, sigma, cond, context, valid) -> torch.Tensor:
@@ -454,13 +574,13 @@ class Trainer:
 
         def step() -> float:
             outs, conds = rollout()
-            loss = torch.zeros(())
+            loss = torch.zeros((), device=self.device)
             for x0_g, (cond, ref, context, valid) in zip(outs, conds, strict=True):
-                sigma = sample_sigma(1, rnd.noise)
-                x_s = noisy(x0_g.detach(), torch.randn(x0_g.shape, generator=rnd.noise), sigma)
+                sigma = self.dev(sample_sigma(1, rnd.noise))
+                x_s = noisy(x0_g.detach(), self.randn(x0_g.shape, rnd), sigma)
                 no_cond = torch.zeros_like(cond)
                 ref_only = torch.cat([ref, torch.zeros_like(ref)], dim=2)
-                ref_valid = torch.tensor(s.block_tokens)
+                ref_valid = self.dev(torch.tensor(s.block_tokens))
                 with torch.no_grad():
                     real = scores(teacher, x_s, sigma, cond, context, valid)
                     fake_c = scores(fake, x_s, sigma, cond, context, valid)
@@ -486,15 +606,28 @@ class Trainer:
     # ------------------------------------------------------------------ export
 
     def export(
-        self, out_dir: Path, stage: str = "student", overwrite: bool = True, composite_visible: bool = False
+        self,
+        out_dir: Path,
+        stage: str = "student",
+        overwrite: bool = True,
+        composite_visible: bool | None = None,
+        sampler_steps: tuple[int, ...] | None = None,
     ) -> Path:
+        """The `stage` model with the autoencoder as a bundle. `composite_visible` defaults to True for layered
+        presets (the render is exact where its mask is); `sampler_steps` replaces the preset's schedule."""
+        from dataclasses import replace
+
         from ..model.export import export_bundle
 
-        model = self.load_star(stage)
-        ae = self.load_autoencoder()
-        steps = self.config.steps
-        weights = f"trained: {stage}, " + ", ".join(f"{k} {v} steps" for k, v in steps.items())
-        return export_bundle(self.preset, model, ae, out_dir, weights=weights, overwrite=overwrite,
+        model = self.load_star(stage).cpu()
+        ae = self.load_autoencoder().cpu()
+        done = {st: (load_checkpoint(self.ckpt(st)) or {}).get("step", 0) for st in STAGES}
+        weights = (f"trained: {stage}, " + ", ".join(f"{k} {v} steps" for k, v in done.items())
+                   + f" (device {self.config.device}, pool {self.config.pool}, batch {self.config.batch})")  # fmt: skip
+        preset = self.preset if sampler_steps is None else replace(self.preset, steps=tuple(sampler_steps))
+        if composite_visible is None:
+            composite_visible = preset.condition == "layered"
+        return export_bundle(preset, model, ae, out_dir, weights=weights, overwrite=overwrite,
                              composite_visible=composite_visible)  # fmt: skip
 
 

@@ -12,6 +12,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_GRPC_PORT = 50051
 #: Engine channel (ZeroMQ ROUTER) port.
 DEFAULT_ENGINE_PORT = 50052
+#: Browser viewer (HTTP + WebSocket) port.
+DEFAULT_VIEWER_PORT = 50053
 
 
 def engine_endpoint(host: str, port: int) -> str:

@@ -38,14 +38,8 @@ import pytest
 from starbridge.errors import InvalidArgument
 from starbridge.geometry.camera import Intrinsics
 from starbridge.geometry.conventions import GL_TO_CV
-from starbridge.scenes.capture.depth import (
-    AlignConfig,
-    DepthConfig,
-    FrameObservations,
-    align_depth,
-    estimate_depth,
-    observations_from_points,
-)
+from starbridge.scenes.capture.depth import DepthConfig, estimate_depth
+from starbridge.scenes.capture.depth_align import AlignConfig, FrameObservations, align_depth, observations_from_points
 from starbridge.scenes.procedural.clips import ClipConfig, GroundTruthClip, render_clip
 
 #: "In range": true depth within this many times the camera's travel over the clip.

@@ -26,7 +26,8 @@ import numpy as np
 
 from ...geometry.camera import Intrinsics
 from .cuts import choose_shot, find_shots
-from .depth import DepthConfig, align_depth, estimate_depth, observations_from_points
+from .depth import DepthConfig, estimate_depth
+from .depth_align import align_depth, observations_from_points
 from .dynamic import DynamicConfig, moving_masks
 from .tracking import TrackingConfig, TrackingError, track_camera
 

@@ -37,7 +37,7 @@ The depth model follows the Depth-Anything-V2 export convention: input NCHW floa
 ImageNet mean/std (a fixed size, or dynamic: DEPTH_MODEL_SHORT_SIDE on the short side, multiples of
 DEPTH_MODEL_PATCH); output relative inverse depth (disparity), (1, H, W) or (1, 1, H, W). Each frame's
 disparity becomes depth 1 / max(disp, eps), scaled so that frame's median is SCENE_MEDIAN_DEPTH_M, resized
-bilinearly. Aligning either kind of user depth to the tracked cameras' scale is `capture.depth.align_depth`.
+bilinearly. Aligning either kind of user depth to the tracked cameras' scale is `capture.depth_align.align_depth`.
 """
 
 from __future__ import annotations

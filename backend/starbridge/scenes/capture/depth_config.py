@@ -1,0 +1,89 @@
+"""Settings of the dense-depth stage (`depth.estimate_depth`); see depth.py for what each step does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...errors import InvalidArgument
+
+
+@dataclass(frozen=True)
+class DepthConfig:
+    """Settings of `estimate_depth`. Pixel quantities are at the working size (long side `max_side`)."""
+
+    #: Long side of the working images, pixels (the frames are downscaled by area averaging).
+    max_side: int = 192
+    #: Source views per frame, and how many of the best of them make each plane's cost.
+    source_views: int = 4
+    best_views: int = 2
+    #: Target parallaxes of the source views at the frame's typical depth, working pixels.
+    parallax_px: tuple[float, ...] = (6.0, 18.0)
+    #: A source view needs at least this parallax (below it, the frame has no stereo: +inf).
+    min_parallax_px: float = 1.0
+    #: Largest angle between the viewing directions of a frame and a source view, degrees.
+    max_view_angle_deg: float = 40.0
+    #: ZNCC window side, pixels (odd).
+    window: int = 5
+    #: Plane spacing, pixels of disparity in the widest source view, and the most planes.
+    plane_step_px: float = 1.0
+    max_planes: int = 96
+    min_planes: int = 24
+    #: Semi-global matching penalties (cost units: 1 - ZNCC, in [0, 2]) and the grey step that halves P2.
+    sgm_p1: float = 0.3
+    sgm_p2: float = 2.0
+    sgm_edge: float = 0.05
+    sgm_paths: int = 4
+    #: Grey std (in [0, 1]) added to both windows' variance in the ZNCC, so that flat windows (noise only)
+    #: score near 0 instead of matching compression noise.
+    zncc_noise: float = 0.01
+    #: Confident needs a ZNCC of at least `min_zncc` at the winning plane, a local grey std of at least
+    #: `min_texture` (grey in [0, 1]), and geometric consistency with `min_consistent_views` source views:
+    #: reprojected within `consistency_px` pixels and `consistency_depth` relative depth.
+    min_zncc: float = 0.5
+    min_texture: float = 0.008
+    min_consistent_views: int = 1
+    consistency_px: float = 1.0
+    consistency_depth: float = 0.05
+    #: Average each confident inverse depth with those of the consistent source views (less noise).
+    fuse: bool = True
+    #: Confident inverse depths below this many plane steps are at infinity.
+    far_planes: float = 0.35
+    #: Sky: regions of flat colour (local std of every channel below `sky_texture`) touching the top border,
+    #: grown into neighbours within `sky_grow_colour`, whose confident surroundings are far: the
+    #: `sky_ring_percentile` of their inverse depths at most `sky_far_ratio` times the frame's median.
+    sky_texture: float = 0.012
+    sky_grow_colour: float = 0.03
+    sky_ring_percentile: float = 25.0
+    sky_far_ratio: float = 0.9
+    #: Edge-aware fill: spatial sigma as a fraction of the working long side; range sigma in colour [0, 1];
+    #: a plane per pixel (`fill_linear`, slopes pulled to zero by `fill_ridge` in squared image units where
+    #: the support is thin) or a weighted mean.
+    fill_sigma_s: float = 0.15
+    fill_sigma_r: float = 0.08
+    fill_linear: bool = True
+    fill_ridge: float = 1e-4
+    #: Upsampling: four neighbours within this relative inverse-depth spread are blended bilinearly.
+    upsample_blend: float = 0.1
+    #: Depth range from sparse points: near = this percentile of their depths / `near_margin`.
+    near_percentile: float = 2.0
+    near_margin: float = 1.5
+    #: Without sparse points: near and typical depth as multiples of the clip's camera extent.
+    fallback_near_extent: float = 0.5
+    fallback_typical_extent: float = 4.0
+    #: Threads over frames (0: min(4, CPU count)).
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (16 <= self.max_side <= 4096, "max_side must be in [16, 4096]"),
+            (1 <= self.best_views <= self.source_views <= 8, "need 1 <= best_views <= source_views <= 8"),
+            (self.window >= 3 and self.window % 2 == 1, "window must be odd and >= 3"),
+            (2 <= self.min_planes <= self.max_planes <= 512, "need 2 <= min_planes <= max_planes <= 512"),
+            (self.plane_step_px > 0 and self.min_parallax_px > 0, "plane_step_px and min_parallax_px must be > 0"),
+            (len(self.parallax_px) > 0 and min(self.parallax_px) > 0, "parallax_px must be positive"),
+            (self.near_margin >= 1.0 and 0 <= self.near_percentile < 50, "near_margin >= 1, near_percentile < 50"),
+            (self.workers >= 0, "workers must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InvalidArgument(f"DepthConfig: {message}", field="depth_config")

@@ -1,0 +1,224 @@
+"""After the sweep (steps 5-8 of depth.py): geometric consistency between views and fusion, infinity and sky,
+the edge-aware fill of what is not confident, and the colour-guided upsampling to the frame size."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .depth_config import DepthConfig
+from .depth_ops import domain_transform, nearest, project, relative
+from .depth_sweep import SweepContext, SweptFrame
+
+
+def finish(ctx: SweepContext, swept: list[SweptFrame], i: int) -> tuple[np.ndarray, np.ndarray]:
+    """Consistency filter, sky, fill: (inverse depth (h, w) with 0 at infinity, confident (h, w))."""
+    cfg = ctx.config
+    h, w = ctx.intr.height, ctx.intr.width
+    cur = swept[i]
+    if not ctx.sources[i]:
+        return np.zeros((h, w), np.float32), np.zeros((h, w), bool)
+    far = cfg.far_planes * ctx.step[i]
+    votes = np.zeros(h * w, np.int32)
+    rho = cur.rho.ravel().astype(np.float64)
+    fused = rho.copy()
+    fused_count = np.ones(h * w)
+    at_inf = rho <= far
+    rays = ctx.rays
+    for j in ctx.sources[i]:
+        rot, t = relative(ctx.c2w[i], ctx.c2w[j])
+        # Finite points: into j, read j's inverse depth at the nearest pixel, back into i.
+        safe = np.maximum(rho, 1e-12)
+        pts_j = rot @ (rays / safe) + t[:, None]
+        dirs_j = rot @ rays
+        pts_j = np.where(at_inf, dirs_j, pts_j)
+        xj, yj, zj = project(pts_j, ctx.intr)
+        rho_j, inside = nearest(swept[j].rho, xj, yj, fill=0.0)
+        inside &= zj > 0
+        colj = np.floor(xj + 0.5)
+        rowj = np.floor(yj + 0.5)
+        ray_j = np.stack(
+            [(colj + 0.5 - ctx.intr.cx) / ctx.intr.fx, (rowj + 0.5 - ctx.intr.cy) / ctx.intr.fy, np.ones_like(colj)]
+        )
+        far_j = rho_j <= cfg.far_planes * ctx.step[j] if ctx.step[j] > 0 else np.ones_like(inside)
+        back = rot.T @ (ray_j / np.maximum(rho_j, 1e-12) - t[:, None])
+        xi, yi, zi = project(back, ctx.intr)
+        col = np.arange(h * w) % w
+        row = np.arange(h * w) // w
+        with np.errstate(invalid="ignore"):
+            err_px = np.hypot(xi - col, yi - row)
+            err_z = np.abs(zi * rho - 1.0)
+            finite_ok = ~at_inf & ~far_j & (err_px <= cfg.consistency_px) & (err_z <= cfg.consistency_depth)
+        votes += (inside & (finite_ok | (at_inf & far_j))).astype(np.int32)
+        if cfg.fuse:
+            agree = inside & finite_ok
+            fused[agree] += 1.0 / zi[agree]
+            fused_count += agree
+    conf = cur.conf & (votes.reshape(h, w) >= min(cfg.min_consistent_views, len(ctx.sources[i])))
+    rho_fused = (fused / fused_count).reshape(h, w)
+    out = np.where(conf & (cur.rho > far), rho_fused, 0.0).astype(np.float32)
+    sky = _sky(ctx.rgb[i], conf, out, cfg)
+    conf &= ~sky
+    holes = ~conf & ~sky
+    if holes.any() and conf.any():
+        out = _fill(out, conf, holes, ctx.rgb[i], cfg)
+    elif not conf.any():
+        out[:] = 0.0  # no confident pixel at all: nothing to fill from
+    out[sky] = 0.0
+    return out, conf
+
+
+def _sky(rgb: np.ndarray, conf: np.ndarray, rho: np.ndarray, cfg: DepthConfig) -> np.ndarray:
+    """Sky: regions of flat colour (every channel's local std below `sky_texture`) touching the top border,
+    grown by a few pixels into neighbours of nearly the same colour (the flat-colour test fails within half
+    a window of an edge), whose confident surroundings are far (their `sky_ring_percentile` inverse depth at
+    most `sky_far_ratio` times the frame's median)."""
+    h, w = conf.shape
+    k = cfg.window
+    mean = ndimage.uniform_filter(rgb, size=(k, k, 1), mode="nearest")
+    var = ndimage.uniform_filter(rgb * rgb, size=(k, k, 1), mode="nearest") - mean * mean
+    flat = np.sqrt(np.maximum(var, 0.0)).max(axis=2) < cfg.sky_texture
+    labels, count = ndimage.label(flat)
+    top = np.unique(labels[0][labels[0] > 0])
+    if top.size == 0:
+        return np.zeros((h, w), bool)
+    near_conf = conf & (rho > 0)
+    median_rho = float(np.median(rho[near_conf])) if near_conf.any() else 0.0
+    sky = np.zeros((h, w), bool)
+    for lab in top:
+        region = _grow(labels == lab, rgb, cfg.sky_grow_colour, k // 2 + 1)
+        ring = ndimage.binary_dilation(region, iterations=k // 2 + 1) & ~region & conf
+        if not ring.any() or float(np.percentile(rho[ring], cfg.sky_ring_percentile)) <= cfg.sky_far_ratio * median_rho:
+            sky |= region
+    return sky
+
+
+def _grow(region: np.ndarray, rgb: np.ndarray, tolerance: float, steps: int) -> np.ndarray:
+    """Grow `region` by up to `steps` pixels into 4-neighbours whose colour differs by at most `tolerance`
+    (max over channels) from the region pixel next to them."""
+    region = region.copy()
+    for _ in range(steps):
+        add = np.zeros_like(region)
+        for axis, shift in ((0, 1), (0, -1), (1, 1), (1, -1)):
+            src = np.roll(region, shift, axis=axis)
+            src_rgb = np.roll(rgb, shift, axis=axis)
+            close = np.abs(src_rgb - rgb).max(axis=2) <= tolerance
+            edge = np.ones_like(region)
+            if axis == 0:
+                edge[0 if shift == 1 else -1, :] = False
+            else:
+                edge[:, 0 if shift == 1 else -1] = False
+            add |= src & close & edge & ~region
+        if not add.any():
+            break
+        region |= add
+    return region
+
+
+def _fill(rho: np.ndarray, conf: np.ndarray, holes: np.ndarray, rgb: np.ndarray, cfg: DepthConfig) -> np.ndarray:
+    """Edge-aware normalised convolution of the confident inverse depths into the holes."""
+    h, w = rho.shape
+    weight = conf.astype(np.float32)
+    values = rho * weight
+    finite = conf & (rho > 0)
+    sigma_s = cfg.fill_sigma_s * max(h, w)
+    if cfg.fill_linear:
+        filled = _linear_fill(values, weight, rgb, sigma_s, cfg.fill_sigma_r, cfg.fill_ridge)
+        if finite.any():
+            filled = np.clip(filled, 0.0, 1.25 * float(rho[finite].max()))
+    else:
+        smooth = domain_transform(np.stack([values, weight], axis=2), rgb, sigma_s, cfg.fill_sigma_r)
+        support = smooth[..., 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            filled = np.where(support > 1e-4, smooth[..., 0] / support, np.nan)
+    missing = holes & ~np.isfinite(filled)
+    if missing.any():
+        _, (ri, ci) = ndimage.distance_transform_edt(~conf, return_indices=True)
+        filled = np.where(missing, rho[ri, ci], filled)
+    out = rho.copy()
+    out[holes] = np.maximum(filled[holes], 0.0)
+    return out
+
+
+def _linear_fill(
+    values: np.ndarray, weight: np.ndarray, rgb: np.ndarray, sigma_s: float, sigma_r: float, ridge: float
+) -> np.ndarray:
+    """First-order normalised convolution: at every pixel, the plane rho = a x + b y + c fitted by weighted least
+    squares to the data (`values` = weight * rho) with the edge-aware weights of the domain transform. Inverse
+    depth is linear in the image on a planar surface, so slanted ground and walls are interpolated, not
+    flattened. `ridge` (in squared normalised image units) pulls ill-supported slopes towards zero. NaN where
+    there is no support."""
+    h, w = values.shape
+    scale = 1.0 / max(h, w)
+    y, x = np.mgrid[0:h, 0:w] * scale
+    chans = [
+        weight,
+        weight * x,
+        weight * y,
+        weight * x * x,
+        weight * x * y,
+        weight * y * y,
+        values,
+        values * x,
+        values * y,
+    ]
+    m = domain_transform(np.stack(chans, axis=2), rgb, sigma_s, sigma_r)
+    s0, sx, sy, sxx, sxy, syy, r0, rx, ry = (m[..., k] for k in range(9))
+    # Moments about the pixel itself, so that the fitted value there is the intercept c.
+    cx_ = sx - x * s0
+    cy_ = sy - y * s0
+    cxx = sxx - 2 * x * sx + x * x * s0 + ridge * s0
+    cxy = sxy - x * sy - y * sx + x * y * s0
+    cyy = syy - 2 * y * sy + y * y * s0 + ridge * s0
+    crx = rx - x * r0
+    cry = ry - y * r0
+    a = np.stack([np.stack([cxx, cxy, cx_], -1), np.stack([cxy, cyy, cy_], -1), np.stack([cx_, cy_, s0], -1)], -2)
+    rhs = np.stack([crx, cry, r0], -1)
+    ok = s0 > 1e-4
+    out = np.full((h, w), np.nan)
+    sol = np.linalg.solve(a[ok], rhs[ok][..., None])[..., 0]
+    out[ok] = sol[:, 2]
+    return out
+
+
+def upsample(rho: np.ndarray, rgb_small: np.ndarray, frame: np.ndarray, blend: float) -> np.ndarray:
+    """(H, W) float32 z-depth from low-resolution inverse depth (0 = infinity), guided by the frame's colour."""
+    h, w = rho.shape
+    height, width = frame.shape[:2]
+    if (h, w) == (height, width):
+        with np.errstate(divide="ignore"):
+            return np.where(rho > 0, 1.0 / rho, np.inf).astype(np.float32)
+    x = (np.arange(width) + 0.5) * w / width - 0.5
+    y = (np.arange(height) + 0.5) * h / height - 0.5
+    x0 = np.clip(np.floor(x).astype(np.intp), 0, w - 1)
+    y0 = np.clip(np.floor(y).astype(np.intp), 0, h - 1)
+    x1 = np.minimum(x0 + 1, w - 1)
+    y1 = np.minimum(y0 + 1, h - 1)
+    fx = np.clip(x - x0, 0.0, 1.0).astype(np.float32)[None, :]
+    fy = np.clip(y - y0, 0.0, 1.0).astype(np.float32)[:, None]
+    corners = [
+        (y0[:, None], x0[None, :]),
+        (y0[:, None], x1[None, :]),
+        (y1[:, None], x0[None, :]),
+        (y1[:, None], x1[None, :]),
+    ]
+    vals = np.stack([rho[r, c] for r, c in corners])  # (4, H, W)
+    wts = np.stack([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx])
+    lo = vals.min(axis=0)
+    hi = vals.max(axis=0)
+    blend = (wts * vals).sum(axis=0)
+    agree = ((lo > 0) & (hi <= lo * (1.0 + blend))) | (hi <= 0)
+    colour = frame.astype(np.float32) * np.float32(1.0 / 255.0)
+    dist = np.stack([np.abs(rgb_small[r, c] - colour).sum(axis=2) for r, c in corners])
+    dist += 0.02 * (1.0 - wts)  # ties go to the nearest neighbour
+    pick = np.take_along_axis(vals, np.argmin(dist, axis=0)[None], axis=0)[0]
+    out = np.where(agree, blend, pick)
+    with np.errstate(divide="ignore"):
+        return np.where(out > 0, 1.0 / out, np.inf).astype(np.float32)
+
+
+def upsample_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    h, w = mask.shape
+    rows = np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.intp), h - 1)
+    cols = np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.intp), w - 1)
+    return mask[rows[:, None], cols[None, :]]

@@ -1,0 +1,156 @@
+"""Plane sweep of one frame (steps 3-4 of depth.py): the photo-consistency cost volume over inverse-depth planes
+against the frame's source views, aggregated by semi-global matching (depth_sgm.py), winner-take-all with
+sub-plane refinement, and the per-pixel match confidence (texture, ZNCC at the winner)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from ...geometry.camera import Intrinsics
+from .depth_config import DepthConfig
+from .depth_ops import relative
+from .depth_sgm import sgm
+
+
+@dataclass
+class SweptFrame:
+    """Per-frame sweep output at the working size."""
+
+    rho: np.ndarray  # (h, w) float32 inverse depth (0 = infinity)
+    conf: np.ndarray  # (h, w) bool: textured and matched
+    std: np.ndarray  # (h, w) float32 local grey std
+
+
+@dataclass
+class SweepContext:
+    """What every frame's sweep and finish read: the working images, cameras, source views and planes."""
+
+    config: DepthConfig
+    intr: Intrinsics  # working intrinsics
+    rgb: np.ndarray  # (N, h, w, 3) float32
+    grey: np.ndarray  # (N, h, w) float32
+    c2w: np.ndarray  # (N, 4, 4) OpenCV camera-to-world
+    rays: np.ndarray  # (3, h*w)
+    sources: list[list[int]]
+    near: np.ndarray  # (N,)
+    step: np.ndarray  # (N,) inverse-depth plane step
+    planes: np.ndarray  # (N,) plane count
+
+
+def box_mean(a: np.ndarray, k: int) -> np.ndarray:
+    """Mean over k x k windows of the last two axes (edges repeated)."""
+    size = (1,) * (a.ndim - 2) + (k, k)
+    return ndimage.uniform_filter(a, size=size, mode="nearest")
+
+
+def sweep(ctx: SweepContext, i: int) -> SweptFrame:
+    """Plane sweep, SGM and winner-take-all for frame `i` at the working size."""
+    cfg = ctx.config
+    h, w = ctx.intr.height, ctx.intr.width
+    ref = ctx.grey[i]
+    k = cfg.window
+    mu_r = box_mean(ref, k)
+    var_r = np.maximum(box_mean(ref * ref, k) - mu_r * mu_r, 0.0)
+    std = np.sqrt(var_r)
+    if not ctx.sources[i]:
+        return SweptFrame(np.zeros((h, w), np.float32), np.zeros((h, w), bool), std)
+    count = int(ctx.planes[i])
+    rhos = (np.arange(count) * ctx.step[i]).astype(np.float32)
+    kmat = ctx.intr.K
+    kinv = np.linalg.inv(kmat)
+    pix = kmat @ ctx.rays  # (3, P) homogeneous pixel centres
+    best: list[np.ndarray] = []  # the `best_views` smallest costs so far, ascending (inf = none)
+    invalid_cost = np.float32(np.inf)
+    noise = np.float32(cfg.zncc_noise**2)
+    var_r_noise = var_r + noise
+    for j in ctx.sources[i]:
+        rot, t = relative(ctx.c2w[i], ctx.c2w[j])
+        a = (kmat @ rot @ kinv @ pix).astype(np.float32)  # (3, P)
+        b = (kmat @ t).astype(np.float32)  # (3,)
+        pz = a[2][None, :] + rhos[:, None] * b[2]  # (D, P)
+        front = pz > 1e-6
+        inv_z = np.divide(1.0, pz, out=np.zeros_like(pz), where=front)
+        x = a[0][None, :] + rhos[:, None] * b[0]
+        x *= inv_z
+        x -= 0.5
+        y = a[1][None, :] + rhos[:, None] * b[1]
+        y *= inv_z
+        y -= 0.5
+        inside = front & (x > -0.5) & (x < w - 0.5) & (y > -0.5) & (y < h - 0.5)
+        warped = _bilinear_clamped(ctx.grey[j], x, y).reshape(count, h, w)
+        # 1 - ZNCC, computed in place over the (D, h, w) volume (the sweep's hot loop)
+        mu_w = box_mean(warped, k)
+        var_w = box_mean(warped * warped, k)
+        var_w -= mu_w * mu_w
+        np.maximum(var_w, 0.0, out=var_w)
+        cov = box_mean(warped * ref, k)
+        cov -= mu_w * mu_r
+        var_w += noise
+        var_w *= var_r_noise
+        np.sqrt(var_w, out=var_w)
+        cov /= var_w
+        np.subtract(1.0, cov, out=cov)
+        cost = np.where(inside.reshape(count, h, w), cov, invalid_cost)
+        # Insert into the running list of the smallest costs (a small sorting network per view).
+        for slot in range(len(best)):
+            lo = np.minimum(best[slot], cost)
+            cost = np.maximum(best[slot], cost)
+            best[slot] = lo
+        if len(best) < cfg.best_views:
+            best.append(cost)
+    total = np.zeros_like(best[0])
+    used = np.zeros(best[0].shape, np.float32)
+    for c in best:
+        ok = np.isfinite(c)
+        total += np.where(ok, c, 0.0)
+        used += ok
+    raw = np.where(used > 0, total / np.maximum(used, 1.0), 1.0).astype(np.float32)  # (D, h, w)
+    agg = sgm(raw, ref, cfg)
+    idx = np.argmin(agg, axis=0)
+    rows, cols = np.indices((h, w))
+    c0 = agg[np.maximum(idx - 1, 0), rows, cols]
+    c1 = agg[idx, rows, cols]
+    c2 = agg[np.minimum(idx + 1, count - 1), rows, cols]
+    denom = c0 - 2.0 * c1 + c2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        offset = np.where(denom > 1e-9, 0.5 * (c0 - c2) / denom, 0.0)
+    interior = (idx > 0) & (idx < count - 1)
+    offset = np.where(interior, np.clip(offset, -0.5, 0.5), 0.0)
+    rho = ((idx + offset) * ctx.step[i]).astype(np.float32)
+    score = 1.0 - raw[idx, rows, cols]
+    conf = (std >= cfg.min_texture) & (score >= cfg.min_zncc) & (idx < count - 1)
+    return SweptFrame(rho, conf, std)
+
+
+def _bilinear_clamped(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bilinear samples of `image` (h, w) at array coordinates (x, y), clamped to the image (edges repeated).
+    In place on its temporaries, and the four corners gathered from shifted views of the flat image (no index
+    arrays added up): the warp is the sweep's largest cost."""
+    h, w = image.shape
+    fx = np.clip(x, 0.0, w - 1.001)
+    fy = np.clip(y, 0.0, h - 1.001)
+    x0 = np.floor(fx)
+    y0 = np.floor(fy)
+    fx -= x0
+    fy -= y0
+    y0 *= w
+    y0 += x0
+    base = y0.astype(np.intp)
+    flat = image.ravel()
+    top = flat.take(base)
+    right = flat[1:].take(base)
+    bottom = flat[w:].take(base)
+    corner = flat[w + 1 :].take(base)
+    right -= top
+    right *= fx
+    top += right
+    corner -= bottom
+    corner *= fx
+    bottom += corner
+    bottom -= top
+    bottom *= fy
+    bottom += top
+    return bottom

@@ -1,0 +1,198 @@
+"""The field of view from structure from motion (tracking stage ``mapping``): the keyframes mapped at several
+candidate fields of view with the focal length fixed, bundle adjustment with it free from each model that
+registered nearly the most keyframes, all keyframes mapped at the median of those and adjusted again until the
+value stays put; its uncertainty, a prior, and the words that say how it was chosen."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from .track_mapping import MapBuilder, MapRun, focal_of, fov_of
+from .track_types import FOV_DEFAULT, FOV_ESTIMATED, FovScore, TrackingConfig, TrackingError
+
+
+class FovSearch:
+    """One search. `scores` and `warnings` are the tracker's lists (appended to as the search goes, so they
+    keep what was found even when it fails); `source`, `sigma` and `note` are set by `run`."""
+
+    def __init__(
+        self,
+        builder: MapBuilder,
+        config: TrackingConfig,
+        height: int,
+        num_keyframes: int,
+        report: Callable[[str, int, int], None],
+        scores: list[FovScore],
+        warnings: list[str],
+    ) -> None:
+        self.builder = builder
+        self.cfg = config
+        self.height = height
+        self.num_keyframes = num_keyframes
+        self.report = report
+        self.scores = scores
+        self.warnings = warnings
+        self.source = FOV_ESTIMATED
+        self.sigma = math.nan
+        self.note = ""
+
+    def run(self) -> MapRun:
+        """Map at each candidate field of view; from each model that registered most keyframes, bundle
+        adjustment with the focal length free; their median (the spread says how well the motion measures
+        it); all keyframes mapped there, adjusted once more with the focal length free; mapped at the result."""
+        cfg = self.cfg
+        builder = self.builder
+        h = self.height
+        nk = self.num_keyframes
+        lo, hi = cfg.fov_range_deg
+        candidates = list(dict.fromkeys(cfg.fov_candidates_deg))
+        subset = list(range(0, nk, 2)) if nk > cfg.coarse_keyframes else None
+        if subset is not None and subset[-1] != nk - 1:
+            subset.append(nk - 1)
+        n_coarse = len(subset) if subset is not None else nk
+        total = 2 * len(candidates) + 3
+        done = 0
+
+        def tick() -> None:
+            nonlocal done, total
+            done += 1
+            total = max(total, done + 1)
+            self.report("mapping", done, total)
+
+        runs: list[MapRun] = []
+        for fov in candidates:
+            run = builder.run(focal_of(fov, h), subset)
+            runs.append(run)
+            tick()
+        most = max(r.num_registered for r in runs)
+        if most < 0.5 * n_coarse:
+            self.report("mapping", done, done)
+            raise TrackingError(
+                "no_track",
+                f"could not track the camera: structure from motion placed at most {most} of {n_coarse} keyframes",
+            )
+        refined: list[float] = []
+        for run in runs:
+            free = None
+            if run.num_registered >= max(most - 1, 0.9 * most) and run.num_points:
+                free = builder.adjusted(run)
+                tick()
+                if lo <= free.vertical_fov_deg <= hi:
+                    refined.append(free.vertical_fov_deg)
+            self._score(run, "candidate", free.vertical_fov_deg if free is not None else math.nan)
+        # (no refinement stayed in range, or too few to agree: the motion does not measure it, the default holds)
+        median = float(np.median(refined)) if refined else cfg.default_fov_deg
+        spread = 1.4826 * float(np.median(np.abs(np.array(refined) - median))) if len(refined) >= 3 else math.inf
+
+        def map_all(fovs: list[float]) -> MapRun:
+            """All keyframes mapped at the first of `fovs` where that works (the others: retries)."""
+            for fov in fovs:
+                run = builder.run(focal_of(fov, h))
+                tick()
+                if run.num_registered >= 0.5 * nk and run.num_points:
+                    return run
+            raise TrackingError(
+                "no_track",
+                f"could not track the camera: {n_coarse} of the keyframes could be mapped, but not all {nk} together",
+            )
+
+        retries = sorted(refined, key=lambda r: abs(r - median))[:2]
+        steps = [median]
+        sigma = math.inf
+        final: MapRun | None = None
+        if spread <= cfg.fov_unmeasurable_deg:
+            # all keyframes at the consensus; adjust with the focal length free, map there, until it stays put
+            base = run = map_all([median, *retries])
+            for _ in range(cfg.fov_refinements):
+                free = builder.adjusted(run)
+                tick()
+                self._score(run, "consensus" if run is base else "refine", free.vertical_fov_deg)
+                if not (lo <= free.vertical_fov_deg <= hi and abs(free.vertical_fov_deg - median) <= 3 * spread + 8):
+                    break
+                steps.append(free.vertical_fov_deg)
+                df = free.focal_sigma
+                stat = abs(fov_of(free.focal - df, h) - fov_of(free.focal + df, h)) / 2 if df < free.focal else 0.0
+                sigma = math.hypot(spread, cfg.fov_sigma_inflation * stat, cfg.fov_sigma_floor_deg)
+                final = free
+                if abs(steps[-1] - steps[-2]) < 1.0:
+                    break
+                again = builder.run(free.focal)
+                tick()
+                if again.num_registered < base.num_registered - 1 or not again.num_points:
+                    break
+                run = again
+        fov, source = self._with_prior(steps[-1], sigma)
+        if final is None or abs(final.vertical_fov_deg - fov) > 0.25:
+            final = map_all([fov, *retries])
+            self._score(final, "final", math.nan)
+            final = builder.adjusted(final, final.focal)  # a robust (Cauchy) adjustment, as the refinements
+        self.report("mapping", done, done)
+        self.sigma = sigma if source == FOV_ESTIMATED else math.inf
+        self.note = self._fov_words(source, candidates, refined, steps, sigma, final.vertical_fov_deg)
+        return final
+
+    def _fov_words(
+        self,
+        source: str,
+        candidates: list[float],
+        refined: list[float],
+        steps: list[float],
+        sigma: float,
+        fov: float,
+    ) -> str:
+        cfg = self.cfg
+        moved = (
+            f"moved {len(refined)} of them to {', '.join(f'{r:.0f}' for r in sorted(refined))}"
+            if refined
+            else "moved none of them to a plausible value"
+        )
+        scan = (
+            f"the keyframes were mapped at {len(candidates)} candidate fields of view "
+            f"({min(candidates):g}-{max(candidates):g} degrees) and bundle adjustment with the focal length free "
+            f"{moved}"
+        )
+        if source == FOV_DEFAULT:
+            self.source = FOV_DEFAULT
+            self.warnings.append(
+                f"the field of view could not be measured from this camera motion; assumed {cfg.default_fov_deg:g} "
+                "degrees (pass the true one if you know it)"
+            )
+            return (
+                f"assumed {cfg.default_fov_deg:g} degrees: {scan}{', which do not agree' if refined else ''} (this "
+                "camera motion, straight ahead, circling one point or barely moving, hardly measures it)"
+            )
+        words = (
+            f"estimated: {scan}; all keyframes mapped at their median ({steps[0]:.1f}) and adjusted again "
+            f"({' -> '.join(f'{x:.1f}' for x in steps[1:]) or 'no change'}; mapping again in between): "
+            f"{steps[-1]:.1f} +- {sigma:.1f} degrees"
+        )
+        if abs(fov - steps[-1]) > 0.05:
+            words += f" ({fov:.1f} with the prior of {cfg.default_fov_deg:g} +- {cfg.fov_prior_sigma_deg:g})"
+        if sigma > cfg.fov_tolerance_deg:
+            self.warnings.append(
+                f"the field of view is poorly determined by this camera motion ({fov:.0f} +- {sigma:.0f} degrees); "
+                "pass the true one if you know it"
+            )
+        return words
+
+    def _with_prior(self, vertex: float, sigma: float) -> tuple[float, str]:
+        """The field of view combining the fit with the prior (default +- fov_prior_sigma_deg); the source."""
+        cfg = self.cfg
+        if not math.isfinite(sigma) or sigma > cfg.fov_unmeasurable_deg:
+            return cfg.default_fov_deg, FOV_DEFAULT
+        if cfg.fov_prior_sigma_deg <= 0:
+            return vertex, FOV_ESTIMATED
+        w_fit, w_prior = 1.0 / max(sigma, 1e-6) ** 2, 1.0 / cfg.fov_prior_sigma_deg**2
+        return (vertex * w_fit + cfg.default_fov_deg * w_prior) / (w_fit + w_prior), FOV_ESTIMATED
+
+    def _score(self, run: MapRun, stage: str, refined_fov: float) -> None:
+        self.scores.append(fov_score(run, stage, refined_fov))
+
+
+def fov_score(run: MapRun, stage: str, refined_fov: float) -> FovScore:
+    """A mapping run's score (FovScore) at `stage`, with where the free-focal adjustment moved it (nan: not
+    tried)."""
+    return FovScore(run.vertical_fov_deg, stage, run.num_registered, run.num_points, run.mean_error_px, refined_fov)

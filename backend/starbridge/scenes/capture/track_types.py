@@ -1,0 +1,207 @@
+"""What camera tracking (tracking.py) takes and gives: its settings, its error, its result, and the names of its
+stages, pose sources and field-of-view sources."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errors import InvalidArgument, SceneError
+from ...geometry.camera import Intrinsics, check_fov
+
+ProgressFn = Callable[[str, int, int], None]
+
+#: Progress stages, in order (`progress(stage, done, total)`).
+STAGES = ("features", "keyframes", "matching", "mapping", "registration")
+
+#: Where each frame's pose came from.
+POSE_KEYFRAME = "keyframe"  # a keyframe posed by the map (or the rotation-only solve)
+POSE_REGISTERED = "registered"  # registered against the map from its own features
+POSE_INTERPOLATED = "interpolated"  # could not be registered: between its posed neighbours
+
+#: How the field of view was chosen.
+FOV_GIVEN = "given"
+FOV_ESTIMATED = "estimated"
+FOV_DEFAULT = "default"
+
+
+class TrackingError(SceneError):
+    """The camera could not be tracked; `reason` says why in one word, the message in plain words."""
+
+    REASONS = ("too_short", "too_dark", "featureless", "no_track", "internal")
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message, field="frames")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    #: Frames are tracked at most this many pixels on the long side (poses do not depend on resolution).
+    max_side: int = 640
+    #: SIFT features per image, at most.
+    max_features: int = 2048
+    #: Fewer frames than this is "too short".
+    min_frames: int = 3
+    #: Fewer quick features per frame (median) than this is "featureless" (or "too dark").
+    min_features: int = 40
+    #: Mean brightness (0..255) below which featureless frames are reported as too dark.
+    dark_brightness: float = 30.0
+    #: A new keyframe once features moved this fraction of the image diagonal (median) since the last...
+    keyframe_motion: float = 0.03
+    #: ...or after this many frames (0: a fifteenth of the clip, at least 3)...
+    keyframe_max_gap: int = 0
+    #: ...or when fewer features than this still match the last keyframe.
+    keyframe_min_matches: int = 40
+    #: Each keyframe is matched with the next `match_window` keyframes and with those `loop_offsets` further.
+    match_window: int = 3
+    loop_offsets: tuple[int, ...] = (6, 12, 24)
+    #: Pairs of keyframes with fewer verified matches are dropped.
+    min_pair_inliers: int = 20
+    #: The candidates are mapped with every other keyframe when there are more keyframes than this.
+    coarse_keyframes: int = 14
+    #: Candidate vertical fields of view, degrees, in the order tried (the first is the usual guess).
+    fov_candidates_deg: tuple[float, ...] = (60.0, 40.0, 50.0, 70.0, 80.0, 90.0)
+    #: Estimates outside this range are not trusted (degrees, vertical).
+    fov_range_deg: tuple[float, float] = (25.0, 110.0)
+    #: Field of view assumed when the motion cannot measure it (a static or nearly static camera).
+    default_fov_deg: float = 60.0
+    #: The estimate's standard deviation: the bundle adjustment's (which assumes independent feature errors;
+    #: they are not quite, the same texture is found in neighbouring keyframes) times this, combined with
+    #: a floor for what the model leaves out (moving objects, compression) and the spread of the refinements.
+    fov_sigma_inflation: float = 3.0
+    fov_sigma_floor_deg: float = 1.0
+    #: An estimate less certain than this (standard deviation, degrees) is reported as poorly determined...
+    fov_tolerance_deg: float = 3.0
+    #: ...and one less certain than this (or a fit without a minimum) is not used: the default is assumed.
+    fov_unmeasurable_deg: float = 12.0
+    #: At most this many bundle adjustments with the focal length free on all keyframes (mapping again at
+    #: each result) to reach the fixed point.
+    fov_refinements: int = 3
+    #: Prior on the field of view: default_fov_deg +- this (0: none). It only matters where the motion
+    #: measures the field of view poorly (it pulls a +-1 degree estimate by less than 0.01 degree).
+    fov_prior_sigma_deg: float = 15.0
+    #: The mapper's initial pair needs at least this triangulation angle, degrees.
+    init_min_tri_angle_deg: float = 4.0
+    #: The clip is solved as rotation only when the keyframes' matches fit a pure rotation nearly as well as
+    #: their noise allows: the 90th percentile of the rotation's transfer errors at most this many times
+    #: that of their Sampson distances to per-pair fundamental matrices (measured: tripod pans and fixed
+    #: cameras 2.4-3.7; the procedural walks, orbits and dollies 7.7-16, also tracked at 256x144)...
+    rotation_max_misfit: float = 5.0
+    #: ...and also when structure from motion fails, or its cameras hardly move, if they fit it this well.
+    rotation_fallback_misfit: float = 8.0
+    #: A map whose cameras travel less than this fraction of the median scene depth counts as rotation only.
+    min_travel_ratio: float = 0.01
+    #: Fewer tracked frames (keyframes posed + registered) than this fraction is a failure.
+    min_registered_fraction: float = 0.3
+    #: Warn when fewer frames than this fraction are tracked.
+    warn_registered_fraction: float = 0.9
+    #: A frame is registered with at least this many inlier 2D-3D matches.
+    min_register_inliers: int = 20
+    #: Threads for SIFT and matching (-1: all cores)...
+    num_threads: int = -1
+    #: ...and for COLMAP's mapper and bundle adjustment (1: the same clip always gives the same result).
+    mapping_threads: int = 1
+    #: Seed of every random choice (RANSAC, the mapper): the same clip gives the same result.
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_side < 64 or self.min_frames < 2 or not self.fov_candidates_deg:
+            raise InvalidArgument(f"tracking config: max_side >= 64, min_frames >= 2, some candidates: {self}")
+        for fov in (*self.fov_candidates_deg, self.default_fov_deg):
+            check_fov(fov, "fov_candidates_deg")
+
+
+@dataclass(frozen=True)
+class FovScore:
+    """One mapping run at a fixed field of view: what it registered, how well its points reproject, and
+    where bundle adjustment with the focal length free moved it (nan: not tried or implausible)."""
+
+    vertical_fov_deg: float
+    #: "candidate" (every other keyframe when there are many), "consensus" (all keyframes at the median of
+    #: the candidates' refinements), "refine" (mapped again at a refinement), "final" (at the estimate),
+    #: "given".
+    stage: str
+    registered_keyframes: int
+    num_points: int
+    mean_error_px: float
+    refined_fov_deg: float
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """Every frame's camera, the intrinsics, the sparse points, and how far to trust them."""
+
+    #: (N, 4, 4) float64 wire camera-to-world; frame 0 the identity; arbitrary scale (median point depth 1).
+    poses: np.ndarray = field(repr=False)
+    #: Pinhole intrinsics at the input frames' resolution (square pixels, centred principal point).
+    intrinsics: Intrinsics
+    vertical_fov_deg: float
+    #: FOV_GIVEN, FOV_ESTIMATED or FOV_DEFAULT; `fov_note` says how, in words.
+    fov_source: str
+    fov_note: str
+    #: Standard deviation of the estimate, degrees: 0 when given, inf when assumed, nan for rotation only.
+    fov_uncertainty_deg: float
+    #: Every mapping run's score (one when the FOV was given).
+    fov_scores: tuple[FovScore, ...]
+    #: How much worse than the matches' noise a pure rotation fits them (90th percentiles; rotation only is
+    #: chosen at TrackingConfig.rotation_max_misfit or less).
+    rotation_misfit: float
+    #: The camera only rotates: translations are zero, there are no sparse points.
+    rotation_only: bool
+    #: Per frame: POSE_KEYFRAME, POSE_REGISTERED or POSE_INTERPOLATED.
+    pose_sources: tuple[str, ...]
+    keyframes: tuple[int, ...]
+    #: (M, 3) float64 sparse points in the poses' world; (M,) reprojection error, input pixels; (M, 3) colour.
+    points: np.ndarray = field(repr=False)
+    point_errors: np.ndarray = field(repr=False)
+    point_colors: np.ndarray = field(repr=False)
+    #: Observations, flat: frame index (K,), point index (K,), 2D position in input pixels (K, 2).
+    obs_frame: np.ndarray = field(repr=False)
+    obs_point: np.ndarray = field(repr=False)
+    obs_xy: np.ndarray = field(repr=False)
+    #: Fraction of frames with a pose from the map or their own registration (the rest interpolated).
+    registered_fraction: float
+    #: Mean reprojection error of the observations (rotation only: the median transfer error of the keyframe
+    #: matches), input pixels.
+    reprojection_error_px: float
+    #: Plain-words problems ("only 40% of frames could be tracked", ...); empty when all went well.
+    warnings: tuple[str, ...]
+    #: Wall time, seconds, in all and per stage.
+    seconds: float
+    stage_seconds: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.poses)
+
+    def observations(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """(K, 2) input-pixel positions and (K,) point indices of the sparse points seen in `frame`."""
+        sel = self.obs_frame == frame
+        return self.obs_xy[sel], self.obs_point[sel]
+
+    def point_depths(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """(K, 2) input-pixel positions and (K,) z-depths (along the view direction, > 0) of the sparse
+        points seen in `frame`, in the poses' scale."""
+        xy, ids = self.observations(frame)
+        if len(ids) == 0:
+            return xy, np.zeros(0)
+        world_to_cam = np.linalg.inv(self.poses[frame])
+        cam = self.points[ids] @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
+        return xy, -cam[:, 2]
+
+    def summary(self) -> str:
+        """One paragraph in plain words."""
+        kind = "rotation only (tripod)" if self.rotation_only else "free motion"
+        counts = {s: self.pose_sources.count(s) for s in (POSE_KEYFRAME, POSE_REGISTERED, POSE_INTERPOLATED)}
+        text = (
+            f"{self.num_frames} frames tracked as {kind}: {counts[POSE_KEYFRAME]} keyframes, "
+            f"{counts[POSE_REGISTERED]} registered, {counts[POSE_INTERPOLATED]} interpolated; "
+            f"{len(self.points)} sparse points, mean reprojection error {self.reprojection_error_px:.2f} px; "
+            f"vertical field of view {self.vertical_fov_deg:.1f} degrees ({self.fov_note}); {self.seconds:.1f} s."
+        )
+        if self.warnings:
+            text += " Warnings: " + " ".join(self.warnings)
+        return text
