@@ -557,6 +557,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if not args.verbose:  # the banner says where the viewer listens; the library's per-connection lines are noise
+        logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except StarBridgeError as exc:
