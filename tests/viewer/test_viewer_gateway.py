@@ -3,12 +3,14 @@ its API, sessions through the same manager as the engine channel, typed errors, 
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -196,6 +198,24 @@ def test_pages_of_another_origin_are_refused(make_backend):
         with connect(ws_url(backend), origin="http://evil.example"):
             pass
     assert refused.value.response.status_code == 403
+
+
+def test_a_rebound_host_name_is_refused_without_a_token(make_backend):
+    """DNS rebinding: a page of evil.example re-pointed at 127.0.0.1 sends Host/Origin evil.example (same origin)."""
+    backend = make_backend(viewer_port=0)
+    port = urlsplit(backend.viewer.url).port
+    for path in ("/api/scenes", "/ws"):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("GET", path, headers={"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"})
+            response = conn.getresponse()
+            assert response.status == 403, (path, response.status)
+            assert b"127.0.0.1" in response.read()
+        finally:
+            conn.close()
+    with connect(ws_url(backend)) as ws:  # the page of this machine still works
+        ws.send(json.dumps({"type": "hello"}))
+        assert recv_json(ws)["type"] == "welcome"
 
 
 def test_shutdown_notice_reaches_the_page_then_the_connection_closes(demo_store):

@@ -272,9 +272,20 @@ class ViewerGateway:
             )
         return None
 
+    def _rebound(self, connection: ServerConnection, request: Request) -> bool:
+        """A request from this machine, with no token set, naming a host that is not this machine's: a web page
+        whose domain was re-pointed at 127.0.0.1 (DNS rebinding) would pass the origin check; refuse it."""
+        if self.manager.config.token or not is_loopback(str(connection.remote_address[0])):
+            return False  # the token (or the peer check in _authorize) decides
+        name = urlsplit("//" + request.headers.get("Host", "")).hostname or ""
+        return not (is_loopback(name) or name == self.manager.config.host)
+
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
         origin = request.headers.get("Origin")
+        if (url.path == WS_PATH or url.path.startswith("/api/")) and self._rebound(connection, request):
+            return _response(403, "Forbidden", b"without --token the viewer answers only to this machine's own "
+                             b"addresses (127.0.0.1, localhost)", "text/plain")  # fmt: skip
         if url.path == WS_PATH:
             host = request.headers.get("Host", "")
             if origin is not None and urlsplit(origin).netloc != host:
