@@ -46,11 +46,7 @@ def push_pull_fill(colour: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def push_pull_fill_values(values: np.ndarray, mask: np.ndarray, empty: float = 0.0) -> np.ndarray:
     """The same fill for (H, W, C) float32 values (e.g. inverse depth): a new array equal to `values` where
     `mask` is True, smooth blends of the nearest valid values in the holes; all `empty` with no valid pixel."""
-    values = np.asarray(values)
-    if values.ndim != 3 or values.dtype != np.float32:
-        raise InvalidArgument(f"values must be (H, W, C) float32, got {values.shape} {values.dtype}", field="values")
-    _check_mask(mask, values.shape[:2])
-    holes = np.flatnonzero(~mask)
+    values, holes = _float_holes(values, mask)
     if holes.size == mask.size:
         return np.full_like(values, empty)
     out = values.copy()
@@ -62,11 +58,7 @@ def push_pull_fill_values(values: np.ndarray, mask: np.ndarray, empty: float = 0
 def push_pull_fill_holes(values: np.ndarray, mask: np.ndarray, empty: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """`push_pull_fill_values` at the holes only: (the flat indices (n,) of the pixels where `mask` is False,
     row-major; their filled values (n, C) float32), without a full-size result."""
-    values = np.asarray(values)
-    if values.ndim != 3 or values.dtype != np.float32:
-        raise InvalidArgument(f"values must be (H, W, C) float32, got {values.shape} {values.dtype}", field="values")
-    _check_mask(mask, values.shape[:2])
-    holes = np.flatnonzero(~mask)
+    values, holes = _float_holes(values, mask)
     if holes.size == mask.size:
         return holes, np.full((holes.size, values.shape[2]), empty, np.float32)
     if not holes.size:
@@ -77,6 +69,15 @@ def push_pull_fill_holes(values: np.ndarray, mask: np.ndarray, empty: float = 0.
 def _check_mask(mask: np.ndarray, shape: tuple[int, ...]) -> None:
     if mask.shape != shape or mask.dtype != np.bool_:
         raise InvalidArgument(f"mask must be {shape} bool, got {mask.shape} {mask.dtype}", field="mask")
+
+
+def _float_holes(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Checked (H, W, C) float32 values and the flat indices of the pixels where `mask` is False."""
+    values = np.asarray(values)
+    if values.ndim != 3 or values.dtype != np.float32:
+        raise InvalidArgument(f"values must be (H, W, C) float32, got {values.shape} {values.dtype}", field="values")
+    _check_mask(mask, values.shape[:2])
+    return values, np.flatnonzero(~mask)
 
 
 def _push_pull(out: np.ndarray, mask: np.ndarray, holes: np.ndarray) -> np.ndarray:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_capture_depth import sparse_points
 
 from starbridge.errors import InvalidArgument
 from starbridge.geometry.camera import Intrinsics
-from starbridge.geometry.conventions import GL_TO_CV
 from starbridge.scenes.capture.depth import estimate_depth
 from starbridge.scenes.capture.dynamic import DynamicConfig, moving_masks
 from starbridge.scenes.procedural.clips import ClipConfig, GroundTruthClip, render_clip
@@ -40,21 +40,6 @@ def scores(mask: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
     inter = float((mask & truth).sum())
     union = float((mask | truth).sum())
     return inter / max(union, 1.0), inter / max(float(truth.sum()), 1.0), float((mask & ~truth).sum() / (~truth).sum())
-
-
-def sparse_points(clip: GroundTruthClip, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    intr = clip.intrinsics
-    out = []
-    for i in range(0, len(clip.frames), 3):
-        r = rng.integers(0, intr.height, 150)
-        c = rng.integers(0, intr.width, 150)
-        d = clip.depth[i, r, c].astype(np.float64)
-        ok = np.isfinite(d) & ~clip.moving[i, r, c]
-        rays = np.stack([(c + 0.5 - intr.cx) / intr.fx, (r + 0.5 - intr.cy) / intr.fy, np.ones(len(r))]) * d
-        c2w = clip.poses[i] @ GL_TO_CV
-        out.append((c2w[:3, :3] @ rays[:, ok] + c2w[:3, 3:4]).T)
-    return np.concatenate(out)
 
 
 @pytest.fixture(scope="module")
