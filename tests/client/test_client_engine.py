@@ -38,14 +38,16 @@ Handler = Callable[["FakeBackend", pb.EngineMessage], list[Reply]]
 class FakeBackend:
     """A ROUTER in a thread: records every EngineMessage and answers with what `handler` returns."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, endpoint: str = "tcp://127.0.0.1:*") -> None:
         self.handler = handler
         self.received: list[pb.EngineMessage] = []
+        self.replies_sent = 0  # replies handed to ZeroMQ, counted under `_sent`
+        self._sent = threading.Condition()
         self.ring: FrameRingWriter | None = None
         self.frame_sequence = 0
         self._socket = zmq.Context.instance().socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.bind("tcp://127.0.0.1:*")
+        self._socket.bind(endpoint)
         self.endpoint = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -62,6 +64,9 @@ class FakeBackend:
                 self.received.append(msg)
                 for parts in self.handler(self, msg):
                     self._socket.send_multipart([identity, *parts])
+                    with self._sent:
+                        self.replies_sent += 1
+                        self._sent.notify_all()
         finally:
             self._socket.close(0)
 
@@ -74,6 +79,12 @@ class FakeBackend:
             time.sleep(0.005)
         raise AssertionError(f"backend did not receive {count} {kind} message(s): {self.received}")
 
+    def wait_sent(self, count: int, timeout_s: float = 2.0) -> None:
+        """Until `count` replies in all have been handed to ZeroMQ (over inproc: in the client's queue)."""
+        with self._sent:
+            if not self._sent.wait_for(lambda: self.replies_sent >= count, timeout_s):
+                raise AssertionError(f"backend sent {self.replies_sent} replies, expected {count}")
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(2.0)
@@ -85,8 +96,8 @@ class FakeBackend:
 def backends():
     made: list[FakeBackend] = []
 
-    def make(handler: Handler) -> FakeBackend:
-        made.append(FakeBackend(handler))
+    def make(handler: Handler, endpoint: str = "tcp://127.0.0.1:*") -> FakeBackend:
+        made.append(FakeBackend(handler, endpoint))
         return made[-1]
 
     yield make
@@ -230,8 +241,7 @@ def test_overwritten_slot_falls_back_to_the_newest_frame(backends, tmp_path: Pat
     with EngineClient(backend.endpoint) as client:
         client.hello()
         client.send_pose(1, **POSE)
-        backend.wait_for("pose")
-        time.sleep(0.1)
+        backend.wait_sent(1 + 4)  # Welcome, then the four frames: all four are in the ring now
         frame = client.receive(2.0)
         check_frame(frame, 4, 1, "shared_memory")
         assert frame.meta.slot == 0
@@ -239,12 +249,12 @@ def test_overwritten_slot_falls_back_to_the_newest_frame(backends, tmp_path: Pat
 
 
 def test_newest_skips_queued_frames(backends):
-    backend = backends(serving(frames_per_pose=3))
+    # Over inproc a reply is in the client's queue once the backend has sent it: all three are queued here.
+    backend = backends(serving(frames_per_pose=3), endpoint=f"inproc://newest-{id(backends)}")
     with EngineClient(backend.endpoint) as client:
         client.hello(transport="inline")
         client.send_pose(1, **POSE)
-        backend.wait_for("pose")
-        time.sleep(0.1)
+        backend.wait_sent(1 + 3)
         check_frame(client.receive(2.0, newest=True), 3, 1, "inline")
         assert client.receive(0.05) is None
 

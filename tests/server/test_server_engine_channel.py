@@ -293,3 +293,34 @@ def test_hello_again_replaces_the_session(engine: Engine, backend: Backend):
     second = engine.hello().welcome.session_id
     assert first != second
     assert _wait_for(lambda: [s.session_id for s in backend.manager.sessions()] == [second])
+
+
+def _has_ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+def test_an_ipv6_host_serves_both_endpoints(make_backend):
+    """`--host ::1`: the engine channel is tcp://[::1]:PORT and gRPC [::1]:PORT; a client gets frames over it."""
+    import grpc
+
+    from starbridge.client.engine import EngineClient
+    from starbridge.protocol import bridge_pb2, bridge_pb2_grpc
+
+    backend = make_backend(host="::1", viewer=False)
+    assert backend.engine_endpoint.startswith("tcp://[::1]:") and backend.grpc_address.startswith("[::1]:")
+    with EngineClient(backend.engine_endpoint) as client:
+        client.hello(width=64, height=36, transport="inline")
+        client.send_pose(1, position=(0.0, 1.6, 0.0), rotation_xyzw=(0.0, 0.0, 0.0, 1.0), vertical_fov_deg=60.0)
+        frame = client.receive(10.0)
+        assert frame is not None and frame.pixels.shape == (36, 64, 4)
+    with grpc.insecure_channel(backend.grpc_address) as ch:
+        info = bridge_pb2_grpc.BridgeStub(ch).GetServerInfo(bridge_pb2.GetServerInfoRequest(), timeout=10)
+        assert info.backend_version and info.engine_endpoint.startswith("tcp://[::1]:")

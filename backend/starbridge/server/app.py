@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..runtime.generator import Generator
 from ..scenes.store import SceneStore, default_store_root
+from ..transport.defaults import host_port
 from ..transport.ring import cleanup_stale_rings
 from .config import ServerConfig
 from .engine_channel import EngineChannel
@@ -52,7 +53,7 @@ class Backend:
 
     @property
     def grpc_address(self) -> str:
-        return f"{self.config.host}:{self.grpc_port}"
+        return host_port(self.config.host, self.grpc_port)
 
     def start(self) -> Backend:
         """Check the config, bind both endpoints and start serving. Raises InvalidArgument for a bad setting

@@ -18,6 +18,7 @@ from ..transport.defaults import (
     MAX_SIDE,
     MIN_SIDE,
     engine_endpoint,
+    host_port,
 )
 
 
@@ -118,7 +119,7 @@ class ServerConfig:
 
     @property
     def grpc_address(self) -> str:
-        return f"{self.host}:{self.grpc_port}"
+        return host_port(self.host, self.grpc_port)
 
     @property
     def engine_endpoint(self) -> str:

@@ -16,9 +16,14 @@ DEFAULT_ENGINE_PORT = 50052
 DEFAULT_VIEWER_PORT = 50053
 
 
+def host_port(host: str, port: int) -> str:
+    """HOST:PORT as gRPC and ZeroMQ addresses write it: an IPv6 literal in brackets ([::1]:50052)."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
 def engine_endpoint(host: str, port: int) -> str:
-    """The ZeroMQ address of an engine channel: tcp://HOST:PORT."""
-    return f"tcp://{host}:{port}"
+    """The ZeroMQ address of an engine channel: tcp://HOST:PORT (tcp://[::1]:PORT for an IPv6 host)."""
+    return f"tcp://{host_port(host, port)}"
 
 
 #: Where a client finds the engine channel of a backend started with the defaults.
