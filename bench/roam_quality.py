@@ -8,8 +8,9 @@ coverage probe), bench/roam_metrics.py (regions, coverage, PSNR / SSIM, revisit,
 (strips, top-down picture).
 
 Worlds: held-out procedural samples (samples.iter_samples("heldout"): seeds and styles training never sees);
-each sample's reference clip is written as a scene bundle, and ground truth at any pose and time is the
-sample's world ray-cast there (samples.render_truth).
+each sample's reference clip is written as a scene bundle with its exact moving-object masks (as the demo scene
+has them; imported clips get theirs from capture), and ground truth at any pose and time is the sample's world
+ray-cast there (samples.render_truth).
 
 Camera paths (scenes/procedural/paths.py `roam_paths`; wire c2w, scene units, starting at the origin camera,
 which is the reference video's first camera): turn 90 degrees left, 90 right, 180 and back, strafe to the
@@ -129,6 +130,7 @@ from starbridge.scenes.procedural.samples import (  # noqa: E402
     Sample,
     SampleConfig,
     iter_samples,
+    moving_masks,
     render_truth,
     sample_to_bundle,
 )
@@ -273,7 +275,7 @@ def run(
     with tempfile.TemporaryDirectory(prefix="starbridge-roam-") as tmp:
         for k, sample in enumerate(iter_samples("heldout", samples, start=start, config=config)):
             print(f"  world {k + 1}/{samples}: {sample.name} (scale {sample.scale:.3f}) ...", flush=True)
-            scene = sample_to_bundle(sample, Path(tmp) / f"w{k}")
+            scene = sample_to_bundle(sample, Path(tmp) / f"w{k}", moving=moving_masks(sample))  # as the demo has
             flights = roam_paths(poses, sample.scale, sample.world.eye_height_m, strafe_m=STRAFE_M, dolly_m=DOLLY_M)
             world: dict[str, Any] = {
                 "world": sample.name, "seed": sample.seed, "style": sample.style, "scale": sample.scale, "paths": {},

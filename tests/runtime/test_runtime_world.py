@@ -132,7 +132,7 @@ def test_memory_is_bounded(pan):
 def test_layers_drawn_at_the_holes_only_equal_full_layers(pan):
     """ExplicitSession.splat draws the world and the memory at the hole pixels only, culling what cannot land
     there; the result must be exactly that of full-size layers over everything (the plain way of drawing it)."""
-    from starbridge.runtime.explicit import _wide
+    from starbridge.runtime.holes import SURROUND_DEPTH_TOL, SURROUND_RADIUS, wide_holes
 
     clip, bundle = pan
     intr = Intrinsics.from_fov(60.0, 96, 54)
@@ -145,23 +145,46 @@ def test_layers_drawn_at_the_holes_only_equal_full_layers(pan):
         # the plain way: the frame, the whole world at 1 / step upsampled, the whole memory at full size
         i = bundle.frame_index(0.3)
         want = session._frames.get(intr)(bundle.frames[i], bundle.depth[i], bundle.poses[i], c2w)
-        holes = _wide(~want.mask)
+        holes = wide_holes(~want.mask)
+        limit = _plain_limit(want.mask, want.depth, holes, SURROUND_RADIUS)  # no later layer behind the surroundings
         world, step = session.world, session.world.step
         coarse = intr.scaled(-(-96 // step), -(-54 // step))
         blocks = np.pad(holes, ((0, -54 % step), (0, -96 % step))).reshape(coarse.height, step, coarse.width, step)
         second = PointSplatter(coarse, 1).splat([(world.points, world.colours)], c2w, only=blocks.any(axis=(1, 3)))
         up = (slice(0, 54), slice(0, 96))
         fill = holes & np.repeat(np.repeat(second.mask, step, 0), step, 1)[up]
+        fill &= np.repeat(np.repeat(second.depth, step, 0), step, 1)[up] <= limit * (1 + SURROUND_DEPTH_TOL)
         want.colour[fill] = np.repeat(np.repeat(second.colour, step, 0), step, 1)[up][fill]
         want.depth[fill] = np.repeat(np.repeat(second.depth, step, 0), step, 1)[up][fill]
         want.mask[fill] = True
         holes &= ~fill
         if len(session.memory) and holes.any():
             third = PointSplatter(intr, 1).splat([session.memory.arrays()], c2w, only=holes)
-            where = holes & third.mask
+            where = holes & third.mask & (third.depth <= limit * (1 + SURROUND_DEPTH_TOL))
             want.colour[where], want.depth[where], want.mask[where] = third.colour[where], third.depth[where], True
         np.testing.assert_array_equal(got.mask, want.mask)
         np.testing.assert_array_equal(got.colour, want.colour)
         np.testing.assert_array_equal(got.depth, want.depth)
         session.render(request)  # remember this frame's holes
     assert len(session.memory.chunks()) >= 4  # the memory took part
+
+
+def _plain_limit(mask: np.ndarray, depth: np.ndarray, holes: np.ndarray, radius: int) -> np.ndarray:
+    """Per hole pixel closed in on both sides (left and right, or up and down: the first covered pixel within
+    `radius` on each), the farthest depth of the first covered pixels right, down, left and up; +inf elsewhere.
+    Pixel by pixel."""
+    h, w = mask.shape
+    out = np.full((h, w), np.inf, np.float32)
+    for y, x in zip(*np.nonzero(holes), strict=True):
+        met = []
+        for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0)):
+            hit = None
+            for r in range(1, radius + 1):
+                yy, xx = y + dy * r, x + dx * r
+                if 0 <= yy < h and 0 <= xx < w and mask[yy, xx]:
+                    hit = depth[yy, xx]
+                    break
+            met.append(hit)
+        if (met[0] is not None and met[2] is not None) or (met[1] is not None and met[3] is not None):
+            out[y, x] = max(m for m in met if m is not None)
+    return out

@@ -1,4 +1,5 @@
-"""Forward splatting: the explicit spatial constraint of docs/architecture.md §6, in NumPy.
+"""Forward splatting: the explicit spatial constraint of docs/architecture.md §6 (NumPy set-up around the
+compiled loops of kernels.py).
 
 A source frame (colour + z-depth, with its camera) is unprojected at every pixel centre, moved into
 the target camera, projected, z-tested and blended:
@@ -14,7 +15,7 @@ the target camera, projected, z-tested and blended:
    weight is below `SplatConfig.min_footprint_weight` take no part in the z-test: they cannot occlude, and
    cannot make a pixel valid on their own (so a point exactly on a pixel centre covers that pixel only).
 3. **Z-test and depth-weighted blending.** Each target pixel keeps the nearest z-depth zmin among the
-   contributions it got (np.minimum.at). A contribution at depth z then weighs
+   contributions it got. A contribution at depth z then weighs
    bilinear * clip(1 - (z / zmin - 1) / depth_band, 0, 1): the nearest surface counts fully, points up to
    `depth_band` (relative) behind it fade out linearly, anything further is occluded. Directions at
    infinity have a depth larger than any point, so they lose against every finite surface.
@@ -24,14 +25,18 @@ the target camera, projected, z-tested and blended:
 Pixels no point reaches (disocclusions, out of the source view) are masked invalid.
 
 Performance: `Splatter` caches the source ray grid and every work buffer for one (source, target)
-intrinsics pair. All work is vectorised over the N source pixels, one footprint corner at a time (flat
-index views, so no (4, N) index array is built): per corner one np.minimum.at for the z-test, one take of
-the z-buffer, and two np.add.at that each sum two channels packed as complex64 (r + i g, b + i w).
-About 10 ms at 512x288 on one core of a 2-core Xeon VM (bench/bench_render.py); splitting the points over
-two threads gave no speed-up there (ufunc.at and short memory-bound passes), so it runs on one. Points that
-can only land on the cropped border (the camera turned away from part of the source) are dropped before the
-scatter steps, which changes nothing in the result. No matmul on point arrays: NumPy hands it to a
-multi-threaded BLAS whose spinning threads take the second core from the rest of the frame.
+intrinsics pair. The per-point work runs in numba-compiled loops (kernels.py), each one pass without (N,)
+temporaries: projection of the source pixels (`project_frame`), or of point sets with their view culling
+(`project_points`); footprint + z-test, which also packs the drawn points (`footprint_z_test`); the
+depth-weighted sums, footprint corner by corner (`accumulate`); and the resolve (`resolve`). They replaced
+np.minimum.at / np.add.at scatters (13.7 ms a frame at 512x288 on this project's 2-core AMD EPYC VM) with the
+same float32 arithmetic in the same order: the images are bit-identical (tests/geometry compares them with a
+NumPy reference). The splat now takes about 6 ms of CPU there (bench/bench_render.py, shared machine; README
+has the idle numbers). Serial by choice (a parallel version was not tried: the server runs other threads beside
+a session's on two cores), and the kernels release the GIL so those threads run meanwhile. Points that can only
+land on the cropped border (outside x in [0, w + 1), y in [0, h + 1) in the bordered grid: a camera turned away
+from part of the source) are skipped, which changes nothing in the result. No matmul on point arrays: NumPy
+hands it to a multi-threaded BLAS whose spinning threads take the second core from the rest of the frame.
 
 `PointSplatter` draws point sets (a fused world, a session memory); `sample` resolves it at a few pixels
 only, and `SetBounds` culls whole sets by their bounding boxes: both exact, for drawing into scattered holes.
@@ -50,11 +55,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidArgument
+from . import kernels
 from .camera import Intrinsics
 from .conventions import wire_to_cv
-
-#: Integers up to this are exact in float32.
-FLOAT32_EXACT_INTEGERS = 2**24
 
 #: Z-test key of a direction at infinity: larger than any real depth, so any finite surface wins.
 SKY_KEY = np.float32(1e30)
@@ -129,7 +132,8 @@ def relative_transform_cv(src_c2w_wire: np.ndarray, dst_c2w_wire: np.ndarray) ->
 
 class _Target:
     """The target half of splatting, shared by every source kind: a target image's buffers, and the
-    footprint, z-test, blending and resolve steps over points given by their continuous target positions.
+    footprint, z-test, blending and resolve steps (kernels.py) over points given by their continuous target
+    positions.
 
     Buffers for the points are sized for `capacity` points; a call may use fewer.
     """
@@ -140,24 +144,22 @@ class _Target:
         self.capacity = capacity
         h, w = dst_intr.height, dst_intr.width
         # Target buffers are flat (h + 2) x (w + 2) grids: a one-pixel border (cropped at the end) takes the
-        # footprint pixels just outside the image, and a trash area after it takes points that cannot be drawn.
+        # footprint pixels just outside the image.
         self._row = w + 2
-        self._trash = (h + 2) * self._row
-        size = self._trash + self._row + 2
-        #: Flat offsets of the footprint pixels from its top-left one: top-left, top-right, bottom-left, bottom-right.
-        self._corners = (0, 1, self._row, self._row + 1)
+        size = (h + 2) * self._row
         self._zbuf = np.empty(size, np.float32)  # nearest z-test key per pixel
         self._inv = np.empty(size, np.float32)  # 1 / (depth_band * zbuf)
-        self._acc = np.empty((size, 2), np.complex64)  # per pixel: sum w r + i sum w g, sum w b + i sum w
-        n = capacity
-        self._base = np.empty(n, np.intp)  # top-left footprint pixel of each point (flat index)
-        self._wt = np.empty((4, n), np.float32)  # bilinear weight of each corner
-        self._keep = np.empty(n, np.bool_)
-        self._tmp = np.empty(n, np.float32)
-        self._vals = np.empty(n, np.complex64)
-        # Colour as complex pairs (r + i g, b + i 1), so that one add.at sums two channels.
-        self._rg = np.empty(n, np.complex64)
-        self._b1 = np.full(n, 1j, np.complex64)  # imaginary part stays 1; the real part takes b
+        self._acc = np.empty((size, 4), np.float32)  # per pixel: sum w r, sum w g, sum w b, sum w
+        # The drawn points (kernels.footprint_z_test): top-left footprint pixel (flat index), bilinear weight of
+        # each corner, key, colour as float32 (r, g, b, 1).
+        self._base = np.empty(capacity, np.intp)
+        self._wt = np.empty((4, capacity), np.float32)
+        self._keys = np.empty(capacity, np.float32)
+        self._rgbw = np.empty((capacity, 4), np.float32)
+        self._inner: np.ndarray | None = None  # grid index of every image pixel, row-major (made on first draw)
+        self._min_weight = np.float32(config.min_footprint_weight)
+        self._band = np.float32(config.depth_band)
+        self._full = np.float32((1.0 + config.depth_band) / config.depth_band)
 
     def bordered_k(self) -> np.ndarray:
         """K of the bordered grid: pixel centres at integers, the image's first pixel at 1."""
@@ -165,116 +167,41 @@ class _Target:
         return np.array([[d.fx, 0.0, d.cx + 0.5], [0.0, d.fy, d.cy + 0.5], [0.0, 0.0, 1.0]])
 
     def draw(self, x: np.ndarray, y: np.ndarray, key: np.ndarray, rgb: np.ndarray) -> SplatResult:
-        """Splat n points: continuous positions x, y (n,) in the bordered grid (NaN: not drawable; overwritten),
-        z-test keys (n,) (target z-depth, SKY_KEY at infinity) and colours rgb (n, 3)."""
+        """Splat n points: continuous positions x, y (n,) in the bordered grid (NaN: not drawable), z-test keys
+        (n,) (target z-depth, SKY_KEY at infinity) and colours rgb (n, 3)."""
         self._scatter(x, y, key, rgb)
-        return self._resolve()
+        h, w = self.dst_intr.height, self.dst_intr.width
+        if self._inner is None:
+            self._inner = ((np.arange(1, h + 1) * self._row)[:, None] + np.arange(1, w + 1)).ravel()
+        colour, mask, depth = self._resolve(self._inner)
+        return SplatResult(colour=colour.reshape(h, w, 3), mask=mask.reshape(h, w), depth=depth.reshape(h, w))
 
     def draw_at(
         self, x: np.ndarray, y: np.ndarray, key: np.ndarray, rgb: np.ndarray, pixels: np.ndarray
     ) -> PixelSamples:
         """`draw`, resolved only at the image pixels `pixels` (flat indices y * width + x): no full-size output."""
         self._scatter(x, y, key, rgb)
-        return self._resolve_at(pixels)
+        y_, x_ = np.divmod(np.asarray(pixels, np.intp), self.dst_intr.width)
+        colour, mask, depth = self._resolve((y_ + 1) * self._row + (x_ + 1))
+        return PixelSamples(colour=colour, mask=mask, depth=depth)
 
     def _scatter(self, x: np.ndarray, y: np.ndarray, key: np.ndarray, rgb: np.ndarray) -> None:
-        n = len(key)
-        with np.errstate(invalid="ignore", over="ignore"):
-            np.clip(x, 0.0, self.dst_intr.width + 1.0, out=x)  # beyond the image: onto the cropped border
-            np.clip(y, 0.0, self.dst_intr.height + 1.0, out=y)
-            self._footprint(x, y, n)
-            self._z_test(key, n)
-            self._accumulate(rgb, key, n)
+        """Footprints and z-test (zbuf), then the depth-weighted colour sums (acc)."""
+        x, y, key = (np.ascontiguousarray(a, np.float32) for a in (x, y, key))
+        rgb = np.ascontiguousarray(rgb, np.uint8)
+        if not len(x) == len(y) == len(key) == len(rgb) <= self.capacity or rgb.shape[1:] != (3,):
+            raise ValueError(f"{len(key)} points for a target with room for {self.capacity}, or mismatched arrays")
+        w, h = self.dst_intr.width, self.dst_intr.height
+        base, wt, keys, rgbw, zbuf = self._base, self._wt, self._keys, self._rgbw, self._zbuf
+        m = kernels.footprint_z_test(x, y, key, rgb, w, h, self._min_weight, base, wt, keys, rgbw, zbuf)
+        kernels.accumulate(m, base, wt, keys, rgbw, w, zbuf, self._band, self._full, self._inv, self._acc)
 
-    def _footprint(self, x: np.ndarray, y: np.ndarray, n: int) -> None:
-        """Top-left footprint pixel (`_base`) and the four bilinear weights (`_wt`) of every point.
-
-        NaN positions go to the trash area (their weights are NaN and stay there)."""
-        x0 = np.floor(x)
-        y0 = np.floor(y)
-        fx = np.subtract(x, x0, out=x)
-        fy = np.subtract(y, y0, out=y)
-        # Flat index, computed in floats so that NaN marks the undrawable; float32 is exact below 2**24.
-        base = y0 if self._trash + self._row < FLOAT32_EXACT_INTEGERS else y0.astype(np.float64)
-        base *= self._row
-        base += x0
-        np.copyto(base, self._trash, where=np.isnan(base))
-        np.copyto(self._base[:n], base, casting="unsafe")
-        gx = np.subtract(np.float32(1.0), fx, out=x0)
-        gy = np.float32(1.0) - fy
-        wt = self._wt[:, :n]
-        np.multiply(gx, gy, out=wt[0])
-        np.multiply(fx, gy, out=wt[1])
-        np.multiply(gx, fy, out=wt[2])
-        np.multiply(fx, fy, out=wt[3])
-
-    def _z_test(self, key: np.ndarray, n: int) -> None:
-        """Nearest key per pixel into `_zbuf` (+inf where none), then `_inv` = 1 / (depth_band * zbuf).
-
-        Corners whose bilinear weight is below min_footprint_weight do not take part (key +inf)."""
-        zbuf, base, keep, masked = self._zbuf, self._base[:n], self._keep[:n], self._tmp[:n]
-        zbuf.fill(np.inf)
-        for corner, offset in enumerate(self._corners):
-            np.greater_equal(self._wt[corner, :n], np.float32(self.config.min_footprint_weight), out=keep)
-            with np.errstate(divide="ignore"):
-                np.divide(key, keep, out=masked)  # key / False = inf
-            np.minimum.at(zbuf[offset:], base, masked)
-        np.multiply(zbuf, np.float32(self.config.depth_band), out=self._inv)
-        with np.errstate(divide="ignore"):
-            np.divide(np.float32(1.0), self._inv, out=self._inv)
-
-    def _accumulate(self, rgb: np.ndarray, key: np.ndarray, n: int) -> None:
-        """Sum depth-weighted colours per pixel into `_acc`.
-
-        Depth weight max(0, 1 - (z / zmin - 1) / band) = (1 + band) / band - z * inv[pixel], clipped to
-        [0, 1]: above 1 only for corners too small to take part in the z-test."""
-        rg, b1 = self._rg[:n], self._b1[:n]
-        rg.real, rg.imag, b1.real = rgb[:, 0], rgb[:, 1], rgb[:, 2]
-        band = self.config.depth_band
-        full = np.float32((1.0 + band) / band)
-        base, weight, vals, acc = self._base[:n], self._tmp[:n], self._vals[:n], self._acc
-        acc.fill(0.0)
-        for corner, offset in enumerate(self._corners):
-            np.take(self._inv[offset:], base, out=weight, mode="clip")  # indices are in range: no checks
-            weight *= key
-            np.subtract(full, weight, out=weight)
-            np.clip(weight, 0.0, 1.0, out=weight)
-            weight *= self._wt[corner, :n]
-            np.multiply(weight, rg, out=vals)
-            np.add.at(acc[offset:, 0], base, vals)
-            np.multiply(weight, b1, out=vals)
-            np.add.at(acc[offset:, 1], base, vals)
-
-    def _resolve(self) -> SplatResult:
-        """Crop the border, normalise the colour sums, make mask and depth."""
-        h, w = self.dst_intr.height, self.dst_intr.width
-        inner = (slice(1, h + 1), slice(1, w + 1))
-        zbuf = self._zbuf[: self._trash].reshape(h + 2, self._row)[inner]
-        acc = self._acc.view(np.float32)[: self._trash].reshape(h + 2, self._row, 4)[inner]  # w r, w g, w b, w
-        mask = zbuf < np.inf
-        inv = np.zeros((h, w), np.float32)
-        np.divide(np.float32(1.0), acc[:, :, 3], out=inv, where=mask)
-        out = np.empty((h, w, 3), np.float32)
-        for c in range(3):
-            np.multiply(acc[:, :, c], inv, out=out[:, :, c])
-        out += np.float32(0.5)  # weighted means of values in [0, 255]: no clipping needed
-        depth = zbuf.copy()
-        np.copyto(depth, np.float32(np.inf), where=depth >= SKY_KEY)  # directions at infinity
-        return SplatResult(colour=out.astype(np.uint8), mask=mask, depth=depth)
-
-    def _resolve_at(self, pixels: np.ndarray) -> PixelSamples:
-        """`_resolve` at some pixels only (the same arithmetic, so the same values)."""
-        y, x = np.divmod(np.asarray(pixels, np.intp), self.dst_intr.width)
-        at = (y + 1) * self._row + (x + 1)  # bordered grid
-        zbuf = np.take(self._zbuf, at)
-        acc = np.take(self._acc.view(np.complex128).ravel(), at).view(np.float32).reshape(-1, 4)  # w r, w g, w b, w
-        mask = zbuf < np.inf
-        inv = np.zeros(len(at), np.float32)
-        np.divide(np.float32(1.0), acc[:, 3], out=inv, where=mask)
-        out = acc[:, :3] * inv[:, None]
-        out += np.float32(0.5)
-        np.copyto(zbuf, np.float32(np.inf), where=zbuf >= SKY_KEY)
-        return PixelSamples(colour=out.astype(np.uint8), mask=mask, depth=zbuf)
+    def _resolve(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Colour (n, 3) uint8, mask (n,) and depth (n,) at the grid pixels `at` (n,)."""
+        n = len(at)
+        colour, mask, depth = np.empty((n, 3), np.uint8), np.empty(n, np.bool_), np.empty(n, np.float32)
+        kernels.resolve(self._zbuf, self._acc, np.ascontiguousarray(at, np.intp), colour, mask, depth)
+        return colour, mask, depth
 
 
 def _check_pose(name: str, m: np.ndarray) -> None:
@@ -300,7 +227,10 @@ class Splatter:
         self.dst_intr = dst_intr
         self.config = config or SplatConfig()
         self._ray_a, self._ray_b = _ray_axes(src_intr)
-        self._target = _Target(dst_intr, src_intr.width * src_intr.height, self.config)
+        n = src_intr.width * src_intr.height
+        self._target = _Target(dst_intr, n, self.config)
+        self._near = np.float32(self.config.near)
+        self._x, self._y, self._key = (np.empty(n, np.float32) for _ in range(3))  # projected source pixels
 
     def __call__(
         self, colour: np.ndarray, depth: np.ndarray, src_c2w_wire: np.ndarray, dst_c2w_wire: np.ndarray
@@ -310,48 +240,12 @@ class Splatter:
         both camera-to-world in the wire (OpenGL) convention. H, W are the source intrinsics' size."""
         colour, depth = self._check(colour, depth, src_c2w_wire, dst_c2w_wire)
         rel = relative_transform_cv(src_c2w_wire, dst_c2w_wire)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            x, y, key = self._project(depth, rel)
-        rgb = colour.reshape(-1, 3)
-        d = self.dst_intr
-        inside = (x >= 0.0) & (x < d.width + 1.0) & (y >= 0.0) & (y < d.height + 1.0)  # NaN: False
-        if inside.mean() < 0.97:  # the camera turned: skip the points that can only land on the cropped border
-            keep = np.flatnonzero(inside)  # (order kept: the sums, and so the result, are exactly the same)
-            x, y, key = x[keep], y[keep], key[keep]
-            rgb = (
-                np.take(np.ascontiguousarray(rgb).view(np.dtype((np.void, 3))).ravel(), keep)
-                .view(np.uint8)
-                .reshape(-1, 3)
-            )
-        return self._target.draw(x, y, key, rgb)
-
-    def _project(self, depth: np.ndarray, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Continuous positions x, y (N,) in the bordered target grid (pixel centres at integers, the image's
-        first pixel at 1) and z-test keys (N,). Points that cannot be drawn get NaN positions.
-
-        With inv_d = 1 / depth (0 at infinity), a source point is depth * (R @ ray + t * inv_d): the
-        projection needs only the bracket, and directions at infinity drop the translation by themselves.
-        """
         k = self._target.bordered_k()
         m = (k @ rel[:3, :3]).astype(np.float32)
         kt = (k @ rel[:3, 3]).astype(np.float32)
-        a, b = self._ray_a, self._ray_b
-        inv_d = np.float32(1.0) / depth
-        hom = []
-        for i in range(3):
-            h_i = np.multiply(inv_d, kt[i])
-            h_i += np.add.outer(m[i, 1] * b + m[i, 2], m[i, 0] * a)  # (H, W): row i of M @ (a, b, 1)
-            hom.append(h_i.ravel())
-        hx, hy, hz = hom
-        depth = depth.ravel()
-        drawable = depth > 0  # not NaN, not <= 0
-        drawable &= hz > np.float32(self.config.near) * inv_d.ravel()  # in front: z > near, or > 0 at infinity
-        hz_drawable = np.where(drawable, hz, np.float32(np.nan))
-        x = np.divide(hx, hz_drawable, out=hx)
-        y = np.divide(hy, hz_drawable, out=hy)
-        key = np.multiply(hz, depth, out=hz)  # target z-depth; +inf at infinity
-        np.minimum(key, SKY_KEY, out=key)
-        return x, y, key
+        x, y, key = self._x, self._y, self._key
+        kernels.project_frame(depth, self._ray_a, self._ray_b, m, kt, self._near, x, y, key)
+        return self._target.draw(x, y, key, colour.reshape(-1, 3))
 
     def _check(
         self, colour: np.ndarray, depth: np.ndarray, src_c2w: np.ndarray, dst_c2w: np.ndarray
@@ -366,10 +260,10 @@ class Splatter:
         depth = np.asarray(depth)
         if depth.shape != (h, w):
             raise InvalidArgument(f"depth must be ({h}, {w}), got {depth.shape}", field="depth")
-        depth = depth.astype(np.float32, copy=False)
+        depth = np.ascontiguousarray(depth, np.float32)
         _check_pose("src_c2w_wire", src_c2w)
         _check_pose("dst_c2w_wire", dst_c2w)
-        return colour, depth
+        return np.ascontiguousarray(colour), depth
 
 
 class PointSplatter:
@@ -391,6 +285,7 @@ class PointSplatter:
         self.dst_intr = dst_intr
         self.config = config or SplatConfig()
         self._target = _Target(dst_intr, max(1, capacity), self.config)
+        self._near = np.float32(self.config.near)
 
     @property
     def capacity(self) -> int:
@@ -439,47 +334,25 @@ class PointSplatter:
             only = grown
         w2c = np.linalg.inv(wire_to_cv(dst_c2w_wire))
         proj = (self._target.bordered_k() @ w2c[:3]).astype(np.float32)  # (3, 4): world -> bordered pixels
-        xs, ys, keys, rgbs = [], [], [], []
         for points, colours in sets:
             if points.ndim != 2 or points.shape[1] != 4 or colours.shape != (len(points), 3):
                 raise InvalidArgument(
                     f"points must be (N, 4) and colours (N, 3), got {points.shape} and {colours.shape}",
                     field="points",
                 )
-            x, y, key, index = self._visible(points, proj, only)
-            xs.append(x)
-            ys.append(y)
-            keys.append(key)
-            rgbs.append(colours[index])
-        n = sum(len(k) for k in keys)
+        total = sum(len(points) for points, _ in sets)
+        x, y, key = (np.empty(total, np.float32) for _ in range(3))
+        rgb = np.empty((total, 3), np.uint8)
+        use_only = only is not None
+        only = np.ascontiguousarray(only) if use_only else np.zeros((1, 1), np.bool_)
+        d, n = self.dst_intr, 0
+        for points, colours in sets:  # in order: the same sums
+            points, colours = np.asarray(points, np.float32), np.asarray(colours, np.uint8)
+            n = kernels.project_points(points, colours, proj, self._near, d.width, d.height, only, use_only,
+                                       x, y, key, rgb, n)  # fmt: skip
         if n > self._target.capacity:
             self._target = _Target(self.dst_intr, n, self.config)
-        if len(sets) == 1:
-            return xs[0], ys[0], keys[0], rgbs[0]
-        return np.concatenate(xs), np.concatenate(ys), np.concatenate(keys), np.concatenate(rgbs)
-
-    def _visible(
-        self, points: np.ndarray, proj: np.ndarray, only: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Positions x, y, keys and indices of the points inside the target's view (with a small margin), and
-        on the `only` pixels when given."""
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            hx, hy, hz = _transform(proj, points)  # hz: target z-depth of points, > 0 ahead for directions
-            finite = points[:, 3] > 0
-            ahead = np.where(finite, hz > np.float32(self.config.near), hz > 0)
-            x = hx / hz
-            y = hy / hz
-            margin = 2.0
-            visible = ahead & (x > -margin) & (x < self.dst_intr.width + margin)
-            visible &= (y > -margin) & (y < self.dst_intr.height + margin)
-        index = np.flatnonzero(visible)
-        if only is not None and len(index):
-            h, w = only.shape
-            px = np.clip(x[index] - np.float32(0.5), 0, w - 1).astype(np.intp)  # bordered -> image pixel
-            py = np.clip(y[index] - np.float32(0.5), 0, h - 1).astype(np.intp)
-            index = index[only[py, px]]
-        key = np.where(finite[index], hz[index], SKY_KEY).astype(np.float32)
-        return x[index], y[index], key, index
+        return x[:n], y[:n], key[:n], rgb[:n]
 
 
 def frame_points(
@@ -554,8 +427,9 @@ class SetBounds:
     def __init__(self, boxes: Sequence[np.ndarray]) -> None:
         self.count = len(boxes)
         sizes = [len(b) for b in boxes]
-        self._owner = np.repeat(np.arange(self.count), sizes)  # the set of each box
-        self._corners = (np.concatenate(boxes) if sum(sizes) else np.empty((0, 8, 4))).reshape(-1, 4).astype(np.float64)
+        self._owner = np.repeat(np.arange(self.count, dtype=np.int64), sizes)  # the set of each box
+        corners = np.concatenate(boxes) if sum(sizes) else np.empty((0, 8, 4))
+        self._corners = np.ascontiguousarray(corners.reshape(-1, 4), np.float64)
 
     def in_view(self, intrinsics: Intrinsics, c2w_wire: np.ndarray, pixels: np.ndarray) -> np.ndarray:
         """(count,) bool: which sets may draw on the target `pixels` ((n,) flat indices y * width + x, n > 0) of a
@@ -565,19 +439,12 @@ class SetBounds:
         shown = np.zeros(self.count, bool)
         if not len(self._corners):
             return shown
-        rows, cols = np.divmod(pixels, intrinsics.width)
-        margin = 2.0  # a point's bilinear footprint reaches its neighbours
-        x0, x1 = cols.min() - margin, cols.max() + 1 + margin
-        y0, y1 = rows.min() - margin, rows.max() + 1 + margin
+        pixels = np.ascontiguousarray(pixels, np.int64)
+        if not pixels.size:
+            raise ValueError("in_view needs at least one pixel")
         k = np.array([[intrinsics.fx, 0.0, intrinsics.cx], [0.0, intrinsics.fy, intrinsics.cy], [0.0, 0.0, 1.0]])
         proj = k @ np.linalg.inv(wire_to_cv(c2w_wire))[:3]  # world -> pixels (centres at + 0.5)
-        hx, hy, hz = _transform(proj, self._corners)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            u, v = (hx / hz).reshape(-1, 8), (hy / hz).reshape(-1, 8)
-        ahead = (hz > 1e-9).reshape(-1, 8)
-        beside = (u < x0).all(1) | (u > x1).all(1) | (v < y0).all(1) | (v > y1).all(1)
-        show = ahead.any(1) & ~(ahead.all(1) & beside)
-        shown[self._owner[show]] = True
+        kernels.boxes_in_view(pixels, intrinsics.width, self._corners, proj, self._owner, shown)
         return shown
 
 

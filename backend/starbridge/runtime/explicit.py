@@ -5,9 +5,11 @@ splatted into the requested camera (exact where it sees, moving objects included
 uncovered comes from the scene's fused static world (scenes/fused.py: the static pixels of many
 reference frames) and the session's world memory (runtime/memory.py: what it showed before where
 nothing was seen), drawn in turn into just those pixels (only the world's parts and the memory's chunks whose
-bounds reach them, resolved there only); the remaining holes are filled by push-pull
-(geometry/fill.py) and remembered with the fill's depth, so that looking away and back shows the same. This is
-what the STAR model is compared against; it also serves the demo on a machine with no model bundle.
+bounds reach them, resolved there only), and never farther than the surface a hole is closed in by (a surface
+seen closer than the reference saw it cracks open; what lies behind it must not show through: `surroundings`);
+the remaining holes are filled (`hole_fill`: from what does not move, keeping the horizon) and remembered with
+the fill's depth, so that looking away and back shows the same. This is what the STAR model is compared
+against; it also serves the demo on a machine with no model bundle.
 """
 
 from __future__ import annotations
@@ -18,26 +20,14 @@ import numpy as np
 
 from ..errors import InvalidArgument
 from ..geometry.camera import Intrinsics
-from ..geometry.fill import push_pull_fill, push_pull_fill_holes, put_pixels, take_pixels
-from ..geometry.splat import PointSplatter, SplatResult, SplatterCache, pixel_points
+from ..geometry.fill import push_pull_fill, put_pixels, take_pixels
+from ..geometry.splat import PointSplatter, SplatResult, SplatterCache, frame_points, pixel_points
 from ..scenes.bundle import SceneBundle
 from ..scenes.fused import FusedWorld, FusedWorlds
 from ..transport.defaults import MAX_SIDE
 from .generator import FrameRequest
+from .holes import clamped, finish_fill, in_front, near, push_pull_sources, surroundings, to_uint8, wide_holes
 from .memory import MemoryConfig, WorldMemory
-
-
-def hole_points(result: SplatResult, filled_rgb: np.ndarray, intrinsics: Intrinsics, c2w: np.ndarray):
-    """The holes of a splat as world points, at the depth a push-pull fill of the inverse depth gives them
-    (0 = infinity where the surroundings are sky): ((N, 4) float32, (N, 3) uint8 colours from `filled_rgb`)."""
-    if result.mask.all():
-        return np.empty((0, 4), np.float32), np.empty((0, 3), np.uint8)
-    inv = np.zeros(result.depth.shape + (1,), np.float32)
-    np.divide(np.float32(1.0), result.depth[..., None], out=inv, where=result.mask[..., None])  # 1 / inf = 0
-    at, filled = push_pull_fill_holes(inv, result.mask)
-    with np.errstate(divide="ignore"):
-        depth = np.float32(1.0) / filled[:, 0]  # 1 / 0 = inf: a direction
-    return pixel_points(at, depth, intrinsics, c2w), take_pixels(np.ascontiguousarray(filled_rgb), at)
 
 
 class ExplicitSession:
@@ -55,6 +45,11 @@ class ExplicitSession:
         self._splatters: dict[Intrinsics, PointSplatter] = {}
         self.memory = WorldMemory(memory)
         self._unfilled = np.empty(0, np.intp)  # set by splat: the wide-hole pixels no layer covered
+        self._dynamic = self._unfilled  # set by splat: the wide-hole pixels inside a moving object
+        self._limits = (self._unfilled, np.empty(0, np.float32))  # set by splat: its holes, their `surroundings`
+        self._moves = np.zeros((height, width), bool)  # set by splat when it has holes: `_moving`
+        #: (reference frame index, its moving pixels as world points, their (black) colours), for `_moving`.
+        self._moving_points = (-1, np.empty((0, 4), np.float32), np.empty((0, 3), np.uint8))
         #: (height, width) bool of the last splat: True where the same-time frame or the fused world saw the pixel.
         self.observed = np.ones((height, width), bool)
         #: `observed` for each frame of the last block (GeneratorSession.observed_masks).
@@ -85,12 +80,18 @@ class ExplicitSession:
         scene = self.scene
         i = scene.frame_index(request.scene_time_s)
         result = self._frames.get(request.intrinsics)(scene.frames[i], scene.depth[i], scene.poses[i], request.c2w)
-        holes = _wide(~result.mask)  # cracks where the camera came closer are left to the fill, as before
+        holes = wide_holes(~result.mask)  # cracks where the camera came closer are left to the fill, as before
         at = np.flatnonzero(holes)
         self.observed = np.ones(holes.shape, bool)  # True where a reference frame saw the pixel (the viewer's coverage)
         self._unfilled = at  # the wide-hole pixels no layer covers (flat indices)
+        self._dynamic = at[:0]
+        self._limits = (at, np.empty(0, np.float32))
         if not at.size:
             return result
+        self._moves = self._moving(request, result, holes)
+        limit, dynamic = surroundings(result.mask, result.depth, self._moves, at)
+        self._dynamic = at[dynamic]  # holes inside what moves (a moving object seen closer): filled, not remembered
+        self._limits = (at, limit)
         world = self.world
         step = world.step
         h, w = holes.shape
@@ -101,10 +102,10 @@ class ExplicitSession:
         blocks.reshape(-1)[block] = True
         seen = world.parts(world.bounds.in_view(coarse, request.c2w, block))
         second = self._splatter(coarse).splat([seen], request.c2w, only=blocks)
-        got = second.mask.reshape(-1)[block]
+        got = second.mask.reshape(-1)[block] & in_front(second.depth.reshape(-1)[block], limit)
         block = block[got]
         _put(result, at[got], take_pixels(second.colour, block), second.depth.reshape(-1)[block])
-        at = at[~got]
+        at, limit = at[~got], limit[~got]
         self.observed.reshape(-1)[at] = False  # neither the same-time frame nor the fused world: memory or fill
         self._unfilled = at
         if len(self.memory) and at.size:
@@ -113,20 +114,82 @@ class ExplicitSession:
             if chunks:
                 points = self.memory.arrays(chunks)
                 third = self._splatter(request.intrinsics).sample([points], request.c2w, at)
-                _put(result, at[third.mask], third.colour[third.mask], third.depth[third.mask])
-                self._unfilled = at[~third.mask]
+                got = third.mask & in_front(third.depth, limit)
+                _put(result, at[got], third.colour[got], third.depth[got])
+                self._unfilled = at[~got]
         return result
 
     def render(self, request: FrameRequest) -> np.ndarray:
         """One (height, width, 4) uint8 RGBA frame; alpha 255."""
         result = self.splat(request)
-        rgb = push_pull_fill(result.colour, result.mask)
-        if self._unfilled.size:  # (the wide holes left now are among these: none, nothing new to remember)
-            remembered = SplatResult(result.colour, ~_wide(~result.mask), result.depth)  # not the cracks
-            self.memory.add(*hole_points(remembered, rgb, request.intrinsics, request.c2w))
+        rgb, at, colours, depth = self.fill(request, result)
+        if at.size:
+            self.memory.add(pixel_points(at, depth, request.intrinsics, request.c2w), colours)
         out = np.empty((self.height, self.width, 4), np.uint8)
         out[..., :3] = rgb
         out[..., 3] = 255
+        return out
+
+    def fill(self, request: FrameRequest, result: SplatResult) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The frame of `result`, this session's last splat (of `request`), with its holes filled: (H, W, 3)
+        uint8; and what to remember of it: the flat indices (n,) of its wide holes left (not those inside a
+        moving object), their colours (n, 3) uint8 and depths (n,) float32 (+inf: a direction).
+
+        Cracks: push-pull. Wide holes: `hole_fill` from what does not move (what moves now is not what lies
+        behind the holes), at depths no farther than their surroundings (so that the memory passes the same
+        z-test on a revisit)."""
+        if not self._unfilled.size:  # (the wide holes left now are among these: none, nothing new to remember)
+            rgb = push_pull_fill(result.colour, result.mask)
+            return rgb, self._unfilled, np.empty((0, 3), np.uint8), np.empty(0, np.float32)
+        holes = wide_holes(~result.mask)
+        holes.reshape(-1)[self._dynamic] = False
+        sources = result.mask & ~self._moves
+        at, filled, values = push_pull_sources(result.colour, result.depth, sources)
+        if self._moves.any():  # the cracks take what moves too: their own push-pull
+            rgb = push_pull_fill(result.colour, result.mask)
+        else:  # the same push-pull (each channel on its own): the cracks from it
+            rgb = result.colour.copy()
+            put_pixels(rgb, at, to_uint8(filled[:, :3]))
+        keep = holes.reshape(-1)[at]
+        at, colours, depth = finish_fill(values, sources, at[keep], filled[keep])
+        depth = clamped(depth, at, *self._limits)
+        put_pixels(rgb, at, colours)  # shown as remembered: a revisit shows the same
+        return rgb, at, colours, depth
+
+    def memory_at(self, request: FrameRequest, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What the memory as it is now shows at the pixels `at` (n,) flat indices of `request`: where it has a
+        point ((n,) bool) and its colour there ((n, 3) uint8). (A generator that makes several frames per splat
+        shows and keeps, in its later frames, what the first of them remembered.)"""
+        none = np.zeros(at.size, bool), np.zeros((at.size, 3), np.uint8)
+        if not at.size or not len(self.memory):
+            return none
+        shown = self.memory.bounds().in_view(request.intrinsics, request.c2w, at)
+        chunks = [c for c, s in zip(self.memory.chunks(), shown, strict=True) if s]
+        if not chunks:
+            return none
+        got = self._splatter(request.intrinsics).sample([self.memory.arrays(chunks)], request.c2w, at)
+        return got.mask, got.colour
+
+    def _moving(self, request: FrameRequest, result: SplatResult, holes: np.ndarray) -> np.ndarray:
+        """(H, W) bool: the covered pixels of `result` within MOVING_RING pixels of the `holes` (H, W) bool that
+        show a moving object of the same-time reference frame (its moving pixels splatted alone, resolved at
+        those pixels only, where they are the nearest surface); all False without moving masks."""
+        out = np.zeros(result.mask.shape, bool)
+        moving = getattr(self.scene, "moving", None)
+        if moving is None:
+            return out
+        i = self.scene.frame_index(request.scene_time_s)
+        if self._moving_points[0] != i:
+            where = moving[i]
+            points = frame_points(self.scene.depth[i], self.scene.meta.intrinsics, self.scene.poses[i], where=where)
+            self._moving_points = (i, points, np.zeros((len(points), 3), np.uint8))
+        _, points, colours = self._moving_points
+        ring = np.flatnonzero(near(holes, MOVING_RING) & result.mask)
+        if not len(points) or not ring.size:
+            return out
+        drawn = self._splatter(request.intrinsics).sample([(points, colours)], request.c2w, ring)
+        front = drawn.depth <= result.depth.reshape(-1)[ring] * np.float32(1.0 + MOVING_DEPTH_TOL)
+        out.reshape(-1)[ring[drawn.mask & front]] = True
         return out
 
     def generate_block(self, requests: Sequence[FrameRequest]) -> list[np.ndarray]:
@@ -168,28 +231,10 @@ class ExplicitGenerator:
         return ExplicitSession(scene, width, height, self.worlds, self.memory)
 
 
-#: Hole pixels this close (pixels) to a wide hole count as part of it (so the fill of the cracks around it
-#: does not change when the memory later fills the hole itself: revisits stay identical).
-WIDE_HOLE_MARGIN = 3
-
-
-def _wide(holes: np.ndarray) -> np.ndarray:
-    """The holes at least 3 pixels across (morphological opening with a plus-shaped element), with the hole
-    pixels within WIDE_HOLE_MARGIN of them: not the isolated one- or two-pixel cracks a surface shows when the
-    camera comes closer than the reference camera was (push-pull fills those better than any layer)."""
-    core = holes.copy()  # erosion
-    core[1:] &= holes[:-1]
-    core[:-1] &= holes[1:]
-    core[:, 1:] &= holes[:, :-1]
-    core[:, :-1] &= holes[:, 1:]
-    for _ in range(1 + WIDE_HOLE_MARGIN):  # dilation back, and the margin
-        grown = core.copy()
-        grown[1:] |= core[:-1]
-        grown[:-1] |= core[1:]
-        grown[:, 1:] |= core[:, :-1]
-        grown[:, :-1] |= core[:, 1:]
-        core = grown
-    return core & holes
+#: Moving pixels are looked for this close (pixels) to the wide holes: what a hole's fill takes most from.
+MOVING_RING = 8
+#: A pixel shows a moving object when the object's own splat is no farther there than this (relative).
+MOVING_DEPTH_TOL = 0.05
 
 
 def _put(result: SplatResult, at: np.ndarray, colour: np.ndarray, depth: np.ndarray) -> None:

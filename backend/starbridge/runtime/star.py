@@ -36,13 +36,13 @@ import onnxruntime as ort
 
 from ..errors import InvalidArgument
 from ..geometry.camera import Intrinsics
-from ..geometry.fill import push_pull_fill
-from ..geometry.splat import SplatResult, Splatter, SplatterCache
+from ..geometry.fill import take_pixels
+from ..geometry.splat import SplatResult, Splatter, SplatterCache, pixel_points
 from ..scenes.bundle import SceneBundle
 from ..scenes.fused import FusedWorlds
 from .bundle import ModelInfo, read_model
 from .condition import mask_encoder
-from .explicit import ExplicitSession, _wide, hole_points
+from .explicit import ExplicitSession
 from .generator import FrameRequest
 from .memory import MemoryConfig
 from .providers import CUDA, choose_providers, open_graph
@@ -245,13 +245,18 @@ class StarSession:
         self._source = generator.render_source(scene)
         self._splatters = SplatterCache(self._source.intrinsics)
         self._latent_shape = (1, info.latent_channels, info.latent_frames, info.latent_height, info.latent_width)
+        #: The explicit generator's layered render at the model's size (same-time frame, fused world, this
+        #: session's memory): a "layered" bundle's condition; for a "reference" bundle that composites (star-tiny),
+        #: what is composited over its output, so that what the video saw anywhere and what this session showed
+        #: before stay as they were (a revisit shows the same). Either way the output in its holes is remembered.
         self.layered = (
             LayeredCondition(
                 model_scene(scene, self._source), info.width, info.height, generator.worlds, generator.memory
             )  # fmt: skip
-            if model_condition(info) == "layered"
+            if generator.keeps_world
             else None
         )
+        self._layered_condition = generator.layered
         self.residual = model_residual(info)
         #: The mask part of the condition, by the bundle's convention (stateful for "wan": one per stream).
         self._masks = mask_encoder(info.mask_convention, info.latent_height, info.latent_width, info.mask_channels)
@@ -263,10 +268,14 @@ class StarSession:
         if len(requests) != self.block_frames:
             raise ValueError(f"a block is {self.block_frames} frames, got {len(requests)} requests")
         # 1. explicit spatial constraint at the predicted poses
-        if self.layered is not None:
+        if self.layered is not None and self._layered_condition:
             renders, masks, indices = self.layered.render(requests)
+            shown, shown_masks = renders, masks
         else:
             renders, masks, indices = self._render(requests)
+            shown, shown_masks = renders, masks
+            if self.layered is not None:  # what is composited: the layered render
+                shown, shown_masks, _ = self.layered.render(requests)
         # 2. condition: [mask pooled to the latent grid | latent of the render]
         pooled = self._masks(masks)
         stream_start = self.prev is None
@@ -292,7 +301,7 @@ class StarSession:
         if stream_start and info.startup_frames:  # a causal decoder's first frames are no real frames
             frames[: info.startup_frames] = frames[info.startup_frames]
         if self.generator.composite_visible:
-            composite_visible(frames, renders, masks)
+            composite_visible(frames, shown, shown_masks)
         if self.layered is not None:
             self.layered.remember(frames)
         return list(frames)
@@ -378,7 +387,7 @@ class LayeredCondition:
 
     def __init__(self, scene: SceneBundle, width: int, height: int, worlds: FusedWorlds, memory: MemoryConfig) -> None:
         self.explicit = ExplicitSession(scene, width, height, worlds, memory)
-        self._pending: list[tuple[FrameRequest, SplatResult]] = []
+        self._pending: list[tuple[FrameRequest, np.ndarray, np.ndarray]] = []  # request, holes to remember, depths
 
     @property
     def memory(self):
@@ -389,8 +398,8 @@ class LayeredCondition:
         return self.explicit.splat(request)
 
     def render(self, requests: Sequence[FrameRequest]) -> tuple[np.ndarray, np.ndarray, list[int]]:
-        """uint8 (n, H, W, 3) layered renders with holes push-pull filled, bool (n, H, W) masks, reference
-        frame indices. The splats are kept for `remember`."""
+        """uint8 (n, H, W, 3) layered renders, filled as the explicit generator fills them; bool (n, H, W) masks;
+        reference frame indices. What to remember of each is kept for `remember`."""
         scene = self.explicit.scene
         n, h, w = len(requests), self.explicit.height, self.explicit.width
         renders = np.empty((n, h, w, 3), np.uint8)
@@ -398,17 +407,23 @@ class LayeredCondition:
         self._pending = []
         for i, req in enumerate(requests):
             result = self.explicit.splat(req)
-            renders[i] = push_pull_fill(result.colour, result.mask)
+            renders[i], at, _, depth = self.explicit.fill(req, result)  # the explicit generator's own frame
             masks[i] = result.mask
-            self._pending.append((req, result))
+            self._pending.append((req, at, depth))
         return renders, masks, [scene.frame_index(r.scene_time_s) for r in requests]
 
     def remember(self, frames: np.ndarray) -> None:
-        """Store the wide-hole pixels of the frames made for the last `render` ((n, H, W, >=3) uint8)."""
-        for (req, result), frame in zip(self._pending, frames, strict=True):
-            remembered = SplatResult(result.colour, ~_wide(~result.mask), result.depth)
-            self.explicit.memory.add(*hole_points(remembered, np.ascontiguousarray(frame[..., :3]),
-                                                  req.intrinsics, req.c2w))  # fmt: skip
+        """Store the wide-hole pixels of the frames made for the last `render` ((n, H, W, >=3) uint8). The
+        block's frames were splatted before any was remembered, so where an earlier frame of the block has
+        just remembered a pixel, a later one shows that (in place: one answer per direction, as a revisit
+        shows it) and adds only the rest."""
+        for k, ((req, at, depth), frame) in enumerate(zip(self._pending, frames, strict=True)):
+            if k:
+                known, colour = self.explicit.memory_at(req, at)
+                frame.reshape(-1, frame.shape[-1])[at[known], :3] = colour[known]
+                at, depth = at[~known], depth[~known]
+            points = pixel_points(at, depth, req.intrinsics, req.c2w)
+            self.explicit.memory.add(points, take_pixels(np.ascontiguousarray(frame[..., :3]), at))
         self._pending = []
 
     def close(self) -> None:
@@ -452,6 +467,9 @@ class StarGenerator:
         self.memory = memory
         self.layered = model_condition(self.info) == "layered"
         self.composite_visible = bool(self.info.doc.get("composite_visible", False)) if composite is None else composite
+        #: Sessions keep the explicit layered render and a world memory: as the condition ("layered" bundles) or
+        #: composited over the output (see StarSession.layered).
+        self.keeps_world = self.layered or self.composite_visible
         choice = choose_providers(prefer_cuda)
         self.graphs = StarGraphs(self.info, choice.providers, threads, cuda_graph)
         self.name = self.info.name
@@ -470,8 +488,9 @@ class StarGenerator:
             )
 
     def prepare(self, scene: SceneBundle) -> None:
-        """A layered bundle fuses the scene's world now; reference latents are encoded per block as needed."""
-        if self.layered:
+        """A bundle whose sessions keep the world fuses the scene's world now; reference latents are encoded per
+        block as needed."""
+        if self.keeps_world:
             self.worlds.get(model_scene(scene, self.render_source(scene)))  # as the sessions see it
 
     def open(self, scene: SceneBundle, width: int, height: int) -> StarSession:

@@ -232,8 +232,22 @@ def render_truth(
     return world_of(sample).render_clip(poses, sample.intrinsics, times + sample.time_offset_s)
 
 
-def sample_to_bundle(sample: Sample, dest: Path | str, overwrite: bool = False) -> SceneBundle:
-    """Write the sample's reference clip as a scene bundle at `dest` (already normalised: written as is).
+def moving_masks(sample: Sample) -> np.ndarray:
+    """(N, H, W) bool: the exact moving-object pixels of the sample's reference frames (as the demo scene has)."""
+    world = world_of(sample)
+    return np.stack(
+        [
+            world.moving_mask(pose, sample.intrinsics, sample.time_offset_s + float(t), depth)
+            for pose, t, depth in zip(sample.ref_poses, sample.times, sample.ref_depth, strict=True)
+        ]
+    )
+
+
+def sample_to_bundle(
+    sample: Sample, dest: Path | str, overwrite: bool = False, moving: np.ndarray | None = None
+) -> SceneBundle:
+    """Write the sample's reference clip as a scene bundle at `dest` (already normalised: written as is), with
+    the reference frames' moving-object masks when given (e.g. `moving_masks(sample)`).
 
     The bundle's scene id is the folder name when it is a valid id, else the sample's name; SAMPLE_FILE
     records seed, style, world and look."""
@@ -269,4 +283,5 @@ def sample_to_bundle(sample: Sample, dest: Path | str, overwrite: bool = False) 
         extra,
         in_scene_units=True,
         overwrite=overwrite,
+        moving=moving,
     )

@@ -1,0 +1,387 @@
+"""Compiled inner loops of the explicit render, with numba: forward splatting (splat.py), the push-pull hole
+fill (fill.py), and the wide-hole mask of runtime/explicit.py.
+
+Why compiled: the splat's z-test and blending are scatters (many points into one pixel), which NumPy can only
+do with `ufunc.at` (np.minimum.at, np.add.at): 10-14 ms a frame at 512x288, the floor of the explicit
+generator; the fill and the hole mask were chains of full-size NumPy passes. Each kernel here is one plain loop
+over the points or pixels, without (n,) temporaries; numba (LLVM) compiles it to machine code. Serial: the
+server runs other threads beside a session's, and the kernels release the GIL (`nogil`) so those run meanwhile.
+
+Same arithmetic, same result: every kernel does the float32 operations of the NumPy code it replaced, in the
+same order (no fast-math, so LLVM neither reorders nor fuses them), and sums each pixel's contributions in the
+order np.add.at did (footprint corner by corner, points in order within a corner): the images are
+bit-identical (tests/geometry checks the splat against a NumPy reference).
+
+Compiled once per install: the signatures are given, so importing this module compiles every kernel, or
+loads it from numba's on-disk cache (`cache=True`: next to this file in __pycache__, or numba's user cache
+directory when that is not writable). On the 2-core VM: about 6 s to compile (the first import after an
+install or an edit of this file), about 0.5 s to load from the cache, plus about 0.4 s to import numba. A
+session's first frame never waits for the compiler: it costs what it did before the kernels (new buffers).
+
+Layout shared with splat.py's `_Target`: the target image lives in a flat (height + 2) x (width + 2) grid
+with a one-pixel border (cropped at the end), pixel centres at integers, the image's first pixel at 1; a
+point at continuous position (x, y) in that grid is drawn when 0 <= x < width + 1 and 0 <= y < height + 1
+(anything else can only reach the border: skipped, which leaves every image pixel as it was).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+from numba import types as nt
+
+#: The options of every kernel (njit: no Python objects): the GIL released, cached on disk; IEEE division
+#: (x / 0 = inf, no exception) and no bounds checks (indices are computed in range).
+_JIT: dict[str, Any] = {"nogil": True, "cache": True, "error_model": "numpy", "boundscheck": False}
+_F32, _F64, _I64, _U8, _BOOL = nt.float32, nt.float64, nt.int64, nt.uint8, nt.boolean
+
+
+def _in(dtype: nt.Type, ndim: int) -> nt.Array:
+    """A C-contiguous input array type; it accepts read-only arrays (scene bundles map theirs read-only)."""
+    return nt.Array(dtype, ndim, "C", readonly=True)
+
+
+def _out(dtype: nt.Type, ndim: int) -> nt.Array:
+    """A C-contiguous array the kernel writes."""
+    return nt.Array(dtype, ndim, "C")
+
+
+@njit(
+    nt.void(
+        _in(_F32, 2), _in(_F32, 1), _in(_F32, 1), _in(_F32, 2), _in(_F32, 1), _F32,
+        _out(_F32, 1), _out(_F32, 1), _out(_F32, 1),
+    ),
+    **_JIT,
+)  # fmt: skip
+def project_frame(depth, ray_a, ray_b, m, kt, near, x, y, key):  # pragma: no cover - compiled
+    """Continuous target positions x, y and z-test keys (H * W,) of a source frame's pixel centres.
+
+    depth (H, W) z-depth (+inf: a direction); ray_a (W,), ray_b (H,) the pixel-centre rays; m (3, 3) = K R and
+    kt (3,) = K t of the source -> bordered-target transform. With inv_d = 1 / depth a point is
+    depth * (M (a, b, 1) + kt inv_d): the homogeneous position needs only the bracket. Undrawable points (depth
+    NaN or <= 0, or not in front: z <= near, <= 0 for a direction) get x = y = NaN. Keys are the target z-depth,
+    at most 1e30 (splat.SKY_KEY: directions)."""
+    height, width = depth.shape
+    one = np.float32(1.0)
+    sky = np.float32(1e30)
+    nan = np.float32(np.nan)
+    for v in range(height):
+        bx = m[0, 1] * ray_b[v] + m[0, 2]
+        by = m[1, 1] * ray_b[v] + m[1, 2]
+        bz = m[2, 1] * ray_b[v] + m[2, 2]
+        row = v * width
+        for u in range(width):
+            d = depth[v, u]
+            inv_d = one / d
+            hx = inv_d * kt[0] + (bx + m[0, 0] * ray_a[u])
+            hy = inv_d * kt[1] + (by + m[1, 0] * ray_a[u])
+            hz = inv_d * kt[2] + (bz + m[2, 0] * ray_a[u])
+            i = row + u
+            if d > 0 and hz > near * inv_d:
+                x[i] = hx / hz
+                y[i] = hy / hz
+            else:
+                x[i] = nan
+                y[i] = nan
+            k = hz * d
+            key[i] = k if k < sky else sky
+
+
+@njit(inline="always")
+def _row(points, i, proj, r):  # pragma: no cover - compiled
+    """Row r of proj @ points[i], as splat._transform sums it."""
+    v = points[i, 0] * proj[r, 0]
+    for j in range(1, 4):
+        if proj[r, j] != 0:
+            v += points[i, j] * proj[r, j]
+    return v
+
+
+@njit(
+    _I64(
+        nt.Array(_F32, 2, "A", readonly=True), nt.Array(_U8, 2, "A", readonly=True), _in(_F32, 2), _F32, _I64, _I64,
+        _in(_BOOL, 2), _BOOL, _out(_F32, 1), _out(_F32, 1), _out(_F32, 1), _out(_U8, 2), _I64,
+    ),
+    **_JIT,
+)  # fmt: skip
+def project_points(points, colours, proj, near, width, height, only, use_only, x, y, key, rgb, start):  # noqa: E501  # pragma: no cover
+    """The points of a set that can land in a target view, appended at index `start` of x, y, key (positions in
+    the bordered grid, z-test keys) and rgb (their colours); returns the new end.
+
+    points (N, 4) homogeneous world points (w = 0: a direction), colours (N, 3), proj (3, 4) world -> bordered
+    pixels. Each row of proj @ point is summed as NumPy's element-wise transform did (splat._transform: the
+    first term, then the others whose coefficient is not 0, in float32). Kept: points ahead of the camera (z >
+    near, > 0 for a direction) whose position lies within 2 pixels of the bordered grid (a footprint can reach
+    into the image from there) and, with `use_only`, whose image pixel is True in `only` (height, width). Keys
+    are the target z-depth, 1e30 (splat.SKY_KEY) for directions."""
+    margin = np.float32(2.0)
+    xmax = np.float32(width) + margin
+    ymax = np.float32(height) + margin
+    half = np.float32(0.5)
+    zero = np.float32(0.0)
+    sky = np.float32(1e30)
+    end = start
+    for i in range(points.shape[0]):
+        hx, hy, hz = _row(points, i, proj, 0), _row(points, i, proj, 1), _row(points, i, proj, 2)
+        finite = points[i, 3] > 0
+        ahead = hz > near if finite else hz > 0
+        px = hx / hz
+        py = hy / hz
+        if not (ahead and px > -margin and px < xmax and py > -margin and py < ymax):
+            continue
+        if use_only:
+            u = min(max(px - half, zero), np.float32(width - 1))  # bordered -> image pixel
+            v = min(max(py - half, zero), np.float32(height - 1))
+            if not only[np.int64(v), np.int64(u)]:
+                continue
+        x[end], y[end] = px, py
+        key[end] = hz if finite else sky
+        rgb[end, 0], rgb[end, 1], rgb[end, 2] = colours[i, 0], colours[i, 1], colours[i, 2]
+        end += 1
+    return end
+
+
+@njit(nt.void(_in(_I64, 1), _I64, _in(_F64, 2), _in(_F64, 2), _in(_I64, 1), _out(_BOOL, 1)), **_JIT)
+def boxes_in_view(pixels, width, corners, proj, owner, shown):  # pragma: no cover - compiled
+    """splat.SetBounds.in_view's test: shown[owner[b]] = True for every box b (corners[8 b : 8 b + 8], (x, y, z, w)
+    float64) that may draw on the image pixels `pixels` (n > 0 flat indices in an image `width` wide) of a camera
+    whose proj (3, 4) maps world to pixels (centres at + 0.5). A box is out when all its corners are behind the
+    camera (z <= 1e-9), or all are ahead and all lie beyond one side of the pixels' bounding rectangle grown by a
+    2-pixel margin (a box ahead projects into the hull of its corners). float64, summed as splat._transform."""
+    row_min, col_min = np.iinfo(np.int64).max, np.iinfo(np.int64).max
+    row_max, col_max = -1, -1
+    for p in pixels:
+        r, c = divmod(p, width)
+        row_min, row_max = min(row_min, r), max(row_max, r)
+        col_min, col_max = min(col_min, c), max(col_max, c)
+    margin = 2.0
+    x0, x1 = col_min - margin, (col_max + 1) + margin
+    y0, y1 = row_min - margin, (row_max + 1) + margin
+    for b in range(owner.size):
+        any_ahead, all_ahead = False, True
+        left, right, above, below = True, True, True, True
+        for i in range(8 * b, 8 * b + 8):
+            hx, hy, hz = _row(corners, i, proj, 0), _row(corners, i, proj, 1), _row(corners, i, proj, 2)
+            u, v = hx / hz, hy / hz
+            ahead = hz > 1e-9
+            any_ahead, all_ahead = any_ahead or ahead, all_ahead and ahead
+            left, right = left and u < x0, right and u > x1
+            above, below = above and v < y0, below and v > y1
+        if any_ahead and not (all_ahead and (left or right or above or below)):
+            shown[owner[b]] = True
+
+
+@njit(
+    _I64(
+        _in(_F32, 1), _in(_F32, 1), _in(_F32, 1), _in(_U8, 2), _I64, _I64, _F32,
+        _out(_I64, 1), _out(_F32, 2), _out(_F32, 1), _out(_F32, 2), _out(_F32, 1),
+    ),
+    **_JIT,
+)  # fmt: skip
+def footprint_z_test(x, y, key, rgb, width, height, min_weight, base, wt, keys, rgbw, zbuf):  # pragma: no cover
+    """Bilinear footprints of n points and the z-test, in one pass over the points; returns m, how many are drawn.
+
+    x, y, key (n,), rgb (n, 3): positions in the bordered grid of an image `width` x `height`, z-test keys and
+    colours. Points with a NaN position or key, or outside, are not drawn; the m drawn ones are written, in
+    order, to base (m,) (top-left footprint pixel, flat), wt (4, >= m) (corner weights: top-left, top-right,
+    bottom-left, bottom-right), keys (m,) and rgbw (m, 4) (r, g, b, 1 as float32). zbuf (grid size,) gets the
+    smallest key per pixel over the corners with a weight >= min_weight (+inf where none)."""
+    row = width + 2
+    xmax = np.float32(width + 1)
+    ymax = np.float32(height + 1)
+    one = np.float32(1.0)
+    inf = np.float32(np.inf)
+    zbuf[:] = inf
+    m = 0
+    for i in range(x.size):
+        xi, yi, k = x[i], y[i], key[i]
+        if not (xi >= 0 and xi < xmax and yi >= 0 and yi < ymax and k == k):  # NaN compares False
+            continue
+        x0 = np.floor(xi)
+        y0 = np.floor(yi)
+        fx = xi - x0
+        fy = yi - y0
+        gx = one - fx
+        gy = one - fy
+        w0, w1, w2, w3 = gx * gy, fx * gy, gx * fy, fx * fy
+        wt[0, m], wt[1, m], wt[2, m], wt[3, m] = w0, w1, w2, w3
+        b = np.int64(y0) * row + np.int64(x0)
+        base[m] = b
+        keys[m] = k
+        rgbw[m, 0], rgbw[m, 1], rgbw[m, 2], rgbw[m, 3] = rgb[i, 0], rgb[i, 1], rgb[i, 2], one
+        # Selects, not branches: which corners take part is data-dependent, and mispredictions cost more.
+        zbuf[b] = min(zbuf[b], k if w0 >= min_weight else inf)
+        zbuf[b + 1] = min(zbuf[b + 1], k if w1 >= min_weight else inf)
+        zbuf[b + row] = min(zbuf[b + row], k if w2 >= min_weight else inf)
+        zbuf[b + row + 1] = min(zbuf[b + row + 1], k if w3 >= min_weight else inf)
+        m += 1
+    return m
+
+
+@njit(
+    nt.void(
+        _I64, _in(_I64, 1), _in(_F32, 2), _in(_F32, 1), _in(_F32, 2), _I64, _in(_F32, 1), _F32, _F32,
+        _out(_F32, 1), _out(_F32, 2),
+    ),
+    **_JIT,
+)  # fmt: skip
+def accumulate(m, base, wt, keys, rgbw, width, zbuf, depth_band, full, inv, acc):  # pragma: no cover - compiled
+    """Depth-weighted colour sums per pixel of the m points `footprint_z_test` drew: acc (grid size, 4) = sum w r,
+    sum w g, sum w b, sum w.
+
+    A corner's weight is bilinear * clip(full - key * inv[pixel], 0, 1) with full = (1 + band) / band (rounded
+    from float64 by the caller) and inv = 1 / (band * zbuf) (written into `inv`): max(0, 1 - (key / zmin - 1) /
+    band), above 1 only for corners too small to take part in the z-test. Summed corner by corner, points in
+    order within a corner (as np.add.at did)."""
+    row = width + 2
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for p in range(zbuf.size):
+        inv[p] = one / (zbuf[p] * depth_band)
+    sums = acc.reshape(-1)  # flat: (pixel, channel) at 4 pixel + channel
+    sums[:] = 0.0
+    colours = rgbw.reshape(-1)
+    for c in range(4):
+        offset = (c & 1) + (c >> 1) * row  # 0, 1, row, row + 1
+        weights = wt[c]
+        for i in range(m):
+            p = base[i] + offset
+            w = full - inv[p] * keys[i]
+            w = min(max(w, zero), one)
+            w = w * weights[i]
+            q, r = 4 * p, 4 * i
+            sums[q] += w * colours[r]
+            sums[q + 1] += w * colours[r + 1]
+            sums[q + 2] += w * colours[r + 2]
+            sums[q + 3] += w * colours[r + 3]  # w * 1 = w
+
+
+@njit(nt.void(_in(_F32, 1), _in(_F32, 2), _in(_I64, 1), _out(_U8, 2), _out(_BOOL, 1), _out(_F32, 1)), **_JIT)
+def resolve(zbuf, acc, at, colour, mask, depth):  # pragma: no cover - compiled
+    """The pixels at flat grid indices at (n,): colour (n, 3) the weighted mean rounded (0 where empty), mask
+    (n,) "some corner took part in the z-test", depth (n,) the nearest key (+inf where empty or a direction)."""
+    one = np.float32(1.0)
+    half = np.float32(0.5)
+    sky = np.float32(1e30)
+    for j in range(at.size):
+        p = at[j]
+        z = zbuf[p]
+        covered = z < np.inf
+        mask[j] = covered
+        depth[j] = z if z < sky else np.inf
+        inv = one / acc[p, 3] if covered else np.float32(0.0)
+        for c in range(3):
+            colour[j, c] = np.uint8(acc[p, c] * inv + half)  # a weighted mean of values in [0, 255]: in range
+
+
+# ---------------------------------------------------------------------- push-pull hole fill (fill.py)
+
+
+@njit(
+    [
+        nt.void(_in(_U8, 3), _in(_BOOL, 2), _out(_F32, 3), _out(_BOOL, 2)),
+        nt.void(_in(_F32, 3), _in(_BOOL, 2), _out(_F32, 3), _out(_BOOL, 2)),
+    ],
+    **_JIT,
+)  # fmt: skip
+def pull(values, valid, mean, coarse_valid):  # pragma: no cover - compiled
+    """One pyramid level down: values (h, w, C) with valid (h, w) -> mean (ceil(h/2), ceil(w/2), C) of each
+    2x2 block's valid cells (0 where none) and coarse_valid (the block has one). Invalid cells and the cells past
+    an odd edge count as 0. Sums in float32 as (top-left + bottom-left) + (top-right + bottom-right): the order
+    NumPy summed float32 levels in, and exact for uint8 values (integers up to 1020)."""
+    h, w, channels = values.shape
+    hc, wc = coarse_valid.shape
+    zero = np.float32(0.0)
+    for i in range(hc):
+        y0, y1 = 2 * i, 2 * i + 1
+        for j in range(wc):
+            x0, x1 = 2 * j, 2 * j + 1
+            tl = valid[y0, x0]
+            tr = x1 < w and valid[y0, x1]
+            bl = y1 < h and valid[y1, x0]
+            br = y1 < h and x1 < w and valid[y1, x1]
+            count = np.int64(tl) + np.int64(tr) + np.int64(bl) + np.int64(br)
+            coarse_valid[i, j] = count > 0
+            divisor = np.float32(max(count, 1))
+            for c in range(channels):
+                v_tl = np.float32(values[y0, x0, c]) if tl else zero
+                v_tr = np.float32(values[y0, x1, c]) if tr else zero
+                v_bl = np.float32(values[y1, x0, c]) if bl else zero
+                v_br = np.float32(values[y1, x1, c]) if br else zero
+                mean[i, j, c] = ((v_tl + v_bl) + (v_tr + v_br)) / divisor
+
+
+@njit(inline="always")
+def _upsample(coarse, hc, wc, y, x, channels, out):  # pragma: no cover - compiled
+    """out (C,) = the bilinear 2x upsampling of coarse (hc, wc, C) at fine cell (y, x) (`upsample_at`)."""
+    near, far = np.float32(0.75), np.float32(0.25)
+    y0, x0 = y >> 1, x >> 1
+    y1 = min(max(y0 + 2 * (y & 1) - 1, 0), hc - 1)
+    x1 = min(max(x0 + 2 * (x & 1) - 1, 0), wc - 1)
+    for c in range(channels):
+        top = near * coarse[y0, x0, c] + far * coarse[y0, x1, c]
+        bottom = near * coarse[y1, x0, c] + far * coarse[y1, x1, c]
+        out[c] = near * top + far * bottom
+
+
+@njit(nt.void(_out(_F32, 3), _in(_BOOL, 2), _in(_F32, 3)), **_JIT)
+def push(mean, valid, coarse):  # pragma: no cover - compiled
+    """One pyramid level up: the invalid cells of mean (h, w, C) take the bilinear 2x upsampling of the filled
+    level below, coarse (ceil(h/2), ceil(w/2), C) (`upsample_at`'s weights)."""
+    h, w, channels = mean.shape
+    hc, wc = coarse.shape[:2]
+    for y in range(h):
+        for x in range(w):
+            if not valid[y, x]:
+                _upsample(coarse, hc, wc, y, x, channels, mean[y, x])
+
+
+@njit(nt.void(_in(_F32, 3), _in(_I64, 1), _I64, _out(_F32, 2)), **_JIT)
+def upsample_at(coarse, flat, width, out):  # pragma: no cover - compiled
+    """Bilinear 2x upsampling of coarse (hc, wc, C) at the fine cells flat (n,) of a grid `width` wide, into out
+    (n, C). Fine cell y = 2i lies a quarter cell before coarse cell i and y = 2i + 1 a quarter after it: the
+    nearer coarse cell weighs 3/4 and its neighbour 1/4 (clamped at the edges)."""
+    hc, wc, channels = coarse.shape
+    for k in range(flat.size):
+        y, x = divmod(flat[k], width)
+        _upsample(coarse, hc, wc, y, x, channels, out[k])
+
+
+# ---------------------------------------------------------------------- hole shapes (runtime/explicit.py)
+
+
+@njit(nt.void(_in(_BOOL, 2), _I64, _out(_BOOL, 2)), **_JIT)
+def wide_holes(holes, radius, out):  # pragma: no cover - compiled
+    """out (h, w) = the hole pixels within city-block distance `radius` of the core of `holes` (h, w): the hole
+    pixels whose four neighbours are holes too (outside the image counts as a hole). The same as an erosion with
+    the plus-shaped element followed by `radius` dilations with it, in three passes: the erosion, then an exact
+    two-pass city-block distance transform (capped at radius + 1)."""
+    h, w = holes.shape
+    cap = radius + 1
+    dist = np.empty((h, w), np.int64)
+    for y in range(h):  # erosion, and the forward pass (from above and from the left)
+        for x in range(w):
+            core = (
+                holes[y, x]
+                and (y == 0 or holes[y - 1, x])
+                and (y == h - 1 or holes[y + 1, x])
+                and (x == 0 or holes[y, x - 1])
+                and (x == w - 1 or holes[y, x + 1])
+            )
+            d = 0 if core else cap
+            if y > 0:
+                d = min(d, dist[y - 1, x] + 1)
+            if x > 0:
+                d = min(d, dist[y, x - 1] + 1)
+            dist[y, x] = d
+    for y in range(h - 1, -1, -1):  # the backward pass (from below and from the right)
+        for x in range(w - 1, -1, -1):
+            d = dist[y, x]
+            if y < h - 1:
+                d = min(d, dist[y + 1, x] + 1)
+            if x < w - 1:
+                d = min(d, dist[y, x + 1] + 1)
+            dist[y, x] = d
+            out[y, x] = holes[y, x] and d <= radius

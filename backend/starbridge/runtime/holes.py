@@ -1,0 +1,199 @@
+"""The holes of the explicit generator's layered splat (runtime/explicit.py), and how they are filled.
+
+* `wide_holes`: the holes at least 3 pixels across; thinner cracks (a surface seen closer than the reference
+  camera saw it) are left to push-pull.
+* `surroundings` / `in_front`: the surface a hole is closed in by; a later layer (fused world, memory) may fill
+  a hole only no farther than it, so what lies behind a cracked surface does not show through.
+* `hole_fill` (`push_pull_sources` + `finish_fill`): colour and depth for the wide holes left, from the pixels
+  that do not move: push-pull next to what is seen, the row's mean further out (keeps the horizon); depth by
+  push-pull of inverse depth, `clamped` to the surroundings, so that what is remembered passes the same z-test
+  on a revisit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..geometry.fill import push_pull_fill_holes
+from ..geometry.kernels import wide_holes as wide_hole_mask
+
+#: `hole_fill`: the colour of a hole pixel is all the row's mean this far (a fraction of the width) from the
+#: nearest source pixel in its row, push-pull next to it, and in between linearly.
+ROW_MEAN_SPAN = 0.25
+
+
+def hole_fill(
+    colour: np.ndarray, depth: np.ndarray, holes: np.ndarray, sources: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Colour and depth for the `holes` (H, W) bool, filled from the `sources` (H, W) bool pixels only (of a
+    splat's (H, W, 3) uint8 colour and (H, W) float32 depth; inverse depth, so sky (+inf) fills as 0).
+
+    The sources are what a remembered fill may continue: covered pixels (not the cracks, whose empty depth
+    would pull as sky and put the points far off), and not what moves (see `ExplicitSession._moving`).
+    Colour: push-pull next to the sources, going over to the mean of the row's sources with the distance
+    along the row to the nearest one (all of it from ROW_MEAN_SPAN of the width on). Push-pull alone is
+    right near the edge of what is seen, but over a hole as wide as a turned view it is one average of sky
+    and ground (worse than neutral grey on a 180 degree turn: bench_quality --paths roam, turn-back); the
+    row's mean keeps the horizon where it is. (Continuing each row from its nearest source pixel instead
+    streaks an object at the edge across the view: worse on the 90 degree turns.) Depth: push-pull.
+    Returns (flat indices (n,) of the holes, row-major; colours (n, 3) uint8; depths (n,) float32, +inf for
+    a direction)."""
+    at, filled, values = push_pull_sources(colour, depth, sources)
+    keep = holes.reshape(-1)[at]
+    return finish_fill(values, sources, at[keep], filled[keep])
+
+
+def push_pull_sources(
+    colour: np.ndarray, depth: np.ndarray, sources: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Push-pull of colour and inverse depth from the `sources`: (flat indices (n,) of every other pixel, their
+    (n, 4) float32 values, the (H, W, 4) float32 values it pulled from)."""
+    values = np.zeros(depth.shape + (4,), np.float32)
+    values[..., :3] = colour
+    np.divide(np.float32(1.0), depth, out=values[..., 3], where=sources)  # 1 / inf = 0
+    at, filled = push_pull_fill_holes(values, sources)
+    return at, filled, values
+
+
+def finish_fill(
+    values: np.ndarray, sources: np.ndarray, at: np.ndarray, filled: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`hole_fill`'s result from the push-pull values (n, 4) at the hole pixels `at` (n,)."""
+    mean, dist = row_mean(values[..., :3], sources, at, filled[:, :3])  # push-pull near the sources, the
+    weight = np.minimum(dist / np.float32(ROW_MEAN_SPAN * values.shape[1]), np.float32(1.0))[:, None]  # row's
+    filled[:, :3] += weight * (mean - filled[:, :3])  # mean far from them
+    with np.errstate(divide="ignore"):
+        far = np.float32(1.0) / filled[:, -1]  # 1 / 0 = inf: a direction
+    return at, to_uint8(filled[:, :3]), far
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """Float colours rounded as push_pull_fill rounds them."""
+    return np.clip(rgb + np.float32(0.5), 0.0, 255.0).astype(np.uint8)
+
+
+def row_mean(
+    values: np.ndarray, sources: np.ndarray, at: np.ndarray, fallback: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For the pixels `at` (n,): the mean (n, C) float32 of the source pixels of their row (`fallback` (n, C) in
+    rows with none), and the distance (n,) float32 along the row to the nearest of them (+inf: none). Only the
+    rows of `at` are read."""
+    w = values.shape[1]
+    rows, x = np.divmod(at, w)
+    used, row = np.unique(rows, return_inverse=True)  # the rows with holes; each pixel's among them
+    src = sources[used]
+    counts = src.sum(axis=1)
+    sums = np.einsum("hwc,hw->hc", values[used], src.astype(np.float32))
+    mean = sums[row] / np.maximum(counts[row], 1)[:, None].astype(np.float32)
+    none = counts[row] == 0
+    mean[none] = fallback[none]
+    cols = np.arange(w)
+    left = np.maximum.accumulate(np.where(src, cols, -(2 * w)), axis=1)[row, x]
+    right = np.minimum.accumulate(np.where(src, cols, 3 * w)[:, ::-1], axis=1)[:, ::-1][row, x]
+    dist = np.minimum(x - left, right - x).astype(np.float32)
+    dist[none] = np.inf
+    return mean, dist
+
+
+#: Hole pixels this close (pixels) to a wide hole count as part of it (so the fill of the cracks around it
+#: does not change when the memory later fills the hole itself: revisits stay identical).
+WIDE_HOLE_MARGIN = 3
+
+
+def wide_holes(holes: np.ndarray) -> np.ndarray:
+    """The holes at least 3 pixels across (morphological opening with a plus-shaped element), with the hole
+    pixels within WIDE_HOLE_MARGIN of them: not the isolated one- or two-pixel cracks a surface shows when the
+    camera comes closer than the reference camera was (push-pull fills those better than any layer)."""
+    out = np.empty(holes.shape, np.bool_)
+    wide_hole_mask(np.ascontiguousarray(holes), 1 + WIDE_HOLE_MARGIN, out)  # compiled: erosion, distance dilation
+    return out
+
+
+#: Rays from a hole pixel in 4 directions, this many pixels long, find the surface around it (`surroundings`).
+SURROUND_RADIUS = 4
+
+
+#: A later layer's point fills a hole only when no farther than this (relative) behind the surface around it.
+SURROUND_DEPTH_TOL = 0.05
+
+
+_RAYS = np.array([(0, 1), (1, 0), (0, -1), (-1, 0)])  # (dy, dx): right, down, left, up
+
+
+def surroundings(
+    mask: np.ndarray, depth: np.ndarray, moving: np.ndarray, at: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For the hole pixels `at` (n,) flat indices of a splat (`mask`, `depth` (H, W)): the farthest depth of the
+    first covered pixel along each of 4 rays (right, down, left, up) of SURROUND_RADIUS pixels, where the rays
+    meet covered pixels on both sides (left and right, or up and down) ((n,) float32; -1 elsewhere: an open
+    hole), and whether there every covered pixel met shows a moving object (`moving` (H, W) bool).
+
+    A hole closed in on both sides is a crack in a surface seen closer than the reference camera saw it (wider
+    than `wide_holes`'s cracks when the magnification is large) and no point farther than that surface belongs
+    there, or a narrow disocclusion, whose far side is among what the rays meet; a wide disocclusion or a
+    view past the frame edge is open. Work: 4 * SURROUND_RADIUS gathers per hole pixel near a covered one."""
+    h, w = mask.shape
+    limit = np.full(at.size, -1.0, np.float32)
+    dynamic = np.zeros(at.size, bool)
+    rim = np.flatnonzero(closable(mask, SURROUND_RADIUS).reshape(-1)[at])  # the others cannot be closed in
+    if not rim.size:
+        return limit, dynamic
+    rows, cols = np.divmod(at[rim], w)
+    steps = np.arange(1, SURROUND_RADIUS + 1)
+    y = rows[:, None, None] + _RAYS[None, :, 0, None] * steps  # (n, rays, radius)
+    x = cols[:, None, None] + _RAYS[None, :, 1, None] * steps
+    inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+    index = np.where(inside, y * w + x, 0).astype(np.int32)
+    covered = inside & mask.reshape(-1)[index]
+    first = np.argmax(covered, axis=2)[..., None]  # the first covered pixel along each ray
+    met = np.take_along_axis(covered, first, axis=2)[..., 0]  # (n, rays)
+    index = np.take_along_axis(index, first, axis=2)[..., 0]
+    closed = (met[:, 0] & met[:, 2]) | (met[:, 1] & met[:, 3])  # met on both sides, across or up and down
+    far = np.where(met, depth.reshape(-1)[index], np.float32(-1.0))
+    limit[rim] = np.where(closed, far.max(axis=1), np.float32(-1.0))
+    moves = moving.reshape(-1)[index] | ~met
+    dynamic[rim] = closed & moves.all(axis=1)
+    return limit, dynamic
+
+
+def near(mask: np.ndarray, r: int) -> np.ndarray:
+    """(H, W) bool: within r pixels (a square) of a True pixel of `mask`."""
+    out = mask.copy()
+    for axis in (0, 1):
+        grown = out.copy()
+        for k in range(1, r + 1):
+            if axis == 0:
+                grown[k:] |= out[:-k]
+                grown[:-k] |= out[k:]
+            else:
+                grown[:, k:] |= out[:, :-k]
+                grown[:, :-k] |= out[:, k:]
+        out = grown
+    return out
+
+
+def closable(mask: np.ndarray, r: int) -> np.ndarray:
+    """(H, W) bool: a True pixel of `mask` within r pixels both to the left and to the right, or both above
+    and below."""
+    left, right, up, down = (np.zeros(mask.shape, bool) for _ in range(4))
+    for k in range(1, r + 1):
+        left[:, k:] |= mask[:, :-k]
+        right[:, :-k] |= mask[:, k:]
+        up[k:] |= mask[:-k]
+        down[:-k] |= mask[k:]
+    return (left & right) | (up & down)
+
+
+def clamped(depth: np.ndarray, at: np.ndarray, holes: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """Depths (n,) of the pixels `at` (n,) no farther than the `surroundings` limit of the same pixel among
+    `holes` (sorted flat indices, with their `limit`), where it has one."""
+    if not holes.size:
+        return depth
+    pos = np.minimum(np.searchsorted(holes, at), holes.size - 1)
+    bound = np.where(holes[pos] == at, limit[pos], np.float32(-1.0))
+    return np.where(bound >= 0, np.minimum(depth, bound), depth)
+
+
+def in_front(depth: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """(n,) bool: depths (n,) no farther than their `surroundings` limit (n,) allows (any, where it is -1)."""
+    return (limit < 0) | (depth <= limit * np.float32(1.0 + SURROUND_DEPTH_TOL))

@@ -1,0 +1,148 @@
+"""How the explicit generator fills and remembers its wide holes (runtime/explicit.py, runtime/holes.py): what a
+remembered fill may continue (not what moves, not the cracks), where a later layer may show through (not through a
+surface seen closer than the reference saw it), and the fill that keeps the horizon."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from starbridge.runtime.explicit import MOVING_RING, ExplicitGenerator
+from starbridge.runtime.generator import FrameRequest
+from starbridge.runtime.holes import hole_fill, in_front, surroundings
+from starbridge.scenes.bundle import SceneMeta, write_bundle
+from starbridge.scenes.procedural.clips import ClipConfig, render_clip
+
+
+def _splat(h: int = 32, w: int = 48):
+    colour = np.zeros((h, w, 3), np.uint8)
+    depth = np.full((h, w), np.inf, np.float32)
+    mask = np.zeros((h, w), bool)
+    return colour, depth, mask
+
+
+def test_the_fill_takes_nothing_from_pixels_that_are_not_sources():
+    colour, depth, mask = _splat()
+    colour[:, :16], depth[:, :16], mask[:, :16] = (40, 160, 40), 5.0, True  # static surface
+    colour[:, 16:20], depth[:, 16:20], mask[:, 16:20] = (250, 0, 0), 1.0, True  # a moving object beside the hole
+    holes = ~mask
+    at, rgb, far = hole_fill(colour, depth, holes, mask & (np.arange(48) < 16)[None, :])
+    assert at.size == holes.sum() and rgb.shape == (at.size, 3)
+    assert rgb[:, 0].max() <= 41 and rgb[:, 1].min() >= 159  # no red from the moving object
+    np.testing.assert_allclose(far, 5.0, rtol=1e-5)  # its depth neither
+    at, rgb, far = hole_fill(colour, depth, holes, mask)  # the check can fail: with it as a source
+    assert rgb[:, 0].max() > 100 and far.min() < 4.0
+
+
+def test_cracks_do_not_pull_the_remembered_depth_to_infinity():
+    colour, depth, mask = _splat()
+    mask[:, :24], depth[:, :24], colour[:, :24] = True, 2.0, 90
+    mask[::3, :24] = False  # cracks in the surface (no depth: +inf)
+    depth[~mask] = np.inf
+    holes = np.zeros_like(mask)
+    holes[:, 24:] = True
+    at, _, far = hole_fill(colour, depth, holes, mask)
+    assert at.size == holes.sum()
+    np.testing.assert_allclose(far, 2.0, rtol=1e-5)  # the surface's depth, not a blend with "sky"
+
+
+def test_the_fill_keeps_the_horizon_of_a_turned_view():
+    colour, depth, mask = _splat()
+    mask[:, :8] = True
+    colour[:16, :8], depth[:16, :8] = (120, 160, 230), np.inf  # sky above
+    colour[16:, :8], depth[16:, :8] = (110, 100, 90), 3.0  # ground below
+    at, rgb, far = hole_fill(colour, depth, ~mask, mask)
+    rows = at // 48
+    top, bottom = rgb[rows < 8].astype(int), rgb[rows >= 24].astype(int)
+    assert (top[:, 2] - top[:, 0] > 60).all()  # still sky blue far from the edge, 40 pixels out
+    assert (np.abs(bottom[:, 2] - bottom[:, 0]) < 25).all()  # still ground
+    cols = at % 48
+    assert far[(rows < 8) & (cols == 8)].min() > 20 and far[(rows >= 24) & (cols == 8)].max() < 3.5  # depth
+    edge = (rows == 4) & (cols == 8)  # next to the sources: push-pull, the colour right there
+    np.testing.assert_allclose(rgb[edge][0], (120, 160, 230), atol=12)
+
+
+def test_a_hole_closed_in_by_a_near_surface_lets_nothing_farther_through():
+    colour, depth, mask = _splat()
+    moving = np.zeros_like(mask)
+    mask[:, :] = True
+    depth[:, :] = 2.0
+    depth[:, 30:] = 8.0  # a far wall right of x = 30
+    mask[10:14, 10:14] = False  # a crack inside the near surface (a magnified surface)
+    mask[4:28, 27:33] = False  # a disocclusion on the edge between near and far (and one only 4 rows tall)
+    mask[10:14, 36:40] = False
+    depth[10:14, 36:40] = 2.0  # (a splat's uncovered pixels have no depth: the "far wall" here is nearer)
+    mask[:, 44:] = False  # past the frame edge: open
+    at = np.flatnonzero(~mask)
+    limit, dynamic = surroundings(mask, depth, moving, at)
+    assert not dynamic.any()
+    ys, xs = np.divmod(at, 48)
+    crack, edge, open_ = (xs < 20), (xs >= 27) & (xs < 33), xs >= 44
+    far = np.full(at.size, 8.0, np.float32)
+    assert not in_front(far, limit)[crack].any()  # the far wall does not show through the crack
+    assert in_front(far, limit)[edge].all()  # it does fill the disocclusion beside the edge
+    short = (xs >= 36) & (xs < 40)  # closed in up and down by the far wall's depth 8: nothing farther than that
+    assert in_front(far, limit)[short].all() and not in_front(far * 2, limit)[short].any()
+    inner = open_ & (xs >= 44 + 5)  # farther than the rays reach from the frame
+    assert (limit[inner] < 0).all() and in_front(np.full(inner.sum(), 1e6, np.float32), limit[inner]).all()
+    moving[:, :] = True  # a crack inside what moves: filled, never remembered
+    _, dynamic = surroundings(mask, depth, moving, at)
+    assert dynamic[crack].all()
+
+
+def _moving_bundle(tmp_path: Path):
+    clip = render_clip(ClipConfig(kind="moving", frames=6, width=96, height=54))
+    meta = SceneMeta(
+        scene_id="moving", title="moving", fps=clip.config.fps, frame_count=clip.config.frames,
+        intrinsics=clip.intrinsics, source="engine", depth_source="exact",
+    )  # fmt: skip
+    bundle = write_bundle(
+        tmp_path / "moving", meta, clip.frames, clip.depth, clip.poses,
+        moving=clip.moving, in_scene_units=True, lossless=True,
+    )  # fmt: skip
+    return clip, bundle
+
+
+@pytest.mark.parametrize("k", [0, 3])
+def test_the_session_finds_the_pixels_that_move(tmp_path: Path, k: int):
+    clip, bundle = _moving_bundle(tmp_path)
+    assert clip.moving[k].sum() > 20
+    session = ExplicitGenerator().open(bundle, 96, 54)
+    request = FrameRequest(bundle.poses[k], clip.intrinsics, k / clip.config.fps)
+    result = session.splat(request)
+    found = session._moving(request, result, np.ones((54, 96), bool))  # looked for near holes everywhere
+    truth = clip.moving[k]
+    assert (found & truth).sum() >= 0.9 * truth.sum()
+    assert (found & ~truth).sum() <= 0.1 * truth.sum()
+    session.close()
+
+
+def test_moving_pixels_are_looked_for_only_near_the_holes(tmp_path: Path):
+    clip, bundle = _moving_bundle(tmp_path)
+    session = ExplicitGenerator().open(bundle, 96, 54)
+    request = FrameRequest(bundle.poses[0], clip.intrinsics, 0.0)
+    result = session.splat(request)
+    everywhere = session._moving(request, result, np.ones((54, 96), bool))
+    first = int(np.flatnonzero(everywhere.any(axis=0))[0])  # the leftmost column showing a moving object
+    holes = np.zeros((54, 96), bool)
+    holes[:, : first - 2] = True  # holes just left of it
+    found = session._moving(request, result, holes)
+    assert found.any() and not found[:, first - 2 + MOVING_RING :].any()
+    np.testing.assert_array_equal(found[:, : first - 2 + MOVING_RING], everywhere[:, : first - 2 + MOVING_RING])
+    session.close()
+
+
+def test_held_out_sample_bundles_carry_their_moving_masks(tmp_path: Path):
+    """The roam benchmark's worlds come with exact moving-object masks, as the demo scene does (without them
+    the fused world would keep every position of the ball as a ghost)."""
+    from starbridge.scenes.procedural.samples import SampleConfig, iter_samples, moving_masks, sample_to_bundle
+
+    sample = next(iter_samples("heldout", 1, config=SampleConfig(width=96, height=54)))
+    masks = moving_masks(sample)
+    assert masks.shape == sample.ref_depth.shape and masks.any(axis=(1, 2)).all()
+    assert masks.mean() < 0.2
+    bundle = sample_to_bundle(sample, tmp_path / "s", moving=masks)
+    np.testing.assert_array_equal(bundle.moving, masks)
+    assert sample_to_bundle(sample, tmp_path / "t").moving is None
