@@ -12,7 +12,8 @@ imported with `starbridge scene import`'s code (decode, shots, tracking, depth, 
 * field of view: estimated vs true, degrees;
 * depth: AbsRel (each pixel's error capped at 1, so a few wild pixels do not swamp it) and the fraction with
   max(d / d*, d* / d) < 1.25, on static pixels with finite true depth, after one median scale for the whole clip
-  (the capture's scale is arbitrary);
+  (the capture's scale is arbitrary); also the AbsRel at the camera path's scale (`depth_absrel_path_scale`,
+  the column "path"), which surfaces placed too near cannot shift as they shift the median;
 * moving masks: IoU with the true masks (the `moving` clip);
 * novel views: PSNR against the true image of the explicit render at poses 0.3 m beside the path (for a
   rotation-only capture, which has no parallax to show, turned 8 degrees instead), from the captured scene and
@@ -153,6 +154,12 @@ def measure(kind: str, frames: int, width: int, height: int, work: Path) -> dict
         out["depth_delta_1_25"] = float(np.mean(np.maximum(ratio, 1 / ratio) < 1.25))
         out["depth_finite_where_true_finite"] = float(both.sum() / max(static.sum(), 1))
         out["scale_to_metres"] = s
+        # the same with the camera path's scale (the similarity alignment of the centres, as the novel views
+        # use): a scale the depth cannot move; the median scale is pulled by surfaces placed too near
+        path_scale = _similarity_error(bundle.poses, clip.poses)[1]
+        if path_scale > 0:
+            ratio_path = est[both] * path_scale / clip.depth[both]
+            out["depth_absrel_path_scale"] = float(np.mean(np.minimum(np.abs(ratio_path - 1), 1.0)))
     if bundle.moving is not None and clip.moving.any():
         inter = float((bundle.moving & clip.moving).sum())
         union = float((bundle.moving | clip.moving).sum())
@@ -186,19 +193,21 @@ def measure(kind: str, frames: int, width: int, height: int, work: Path) -> dict
 
 def _table(rows: list[dict[str, Any]]) -> str:
     head = (f"{'clip':<9} {'tracking':<14} {'rot med/max':>12} {'trans':>6} {'fov est/true':>13} {'AbsRel':>7} "
-            f"{'d<1.25':>6} {'IoU':>5} {'PSNR cap/exact':>15} {'mp4/true-fov':>13} {'import s':>8}")  # fmt: skip
+            f"{'d<1.25':>6} {'path':>6} {'IoU':>5} {'PSNR cap/exact':>15} {'mp4/true-fov':>13} "
+            f"{'import s':>8}")  # fmt: skip
     lines = [head, "-" * len(head)]
     for r in rows:
         absrel = f"{r['depth_absrel']:.3f}" if "depth_absrel" in r else "-"
         delta = f"{r['depth_delta_1_25']:.2f}" if "depth_delta_1_25" in r else "-"
         iou = f"{r['moving_iou']:.2f}" if "moving_iou" in r else "-"
+        path = f"{r['depth_absrel_path_scale']:.3f}" if "depth_absrel_path_scale" in r else "-"
         rot = f"{r['rotation_error_deg_median']:5.2f}/{r['rotation_error_deg_max']:5.2f}"
         fov = f"{r['fov_deg']:6.1f}/{r['fov_true_deg']:5.1f}"
         psnr = f"{r['novel_psnr_captured']:6.2f}/{r['novel_psnr_exact']:6.2f}"
         diag = f"{r['novel_psnr_exact_decoded_frames']:6.2f}/{r['novel_psnr_captured_true_fov']:6.2f}"
         lines.append(
             f"{r['kind']:<9} {str(r['tracking']):<14} {rot:>12} {r['translation_error_rel']:6.3f} {fov:>13} "
-            f"{absrel:>7} {delta:>6} {iou:>5} {psnr:>15} {diag:>13} {r['import_s']:8.1f}"
+            f"{absrel:>7} {delta:>6} {path:>6} {iou:>5} {psnr:>15} {diag:>13} {r['import_s']:8.1f}"
         )
     return "\n".join(lines)
 

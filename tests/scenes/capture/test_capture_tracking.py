@@ -11,17 +11,22 @@ Measured on a 2-core VM shared with other jobs (defaults; bounds asserted in bra
 clip           rotation error median   centres mean / max  FOV (true)                  registered  seconds
                / max, degrees          % of the path
 =============  =====================  ==================  ==========================  ==========  =======
-handheld       0.14 / 0.26 (1.0)       0.4 / 0.8 (3 / 6)   59.2 (60) estimated (+-3)   1.0 (0.9)   12
-orbit          0.45 / 1.09 (1.0)       0.5 / 0.9 (3 / 6)   62.0 (60) estimated (+-3)   1.0 (0.9)   13
-dolly          0.10 / 0.30 (1.0)       0.5 / 1.3 (3 / 6)   60 (60) assumed, warned     1.0 (0.9)   20
-pan            0.28 / 0.45 (1.0)       rotation only       59.5 (60) estimated (+-2)   1.0 (0.9)   7
-handheld 45    0.42 / 0.76 (1.0)       0.5 / 1.1 (3 / 6)   45.8 (45) estimated (+-3)   1.0 (0.9)   11
-handheld, FOV  0.17 / 0.42 (1.0)       0.5 / 0.9           60 given                    1.0 (0.9)   9
+handheld       0.10 / 0.16 (1.0)       0.3 / 0.8 (3 / 6)   58.9 (60) estimated (+-3)   1.0 (0.9)   23
+orbit          0.25 / 0.66 (1.0)       0.4 / 0.9 (3 / 6)   61.1 (60) estimated (+-3)   1.0 (0.9)   20
+dolly          0.10 / 0.30 (1.0)       0.5 / 1.3 (3 / 6)   60 (60) assumed, warned     1.0 (0.9)   24
+pan            0.28 / 0.45 (1.0)       rotation only       59.5 (60) estimated (+-2)   1.0 (0.9)   8
+handheld 45    0.44 / 0.80 (1.0)       0.6 / 1.0 (3 / 6)   45.6 (45) estimated (+-3)   1.0 (0.9)   13
+handheld, FOV  0.17 / 0.42 (1.0)       0.5 / 0.9           60 given                    1.0 (0.9)   8
 =============  =====================  ==================  ==========================  ==========  =======
 
 The pan's total yaw is 89.8 degrees (90 +- 2). The dolly (2 m straight ahead, a 6 degree pan) does not
 measure the field of view: its candidates' refinements disagree, so 60 is assumed and a warning says so
 (filmed at 50 degrees it is also assumed 60, warned, and the rotation error stays 0.6 / 1.3 degrees).
+The field of view is measured to about a degree on these short clips, not better: with the true poses the
+matches put the best focal length within 0.5 degree of the truth, but with the poses free (a camera turning
+about one axis, 25 degrees at most) a change of focal length is nearly absorbed by the poses and depths. Over
+14 ground-truth clips (kinds, sizes 320-480 px, 40-60 frames, 45-70 degrees) the mean error is 1.2 degrees
+(1.9 before the outlier pass).
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from starbridge.errors import InvalidArgument, SceneError
+from starbridge.scenes.capture.track_features import FeatureEngine, keyframe_pairs, prepare_images
+from starbridge.scenes.capture.track_mapping import MapBuilder, focal_of
 from starbridge.scenes.capture.tracking import (
     FOV_DEFAULT,
     FOV_ESTIMATED,
@@ -268,6 +275,38 @@ def test_bad_arguments_are_refused() -> None:
         track_camera(np.zeros((5, 32, 32, 3), np.uint8), vertical_fov_deg=0.0)
     with pytest.raises(InvalidArgument):
         TrackingConfig(fov_candidates_deg=(200.0,))
+    with pytest.raises(InvalidArgument):
+        TrackingConfig(fov_inlier_factor=0.0)
+
+
+@pytest.mark.slow
+def test_the_outlier_pass_drops_only_far_observations(filmed: ClipFn, tmp_path: Path) -> None:
+    """MapBuilder.adjusted(max_error_px=...): the free-focal adjustment without the observations the first one
+    left far off (what the field-of-view search measures the focal length with) keeps every keyframe, drops
+    some observations and leaves none far off."""
+    _, frames = filmed("handheld")
+    images = prepare_images(frames[::4], 640)
+    engine = FeatureEngine(max_features=2048, num_threads=2, seed=0)
+    feats = [engine.extract(grey, dense=True) for grey in images.grey]
+    geometries = {}
+    for a, b in keyframe_pairs(len(feats), 3, ()):
+        geometry = engine.verify(feats[a], feats[b], images.size, 20)
+        if geometry is not None:
+            geometries[(a, b)] = geometry
+    builder = MapBuilder(tmp_path, images.size, feats, geometries, num_threads=1, seed=0, init_min_tri_angle_deg=4.0)
+    run = builder.run(focal_of(60.0, images.size[1]))
+    assert run.num_registered == len(feats)
+    loose = builder.adjusted(run)
+    limit = 2.0 * loose.mean_error_px
+    clean = builder.adjusted(loose, max_error_px=limit)
+    assert clean.registered == loose.registered
+    assert clean.reconstruction is not None and loose.reconstruction is not None
+    before = loose.reconstruction.compute_num_observations()
+    assert 0.5 * before < clean.reconstruction.compute_num_observations() < before
+    assert clean.mean_error_px < loose.mean_error_px
+    errors = [p.error for p in clean.reconstruction.points3D.values()]  # per point, after adjusting again
+    assert max(errors) < 1.5 * limit
+    assert 25.0 <= clean.vertical_fov_deg <= 110.0 and np.isfinite(clean.focal_sigma)
 
 
 # --------------------------------------------------------------------------------------- real video

@@ -1,7 +1,10 @@
 """The field of view from structure from motion (tracking stage ``mapping``): the keyframes mapped at several
 candidate fields of view with the focal length fixed, bundle adjustment with it free from each model that
-registered nearly the most keyframes, all keyframes mapped at the median of those and adjusted again until the
-value stays put; its uncertainty, a prior, and the words that say how it was chosen."""
+registered nearly the most keyframes (twice: with all observations, then without those that reproject further
+than fov_inlier_factor times the first one's mean error, the outliers that pull the focal length), all
+keyframes mapped at the median of the second ones and adjusted again until the value stays put; its uncertainty
+(how far the first ones disagree: the motion's grip on the focal length; none for cameras that travel along
+their view hardly turning), a prior, and the words that say how it was chosen."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .track_mapping import MapBuilder, MapRun, focal_of, fov_of
+from .track_mapping import MapBuilder, MapRun, focal_of, fov_of, model_arrays
 from .track_types import FOV_DEFAULT, FOV_ESTIMATED, FovScore, TrackingConfig, TrackingError
 
 
@@ -41,8 +44,9 @@ class FovSearch:
 
     def run(self) -> MapRun:
         """Map at each candidate field of view; from each model that registered most keyframes, bundle
-        adjustment with the focal length free; their median (the spread says how well the motion measures
-        it); all keyframes mapped there, adjusted once more with the focal length free; mapped at the result."""
+        adjustment with the focal length free, then again without its outliers; the median of the second
+        ones (the spread of the first ones says how well the motion measures it); all keyframes mapped there,
+        adjusted once more the same way; mapped at the result."""
         cfg = self.cfg
         builder = self.builder
         h = self.height
@@ -74,18 +78,24 @@ class FovSearch:
                 "no_track",
                 f"could not track the camera: structure from motion placed at most {most} of {n_coarse} keyframes",
             )
-        refined: list[float] = []
+        refined: list[float] = []  # after dropping outliers: the estimate
+        plain: list[float] = []  # with them: how firmly the motion pins the focal length down
         for run in runs:
             free = None
             if run.num_registered >= max(most - 1, 0.9 * most) and run.num_points:
-                free = builder.adjusted(run)
+                loose, free = self._free(run)
                 tick()
+                if lo <= loose.vertical_fov_deg <= hi:
+                    plain.append(loose.vertical_fov_deg)
                 if lo <= free.vertical_fov_deg <= hi:
                     refined.append(free.vertical_fov_deg)
             self._score(run, "candidate", free.vertical_fov_deg if free is not None else math.nan)
         # (no refinement stayed in range, or too few to agree: the motion does not measure it, the default holds)
         median = float(np.median(refined)) if refined else cfg.default_fov_deg
-        spread = 1.4826 * float(np.median(np.abs(np.array(refined) - median))) if len(refined) >= 3 else math.inf
+        spread = _spread(plain) if len(refined) >= 3 else math.inf
+        tried = [r for r in runs if r.num_registered >= max(most - 1, 0.9 * most) and r.num_points]
+        if _straight_ahead(tried, cfg.fov_forward_deg, cfg.fov_min_turn_deg):
+            spread = math.inf  # moving along the view, hardly turning: a known blind spot, whatever they say
 
         def map_all(fovs: list[float]) -> MapRun:
             """All keyframes mapped at the first of `fovs` where that works (the others: retries)."""
@@ -107,7 +117,7 @@ class FovSearch:
             # all keyframes at the consensus; adjust with the focal length free, map there, until it stays put
             base = run = map_all([median, *retries])
             for _ in range(cfg.fov_refinements):
-                free = builder.adjusted(run)
+                free = self._free(run)[1]
                 tick()
                 self._score(run, "consensus" if run is base else "refine", free.vertical_fov_deg)
                 if not (lo <= free.vertical_fov_deg <= hi and abs(free.vertical_fov_deg - median) <= 3 * spread + 8):
@@ -152,7 +162,7 @@ class FovSearch:
         scan = (
             f"the keyframes were mapped at {len(candidates)} candidate fields of view "
             f"({min(candidates):g}-{max(candidates):g} degrees) and bundle adjustment with the focal length free "
-            f"{moved}"
+            f"(then again without its outliers) {moved}"
         )
         if source == FOV_DEFAULT:
             self.source = FOV_DEFAULT
@@ -188,8 +198,51 @@ class FovSearch:
         w_fit, w_prior = 1.0 / max(sigma, 1e-6) ** 2, 1.0 / cfg.fov_prior_sigma_deg**2
         return (vertex * w_fit + cfg.default_fov_deg * w_prior) / (w_fit + w_prior), FOV_ESTIMATED
 
+    def _free(self, run: MapRun) -> tuple[MapRun, MapRun]:
+        """The run adjusted with the focal length free, with all its observations and then without those that
+        reproject further than fov_inlier_factor times its mean error (the second one measures the focal
+        length)."""
+        loose = self.builder.adjusted(run)
+        if not loose.num_points or not math.isfinite(loose.mean_error_px):
+            return loose, loose
+        return loose, self.builder.adjusted(loose, max_error_px=self.cfg.fov_inlier_factor * loose.mean_error_px)
+
     def _score(self, run: MapRun, stage: str, refined_fov: float) -> None:
         self.scores.append(fov_score(run, stage, refined_fov))
+
+
+def _straight_ahead(runs: list[MapRun], max_angle_deg: float, min_turn_deg: float) -> bool:
+    """The mapped cameras travel along their view (the path within `max_angle_deg` of the mean viewing
+    direction) and turn less than `min_turn_deg` between any two, by the median over the candidates' models
+    (one mapped at a wrong focal length may be distorted): the focal length is then all but unobservable (a
+    pure translation does not measure it at all), whatever the adjustments agree on."""
+    angles, turns = [], []
+    for run in runs:
+        if run.reconstruction is None or run.num_registered < 2:
+            continue
+        poses = model_arrays(run)[0]
+        order = sorted(poses)  # keyframes in time order
+        rots = np.array([poses[k][:, :3] for k in order])
+        centres = np.array([-poses[k][:, :3].T @ poses[k][:, 3] for k in order])
+        path = centres[-1] - centres[0]
+        view = rots[:, 2, :].mean(axis=0)  # mean viewing direction (OpenCV +z) in the world
+        norm = float(np.linalg.norm(path)) * float(np.linalg.norm(view))
+        if norm <= 0:
+            continue
+        angles.append(math.degrees(math.acos(min(abs(float(path @ view)) / norm, 1.0))))
+        traces = np.einsum("aij,bij->ab", rots, rots)  # trace(Ra Rb^T) of every pair
+        turns.append(math.degrees(math.acos(float(np.clip((traces.min() - 1) / 2, -1.0, 1.0)))))
+    if not angles:
+        return False
+    return float(np.median(angles)) <= max_angle_deg and float(np.median(turns)) < min_turn_deg
+
+
+def _spread(values: list[float]) -> float:
+    """Robust standard deviation (1.4826 median absolute deviation) of at least three values, else inf."""
+    if len(values) < 3:
+        return math.inf
+    arr = np.array(values)
+    return 1.4826 * float(np.median(np.abs(arr - np.median(arr))))
 
 
 def fov_score(run: MapRun, stage: str, refined_fov: float) -> FovScore:

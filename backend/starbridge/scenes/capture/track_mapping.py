@@ -48,6 +48,10 @@ def focal_of(fov_deg: float, height: int) -> float:
     return 0.5 * height / math.tan(math.radians(fov_deg) / 2.0)
 
 
+#: Points triangulated from rays closer than this (degrees) are dropped with their outliers (COLMAP's default).
+MIN_TRI_ANGLE_DEG = 1.5
+
+
 class MapBuilder:
     """The keyframes' COLMAP database, and mapping runs on it."""
 
@@ -132,12 +136,16 @@ class MapBuilder:
         rec = max(models.values(), key=lambda r: (r.num_reg_images(), r.num_points3D()))
         return summarize(rec, focal, fov)
 
-    def adjusted(self, run: MapRun, focal: float | None = None) -> MapRun:
+    def adjusted(self, run: MapRun, focal: float | None = None, *, max_error_px: float = 0.0) -> MapRun:
         """A copy of the run's model after a global bundle adjustment (poses and points free, Cauchy loss)
         with the focal length fixed at `focal`, or free (from the run's) when None; then also the focal
-        length's standard deviation from the covariance of the adjustment (residuals scaled by their spread)."""
+        length's standard deviation from the covariance of the adjustment (residuals scaled by their spread).
+        With `max_error_px` > 0, observations reprojecting further than that (and points left with too few)
+        are dropped from the copy first: an adjusted model's outliers, which would pull the focal length."""
         assert run.reconstruction is not None
         rec = pycolmap.Reconstruction(run.reconstruction)
+        if max_error_px > 0:
+            pycolmap.ObservationManager(rec).filter_all_points3D(max_error_px, MIN_TRI_ANGLE_DEG)
         camera = next(iter(rec.cameras.values()))
         if focal is not None:
             camera.params = [focal, *list(camera.params)[1:]]

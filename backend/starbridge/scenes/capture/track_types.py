@@ -77,6 +77,19 @@ class TrackingConfig:
     fov_tolerance_deg: float = 3.0
     #: ...and one less certain than this (or a fit without a minimum) is not used: the default is assumed.
     fov_unmeasurable_deg: float = 12.0
+    #: The focal length is measured by a second free-focal adjustment without the observations that reproject
+    #: further than this many times the first one's mean reprojection error: features on occlusion edges,
+    #: aliased texture and moving objects pull it (measured on the ground-truth clips, handheld: 60.6 -> 60.0
+    #: degrees, true 60). How far the first adjustments from the candidates disagree still says how well the
+    #: motion measures it.
+    fov_inlier_factor: float = 2.0
+    #: Cameras that travel within `fov_forward_deg` of their viewing direction and turn less than
+    #: `fov_min_turn_deg` (a vehicle, a dolly; the median over the candidates' models) do not measure the
+    #: field of view: the default is assumed, even when the adjustments happen to agree (measured: a 2 m dolly
+    #: with a 6 degree pan, true 60, gave 68-77; its models put the path 4-5 degrees off the view, one
+    #: distorted model 54; the walks and orbits 82-90 degrees).
+    fov_forward_deg: float = 45.0
+    fov_min_turn_deg: float = 10.0
     #: At most this many bundle adjustments with the focal length free on all keyframes (mapping again at
     #: each result) to reach the fixed point.
     fov_refinements: int = 3
@@ -108,8 +121,12 @@ class TrackingConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.max_side < 64 or self.min_frames < 2 or not self.fov_candidates_deg:
-            raise InvalidArgument(f"tracking config: max_side >= 64, min_frames >= 2, some candidates: {self}")
+        valid = self.max_side >= 64 and self.min_frames >= 2 and bool(self.fov_candidates_deg)
+        if not (valid and self.fov_inlier_factor > 0 and 0 <= self.fov_forward_deg <= 90):
+            raise InvalidArgument(
+                "tracking config: max_side >= 64, min_frames >= 2, some candidates, fov_inlier_factor > 0, "
+                f"fov_forward_deg in [0, 90]: {self}"
+            )
         for fov in (*self.fov_candidates_deg, self.default_fov_deg):
             check_fov(fov, "fov_candidates_deg")
 
@@ -117,7 +134,8 @@ class TrackingConfig:
 @dataclass(frozen=True)
 class FovScore:
     """One mapping run at a fixed field of view: what it registered, how well its points reproject, and
-    where bundle adjustment with the focal length free moved it (nan: not tried or implausible)."""
+    where bundle adjustment with the focal length free moved it, without its outliers (nan: not tried or
+    implausible)."""
 
     vertical_fov_deg: float
     #: "candidate" (every other keyframe when there are many), "consensus" (all keyframes at the median of

@@ -11,11 +11,13 @@
    length from the homographies, translations zero). Else COLMAP's incremental mapper runs on the keyframes
    with the focal length *fixed* (self-calibration from scratch is fragile on short clips): once per candidate
    field of view (60, then 40..90 degrees; every other keyframe when there are many); from each model that
-   registered (nearly) the most keyframes, one bundle adjustment with the focal length free; all keyframes
-   mapped at the median of those, adjusted with the focal length free and mapped again until the value stays
-   put. Its uncertainty combines the spread of the candidates' refinements with the last adjustment's
-   covariance; where the motion does not measure the field of view (straight ahead, circling one point,
-   barely moving) the candidates disagree and the default (60) is assumed, said so in a warning. A given
+   registered (nearly) the most keyframes, one bundle adjustment with the focal length free, then another
+   without the observations it leaves far off (outliers pull the focal length); all keyframes mapped at the
+   median of those, adjusted the same way and mapped again until the value stays put. Its uncertainty
+   combines the spread of the candidates' first refinements with the last adjustment's covariance; where
+   the motion does not measure the field of view (straight ahead, circling one point, barely moving) the
+   candidates disagree, or the cameras travel along their view hardly turning, and the default (60) is
+   assumed, said so in a warning. A given
    `vertical_fov_deg` is used as is (one mapping run). Should mapping fail, or its cameras hardly move, a
    rotation that fits fairly well is used instead;
 5. ``registration``: every other frame is registered against the map (2D-3D matches with its neighbouring
