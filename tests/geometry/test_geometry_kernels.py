@@ -161,3 +161,137 @@ def test_set_bounds_match_the_numpy_reference():
             np.testing.assert_array_equal(got, reference_in_view(boxes, intr, c2w, pixels))
             shown_any += int(got.sum())
     assert 0 < shown_any < 9 * len(boxes)  # it culls some and keeps some
+
+
+# ---------------------------------------------------------------------- the hole work of runtime/holes.py
+
+
+def reference_near(mask: np.ndarray, r: int) -> np.ndarray:
+    """Dilation by a (2r + 1)-square, one shift at a time."""
+    out = mask.copy()
+    for axis in (0, 1):
+        grown = out.copy()
+        for k in range(1, r + 1):
+            if axis == 0:
+                grown[k:] |= out[:-k]
+                grown[:-k] |= out[k:]
+            else:
+                grown[:, k:] |= out[:, :-k]
+                grown[:, :-k] |= out[:, k:]
+        out = grown
+    return out
+
+
+def reference_surroundings(mask, depth, moving, at, radius):
+    """The rays as whole-array gathers: (n, 4 rays, radius) indices, the first covered pixel along each."""
+    h, w = mask.shape
+    rows, cols = np.divmod(at, w)
+    rays = np.array([(0, 1), (1, 0), (0, -1), (-1, 0)])
+    steps = np.arange(1, radius + 1)
+    y = rows[:, None, None] + rays[None, :, 0, None] * steps
+    x = cols[:, None, None] + rays[None, :, 1, None] * steps
+    inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+    index = np.where(inside, y * w + x, 0)
+    covered = inside & mask.reshape(-1)[index]
+    first = np.argmax(covered, axis=2)[..., None]
+    met = np.take_along_axis(covered, first, axis=2)[..., 0]
+    index = np.take_along_axis(index, first, axis=2)[..., 0]
+    closed = (met[:, 0] & met[:, 2]) | (met[:, 1] & met[:, 3])
+    far = np.where(met, depth.reshape(-1)[index], np.float32(-1.0)).max(axis=1)
+    limit = np.where(closed, far, np.float32(-1.0))
+    dynamic = closed & (moving.reshape(-1)[index] | ~met).all(axis=1)
+    return limit, dynamic
+
+
+def _hole_scene(h: int, w: int, fraction: float):
+    rng = np.random.default_rng(h * w + int(100 * fraction))
+    mask = rng.random((h, w)) >= fraction
+    mask[h // 3 : h // 3 + 9, w // 4 : w // 4 + 12] = False  # a wide hole (where it fits)
+    depth = rng.uniform(1.0, 50.0, (h, w)).astype(np.float32)
+    depth[rng.random((h, w)) < 0.1] = np.inf  # sky
+    moving = rng.random((h, w)) < 0.5
+    moving[: h // 2] = True  # regions where all that closes a hole moves
+    return rng, mask, depth, moving
+
+
+@pytest.mark.parametrize(("h", "w"), [(288, 512), (37, 23), (1, 9), (9, 1), (1, 1), (6, 7)])
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9])
+def test_near_and_surroundings_match_the_numpy_reference(h: int, w: int, fraction: float):
+    rng, mask, depth, moving = _hole_scene(h, w, fraction)
+    for r in (0, 1, 3, 8):
+        rows, out = np.empty_like(mask), np.empty_like(mask)
+        kernels.near(mask, r, rows, out)
+        np.testing.assert_array_equal(out, reference_near(mask, r))
+    at = np.flatnonzero(~mask)
+    for radius in (1, 4):
+        limit, dynamic = np.empty(at.size, np.float32), np.empty(at.size, bool)
+        kernels.surroundings(mask, depth, moving, at, radius, limit, dynamic)
+        want_limit, want_dynamic = reference_surroundings(mask, depth, moving, at, radius)
+        np.testing.assert_array_equal(limit, want_limit)
+        np.testing.assert_array_equal(dynamic, want_dynamic)
+        shuffled = rng.permutation(at.size)  # the same per pixel in any order (sorted pixels are only faster)
+        kernels.surroundings(mask, depth, moving, at[shuffled], radius, limit, dynamic)
+        np.testing.assert_array_equal(limit, want_limit[shuffled])
+        np.testing.assert_array_equal(dynamic, want_dynamic[shuffled])
+    if (h, w) == (288, 512):
+        assert (limit >= 0).any() and (limit < 0).any() and dynamic.any() and not dynamic.all()  # all cases met
+
+
+@pytest.mark.parametrize(("h", "w"), [(288, 512), (37, 23), (1, 9), (9, 1)])
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9])
+def test_source_values_and_row_mean_match_the_numpy_reference(h: int, w: int, fraction: float):
+    rng, sources, depth, _ = _hole_scene(h, w, fraction)
+    sources[h // 2] = False  # a row without sources: the fallback
+    colour = rng.integers(0, 256, (h, w, 3), np.uint8)
+    values = np.empty((h, w, 4), np.float32)
+    kernels.colour_inverse_depth(colour, depth, sources, values)
+    want = np.zeros((h, w, 4), np.float32)
+    want[..., :3] = colour
+    np.divide(np.float32(1.0), depth, out=want[..., 3], where=sources)
+    np.testing.assert_array_equal(values, want)
+
+    at = np.flatnonzero(~sources)
+    fallback = rng.uniform(0, 255, (at.size, 4)).astype(np.float32)
+    mean, dist = np.empty((at.size, 3), np.float32), np.empty(at.size, np.float32)
+    kernels.row_mean(values, sources, at, fallback, mean, dist)
+    # The NumPy reference: einsum sums, accumulated nearest sources.
+    rows, x = np.divmod(at, w)
+    used, row = np.unique(rows, return_inverse=True)
+    src = sources[used]
+    counts = src.sum(axis=1)
+    sums = np.einsum("hwc,hw->hc", values[used, :, :3], src.astype(np.float32))
+    want_mean = sums[row] / np.maximum(counts[row], 1)[:, None].astype(np.float32)
+    none = counts[row] == 0
+    want_mean[none] = fallback[none, :3]
+    cols = np.arange(w)
+    left = np.maximum.accumulate(np.where(src, cols, -(2 * w)), axis=1)[row, x]
+    right = np.minimum.accumulate(np.where(src, cols, 3 * w)[:, ::-1], axis=1)[:, ::-1][row, x]
+    want_dist = np.minimum(x - left, right - x).astype(np.float32)
+    want_dist[none] = np.inf
+    np.testing.assert_array_equal(mean, want_mean)
+    np.testing.assert_array_equal(dist, want_dist)
+    assert none.any()
+
+
+@pytest.mark.parametrize(("h", "w", "step"), [(288, 512, 2), (37, 23, 3), (5, 1, 4)])
+def test_coarse_pixels_match_the_numpy_reference(h: int, w: int, step: int):
+    rng = np.random.default_rng(h + w)
+    at = np.flatnonzero(rng.random((h, w)) < 0.4)
+    coarse = (-(-h // step), -(-w // step))
+    for order in (at, rng.permutation(at)):
+        block, blocks = np.empty(order.size, np.int64), np.ones(coarse, bool)
+        kernels.coarse_pixels(order, w, step, block, blocks)
+        rows, cols = np.divmod(order, w)
+        want = (rows // step) * coarse[1] + cols // step
+        want_blocks = np.zeros(coarse, bool)
+        want_blocks.reshape(-1)[want] = True
+        np.testing.assert_array_equal(block, want)
+        np.testing.assert_array_equal(blocks, want_blocks)
+
+
+def test_opaque_adds_alpha():
+    rgb = np.random.default_rng(3).integers(0, 256, (7, 5, 3), np.uint8)
+    out = np.zeros((7, 5, 4), np.uint8)
+    kernels.opaque(rgb, out)
+    np.testing.assert_array_equal(out[..., :3], rgb)
+    assert (out[..., 3] == 255).all()

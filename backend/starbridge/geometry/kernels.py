@@ -1,5 +1,6 @@
 """Compiled inner loops of the explicit render, with numba: forward splatting (splat.py), the push-pull hole
-fill (fill.py), and the wide-hole mask of runtime/explicit.py.
+fill (fill.py), and the per-frame hole work of runtime/holes.py and runtime/explicit.py (the wide-hole mask,
+the surroundings rays, the ring around the holes, the fill's source values and row means).
 
 Why compiled: the splat's z-test and blending are scatters (many points into one pixel), which NumPy can only
 do with `ufunc.at` (np.minimum.at, np.add.at): 10-14 ms a frame at 512x288, the floor of the explicit
@@ -349,7 +350,18 @@ def upsample_at(coarse, flat, width, out):  # pragma: no cover - compiled
         _upsample(coarse, hc, wc, y, x, channels, out[k])
 
 
-# ---------------------------------------------------------------------- hole shapes (runtime/explicit.py)
+# ---------------------------------------------------------------------- hole work (runtime/holes.py, explicit.py)
+
+
+@njit(inline="always")
+def _row_of(p, width, row):  # pragma: no cover - compiled
+    """The row of flat pixel p in an image `width` wide, stepping on from `row` (the previous pixel's): no
+    division for sorted pixels (row-major order), one for the others."""
+    if p < row * width:
+        return p // width
+    while p >= (row + 1) * width:
+        row += 1
+    return row
 
 
 @njit(nt.void(_in(_BOOL, 2), _I64, _out(_BOOL, 2)), **_JIT)
@@ -385,3 +397,177 @@ def wide_holes(holes, radius, out):  # pragma: no cover - compiled
                 d = min(d, dist[y, x + 1] + 1)
             dist[y, x] = d
             out[y, x] = holes[y, x] and d <= radius
+
+
+@njit(nt.void(_in(_BOOL, 2), _I64, _out(_BOOL, 2), _out(_BOOL, 2)), **_JIT)
+def near(mask, radius, rows, out):  # pragma: no cover - compiled
+    """out (h, w) = a True pixel of mask (h, w) within `radius` pixels (a square: the Chebyshev distance); rows
+    (h, w) is scratch (the row pass). Two sliding-window counts: along each row, then down each column."""
+    h, w = mask.shape
+    for y in range(h):
+        count = 0
+        for x in range(min(radius, w)):
+            count += mask[y, x]
+        for x in range(w):
+            if x + radius < w:
+                count += mask[y, x + radius]
+            if x - radius - 1 >= 0:
+                count -= mask[y, x - radius - 1]
+            rows[y, x] = count > 0
+    for x in range(w):
+        count = 0
+        for y in range(min(radius, h)):
+            count += rows[y, x]
+        for y in range(h):
+            if y + radius < h:
+                count += rows[y + radius, x]
+            if y - radius - 1 >= 0:
+                count -= rows[y - radius - 1, x]
+            out[y, x] = count > 0
+
+
+@njit(
+    nt.void(_in(_BOOL, 2), _in(_F32, 2), _in(_BOOL, 2), _in(_I64, 1), _I64, _out(_F32, 1), _out(_BOOL, 1)),
+    **_JIT,
+)  # fmt: skip
+def surroundings(mask, depth, moving, at, radius, limit, dynamic):  # pragma: no cover - compiled
+    """runtime/holes.py's `surroundings` at the pixels at (n,) (flat indices of an (h, w) image): along 4 rays
+    (right, down, left, up) of `radius` pixels, the first pixel where mask (h, w) is True. Where the rays meet
+    one on both sides (left and right, or up and down): limit (n,) = the largest depth (h, w) of those met and
+    dynamic (n,) = every one met is True in moving (h, w); elsewhere -1 and False.
+
+    The distance to the nearest True pixel in each direction (capped at radius + 1: none within the ray) comes
+    from scans, not from walking the rays: up and down over the whole image, left and right along each row of
+    `at` once for the run of pixels in it (sorted `at` has one run per row)."""
+    h, w = mask.shape
+    cap = radius + 1
+    above = np.empty((h, w), np.int32)  # distance to the nearest True pixel above, capped
+    below = np.empty((h, w), np.int32)
+    for x in range(w):
+        above[0, x] = cap
+        below[h - 1, x] = cap
+    for y in range(1, h):
+        for x in range(w):
+            above[y, x] = 1 if mask[y - 1, x] else min(above[y - 1, x] + 1, cap)
+    for y in range(h - 2, -1, -1):
+        for x in range(w):
+            below[y, x] = 1 if mask[y + 1, x] else min(below[y + 1, x] + 1, cap)
+    before = np.empty(w, np.int32)  # the same along the current row
+    after = np.empty(w, np.int32)
+    flat_depth = depth.reshape(-1)
+    flat_moving = moving.reshape(-1)
+    row = -1
+    y = 0
+    for k in range(at.size):
+        y = _row_of(at[k], w, y)
+        x = at[k] - y * w
+        if y != row:
+            row = y
+            before[0] = cap
+            for i in range(1, w):
+                before[i] = 1 if mask[y, i - 1] else min(before[i - 1] + 1, cap)
+            after[w - 1] = cap
+            for i in range(w - 2, -1, -1):
+                after[i] = 1 if mask[y, i + 1] else min(after[i + 1] + 1, cap)
+        rt, dn, lt, up = after[x], below[y, x], before[x], above[y, x]
+        if not ((rt <= radius and lt <= radius) or (dn <= radius and up <= radius)):
+            limit[k] = np.float32(-1.0)
+            dynamic[k] = False
+            continue
+        p = at[k]
+        far = np.float32(-1.0)
+        moves = True
+        for q in (
+            p + rt if rt <= radius else -1,
+            p + dn * w if dn <= radius else -1,
+            p - lt if lt <= radius else -1,
+            p - up * w if up <= radius else -1,
+        ):  # np.max's order
+            if q >= 0:
+                v = flat_depth[q]
+                far = v if v > far or v != v or far != far else far  # NaN wins, as in np.max
+                moves = moves and flat_moving[q]
+        limit[k] = far
+        dynamic[k] = moves
+
+
+@njit(nt.void(_in(_U8, 3), _in(_F32, 2), _in(_BOOL, 2), _out(_F32, 3)), **_JIT)
+def colour_inverse_depth(colour, depth, sources, values):  # pragma: no cover - compiled
+    """values (h, w, 4) = colour (h, w, 3) as float32 and 1 / depth (h, w) where `sources` (h, w), else 0."""
+    h, w = sources.shape
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for y in range(h):
+        for x in range(w):
+            for c in range(3):
+                values[y, x, c] = np.float32(colour[y, x, c])
+            values[y, x, 3] = one / depth[y, x] if sources[y, x] else zero
+
+
+@njit(nt.void(_in(_F32, 3), _in(_BOOL, 2), _in(_I64, 1), _in(_F32, 2), _out(_F32, 2), _out(_F32, 1)), **_JIT)
+def row_mean(values, sources, at, fallback, mean, dist):  # pragma: no cover - compiled
+    """runtime/holes.py's `row_mean` of the first C = mean.shape[1] channels of values (h, w, >= C) for the
+    pixels at (n,): mean (n, C) of the row's source pixels (fallback (n, >= C) in rows with none) and dist (n,)
+    to the nearest of them along the row (+inf: none; on one side only, the other counts as 2 w before or 3 w
+    after the row's start). A row is summed once for a run of pixels in it. The channels must hold integers
+    (colours): their float32 sums are then exact, in any order."""
+    h, w = sources.shape
+    channels = mean.shape[1]
+    sums = np.zeros(channels, np.float64)
+    left = np.empty(w, np.int64)
+    right = np.empty(w, np.int64)
+    row = -1
+    count = 0
+    for k in range(at.size):
+        y, x = divmod(at[k], w)
+        if y != row:
+            row = y
+            count = 0
+            sums[:] = 0.0
+            last = -2 * w
+            for i in range(w):
+                if sources[y, i]:
+                    count += 1
+                    for c in range(channels):
+                        sums[c] += values[y, i, c]
+                    last = i
+                left[i] = last
+            last = 3 * w
+            for i in range(w - 1, -1, -1):
+                if sources[y, i]:
+                    last = i
+                right[i] = last
+        if count == 0:
+            for c in range(channels):
+                mean[k, c] = fallback[k, c]
+            dist[k] = np.inf
+        else:
+            for c in range(channels):
+                mean[k, c] = np.float32(sums[c]) / np.float32(count)
+            dist[k] = np.float32(min(x - left[x], right[x] - x))
+
+
+@njit(nt.void(_in(_U8, 3), _out(_U8, 3)), **_JIT)
+def opaque(rgb, out):  # pragma: no cover - compiled
+    """out (h, w, 4) = rgb (h, w, 3) with alpha 255."""
+    h, w = rgb.shape[:2]
+    for y in range(h):
+        for x in range(w):
+            out[y, x, 0], out[y, x, 1], out[y, x, 2] = rgb[y, x, 0], rgb[y, x, 1], rgb[y, x, 2]
+            out[y, x, 3] = 255
+
+
+@njit(nt.void(_in(_I64, 1), _I64, _I64, _out(_I64, 1), _out(_BOOL, 2)), **_JIT)
+def coarse_pixels(at, width, step, block, blocks):  # pragma: no cover - compiled
+    """For the pixels at (n,) (flat indices of an image `width` wide): block (n,) = the flat index of the pixel
+    over each in the image at 1 / step of the resolution, blocks.shape[1] wide; blocks (its shape) = True there,
+    False elsewhere."""
+    blocks[:] = False
+    coarse_width = blocks.shape[1]
+    flat = blocks.reshape(-1)
+    y = 0
+    for k in range(at.size):
+        y = _row_of(at[k], width, y)
+        b = (y // step) * coarse_width + (at[k] - y * width) // step
+        block[k] = b
+        flat[b] = True

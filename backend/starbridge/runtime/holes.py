@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..geometry import kernels
 from ..geometry.fill import push_pull_fill_holes
-from ..geometry.kernels import wide_holes as wide_hole_mask
 
 #: `hole_fill`: the colour of a hole pixel is all the row's mean this far (a fraction of the width) from the
 #: nearest source pixel in its row, push-pull next to it, and in between linearly.
@@ -48,9 +48,9 @@ def push_pull_sources(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Push-pull of colour and inverse depth from the `sources`: (flat indices (n,) of every other pixel, their
     (n, 4) float32 values, the (H, W, 4) float32 values it pulled from)."""
-    values = np.zeros(depth.shape + (4,), np.float32)
-    values[..., :3] = colour
-    np.divide(np.float32(1.0), depth, out=values[..., 3], where=sources)  # 1 / inf = 0
+    values = np.empty(depth.shape + (4,), np.float32)
+    colour, depth, sources = (np.ascontiguousarray(a) for a in (colour, depth, sources))
+    kernels.colour_inverse_depth(colour, depth, sources, values)  # compiled: one pass; 1 / inf = 0
     at, filled = push_pull_fill_holes(values, sources)
     return at, filled, values
 
@@ -59,7 +59,7 @@ def finish_fill(
     values: np.ndarray, sources: np.ndarray, at: np.ndarray, filled: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`hole_fill`'s result from the push-pull values (n, 4) at the hole pixels `at` (n,)."""
-    mean, dist = row_mean(values[..., :3], sources, at, filled[:, :3])  # push-pull near the sources, the
+    mean, dist = row_mean(values, sources, at, filled)  # push-pull near the sources, the
     weight = np.minimum(dist / np.float32(ROW_MEAN_SPAN * values.shape[1]), np.float32(1.0))[:, None]  # row's
     filled[:, :3] += weight * (mean - filled[:, :3])  # mean far from them
     with np.errstate(divide="ignore"):
@@ -75,23 +75,14 @@ def to_uint8(rgb: np.ndarray) -> np.ndarray:
 def row_mean(
     values: np.ndarray, sources: np.ndarray, at: np.ndarray, fallback: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """For the pixels `at` (n,): the mean (n, C) float32 of the source pixels of their row (`fallback` (n, C) in
-    rows with none), and the distance (n,) float32 along the row to the nearest of them (+inf: none). Only the
-    rows of `at` are read."""
-    w = values.shape[1]
-    rows, x = np.divmod(at, w)
-    used, row = np.unique(rows, return_inverse=True)  # the rows with holes; each pixel's among them
-    src = sources[used]
-    counts = src.sum(axis=1)
-    sums = np.einsum("hwc,hw->hc", values[used], src.astype(np.float32))
-    mean = sums[row] / np.maximum(counts[row], 1)[:, None].astype(np.float32)
-    none = counts[row] == 0
-    mean[none] = fallback[none]
-    cols = np.arange(w)
-    left = np.maximum.accumulate(np.where(src, cols, -(2 * w)), axis=1)[row, x]
-    right = np.minimum.accumulate(np.where(src, cols, 3 * w)[:, ::-1], axis=1)[:, ::-1][row, x]
-    dist = np.minimum(x - left, right - x).astype(np.float32)
-    dist[none] = np.inf
+    """For the pixels `at` (n,): the mean (n, 3) float32 of the colours (the first 3 channels of `values`
+    (H, W, C) float32, integers) of the source pixels of their row (`fallback`'s first 3 (n, C) in rows with
+    none), and the distance (n,) float32 along the row to the nearest of them (+inf: none). Only the rows of
+    `at` are read (compiled: each row once for the run of `at` in it)."""
+    mean = np.empty((at.size, 3), np.float32)
+    dist = np.empty(at.size, np.float32)
+    at, fallback = at.astype(np.int64, copy=False), np.ascontiguousarray(fallback)
+    kernels.row_mean(np.ascontiguousarray(values), np.ascontiguousarray(sources), at, fallback, mean, dist)
     return mean, dist
 
 
@@ -105,7 +96,7 @@ def wide_holes(holes: np.ndarray) -> np.ndarray:
     pixels within WIDE_HOLE_MARGIN of them: not the isolated one- or two-pixel cracks a surface shows when the
     camera comes closer than the reference camera was (push-pull fills those better than any layer)."""
     out = np.empty(holes.shape, np.bool_)
-    wide_hole_mask(np.ascontiguousarray(holes), 1 + WIDE_HOLE_MARGIN, out)  # compiled: erosion, distance dilation
+    kernels.wide_holes(np.ascontiguousarray(holes), 1 + WIDE_HOLE_MARGIN, out)  # compiled: erosion, distance dilation
     return out
 
 
@@ -115,9 +106,6 @@ SURROUND_RADIUS = 4
 
 #: A later layer's point fills a hole only when no farther than this (relative) behind the surface around it.
 SURROUND_DEPTH_TOL = 0.05
-
-
-_RAYS = np.array([(0, 1), (1, 0), (0, -1), (-1, 0)])  # (dy, dx): right, down, left, up
 
 
 def surroundings(
@@ -131,57 +119,21 @@ def surroundings(
     A hole closed in on both sides is a crack in a surface seen closer than the reference camera saw it (wider
     than `wide_holes`'s cracks when the magnification is large) and no point farther than that surface belongs
     there, or a narrow disocclusion, whose far side is among what the rays meet; a wide disocclusion or a
-    view past the frame edge is open. Work: 4 * SURROUND_RADIUS gathers per hole pixel near a covered one."""
-    h, w = mask.shape
-    limit = np.full(at.size, -1.0, np.float32)
-    dynamic = np.zeros(at.size, bool)
-    rim = np.flatnonzero(closable(mask, SURROUND_RADIUS).reshape(-1)[at])  # the others cannot be closed in
-    if not rim.size:
-        return limit, dynamic
-    rows, cols = np.divmod(at[rim], w)
-    steps = np.arange(1, SURROUND_RADIUS + 1)
-    y = rows[:, None, None] + _RAYS[None, :, 0, None] * steps  # (n, rays, radius)
-    x = cols[:, None, None] + _RAYS[None, :, 1, None] * steps
-    inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
-    index = np.where(inside, y * w + x, 0).astype(np.int32)
-    covered = inside & mask.reshape(-1)[index]
-    first = np.argmax(covered, axis=2)[..., None]  # the first covered pixel along each ray
-    met = np.take_along_axis(covered, first, axis=2)[..., 0]  # (n, rays)
-    index = np.take_along_axis(index, first, axis=2)[..., 0]
-    closed = (met[:, 0] & met[:, 2]) | (met[:, 1] & met[:, 3])  # met on both sides, across or up and down
-    far = np.where(met, depth.reshape(-1)[index], np.float32(-1.0))
-    limit[rim] = np.where(closed, far.max(axis=1), np.float32(-1.0))
-    moves = moving.reshape(-1)[index] | ~met
-    dynamic[rim] = closed & moves.all(axis=1)
+    view past the frame edge is open. Work: at most 4 * SURROUND_RADIUS reads per hole pixel (compiled)."""
+    limit = np.empty(at.size, np.float32)
+    dynamic = np.empty(at.size, np.bool_)
+    kernels.surroundings(
+        np.ascontiguousarray(mask), np.ascontiguousarray(depth), np.ascontiguousarray(moving),
+        at.astype(np.int64, copy=False), SURROUND_RADIUS, limit, dynamic,
+    )  # fmt: skip
     return limit, dynamic
 
 
 def near(mask: np.ndarray, r: int) -> np.ndarray:
-    """(H, W) bool: within r pixels (a square) of a True pixel of `mask`."""
-    out = mask.copy()
-    for axis in (0, 1):
-        grown = out.copy()
-        for k in range(1, r + 1):
-            if axis == 0:
-                grown[k:] |= out[:-k]
-                grown[:-k] |= out[k:]
-            else:
-                grown[:, k:] |= out[:, :-k]
-                grown[:, :-k] |= out[:, k:]
-        out = grown
+    """(H, W) bool: within r pixels (a square) of a True pixel of `mask` (compiled: two sliding-window passes)."""
+    rows, out = np.empty(mask.shape, np.bool_), np.empty(mask.shape, np.bool_)
+    kernels.near(np.ascontiguousarray(mask), r, rows, out)
     return out
-
-
-def closable(mask: np.ndarray, r: int) -> np.ndarray:
-    """(H, W) bool: a True pixel of `mask` within r pixels both to the left and to the right, or both above
-    and below."""
-    left, right, up, down = (np.zeros(mask.shape, bool) for _ in range(4))
-    for k in range(1, r + 1):
-        left[:, k:] |= mask[:, :-k]
-        right[:, :-k] |= mask[:, k:]
-        up[k:] |= mask[:-k]
-        down[:-k] |= mask[k:]
-    return (left & right) | (up & down)
 
 
 def clamped(depth: np.ndarray, at: np.ndarray, holes: np.ndarray, limit: np.ndarray) -> np.ndarray:
