@@ -146,14 +146,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _end_to_end(bundle: Path, store: Path, seconds: float, fps: float) -> dict[str, Any]:
-    """A real `serve --model` process and a real `fly` (shared memory) against it."""
+def _end_to_end(bundle: Path, store: Path, seconds: float, fps: float, spin: bool = False) -> dict[str, Any]:
+    """A real `serve --model [--spin]` process and a real `fly` (shared memory) against it."""
     from starbridge.client.fly import FlyConfig, fly
 
     grpc_port, engine_port = _free_port(), _free_port()
     cmd = [sys.executable, "-m", "starbridge.cli", "--store", str(store), "serve", "--model", str(bundle),
            "--grpc-port", str(grpc_port), "--engine-port", str(engine_port), "--no-viewer",
-           "--fps", str(fps)]  # fmt: skip
+           "--fps", str(fps), *(["--spin"] if spin else [])]  # fmt: skip
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "backend"))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
@@ -182,7 +182,7 @@ def _end_to_end(bundle: Path, store: Path, seconds: float, fps: float) -> dict[s
 
 
 def measure(preset_name: str, seconds: float, compile_: bool, e2e: bool, work: Path, variants: bool = True,
-            threads: int = 0
+            threads: int = 0, spin: bool = False
             ) -> dict[str, Any]:  # fmt: skip
     import torch
 
@@ -200,7 +200,7 @@ def measure(preset_name: str, seconds: float, compile_: bool, e2e: bool, work: P
     scene = store.ensure_demo()
     if threads:
         torch.set_num_threads(threads)
-    generator = StarGenerator(bundle, threads=threads)
+    generator = StarGenerator(bundle, threads=threads, spin=spin)
     device = "cuda" if generator.execution_provider == "CUDAExecutionProvider" else "cpu"
     text = np.load(bundle / "text.npy") if preset.star.text_dim else None
     results: dict[str, Any] = {
@@ -209,6 +209,7 @@ def measure(preset_name: str, seconds: float, compile_: bool, e2e: bool, work: P
         "frames_per_block": preset.frames_per_block,
         "provider": generator.execution_provider,
         "torch_threads": torch.get_num_threads(),
+        "ort_spinning_pool": spin,
         "torch_device": device,
         "ort_graphs": {
             "fused_attention": read_model(bundle).doc.get("fused_attention", False),
@@ -217,7 +218,7 @@ def measure(preset_name: str, seconds: float, compile_: bool, e2e: bool, work: P
         "engines": {},
     }
     engines: list[tuple[str, Any, Any]] = [("onnxruntime", generator, None)]
-    if variants and device == "cpu":
+    if variants and device == "cpu" and not spin:  # (a spinning pool is process-wide: its variants cannot be had)
         # The same weights as plain graphs (no fused attention/rotary, no saved optimisation), and the fused
         # bundle on one intra-op thread: what each choice is worth, measured in the same rounds.
         plain = export_bundle(preset, model, ae, work / f"{preset.name}-plain", weights="random (benchmark)",
@@ -236,7 +237,7 @@ def measure(preset_name: str, seconds: float, compile_: bool, e2e: bool, work: P
     results["engines"] = _time_engines(engines, scene, preset, seconds)
     if e2e:
         print(f"  {preset.name}: end to end (serve --model + fly) ...", flush=True)
-        results["end_to_end"] = _end_to_end(bundle, work / "scenes", max(seconds, 6.0), 30.0)
+        results["end_to_end"] = _end_to_end(bundle, work / "scenes", max(seconds, 6.0), 30.0, spin)
     return results
 
 
@@ -266,7 +267,7 @@ def _table(all_results: list[dict[str, Any]]) -> str:
 
 
 def run(out_dir: Path, seconds: float = 5.0, presets: tuple[str, ...] = ("star-tiny",), compile_: bool = True,
-        e2e: bool = True, variants: bool = True, threads: int = 0) -> dict[str, Any]:  # fmt: skip
+        e2e: bool = True, variants: bool = True, threads: int = 0, spin: bool = False) -> dict[str, Any]:  # fmt: skip
     """Measure, print the table, write out_dir/model-<hostname>.json; returns the report."""
     import onnxruntime
     import torch
@@ -274,7 +275,7 @@ def run(out_dir: Path, seconds: float = 5.0, presets: tuple[str, ...] = ("star-t
     started = time.perf_counter()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="starbridge-bench-") as tmp:
-        results = [measure(p, seconds, compile_, e2e, Path(tmp), variants, threads) for p in presets]
+        results = [measure(p, seconds, compile_, e2e, Path(tmp), variants, threads, spin) for p in presets]
     report = {
         "benchmark": "model",
         "timestamp_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -289,6 +290,7 @@ def run(out_dir: Path, seconds: float = 5.0, presets: tuple[str, ...] = ("star-t
             "scene": "demo",
             "interleaved": True,
             "threads": threads or "default",
+            "ort_spinning_pool": spin,
         },  # fmt: skip
         "results": results,
         "targets": {p: TARGETS[p] for p in presets if p in TARGETS},
@@ -299,7 +301,7 @@ def run(out_dir: Path, seconds: float = 5.0, presets: tuple[str, ...] = ("star-t
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
-    path = out_dir / (f"model-{host}.json" if not threads else f"model-{host}-{threads}thread.json")
+    path = out_dir / (f"model-{host}" + (f"-{threads}thread" if threads else "") + ("-spin" if spin else "") + ".json")
     tmp_path = path.with_suffix(".json.tmp")
     tmp_path.write_text(json.dumps(report, indent=2) + "\n")
     os.replace(tmp_path, path)
@@ -317,10 +319,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0,
                    help="threads for every engine (ORT intra-op and torch; default: each library's own choice); "
                    "written to model-<host>-<N>thread.json")  # fmt: skip
+    p.add_argument("--spin", action="store_true",
+                   help="ONNX Runtime with its process-wide spinning pool (serve --spin; no ORT variants); written to "
+                   "model-<host>[-<N>thread]-spin.json")  # fmt: skip
     add_out_argument(p)
     a = p.parse_args(argv)
     run(out_dir(a.out), a.seconds, tuple(a.preset or ["star-tiny"]), not a.no_compile, not a.no_e2e, not a.no_variants,
-        a.threads)  # fmt: skip
+        a.threads, a.spin)  # fmt: skip
     return 0
 
 

@@ -8,9 +8,9 @@ turn for `--rounds` rounds (so load from other processes lands on all of them al
 
 * ``per-session, no spinning``: what runtime/star.py ships: each of the four sessions has its own intra-op
   pool (one thread per core), worker threads sleep when idle (`session.intra_op.allow_spinning` 0);
-* ``global pool, spinning``: one process-wide pool for all four sessions (onnxruntime's
-  set_global_thread_pool_sizes + use_per_session_threads False), whose workers spin between tasks (the global
-  pool's default): no wake-up latency between the many small operators, at the price of a busy core;
+* ``global pool, spinning``: `serve --spin` (StarGenerator `spin`): one process-wide pool for all four
+  sessions, whose workers spin between tasks: no wake-up latency between the many small operators, at the price
+  of a busy core;
 * ``per-session, step graph spinning``: only the step graph (4 calls a block) spins.
 
 A global pool is process-wide, which is why each setting runs in a process of its own. Reported per setting:
@@ -65,18 +65,7 @@ def _child(setting: str, bundle: Path, store: Path, blocks: int, preset: str) ->
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1")
         return opts
 
-    if setting == "global":
-        from onnxruntime.capi import _pybind_state
-
-        _pybind_state.set_global_thread_pool_sizes(os.cpu_count() or 1, 1)  # before the first session
-
-        def global_pool(threads: int) -> ort.SessionOptions:
-            opts = shipped(threads)
-            opts.use_per_session_threads = False
-            return opts
-
-        star._session_options = global_pool
-    elif setting == "step-spin":
+    if setting == "step-spin":
         open_graph = star.open_graph
 
         def open_step_spinning(info, name, opts, providers):
@@ -84,7 +73,7 @@ def _child(setting: str, bundle: Path, store: Path, blocks: int, preset: str) ->
 
         star.open_graph = open_step_spinning
     scene = SceneStore(store).ensure_demo()
-    generator = star.StarGenerator(bundle, prefer_cuda=False)
+    generator = star.StarGenerator(bundle, prefer_cuda=False, spin=setting == "global")  # serve --spin
     session = star.StarSession(generator, scene)
     requests = _requests(get_preset(preset), WARMUP_BLOCKS + blocks)
     for block in requests[:WARMUP_BLOCKS]:
@@ -98,12 +87,20 @@ def _child(setting: str, bundle: Path, store: Path, blocks: int, preset: str) ->
     applied = {  # what the sessions really got (so a setting that silently did not apply shows)
         name: {
             "per_session_threads": s.get_session_options().use_per_session_threads,
-            "spinning": s.get_session_options().get_session_config_entry("session.intra_op.allow_spinning"),
+            "spinning": _config(s.get_session_options(), "session.intra_op.allow_spinning"),
         }
         for name, s in generator.graphs.sessions.items()
     }
     return {"block_ms_mean": 1e3 * float(np.mean(wall)), "block_ms_p50": 1e3 * float(np.median(wall)),
             "block_cpu_ms_mean": 1e3 * float(np.mean(cpu)), "blocks": blocks, "applied": applied}  # fmt: skip
+
+
+def _config(opts, key: str) -> str:
+    """A session config entry; "pool" where it is not set (a process-wide pool spins by its own setting)."""
+    try:
+        return opts.get_session_config_entry(key)
+    except RuntimeError:
+        return "pool"
 
 
 def run(out: Path, blocks: int = 40, rounds: int = 3, preset_name: str = "star-tiny") -> dict[str, Any]:

@@ -92,7 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from .runtime.bundle import resolve_model
         from .runtime.star import StarGenerator
 
-        generator = StarGenerator(resolve_model(args.model), prefer_cuda=not args.cpu)
+        generator = StarGenerator(resolve_model(args.model), prefer_cuda=not args.cpu, spin=args.spin)
         width, height = generator.info.width, generator.info.height
         config = replace(config, default_width=width, default_height=height)
 
@@ -442,6 +442,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", default=None, help="serve a STAR model bundle: a path, or a packaged name such as star-tiny"
     )
     s.add_argument("--cpu", action="store_true", help="run the model on the CPU even when CUDA is available")
+    s.add_argument("--spin", action="store_true",
+                   help="ONNX Runtime's threads spin between operators (one shared pool): about 1.2x the model's "
+                   "frames/s on an otherwise idle machine, much slower when other programs (a game) need the "
+                   "cores")  # fmt: skip
     s.set_defaults(func=cmd_serve, flags=SERVE_FLAGS)
 
     # Defaults: fly_defaults(), FlyConfig's.

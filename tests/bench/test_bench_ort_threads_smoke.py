@@ -28,7 +28,7 @@ def test_bench_ort_threads_smoke(tmp_path: Path):
     shipped = results["per-session, no spinning"]["rounds"][0]["applied"]
     assert all(s["per_session_threads"] and s["spinning"] == "0" for s in shipped.values())
     pooled = results["global pool, spinning"]["rounds"][0]["applied"]
-    assert not any(s["per_session_threads"] for s in pooled.values())
+    assert not any(s["per_session_threads"] for s in pooled.values()) and pooled["step"]["spinning"] == "pool"
     step = results["per-session, step graph spinning"]["rounds"][0]["applied"]
     assert step["step"]["spinning"] == "1" and step["context"]["spinning"] == "0"
     assert results["per-session, no spinning"]["vs_shipped"] == 1.0 and report["machine"]

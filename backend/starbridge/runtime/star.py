@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -55,19 +56,50 @@ log = logging.getLogger(__name__)
 REF_CACHE_BLOCKS = 256
 
 
-def _session_options(threads: int) -> ort.SessionOptions:
+def _session_options(threads: int, spin: bool = False) -> ort.SessionOptions:
+    """Options of the four sessions of a bundle. Threads (measured: bench/bench_ort_threads.py,
+    bench/results/ort-threads-vm.json):
+
+    * default: each session its own intra-op pool, one thread per core, workers that sleep when idle. Spinning
+      workers of per-session pools steal the cores from the session that runs next (a star-tiny block took 2x
+      longer on two cores; spinning only the step graph gained nothing);
+    * `spin`: one process-wide pool for the four sessions (`spinning_pool`), whose workers spin between the many
+      small operators instead of sleeping: 1.20x the frames/s on an idle two-core machine for 5% more CPU, but far
+      slower when other programs want the cores (a game on the same machine): opt-in (`serve --spin`)."""
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3  # errors only: no provider chatter
-    # Four sessions run one after another: spinning worker threads of an idle session would steal the
-    # cores from the running one (measured: a star-tiny block took 2x longer on two cores), and spinning only
-    # within a run (session.force_spinning_stop) was no better on a loaded machine (857 vs 445 ms a block).
-    # Threads: one per core (ONNX Runtime's default); one thread was slower in bench/bench_model.py's
-    # "ort 1 thread" row (bench/results/model-vm.json).
+    if spin:
+        spinning_pool(threads)
+        opts.use_per_session_threads = False
+        return opts
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         opts.intra_op_num_threads = threads
     return opts
+
+
+_spinning_pool_threads: int | None = None
+
+
+def spinning_pool(threads: int = 0) -> int:
+    """Make ONNX Runtime's process-wide intra-op pool (`threads`, 0: one per core; its workers spin), once per
+    process and before its first session (ONNX Runtime reads it when its environment is made). Returns its size;
+    asking again for another size raises InvalidArgument."""
+    global _spinning_pool_threads
+    size = threads or os.cpu_count() or 1
+    if _spinning_pool_threads is None:
+        from onnxruntime.capi import _pybind_state
+
+        _pybind_state.set_global_thread_pool_sizes(size, 1)
+        _spinning_pool_threads = size
+    elif _spinning_pool_threads != size:
+        raise InvalidArgument(
+            f"ONNX Runtime's shared thread pool has {_spinning_pool_threads} threads in this process; "
+            f"{size} cannot be had now (one pool per process)",
+            field="threads",
+        )
+    return size
 
 
 @dataclass(frozen=True)
@@ -82,10 +114,12 @@ class RenderSource:
 class StarGraphs:
     """The four ONNX Runtime sessions of a bundle (shared, read-only, thread-safe to run)."""
 
-    def __init__(self, info: ModelInfo, providers: Sequence[str], threads: int = 0, cuda_graph: bool = True) -> None:
+    def __init__(
+        self, info: ModelInfo, providers: Sequence[str], threads: int = 0, cuda_graph: bool = True, spin: bool = False
+    ) -> None:
         self.info = info
         self.providers = tuple(providers)
-        opts = _session_options(threads)
+        opts = _session_options(threads, spin)
         self.device = "cuda" if self.providers[0] == CUDA else "cpu"
         #: On CUDA the step graph (called 4x per block) is captured as a CUDA graph, one per client
         #: session (RunOptions gpu_graph_id), its inputs and outputs at fixed device addresses.
@@ -448,7 +482,8 @@ class StarGenerator:
     """A model bundle served through ONNX Runtime (CUDA when it really loads, else CPU).
 
     `composite_visible` (default: what the bundle's model.json says) keeps the explicit render's valid
-    pixels and uses the model's output in the holes (see `composite_visible`)."""
+    pixels and uses the model's output in the holes (see `composite_visible`). `spin`: ONNX Runtime's
+    process-wide spinning thread pool (see `_session_options`)."""
 
     def __init__(
         self,
@@ -456,6 +491,7 @@ class StarGenerator:
         *,
         prefer_cuda: bool = True,
         threads: int = 0,
+        spin: bool = False,
         cuda_graph: bool = True,
         composite: bool | None = None,
         worlds: FusedWorlds | None = None,
@@ -471,7 +507,7 @@ class StarGenerator:
         #: composited over the output (see StarSession.layered).
         self.keeps_world = self.layered or self.composite_visible
         choice = choose_providers(prefer_cuda)
-        self.graphs = StarGraphs(self.info, choice.providers, threads, cuda_graph)
+        self.graphs = StarGraphs(self.info, choice.providers, threads, cuda_graph, spin)
         self.name = self.info.name
         self.execution_provider = choice.name
         self._lock = threading.Lock()
