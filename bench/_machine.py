@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,20 @@ def add_out_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def host_tag() -> str:
+    """This machine's name as result files carry it (model-<host>.json): characters other than letters, digits,
+    '.', '_' and '-' replaced."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", socket.gethostname()) or "host"
+
+
+def write_json(path: Path, report: dict[str, Any]) -> Path:
+    """Write a benchmark's report whole or not at all (a temporary file, then rename); returns `path`."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
 def out_dir(out: Path | None) -> Path:
     """The folder a benchmark writes to: `out`, or ./bench-results; said on stdout before the run starts."""
     path = Path(out) if out is not None else Path.cwd() / DEFAULT_OUT
@@ -91,6 +107,4 @@ def out_dir(out: Path | None) -> Path:
 
 
 if __name__ == "__main__":
-    import json
-
     print(json.dumps(machine_info(), indent=2))

@@ -32,7 +32,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -48,7 +47,7 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench._machine import add_out_argument, machine_info, out_dir  # noqa: E402
+from bench._machine import add_out_argument, host_tag, machine_info, out_dir  # noqa: E402
 from starbridge import __version__  # noqa: E402
 from starbridge.geometry.camera import Intrinsics  # noqa: E402
 from starbridge.scenes import bundle as bundle_mod  # noqa: E402
@@ -269,7 +268,7 @@ def run(
     for k, (value, ok) in checks.items():
         print(f"{k}: {value} {'n/a (clip too small to judge)' if ok is None else 'PASS' if ok else 'FAIL'}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    host = re.sub(r"[^A-Za-z0-9._-]+", "_", socket.gethostname()) or "unknown"
+    host = host_tag()
     path = out_dir / f"bundle-{host}.json"
     tmp = path.with_suffix(f".json.tmp{os.getpid()}")
     tmp.write_text(json.dumps(report, indent=2) + "\n")

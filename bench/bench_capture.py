@@ -35,8 +35,6 @@ import argparse
 import datetime as _dt
 import json
 import math
-import re
-import socket
 import sys
 import tempfile
 import time
@@ -50,7 +48,7 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench._machine import add_out_argument, machine_info, out_dir  # noqa: E402
+from bench._machine import add_out_argument, host_tag, machine_info, out_dir  # noqa: E402
 from starbridge import __version__  # noqa: E402
 from starbridge.runtime.explicit import ExplicitGenerator  # noqa: E402
 from starbridge.runtime.generator import FrameRequest  # noqa: E402
@@ -241,7 +239,7 @@ def run(out_dir: Path, frames: int = 40, width: int = 320, height: int = 180,
         fails = [k for k, v in r["pass"].items() if v is False]
         print(f"  {r['kind']}: {'PASS' if not fails else 'FAIL ' + ', '.join(fails)}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    host = re.sub(r"[^A-Za-z0-9._-]+", "_", socket.gethostname()) or "unknown"
+    host = host_tag()
     path = out_dir / f"capture-{host}.json"
     path.write_text(json.dumps(report, indent=2, default=float) + "\n")
     print(f"wrote {path}")

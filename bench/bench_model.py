@@ -33,7 +33,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -49,7 +48,7 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench._machine import add_out_argument, machine_info, out_dir  # noqa: E402
+from bench._machine import add_out_argument, host_tag, machine_info, out_dir, write_json  # noqa: E402
 
 TARGETS = {
     "star-tiny": {"what": "end to end at 30 requested, 2 CPU cores", "fps": 29.0, "ort_vs_compile": 1.2},
@@ -300,11 +299,9 @@ def run(out_dir: Path, seconds: float = 5.0, presets: tuple[str, ...] = ("star-t
     print(_table(results))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
+    host = host_tag()
     path = out_dir / (f"model-{host}" + (f"-{threads}thread" if threads else "") + ("-spin" if spin else "") + ".json")
-    tmp_path = path.with_suffix(".json.tmp")
-    tmp_path.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp_path, path)
+    write_json(path, report)
     print(f"wrote {path}")
     return report
 

@@ -23,8 +23,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +37,7 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench._machine import add_out_argument, machine_info, out_dir  # noqa: E402
+from bench._machine import add_out_argument, host_tag, machine_info, out_dir, write_json  # noqa: E402
 
 SETTINGS = {
     "per-session, no spinning": "shipped",
@@ -159,11 +157,9 @@ def run(out: Path, blocks: int = 40, rounds: int = 3, preset_name: str = "star-t
                     f"{r['vs_shipped']:9.2f}x")  # fmt: skip
     print("\n" + "\n".join(rows))
     out.mkdir(parents=True, exist_ok=True)
-    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
+    host = host_tag()
     path = out / f"ort-threads-{host}.json"
-    tmp_path = path.with_suffix(".json.tmp")
-    tmp_path.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp_path, path)
+    write_json(path, report)
     print(f"wrote {path}")
     return report
 

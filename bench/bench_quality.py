@@ -43,11 +43,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
-import json
 import math
-import os
 import re
-import socket
 import sys
 import tempfile
 import time
@@ -63,7 +60,7 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench._machine import add_out_argument, machine_info, out_dir  # noqa: E402
+from bench._machine import add_out_argument, host_tag, machine_info, out_dir, write_json  # noqa: E402
 from starbridge.runtime.generator import FrameRequest  # noqa: E402
 from starbridge.scenes.procedural.paths import pose  # noqa: E402
 from starbridge.scenes.procedural.samples import (  # noqa: E402
@@ -523,7 +520,7 @@ def run(
     generators = _generators(models, extra_generators, prefer_cuda, composite)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
+    host = host_tag()
     records: dict[str, list[dict[str, Any]]] = {name: [] for name in generators}
     names: list[str] = []
     with tempfile.TemporaryDirectory(prefix="starbridge-quality-") as tmp:
@@ -572,9 +569,7 @@ def run(
     print()
     print(table(summaries))
     path = out_dir / f"quality-{host}.json"
-    tmp_path = path.with_suffix(".json.tmp")
-    tmp_path.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp_path, path)
+    write_json(path, report)
     for suffix, image in charts(summaries, MAX_PSNR_DB).items():
         image.save(out_dir / f"quality-{host}-{suffix}.png")
     print(f"wrote {path} and the charts and strips beside it")

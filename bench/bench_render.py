@@ -35,8 +35,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import re
-import socket
 import sys
 import tempfile
 import time
@@ -52,7 +50,7 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench._machine import add_out_argument, machine_info, out_dir  # noqa: E402
+from bench._machine import add_out_argument, host_tag, machine_info, out_dir  # noqa: E402
 from starbridge import __version__  # noqa: E402
 from starbridge.geometry import Intrinsics, Splatter, push_pull_fill  # noqa: E402
 from starbridge.geometry.splat import splat  # noqa: E402
@@ -295,7 +293,7 @@ def run(out_dir: Path, seconds: float = 3.0, demo: bool = False) -> dict[str, An
     print(_table(m))
     print()
     out_dir.mkdir(parents=True, exist_ok=True)
-    host = re.sub(r"[^A-Za-z0-9._-]+", "_", socket.gethostname()) or "unknown"
+    host = host_tag()
     path = out_dir / f"render-{host}.json"
     tmp = path.with_suffix(f".json.tmp{os.getpid()}")
     tmp.write_text(json.dumps(report, indent=2) + "\n")

@@ -24,7 +24,6 @@ import datetime as _dt
 import json
 import logging
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -40,7 +39,7 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench._machine import add_out_argument, machine_info, out_dir  # noqa: E402
+from bench._machine import add_out_argument, host_tag, machine_info, out_dir  # noqa: E402
 from starbridge.client.engine import EngineClient  # noqa: E402
 from starbridge.client.paths import camera_pose, path_period  # noqa: E402
 from starbridge.errors import StarBridgeError  # noqa: E402
@@ -126,7 +125,7 @@ def run(out_dir: Path, seconds: float = 180.0, sessions: int = 16) -> dict[str, 
         report["backend_log_tail"] = err.splitlines()[-5:]
     _print(report)
     out_dir.mkdir(parents=True, exist_ok=True)
-    host = re.sub(r"[^A-Za-z0-9._-]+", "_", socket.gethostname()) or "unknown"
+    host = host_tag()
     path = out_dir / f"soak-{host}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {path}")

@@ -24,8 +24,6 @@ import argparse
 import datetime as _dt
 import json
 import math
-import re
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -38,7 +36,7 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench._machine import add_out_argument, machine_info, out_dir  # noqa: E402
+from bench._machine import add_out_argument, host_tag, machine_info, out_dir  # noqa: E402
 from starbridge.scenes.procedural.samples import iter_samples  # noqa: E402
 
 
@@ -126,7 +124,7 @@ def run(samples: int, checkpoint: Path | None, out: Path) -> dict[str, Any]:
     print()
     for name, v in ceilings.items():
         print(f"autoencoder ceiling (ground truth round trip, all pixels) {name}: {v:.2f} dB")
-    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
+    host = host_tag()
     report = {
         "benchmark": "star-ablation",
         "timestamp_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

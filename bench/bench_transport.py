@@ -51,7 +51,6 @@ import multiprocessing as mp
 import os
 import platform
 import queue
-import re
 import socket
 import sys
 import threading
@@ -67,7 +66,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # `python bench/bench_transport.py` puts bench/, not the root, on the path
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench._machine import add_out_argument, machine_info, out_dir  # noqa: E402
+from bench._machine import add_out_argument, host_tag, machine_info, out_dir  # noqa: E402
 
 if TYPE_CHECKING:
     from starbridge.transport.frame import FrameMeta
@@ -879,7 +878,7 @@ def run(out_dir: Path, seconds: float = 3.0) -> dict[str, Any]:
     print(f"grpc client: {report['settings']['grpc_client']}")
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    host = re.sub(r"[^A-Za-z0-9._-]+", "_", socket.gethostname()) or "unknown"
+    host = host_tag()
     path = out_dir / f"transport-{host}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {path}")

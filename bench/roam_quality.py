@@ -72,8 +72,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import re
-import socket
 import sys
 import tempfile
 import time
@@ -89,7 +87,7 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench._machine import machine_info  # noqa: E402
+from bench._machine import host_tag, machine_info  # noqa: E402
 from bench.bench_quality import (  # noqa: E402
     BASELINE,
     MAX_PSNR_DB,
@@ -270,7 +268,7 @@ def run(
         generators[name] = factory
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
+    host = host_tag()
     per_world: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="starbridge-roam-") as tmp:
         for k, sample in enumerate(iter_samples("heldout", samples, start=start, config=config)):
