@@ -295,3 +295,76 @@ def test_opaque_adds_alpha():
     kernels.opaque(rgb, out)
     np.testing.assert_array_equal(out[..., :3], rgb)
     assert (out[..., 3] == 255).all()
+
+
+def test_around_marks_the_pixels_and_their_neighbours():
+    rng = np.random.default_rng(5)
+    h, w = 37, 23
+    only = rng.random((h, w)) < 0.05
+    only[0, 0] = only[h - 1, w - 1] = only[0, w - 1] = True  # corners
+    want = only.copy()  # the 3x3 dilation, as PointSplatter grows `only`
+    want[1:] |= only[:-1]
+    want[:-1] |= only[1:]
+    want[:, 1:] |= want[:, :-1].copy()
+    want[:, :-1] |= want[:, 1:].copy()
+    out = np.zeros((h, w), bool)
+    kernels.around(np.flatnonzero(only), out)
+    np.testing.assert_array_equal(out, want)
+
+
+def test_sparse_draws_give_what_a_full_draw_gives_at_their_pixels():
+    """`_Target.draw_at` sets the grid buffers at the drawn footprints only and puts zbuf back to +inf: one
+    sparse draw after another (and after a full draw) resolves exactly as a fresh full draw of its points."""
+    from starbridge.geometry.camera import Intrinsics
+    from starbridge.geometry.splat import SKY_KEY, SplatConfig, _Target
+
+    intr = Intrinsics.from_fov(60.0, 64, 36)
+    h, w = intr.height, intr.width
+    rng = np.random.default_rng(8)
+    target = _Target(intr, 4000, SplatConfig())
+    for k in range(4):
+        n = int(rng.integers(50, 4000))
+        x = rng.uniform(-1.0, w + 2.0, n).astype(np.float32)
+        y = rng.uniform(-1.0, h + 2.0, n).astype(np.float32)
+        key = rng.uniform(1.0, 1.2, n).astype(np.float32)
+        key[: n // 5] = SKY_KEY
+        rgb = rng.integers(0, 256, (n, 3), dtype=np.uint8)
+        want = _Target(intr, n, SplatConfig()).draw(x, y, key, rgb)
+        if k == 2:
+            target.draw(x[::-1], y[::-1], key[::-1], rgb[::-1])  # a full draw in between
+        pixels = rng.choice(h * w, 200, replace=False)
+        got = target.draw_at(x, y, key, rgb, pixels)
+        np.testing.assert_array_equal(got.mask, want.mask.reshape(-1)[pixels])
+        np.testing.assert_array_equal(got.colour, want.colour.reshape(-1, 3)[pixels])
+        np.testing.assert_array_equal(got.depth, want.depth.reshape(-1)[pixels])
+        assert (target._zbuf == np.inf).all()  # left clean for the next sparse draw
+
+
+@pytest.mark.parametrize("use_src", [True, False])
+def test_take_layer_matches_the_numpy_reference(use_src: bool):
+    rng = np.random.default_rng(9)
+    h, w, m = 20, 30, 150
+    colour = rng.integers(0, 256, (m, 3), dtype=np.uint8)
+    mask = rng.random(m) < 0.7
+    depth = rng.uniform(1.0, 3.0, m).astype(np.float32)
+    depth[:10] = np.inf
+    at = np.sort(rng.choice(h * w, m if not use_src else 200, replace=False))
+    src = rng.integers(0, m, at.size) if use_src else np.arange(at.size)
+    limit = rng.uniform(-1.0, 3.0, at.size).astype(np.float32)
+    limit[limit < 0] = -1.0
+    tol = np.float32(1.05)
+    image = rng.integers(0, 256, (h * w, 3), dtype=np.uint8)
+    cover = rng.random(h * w) < 0.5
+    zbuf = rng.uniform(1.0, 3.0, h * w).astype(np.float32)
+    got = (limit < 0) | (depth[src] <= limit * tol)  # runtime/holes.py in_front
+    got &= mask[src]
+    want_image, want_cover, want_z = image.copy(), cover.copy(), zbuf.copy()
+    want_image[at[got]], want_cover[at[got]], want_z[at[got]] = colour[src[got]], True, depth[src[got]]
+    left, left_limit = np.empty(at.size, np.int64), np.empty(at.size, np.float32)
+    n = kernels.take_layer(colour, mask, depth, src, use_src, at, limit, tol, image, cover, zbuf, left, left_limit)
+    assert 0 < n < at.size
+    np.testing.assert_array_equal(left[:n], at[~got])
+    np.testing.assert_array_equal(left_limit[:n], limit[~got])
+    np.testing.assert_array_equal(image, want_image)
+    np.testing.assert_array_equal(cover, want_cover)
+    np.testing.assert_array_equal(zbuf, want_z)

@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from starbridge.runtime.explicit import MOVING_RING, ExplicitGenerator
+from starbridge.geometry.splat import frame_points
+from starbridge.runtime import holes as holes_module
+from starbridge.runtime.explicit import MOVING_DEPTH_TOL, MOVING_RING, ExplicitGenerator
 from starbridge.runtime.generator import FrameRequest
-from starbridge.runtime.holes import hole_fill, in_front, surroundings
+from starbridge.runtime.holes import hole_fill, in_front, near, surroundings, wide_holes
 from starbridge.scenes.bundle import SceneMeta, write_bundle
 from starbridge.scenes.procedural.clips import ClipConfig, render_clip
 
@@ -146,3 +148,64 @@ def test_held_out_sample_bundles_carry_their_moving_masks(tmp_path: Path):
     bundle = sample_to_bundle(sample, tmp_path / "s", moving=masks)
     np.testing.assert_array_equal(bundle.moving, masks)
     assert sample_to_bundle(sample, tmp_path / "t").moving is None
+
+
+@pytest.mark.parametrize("k", [0, 3, 5])
+def test_moving_pixels_looked_for_in_their_reach_are_those_of_the_whole_ring(tmp_path: Path, k: int):
+    """`_moving` looks only inside the rectangle the moving points can reach: the same pixels as splatting them
+    at every covered pixel near the holes, from several poses (some turned so that the objects are at the edge)."""
+    clip, bundle = _moving_bundle(tmp_path)
+    session = ExplicitGenerator().open(bundle, 96, 54)
+    rng = np.random.default_rng(k)
+    for turn in (0.0, 0.3, -0.6):
+        c2w = bundle.poses[k].copy()
+        c, s = np.cos(turn), np.sin(turn)
+        c2w[:3, :3] = c2w[:3, :3] @ np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])  # a yaw
+        request = FrameRequest(c2w, clip.intrinsics, k / clip.config.fps)
+        result = session.splat(request)
+        holes = rng.random((54, 96)) < 0.05
+        holes[:, :10] = True
+        found = session._moving(request, result, holes)
+        points = frame_points(bundle.depth[k], bundle.meta.intrinsics, bundle.poses[k], where=bundle.moving[k])
+        ring = np.flatnonzero(near(holes, MOVING_RING) & result.mask)  # the whole ring, as before the reach
+        drawn = session._splatter(clip.intrinsics).sample([(points, np.zeros((len(points), 3), np.uint8))], c2w, ring)
+        front = drawn.depth <= result.depth.reshape(-1)[ring] * np.float32(1.0 + MOVING_DEPTH_TOL)
+        want = np.zeros((54, 96), bool)
+        want.reshape(-1)[ring[drawn.mask & front]] = True
+        np.testing.assert_array_equal(found, want)
+        assert turn != 0.0 or found.any()
+    session.close()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_wide_holes_within_a_superset_of_them_are_the_wide_holes(seed: int, monkeypatch: pytest.MonkeyPatch):
+    """The fill's wide holes, looked for only in the rectangle of the wide holes of the mask before the later
+    layers (a superset: layers only take holes away), are those of the whole image: rectangles at the image edges
+    and inside, cracks just outside them."""
+    rng = np.random.default_rng(seed)
+    h, w = 40, 64
+    first = rng.random((h, w)) < 0.25  # cracks
+    y, x = rng.integers(0, h - 6), rng.integers(0, w - 8)
+    first[y : y + int(rng.integers(3, 12)), x : x + int(rng.integers(3, 20))] = True  # a wide hole
+    first[:, : int(rng.integers(0, 4))] = True  # one on the edge, sometimes
+    wide_first = wide_holes(first)
+    final = first & ~(rng.random((h, w)) < 0.3)  # some of the holes covered by a later layer
+    within = np.flatnonzero(wide_first & final)
+    want = wide_holes(final)
+    monkeypatch.setattr(holes_module, "WIDE_HOLE_SPARSE", 1)  # at those pixels only, however many
+    np.testing.assert_array_equal(wide_holes(final, within=within), want)
+    assert want.any() or seed
+
+
+@pytest.mark.parametrize("sparse", [1, 10**9])
+def test_wide_holes_within_do_not_take_cracks_beside_them_for_a_core(sparse: int, monkeypatch: pytest.MonkeyPatch):
+    """Cracks beside the pixels `within` (and their rectangle) that would look like a core if what lies beyond
+    counted as a hole (as beyond the image's edge) must not make the cracks among them wide."""
+    monkeypatch.setattr(holes_module, "WIDE_HOLE_SPARSE", sparse)  # at those pixels only / the whole image
+    holes = np.zeros((40, 64), bool)
+    holes[5:11, 5:13] = holes[30:37, 45:59] = True  # two wide holes: the rectangle is rows 5-36, columns 5-58
+    holes[3, 29:32] = holes[4, 30] = holes[5, 30] = True  # a crack reaching into it from above
+    holes[19:22, 60] = holes[20, 58:60] = True  # and one from the right
+    want = wide_holes(holes)
+    assert not want[5, 30] and not want[20, 58]
+    np.testing.assert_array_equal(wide_holes(holes, within=np.flatnonzero(want)), want)

@@ -177,24 +177,26 @@ def boxes_in_view(pixels, width, corners, proj, owner, shown):  # pragma: no cov
 @njit(
     _I64(
         _in(_F32, 1), _in(_F32, 1), _in(_F32, 1), _in(_U8, 2), _I64, _I64, _F32,
-        _out(_I64, 1), _out(_F32, 2), _out(_F32, 1), _out(_F32, 2), _out(_F32, 1),
+        _out(_I64, 1), _out(_F32, 2), _out(_F32, 1), _out(_F32, 2), _out(_F32, 1), _BOOL,
     ),
     **_JIT,
 )  # fmt: skip
-def footprint_z_test(x, y, key, rgb, width, height, min_weight, base, wt, keys, rgbw, zbuf):  # pragma: no cover
+def footprint_z_test(x, y, key, rgb, width, height, min_weight, base, wt, keys, rgbw, zbuf, clear):  # noqa: E501  # pragma: no cover
     """Bilinear footprints of n points and the z-test, in one pass over the points; returns m, how many are drawn.
 
     x, y, key (n,), rgb (n, 3): positions in the bordered grid of an image `width` x `height`, z-test keys and
     colours. Points with a NaN position or key, or outside, are not drawn; the m drawn ones are written, in
     order, to base (m,) (top-left footprint pixel, flat), wt (4, >= m) (corner weights: top-left, top-right,
     bottom-left, bottom-right), keys (m,) and rgbw (m, 4) (r, g, b, 1 as float32). zbuf (grid size,) gets the
-    smallest key per pixel over the corners with a weight >= min_weight (+inf where none)."""
+    smallest key per pixel over the corners with a weight >= min_weight (+inf where none): set to +inf first
+    with `clear`, else already +inf everywhere (`forget` after a sparse draw: no full-grid pass)."""
     row = width + 2
     xmax = np.float32(width + 1)
     ymax = np.float32(height + 1)
     one = np.float32(1.0)
     inf = np.float32(np.inf)
-    zbuf[:] = inf
+    if clear:
+        zbuf[:] = inf
     m = 0
     for i in range(x.size):
         xi, yi, k = x[i], y[i], key[i]
@@ -224,25 +226,33 @@ def footprint_z_test(x, y, key, rgb, width, height, min_weight, base, wt, keys, 
 @njit(
     nt.void(
         _I64, _in(_I64, 1), _in(_F32, 2), _in(_F32, 1), _in(_F32, 2), _I64, _in(_F32, 1), _F32, _F32,
-        _out(_F32, 1), _out(_F32, 2),
+        _out(_F32, 1), _out(_F32, 2), _BOOL,
     ),
     **_JIT,
 )  # fmt: skip
-def accumulate(m, base, wt, keys, rgbw, width, zbuf, depth_band, full, inv, acc):  # pragma: no cover - compiled
+def accumulate(m, base, wt, keys, rgbw, width, zbuf, depth_band, full, inv, acc, sparse):  # noqa: E501  # pragma: no cover
     """Depth-weighted colour sums per pixel of the m points `footprint_z_test` drew: acc (grid size, 4) = sum w r,
     sum w g, sum w b, sum w.
 
     A corner's weight is bilinear * clip(full - key * inv[pixel], 0, 1) with full = (1 + band) / band (rounded
     from float64 by the caller) and inv = 1 / (band * zbuf) (written into `inv`): max(0, 1 - (key / zmin - 1) /
     band), above 1 only for corners too small to take part in the z-test. Summed corner by corner, points in
-    order within a corner (as np.add.at did)."""
+    order within a corner (as np.add.at did). `sparse`: inv and acc are set at the drawn points' corners only
+    (the other pixels keep stale values: read them only where zbuf < inf), for a few points on a large grid."""
     row = width + 2
     one = np.float32(1.0)
     zero = np.float32(0.0)
-    for p in range(zbuf.size):
-        inv[p] = one / (zbuf[p] * depth_band)
     sums = acc.reshape(-1)  # flat: (pixel, channel) at 4 pixel + channel
-    sums[:] = 0.0
+    if sparse:
+        for i in range(m):
+            for offset in (0, 1, row, row + 1):
+                p = base[i] + offset
+                inv[p] = one / (zbuf[p] * depth_band)
+                sums[4 * p], sums[4 * p + 1], sums[4 * p + 2], sums[4 * p + 3] = zero, zero, zero, zero
+    else:
+        for p in range(zbuf.size):
+            inv[p] = one / (zbuf[p] * depth_band)
+        sums[:] = 0.0
     colours = rgbw.reshape(-1)
     for c in range(4):
         offset = (c & 1) + (c >> 1) * row  # 0, 1, row, row + 1
@@ -272,9 +282,34 @@ def resolve(zbuf, acc, at, colour, mask, depth):  # pragma: no cover - compiled
         covered = z < np.inf
         mask[j] = covered
         depth[j] = z if z < sky else np.inf
-        inv = one / acc[p, 3] if covered else np.float32(0.0)
-        for c in range(3):
-            colour[j, c] = np.uint8(acc[p, c] * inv + half)  # a weighted mean of values in [0, 255]: in range
+        if covered:  # (acc is stale elsewhere after a sparse `accumulate`)
+            inv = one / acc[p, 3]
+            for c in range(3):
+                colour[j, c] = np.uint8(acc[p, c] * inv + half)  # a weighted mean of values in [0, 255]: in range
+        else:
+            colour[j, 0], colour[j, 1], colour[j, 2] = 0, 0, 0
+
+
+@njit(nt.void(_in(_I64, 1), _out(_BOOL, 2)), **_JIT)
+def around(pixels, out):  # pragma: no cover - compiled
+    """out (h, w) = True at the pixels (n,) (flat indices) and their 8 neighbours; left as it was elsewhere."""
+    h, w = out.shape
+    for p in pixels:
+        y, x = divmod(p, w)
+        for v in range(max(y - 1, 0), min(y + 2, h)):
+            for u in range(max(x - 1, 0), min(x + 2, w)):
+                out[v, u] = True
+
+
+@njit(nt.void(_I64, _in(_I64, 1), _I64, _out(_F32, 1)), **_JIT)
+def forget(m, base, width, zbuf):  # pragma: no cover - compiled
+    """zbuf = +inf again at the footprint pixels of the m points `footprint_z_test` drew (after a sparse draw:
+    the grid is then all +inf, as `footprint_z_test` without `clear` needs it)."""
+    row = width + 2
+    inf = np.float32(np.inf)
+    for i in range(m):
+        b = base[i]
+        zbuf[b], zbuf[b + 1], zbuf[b + row], zbuf[b + row + 1] = inf, inf, inf, inf
 
 
 # ---------------------------------------------------------------------- push-pull hole fill (fill.py)
@@ -397,6 +432,38 @@ def wide_holes(holes, radius, out):  # pragma: no cover - compiled
                 d = min(d, dist[y, x + 1] + 1)
             dist[y, x] = d
             out[y, x] = holes[y, x] and d <= radius
+
+
+@njit(nt.void(_in(_BOOL, 2), _in(_I64, 1), _I64, _out(_BOOL, 2), _out(_BOOL, 2)), **_JIT)
+def wide_holes_at(holes, at, radius, core, out):  # pragma: no cover - compiled
+    """`wide_holes` at the pixels at (n,) (flat indices) only, when they hold every core pixel of `holes` (h, w)
+    and so every wide one: out (h, w) (False on entry) = True at those of them within city-block distance
+    `radius` of a core pixel. core (h, w) is scratch, False on entry. Work: (2 radius^2 + 2 radius + 1) reads
+    per pixel of at, none over the rest of the image."""
+    h, w = holes.shape
+    for p in at:  # the core among them
+        y, x = divmod(p, w)
+        core[y, x] = (
+            holes[y, x]
+            and (y == 0 or holes[y - 1, x])
+            and (y == h - 1 or holes[y + 1, x])
+            and (x == 0 or holes[y, x - 1])
+            and (x == w - 1 or holes[y, x + 1])
+        )
+    for p in at:
+        y, x = divmod(p, w)
+        if not holes[y, x]:
+            continue
+        found = False
+        for v in range(max(y - radius, 0), min(y + radius + 1, h)):
+            reach = radius - abs(v - y)
+            for u in range(max(x - reach, 0), min(x + reach + 1, w)):
+                if core[v, u]:
+                    found = True
+                    break
+            if found:
+                break
+        out[y, x] = found
 
 
 @njit(nt.void(_in(_BOOL, 2), _I64, _out(_BOOL, 2), _out(_BOOL, 2)), **_JIT)
@@ -545,6 +612,36 @@ def row_mean(values, sources, at, fallback, mean, dist):  # pragma: no cover - c
             for c in range(channels):
                 mean[k, c] = np.float32(sums[c]) / np.float32(count)
             dist[k] = np.float32(min(x - left[x], right[x] - x))
+
+
+@njit(
+    _I64(
+        _in(_U8, 2), _in(_BOOL, 1), _in(_F32, 1), _in(_I64, 1), _BOOL, _in(_I64, 1), _in(_F32, 1), _F32,
+        _out(_U8, 2), _out(_BOOL, 1), _out(_F32, 1), _out(_I64, 1), _out(_F32, 1),
+    ),
+    **_JIT,
+)  # fmt: skip
+def take_layer(colour, mask, depth, src, use_src, at, limit, tol, to_colour, to_mask, to_depth, left, left_limit):  # noqa: E501  # pragma: no cover
+    """A later layer's values into the hole pixels at (n,) (flat indices) of an image (to_colour (H * W, 3),
+    to_mask, to_depth (H * W,)): where the layer (colour (m, 3), mask, depth (m,)) has a point at the pixel's
+    entry src[k] (k itself without `use_src`) no farther than the hole's `surroundings` limit (n,) allows (any
+    where it is -1; else depth <= limit * tol, tol = 1 + SURROUND_DEPTH_TOL: runtime/holes.py `in_front`). The
+    pixels left, with their limits, go in order to left and left_limit; returns how many."""
+    end = 0
+    for k in range(at.size):
+        s = src[k] if use_src else k
+        lim = limit[k]
+        d = depth[s]
+        if mask[s] and (lim < 0 or d <= lim * tol):
+            p = at[k]
+            to_colour[p, 0], to_colour[p, 1], to_colour[p, 2] = colour[s, 0], colour[s, 1], colour[s, 2]
+            to_depth[p] = d
+            to_mask[p] = True
+        else:
+            left[end] = at[k]
+            left_limit[end] = lim
+            end += 1
+    return end
 
 
 @njit(nt.void(_in(_U8, 3), _out(_U8, 3)), **_JIT)

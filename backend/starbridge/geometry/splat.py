@@ -157,6 +157,7 @@ class _Target:
         self._keys = np.empty(capacity, np.float32)
         self._rgbw = np.empty((capacity, 4), np.float32)
         self._inner: np.ndarray | None = None  # grid index of every image pixel, row-major (made on first draw)
+        self._clean = False  # zbuf is +inf everywhere (after a `draw_at`): the next `draw_at` need not reset it
         self._min_weight = np.float32(config.min_footprint_weight)
         self._band = np.float32(config.depth_band)
         self._full = np.float32((1.0 + config.depth_band) / config.depth_band)
@@ -169,7 +170,7 @@ class _Target:
     def draw(self, x: np.ndarray, y: np.ndarray, key: np.ndarray, rgb: np.ndarray) -> SplatResult:
         """Splat n points: continuous positions x, y (n,) in the bordered grid (NaN: not drawable), z-test keys
         (n,) (target z-depth, SKY_KEY at infinity) and colours rgb (n, 3)."""
-        self._scatter(x, y, key, rgb)
+        self._scatter(x, y, key, rgb, sparse=False)
         h, w = self.dst_intr.height, self.dst_intr.width
         if self._inner is None:
             self._inner = ((np.arange(1, h + 1) * self._row)[:, None] + np.arange(1, w + 1)).ravel()
@@ -179,22 +180,31 @@ class _Target:
     def draw_at(
         self, x: np.ndarray, y: np.ndarray, key: np.ndarray, rgb: np.ndarray, pixels: np.ndarray
     ) -> PixelSamples:
-        """`draw`, resolved only at the image pixels `pixels` (flat indices y * width + x): no full-size output."""
-        self._scatter(x, y, key, rgb)
+        """`draw`, resolved only at the image pixels `pixels` (flat indices y * width + x): no full-size output,
+        and no full-grid pass either (the work grows with the points: the grid buffers are set at the points'
+        footprints only, and zbuf is put back to +inf there afterwards)."""
+        m = self._scatter(x, y, key, rgb, sparse=True)
         y_, x_ = np.divmod(np.asarray(pixels, np.intp), self.dst_intr.width)
         colour, mask, depth = self._resolve((y_ + 1) * self._row + (x_ + 1))
+        kernels.forget(m, self._base, self.dst_intr.width, self._zbuf)
+        self._clean = True
         return PixelSamples(colour=colour, mask=mask, depth=depth)
 
-    def _scatter(self, x: np.ndarray, y: np.ndarray, key: np.ndarray, rgb: np.ndarray) -> None:
-        """Footprints and z-test (zbuf), then the depth-weighted colour sums (acc)."""
+    def _scatter(self, x: np.ndarray, y: np.ndarray, key: np.ndarray, rgb: np.ndarray, sparse: bool) -> int:
+        """Footprints and z-test (zbuf), then the depth-weighted colour sums (acc); returns how many points were
+        drawn. `sparse`: only the drawn points' footprint pixels of the buffers are set (the others are left
+        stale: resolve only pixels where zbuf < inf counts)."""
         x, y, key = (np.ascontiguousarray(a, np.float32) for a in (x, y, key))
         rgb = np.ascontiguousarray(rgb, np.uint8)
         if not len(x) == len(y) == len(key) == len(rgb) <= self.capacity or rgb.shape[1:] != (3,):
             raise ValueError(f"{len(key)} points for a target with room for {self.capacity}, or mismatched arrays")
         w, h = self.dst_intr.width, self.dst_intr.height
         base, wt, keys, rgbw, zbuf = self._base, self._wt, self._keys, self._rgbw, self._zbuf
-        m = kernels.footprint_z_test(x, y, key, rgb, w, h, self._min_weight, base, wt, keys, rgbw, zbuf)
-        kernels.accumulate(m, base, wt, keys, rgbw, w, zbuf, self._band, self._full, self._inv, self._acc)
+        clear = not (sparse and self._clean)
+        self._clean = False
+        m = kernels.footprint_z_test(x, y, key, rgb, w, h, self._min_weight, base, wt, keys, rgbw, zbuf, clear)
+        kernels.accumulate(m, base, wt, keys, rgbw, w, zbuf, self._band, self._full, self._inv, self._acc, sparse)
+        return m
 
     def _resolve(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Colour (n, 3) uint8, mask (n,) and depth (n,) at the grid pixels `at` (n,)."""
@@ -314,18 +324,22 @@ class PointSplatter:
         """`splat(sets, dst_c2w_wire, only)` at the target pixels `pixels` ((n,) flat indices y * width + x)
         only, with `only` those pixels: the same values there, without full-size temporaries (for a few
         scattered holes)."""
-        h, w = self.dst_intr.height, self.dst_intr.width
-        only = np.zeros(h * w, bool)
-        only[pixels] = True
-        x, y, key, rgb = self._gather(sets, dst_c2w_wire, only.reshape(h, w))
+        grown = np.zeros((self.dst_intr.height, self.dst_intr.width), bool)
+        kernels.around(np.ascontiguousarray(pixels, np.int64), grown)  # compiled: the pixels and their neighbours
+        x, y, key, rgb = self._gather(sets, dst_c2w_wire, grown, is_grown=True)
         return self._target.draw_at(x, y, key, rgb, pixels)
 
     def _gather(
-        self, sets: Sequence[tuple[np.ndarray, np.ndarray]], dst_c2w_wire: np.ndarray, only: np.ndarray | None
+        self,
+        sets: Sequence[tuple[np.ndarray, np.ndarray]],
+        dst_c2w_wire: np.ndarray,
+        only: np.ndarray | None,
+        is_grown: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Positions, keys and colours of the points of every set that can land in the view (and on `only`)."""
+        """Positions, keys and colours of the points of every set that can land in the view (and on `only`, grown
+        by a pixel here unless `is_grown` says it is already)."""
         _check_pose("dst_c2w_wire", dst_c2w_wire)
-        if only is not None:
+        if only is not None and not is_grown:
             grown = only.copy()  # a point's bilinear footprint reaches one pixel further
             grown[1:] |= only[:-1]
             grown[:-1] |= only[1:]

@@ -21,13 +21,23 @@ import numpy as np
 from ..errors import InvalidArgument
 from ..geometry import kernels
 from ..geometry.camera import Intrinsics
-from ..geometry.fill import push_pull_fill, put_pixels, take_pixels
+from ..geometry.conventions import wire_to_cv
+from ..geometry.fill import push_pull_fill, put_pixels
 from ..geometry.splat import PointSplatter, SplatResult, SplatterCache, frame_points, pixel_points
 from ..scenes.bundle import SceneBundle
 from ..scenes.fused import FusedWorld, FusedWorlds
 from ..transport.defaults import MAX_SIDE
 from .generator import FrameRequest
-from .holes import clamped, finish_fill, in_front, near, push_pull_sources, surroundings, to_uint8, wide_holes
+from .holes import (
+    SURROUND_DEPTH_TOL,
+    clamped,
+    finish_fill,
+    near,
+    push_pull_sources,
+    surroundings,
+    to_uint8,
+    wide_holes,
+)
 from .memory import MemoryConfig, WorldMemory
 
 
@@ -49,8 +59,11 @@ class ExplicitSession:
         self._dynamic = self._unfilled  # set by splat: the wide-hole pixels inside a moving object
         self._limits = (self._unfilled, np.empty(0, np.float32))  # set by splat: its holes, their `surroundings`
         self._moves = np.zeros((height, width), bool)  # set by splat when it has holes: `_moving`
-        #: (reference frame index, its moving pixels as world points, their (black) colours), for `_moving`.
-        self._moving_points = (-1, np.empty((0, 4), np.float32), np.empty((0, 3), np.uint8))
+        #: (reference frame index, its moving pixels as world points, their (black) colours, their `_box`), for
+        #: `_moving`.
+        self._moving_points: tuple[int, np.ndarray, np.ndarray, np.ndarray | None] = (
+            -1, np.empty((0, 4), np.float32), np.empty((0, 3), np.uint8), None,
+        )  # fmt: skip
         #: (height, width) bool of the last splat: True where the same-time frame or the fused world saw the pixel.
         self.observed = np.ones((height, width), bool)
         #: `observed` for each frame of the last block (GeneratorSession.observed_masks).
@@ -102,10 +115,8 @@ class ExplicitSession:
         kernels.coarse_pixels(at.astype(np.int64, copy=False), w, step, block, blocks)  # compiled: one pass
         seen = world.parts(world.bounds.in_view(coarse, request.c2w, block))
         second = self._splatter(coarse).splat([seen], request.c2w, only=blocks)
-        got = second.mask.reshape(-1)[block] & in_front(second.depth.reshape(-1)[block], limit)
-        block = block[got]
-        _put(result, at[got], take_pixels(second.colour, block), second.depth.reshape(-1)[block])
-        at, limit = at[~got], limit[~got]
+        at, limit = _take_layer(result, second.colour.reshape(-1, 3), second.mask.reshape(-1),
+                                second.depth.reshape(-1), block, at, limit)  # fmt: skip
         self.observed.reshape(-1)[at] = False  # neither the same-time frame nor the fused world: memory or fill
         self._unfilled = at
         if len(self.memory) and at.size:
@@ -114,9 +125,7 @@ class ExplicitSession:
             if chunks:
                 points = self.memory.arrays(chunks)
                 third = self._splatter(request.intrinsics).sample([points], request.c2w, at)
-                got = third.mask & in_front(third.depth, limit)
-                _put(result, at[got], third.colour[got], third.depth[got])
-                self._unfilled = at[~got]
+                self._unfilled, _ = _take_layer(result, third.colour, third.mask, third.depth, None, at, limit)
         return result
 
     def render(self, request: FrameRequest) -> np.ndarray:
@@ -140,7 +149,7 @@ class ExplicitSession:
         if not self._unfilled.size:  # (the wide holes left now are among these: none, nothing new to remember)
             rgb = push_pull_fill(result.colour, result.mask)
             return rgb, self._unfilled, np.empty((0, 3), np.uint8), np.empty(0, np.float32)
-        holes = wide_holes(~result.mask)
+        holes = wide_holes(~result.mask, within=self._unfilled)  # (the layers only took holes away)
         holes.reshape(-1)[self._dynamic] = False
         sources = result.mask & ~self._moves
         at, filled, values = push_pull_sources(result.colour, result.depth, sources)
@@ -172,7 +181,11 @@ class ExplicitSession:
     def _moving(self, request: FrameRequest, result: SplatResult, holes: np.ndarray) -> np.ndarray:
         """(H, W) bool: the covered pixels of `result` within MOVING_RING pixels of the `holes` (H, W) bool that
         show a moving object of the same-time reference frame (its moving pixels splatted alone, resolved at
-        those pixels only, where they are the nearest surface); all False without moving masks."""
+        those pixels only, where they are the nearest surface); all False without moving masks.
+
+        Looked for only inside the rectangle the moving points' bounding boxes project to (`_reach`): a pixel's
+        splat depends only on the points whose footprint covers it, so the result is the same as looking at the
+        whole ring, without the work over the whole frame."""
         out = np.zeros(result.mask.shape, bool)
         moving = getattr(self.scene, "moving", None)
         if moving is None:
@@ -181,10 +194,22 @@ class ExplicitSession:
         if self._moving_points[0] != i:
             where = moving[i]
             points = frame_points(self.scene.depth[i], self.scene.meta.intrinsics, self.scene.poses[i], where=where)
-            self._moving_points = (i, points, np.zeros((len(points), 3), np.uint8))
-        _, points, colours = self._moving_points
-        ring = np.flatnonzero(near(holes, MOVING_RING) & result.mask)
-        if not len(points) or not ring.size:
+            box = _box(points) if len(points) else None
+            self._moving_points = (i, points, np.zeros((len(points), 3), np.uint8), box)
+        _, points, colours, boxes = self._moving_points
+        if not len(points):
+            return out
+        h, w = holes.shape
+        window = (0, h, 0, w) if boxes is None else _reach(boxes, request.intrinsics, request.c2w)
+        if window is None:
+            return out
+        y0, y1, x0, x1 = window
+        r = MOVING_RING  # the holes up to r pixels outside the window count too
+        b0, b1, a0, a1 = max(y0 - r, 0), min(y1 + r, h), max(x0 - r, 0), min(x1 + r, w)
+        ring = near(holes[b0:b1, a0:a1], r)[y0 - b0 : y1 - b0, x0 - a0 : x1 - a0] & result.mask[y0:y1, x0:x1]
+        rows, cols = np.nonzero(ring)  # row-major, as np.flatnonzero over the whole frame
+        ring = (rows + y0) * w + (cols + x0)
+        if not ring.size:
             return out
         drawn = self._splatter(request.intrinsics).sample([(points, colours)], request.c2w, ring)
         front = drawn.depth <= result.depth.reshape(-1)[ring] * np.float32(1.0 + MOVING_DEPTH_TOL)
@@ -236,8 +261,64 @@ MOVING_RING = 8
 MOVING_DEPTH_TOL = 0.05
 
 
-def _put(result: SplatResult, at: np.ndarray, colour: np.ndarray, depth: np.ndarray) -> None:
-    """Write (n, 3) colours and (n,) depths into a splat's arrays at the flat pixels `at` (n,), marking them covered."""
-    put_pixels(result.colour, at, colour)
-    result.depth.reshape(-1)[at] = depth
-    result.mask.reshape(-1)[at] = True
+#: `in_front`'s factor (runtime/holes.py) for `_take_layer`.
+_IN_FRONT = np.float32(1.0 + SURROUND_DEPTH_TOL)
+
+#: `_reach`: image pixels this far outside the rectangle of the projected box corners count as reached (a
+#: footprint spans 2 pixels; the rest covers float32 rounding in the points' own projection).
+REACH_MARGIN = 3
+
+
+def _box(points: np.ndarray) -> np.ndarray | None:
+    """(8, 4) float64 corners (w = 1) of the axis-aligned box around (N > 0, 4) points, all finite (w = 1); None
+    when some are directions (w = 0). (geometry.splat.bounding_boxes does both kinds, several times slower.)"""
+    if not (points[:, 3] > 0).all():
+        return None
+    lo = [float(points[:, a].min()) for a in range(3)]  # (column by column: NumPy's axis-0 min is slower)
+    hi = [float(points[:, a].max()) for a in range(3)]
+    return np.array([[(hi if k >> a & 1 else lo)[a] for a in range(3)] + [1.0] for k in range(8)])
+
+
+def _reach(box: np.ndarray, intrinsics: Intrinsics, c2w: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The image rectangle (row start, row end, column start, column end; ends exclusive) outside which no point
+    inside the `box` (8, 4) (`_box`) can draw in the camera `c2w` with `intrinsics`; the whole image when the box is
+    not wholly in front of the camera; None when no point can draw. A box in front of the camera projects into
+    the hull of its corners."""
+    h, w = intrinsics.height, intrinsics.width
+    k = np.array([[intrinsics.fx, 0.0, intrinsics.cx], [0.0, intrinsics.fy, intrinsics.cy], [0.0, 0.0, 1.0]])
+    proj = k @ np.linalg.inv(wire_to_cv(c2w))[:3]  # world -> pixels (centres at + 0.5)
+    hx, hy, hz = proj @ box.T
+    if not (hz > 1e-9).all():
+        return 0, h, 0, w
+    u, v = hx / hz, hy / hz
+    m = REACH_MARGIN
+    x0, x1 = max(int(np.floor(u.min())) - m, 0), min(int(np.floor(u.max())) + m + 1, w)
+    y0, y1 = max(int(np.floor(v.min())) - m, 0), min(int(np.floor(v.max())) + m + 1, h)
+    if x0 >= x1 or y0 >= y1:
+        return None
+    return y0, y1, x0, x1
+
+
+def _take_layer(
+    result: SplatResult,
+    colour: np.ndarray,
+    mask: np.ndarray,
+    depth: np.ndarray,
+    src: np.ndarray | None,
+    at: np.ndarray,
+    limit: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Write a later layer into the splat's arrays (colour, depth; marked covered) at the hole pixels `at` (n,)
+    (flat indices) where it has a point `in_front` of their `limit` (n,): its colour (m, 3), mask and depth (m,)
+    at entry src (n,) of each (at entry k of pixel k when None). Returns the pixels left and their limits
+    (compiled: one pass, no (n,) temporaries)."""
+    left, left_limit = np.empty(at.size, np.int64), np.empty(at.size, np.float32)
+    at = np.ascontiguousarray(at, np.int64)
+    use_src = src is not None
+    src = np.ascontiguousarray(src, np.int64) if use_src else at
+    n = kernels.take_layer(
+        np.ascontiguousarray(colour), np.ascontiguousarray(mask), np.ascontiguousarray(depth), src, use_src,
+        at, np.ascontiguousarray(limit, np.float32), _IN_FRONT,
+        result.colour.reshape(-1, 3), result.mask.reshape(-1), result.depth.reshape(-1), left, left_limit,
+    )  # fmt: skip
+    return left[:n], left_limit[:n]
