@@ -324,3 +324,9 @@ def test_an_ipv6_host_serves_both_endpoints(make_backend):
     with grpc.insecure_channel(backend.grpc_address) as ch:
         info = bridge_pb2_grpc.BridgeStub(ch).GetServerInfo(bridge_pb2.GetServerInfoRequest(), timeout=10)
         assert info.backend_version and info.engine_endpoint.startswith("tcp://[::1]:")
+
+
+def test_an_ipv4_host_reports_its_own_address(backend: Backend):
+    """IPv6 is switched on only for IPv6 hosts: an IPv4 bind reports tcp://127.0.0.1:PORT (with it on, ZeroMQ
+    reports the IPv4-mapped tcp://[::ffff:127.0.0.1]:PORT, which the banner would show and plugins could not use)."""
+    assert backend.engine_endpoint.startswith("tcp://127.0.0.1:")

@@ -110,7 +110,8 @@ class EngineClient:
         # (and hello() times out with a clear message) instead of piling up.
         self._socket.setsockopt(zmq.IMMEDIATE, 1)
         self._socket.setsockopt(zmq.RCVHWM, RECEIVE_HWM)
-        self._socket.setsockopt(zmq.IPV6, 1)  # tcp://[::1]:PORT too
+        if "[" in endpoint:  # an IPv6 backend (tcp://[::1]:PORT)
+            self._socket.setsockopt(zmq.IPV6, 1)
         self._socket.connect(endpoint)
         self._poller = zmq.Poller()
         self._poller.register(self._socket, zmq.POLLIN)

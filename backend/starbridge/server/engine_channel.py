@@ -101,7 +101,8 @@ class EngineChannel:
         # ZMTP heartbeats: a peer whose TCP connection died is noticed within seconds.
         self._socket.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
         self._socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * HEARTBEAT_IVL_MS)
-        self._socket.setsockopt(zmq.IPV6, 1)  # IPv6 hosts too (IPv4 addresses bind as before)
+        if "[" in endpoint:  # an IPv6 host (tcp://[::1]:PORT); only then, or IPv4 binds report ::ffff: addresses
+            self._socket.setsockopt(zmq.IPV6, 1)
         if endpoint.endswith(":0"):
             endpoint = endpoint[:-2] + ":*"  # any free port (tests)
         self._socket.bind(endpoint)
