@@ -6,15 +6,18 @@ For each block of `frames_per_block` frames (docs/architecture.md §6):
    bundle's preset (`condition` in model.json): "reference" (star-tiny): the same-time reference frame
    forward-splatted into the requested camera (holes black); "layered" (star-world): the explicit generator's
    full render (`LayeredCondition`: same-time frame, the scene's fused world, the session's world memory),
-   holes filled by push-pull, so that the network's job is exactly what the renderer cannot do;
+   holes filled as the explicit generator fills them, so that the network's job is exactly what the renderer
+   cannot do;
 2. encode the renders (a TAEHV bundle's encoder continues the session's stream: runtime/stream.py); the
    masks on the latent grid by the bundle's convention (runtime/condition.py) -> condition [mask | render latent];
 3. context pass: [reference latents at the same times | previous block's latents] -> KV cache;
 4. denoise: 4 flow-matching steps from fresh noise, each a step-graph call reading the cache; a "residual"
    bundle's clean latents are added to the render latent of the condition;
-5. decode the clean latents to RGBA frames; keep them as the next block's "previous block". A layered
-   session writes what it showed in the holes into its world memory (as the explicit generator does with
-   its fill), so turning away and back shows the same.
+5. decode the clean latents to RGBA frames; keep them as the next block's "previous block". With
+   `composite_visible` the layered render is kept where some layer covered the pixel; a session that keeps the
+   world (a layered bundle, or a reference bundle that composites, such as star-tiny) writes what it showed in
+   the holes into its world memory (as the explicit generator does with its fill), so turning away and back
+   shows the same.
 
 The cache is bound once per session with IO binding (an OrtValue on the execution provider's
 device, written by the context graph and read by every step), so on CUDA it never leaves the GPU.
