@@ -19,6 +19,12 @@ For each block of `frames_per_block` frames (docs/architecture.md §6):
    the holes into its world memory (as the explicit generator does with its fill), so turning away and back
    shows the same.
 
+Steps 1-2 run on the session's render thread while the caller's thread runs step 3 (the context pass needs
+only the reference latents and the previous block), and the layered render a compositing bundle shows is drawn
+there during step 4: on two cores the renders cost the block almost nothing (`overlap=False` does the same work
+in turn, with the same frames). Where a frame's latent depends on that frame alone (star-tiny's autoencoder),
+reference latents are kept per frame, all of them encoded when the scene is prepared.
+
 The cache is bound once per session with IO binding (an OrtValue on the execution provider's
 device, written by the context graph and read by every step), so on CUDA it never leaves the GPU.
 """
@@ -31,6 +37,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, cast
@@ -55,8 +62,10 @@ from .stream import GraphMemory, memory_inputs
 
 log = logging.getLogger(__name__)
 
-#: Reference-latent blocks kept per scene (keyed by their reference frame indices).
+#: Reference-latent blocks kept per scene (keyed by their reference frame indices) where latents are kept per block.
 REF_CACHE_BLOCKS = 256
+#: Reference latents kept per scene where they are kept per frame (4096 star-tiny latents: 38 MB).
+REF_CACHE_FRAMES = 4096
 
 
 def _session_options(threads: int, spin: bool = False) -> ort.SessionOptions:
@@ -269,8 +278,12 @@ class StarSession:
         seed: int = 0,
         engine: BlockEngine | None = None,
         schedule: FlowSchedule | None = None,
+        overlap: bool = True,
     ) -> None:
         self.generator = generator
+        #: Whether the explicit renders run on a render thread beside the model's work (see `generate_block`);
+        #: without, they run in turn on the calling thread (the same frames).
+        self.overlap = overlap
         self.info = info = generator.info
         self.engine = engine or OrtEngine(generator.graphs)
         self.scene = scene
@@ -297,6 +310,8 @@ class StarSession:
         self.residual = model_residual(info)
         #: The mask part of the condition, by the bundle's convention (stateful for "wan": one per stream).
         self._masks = mask_encoder(info.mask_convention, info.latent_height, info.latent_width, info.mask_channels)
+        #: The render thread (made on the first block; see `generate_block`).
+        self._pool: ThreadPoolExecutor | _InTurn | None = None
 
     # ------------------------------------------------------------------ the block loop
 
@@ -304,44 +319,71 @@ class StarSession:
         info, engine = self.info, self.engine
         if len(requests) != self.block_frames:
             raise ValueError(f"a block is {self.block_frames} frames, got {len(requests)} requests")
-        # 1. explicit spatial constraint at the predicted poses
-        if self.layered is not None and self._layered_condition:
-            renders, masks, indices = self.layered.render(requests)
-            shown, shown_masks = renders, masks
-        else:
-            renders, masks, indices = self._render(requests)
-            shown, shown_masks = renders, masks
-            if self.layered is not None:  # what is composited: the layered render
-                shown, shown_masks, _ = self.layered.render(requests)
-        # 2. condition: [mask pooled to the latent grid | latent of the render]
-        pooled = self._masks(masks)
+        indices = [self.scene.frame_index(r.scene_time_s) for r in requests]
         stream_start = self.prev is None
-        render_latents = engine.encode(renders)
-        cond = np.concatenate([pooled, render_latents], axis=1)
-        # 3. context: reference latents at the same scene times, then the previous block
-        ref = self.generator.reference_latents(self.scene, indices)
-        prev = self.prev if self.prev is not None else np.zeros_like(ref)
-        valid = info.block_tokens * (2 if self.prev is not None else 1)
-        engine.context(np.concatenate([ref, prev], axis=2), valid)
-        # 4. few-step denoising from fresh noise; between steps x0 is re-noised with fresh noise
-        x = self.rng.standard_normal(self._latent_shape, dtype=np.float32)
-        last = len(self.schedule.sigmas) - 1
-        for k, sigma in enumerate(self.schedule.sigmas):
-            v = engine.step(x, cond, 1000.0 * sigma, valid)
-            noise = None if k == last else self.rng.standard_normal(x.shape, np.float32)
-            x = self.schedule.step(x, v.astype(np.float32, copy=False), k, noise)
-        if self.residual:
-            x = x + render_latents.astype(np.float32, copy=False)
-        self.prev = x
-        # 5. decode (optionally keeping the explicit render where it is valid: see `composite_visible`)
-        frames = engine.decode(x)
-        if stream_start and info.startup_frames:  # a causal decoder's first frames are no real frames
-            frames[: info.startup_frames] = frames[info.startup_frames]
-        if self.generator.composite_visible:
-            composite_visible(frames, shown, shown_masks)
-        if self.layered is not None:
-            self.layered.remember(frames)
-        return list(frames)
+        # 1-2. The explicit renders and their encoding run on the session's render thread while this one runs the
+        # context pass, which needs only the reference latents and the previous block; what is composited over
+        # the output (a compositing reference bundle) is drawn there during the denoising steps.
+        jobs = self._render_jobs(requests)
+        try:
+            # 3. context: reference latents at the same scene times, then the previous block
+            ref = self.generator.reference_latents(self.scene, indices)
+            prev = self.prev if self.prev is not None else np.zeros_like(ref)
+            valid = info.block_tokens * (2 if self.prev is not None else 1)
+            engine.context(np.concatenate([ref, prev], axis=2), valid)
+            masks, render_latents = jobs[0].result()
+            # condition: [mask pooled to the latent grid | latent of the render]
+            cond = np.concatenate([self._masks(masks), render_latents], axis=1)
+            # 4. few-step denoising from fresh noise; between steps x0 is re-noised with fresh noise
+            x = self.rng.standard_normal(self._latent_shape, dtype=np.float32)
+            last = len(self.schedule.sigmas) - 1
+            for k, sigma in enumerate(self.schedule.sigmas):
+                v = engine.step(x, cond, 1000.0 * sigma, valid)
+                noise = None if k == last else self.rng.standard_normal(x.shape, np.float32)
+                x = self.schedule.step(x, v.astype(np.float32, copy=False), k, noise)
+            if self.residual:
+                x = x + render_latents.astype(np.float32, copy=False)
+            self.prev = x
+            # 5. decode (optionally keeping the explicit render where it is valid: see `composite_visible`)
+            frames = engine.decode(x)
+            if stream_start and info.startup_frames:  # a causal decoder's first frames are no real frames
+                frames[: info.startup_frames] = frames[info.startup_frames]
+            if self.generator.composite_visible:
+                shown, shown_masks = jobs[-1].result()
+                composite_visible(frames, shown, shown_masks)
+            if self.layered is not None:
+                self.layered.remember(frames)
+            return list(frames)
+        finally:
+            for job in jobs:  # never leave a render running into the next block (or past an error)
+                job.exception()
+
+    def _render_jobs(self, requests: Sequence[FrameRequest]) -> list[Future]:
+        """Futures on the render thread: (condition masks, render latents), then for a compositing bundle what
+        is composited, (renders, masks) (the condition itself when it is the layered render)."""
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = ThreadPoolExecutor(1, thread_name_prefix="star-render") if self.overlap else _InTurn()
+        shown: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+        def condition() -> tuple[np.ndarray, np.ndarray]:
+            if self.layered is not None and self._layered_condition:
+                renders, masks, _ = self.layered.render(requests)
+                shown["layered"] = renders, masks
+            else:
+                renders, masks, _ = self._render(requests)
+            return masks, self.engine.encode(renders)
+
+        def composited() -> tuple[np.ndarray, np.ndarray]:
+            if "layered" in shown:
+                return shown["layered"]
+            renders, masks, _ = cast(LayeredCondition, self.layered).render(requests)
+            return renders, masks
+
+        jobs = [pool.submit(condition)]
+        if self.generator.composite_visible:  # (it keeps the world: self.layered is set)
+            jobs.append(pool.submit(composited))
+        return jobs
 
     def _render(self, requests: Sequence[FrameRequest]) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """uint8 (fpb, H, W, 3) renders with holes black, bool (fpb, H, W) masks, reference frame indices."""
@@ -368,10 +410,28 @@ class StarSession:
         getattr(self.engine, "reset", lambda: None)()
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         self._splatters.clear()
         self.prev = None
         if self.layered is not None:
             self.layered.close()
+
+
+class _InTurn:
+    """An executor that runs each job at once on the calling thread (StarSession without `overlap`)."""
+
+    def submit(self, fn, /, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # handed to whoever asks for the result, as a pool would
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
 
 
 def model_condition(info: ModelInfo) -> str:
@@ -515,6 +575,9 @@ class StarGenerator:
         self.execution_provider = choice.name
         self._lock = threading.Lock()
         self._ref: dict[str, OrderedDict[tuple[int, ...], np.ndarray]] = {}
+        #: Reference latents kept per frame, when a frame's latent depends on that frame alone.
+        self._per_frame = self.info.temporal_stride == 1 and "encoder" not in self.graphs.streaming
+        self._frames: dict[str, dict[int, np.ndarray]] = {}
         self._sources: dict[str, RenderSource] = {}
         log.info("STAR model %s (%s weights) on %s", self.name, self.info.weights, self.execution_provider)
 
@@ -527,17 +590,22 @@ class StarGenerator:
             )
 
     def prepare(self, scene: SceneBundle) -> None:
-        """A bundle whose sessions keep the world fuses the scene's world now; reference latents are encoded per
-        block as needed."""
+        """A bundle whose sessions keep the world fuses the scene's world now; where reference latents are kept
+        per frame, every reference frame is encoded now (else per block, as needed)."""
         if self.keeps_world:
             self.worlds.get(model_scene(scene, self.render_source(scene)))  # as the sessions see it
+        if self._per_frame:
+            self._frame_latents(scene, range(min(scene.meta.frame_count, REF_CACHE_FRAMES)))
 
     def open(self, scene: SceneBundle, width: int, height: int) -> StarSession:
         self.check_size(width, height)
         return StarSession(self, scene)
 
     def reference_latents(self, scene: SceneBundle, indices: Sequence[int]) -> np.ndarray:
-        """Latents (1, C, F, h, w) of the scene's reference frames `indices`, encoded once and kept."""
+        """Latents (1, C, F, h, w) of the scene's reference frames `indices`, encoded once and kept: per frame
+        where every frame has a latent of its own and the encoder keeps no memory (star-tiny), else per block."""
+        if self._per_frame:
+            return np.stack(self._frame_latents(scene, indices), axis=1)[None]  # (1, C, F, h, w)
         key = tuple(indices)
         with self._lock:
             per_scene = self._ref.setdefault(f"{scene.path}", OrderedDict())
@@ -552,6 +620,29 @@ class StarGenerator:
             while len(per_scene) > REF_CACHE_BLOCKS:
                 per_scene.popitem(last=False)
         return latents
+
+    def _frame_latents(self, scene: SceneBundle, indices: Sequence[int]) -> list[np.ndarray]:
+        """The (C, h, w) latents of reference frames `indices`; missing ones are encoded a block at a time (the
+        last frame repeated to fill a block). The oldest beyond REF_CACHE_FRAMES are forgotten."""
+        fpb = self.info.frames_per_block
+        while True:  # (again only if another session's frames pushed one of these out meanwhile)
+            with self._lock:
+                per_scene = self._frames.setdefault(f"{scene.path}", {})
+                missing = sorted({int(j) for j in indices} - per_scene.keys())
+            encoded: dict[int, np.ndarray] = {}
+            for start in range(0, len(missing), fpb):
+                chunk = missing[start : start + fpb]
+                frames = [self._reference_frame(scene, j) for j in chunk]
+                frames += frames[-1:] * (fpb - len(chunk))
+                latents = self.graphs.encode(np.stack(frames))[0]  # (C, F, h, w)
+                encoded.update((j, latents[:, k].copy()) for k, j in enumerate(chunk))
+            with self._lock:
+                per_scene.update(encoded)
+                out = [per_scene.get(j) for j in indices]
+                for j in list(itertools.islice(per_scene, max(0, len(per_scene) - REF_CACHE_FRAMES))):
+                    del per_scene[j]  # the oldest first (insertion order)
+            if all(latent is not None for latent in out):
+                return cast(list[np.ndarray], out)
 
     def render_source(self, scene: SceneBundle) -> RenderSource:
         """The scene's colour and depth subsampled to no less than the model's resolution, made once.
