@@ -22,7 +22,7 @@ def test_bench_model_smoke(tmp_path: Path):
     report = json.loads(next(tmp_path.glob("model-*.json")).read_text())
     result = report["results"][0]
     assert result["preset"] == "star-tiny-test" and result["provider"].endswith("ExecutionProvider")
-    for engine in ("onnxruntime", "ort plain graph", "ort 1 thread", "torch eager"):
+    for engine in ("onnxruntime", "ort plain graph", "ort 1 thread", "ort in turn", "torch eager"):
         e = result["engines"][engine]
         assert e["fps"] > 0 and e["first_block_s"] > 0 and e["blocks"] >= 3 and e["block_cpu_ms_mean"] > 0
     assert result["ort_graphs"] == {"fused_attention": True, "cpu_graphs": True}
