@@ -18,7 +18,8 @@ POOL=${POOL:-384}               # procedural samples (8 frames each), rendered i
 BATCH=${BATCH:-32}
 PRESET=${PRESET:-star-world}   # star-world-test: the same code paths, reduced (a quick try on a CPU)
 WORKERS=${WORKERS:-$(nproc)}
-STARBRIDGE=${STARBRIDGE:-starbridge}
+STARBRIDGE=${STARBRIDGE:-starbridge}   # a command line: e.g. "python3 -m starbridge.cli" where it is not installed
+read -ra STARBRIDGE_CMD <<< "$STARBRIDGE"
 
 if [ "$DEVICE" = cuda ]; then
   python - <<'PY'
@@ -30,7 +31,7 @@ PY
 fi
 
 # Step counts are ceilings the budget will not reach on one GPU; the budget decides where each stage stops.
-exec timeout 600 "$STARBRIDGE" train --out "$OUT" --preset "$PRESET" --device "$DEVICE" \
+exec timeout 600 "${STARBRIDGE_CMD[@]}" train --out "$OUT" --preset "$PRESET" --device "$DEVICE" \
   --budget-minutes "$MINUTES" --workers "$WORKERS" --pool "$POOL" --batch "$BATCH" --hole-weight 4 \
   --init-autoencoder star-tiny \
   --autoencoder-steps 200000 --teacher-steps 200000 --real-teacher-steps 200000 --student-steps 200000 \
