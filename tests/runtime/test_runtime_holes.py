@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from starbridge.geometry import kernels
+from starbridge.geometry.fill import push_pull_fill_holes
 from starbridge.geometry.splat import frame_points
 from starbridge.runtime import holes as holes_module
 from starbridge.runtime.explicit import MOVING_DEPTH_TOL, MOVING_RING, ExplicitGenerator
@@ -209,3 +211,119 @@ def test_wide_holes_within_do_not_take_cracks_beside_them_for_a_core(sparse: int
     want = wide_holes(holes)
     assert not want[5, 30] and not want[20, 58]
     np.testing.assert_array_equal(wide_holes(holes, within=np.flatnonzero(want)), want)
+
+
+def _disocclusion():
+    """A near surface (pink, depth 1) left of a wide hole 12 pixels across, a far wall (grey, depth 8) right of
+    it: what a camera that moved sees between them once the near edge has moved across the far wall."""
+    colour, depth, mask = _splat(32, 128)
+    colour[:, :40], depth[:, :40], mask[:, :40] = (240, 150, 150), 1.0, True
+    colour[:, 52:], depth[:, 52:], mask[:, 52:] = (90, 90, 110), 8.0, True
+    return colour, depth, mask
+
+
+def test_a_disocclusion_is_filled_from_the_far_side_of_the_depth_edge():
+    colour, depth, mask = _disocclusion()
+    at, rgb, far = hole_fill(colour, depth, ~mask, mask, behind=~mask)
+    plain_at, plain, plain_far = hole_fill(colour, depth, ~mask, mask)  # the check can fail: the plain fill
+    np.testing.assert_array_equal(at, plain_at)
+    grey = np.array([90, 90, 110])
+    cols = at % 128
+    for x in range(40, 52):  # across the hole, the fill is nearer the far wall than the plain fill, and farther
+        column = cols == x
+        off, plain_off = (np.abs(c[column].astype(int) - grey).max(axis=1) for c in (rgb, plain))
+        assert (off < plain_off).all() and (far[column] > plain_far[column]).all()
+    middle = (cols >= 44) & (cols < 48)  # as far from either side
+    assert (np.abs(plain[middle].astype(int) - grey).max(axis=1) > 40).all()  # plain: half pink
+    assert (np.abs(rgb[middle].astype(int) - grey).max(axis=1) < 20).all()  # far-weighted: the wall, nearly
+    assert far[middle].min() > 6.0 and plain_far[middle].max() < 4.0  # remembered on the far wall, not between
+    some = ~mask & (np.arange(128) < 46)[None, :]  # `behind` chooses per pixel
+    at2, rgb2, _ = hole_fill(colour, depth, ~mask, mask, behind=some)
+    chosen = some.reshape(-1)[at2]
+    np.testing.assert_array_equal(rgb2[chosen], rgb[chosen])
+    np.testing.assert_array_equal(rgb2[~chosen], plain[~chosen])
+
+
+def test_between_sources_at_one_depth_the_far_weighted_fill_is_the_plain_one():
+    rng = np.random.default_rng(3)
+    colour = rng.integers(0, 256, (32, 48, 3), np.uint8)
+    sources = rng.random((32, 48)) < 0.4
+    sources[8:20, 10:30] = False
+    for d in (2.5, np.inf):  # one distance, or all sky
+        depth = np.full((32, 48), d, np.float32)
+        at, plain, far, values = holes_module.push_pull_sources(colour, depth, sources)
+        want_at, want = push_pull_fill_holes(np.ascontiguousarray(values[..., :4]), sources)
+        np.testing.assert_array_equal(at, want_at)
+        np.testing.assert_array_equal(plain, want)  # each channel on its own: the plain fill as it was
+        np.testing.assert_allclose(far, plain, rtol=1e-5, atol=1e-3)
+    at, plain, far, _ = holes_module.push_pull_sources(colour, depth, np.zeros_like(sources))  # no source at all
+    assert at.size == sources.size and not plain.any() and not far.any()
+
+
+@pytest.mark.parametrize(("h", "w"), [(288, 512), (37, 23), (1, 9)])
+def test_plain_and_far_source_values_match_the_numpy_reference(h: int, w: int):
+    rng = np.random.default_rng(h + w)
+    colour = rng.integers(0, 256, (h, w, 3), np.uint8)
+    depth = rng.uniform(0.2, 80.0, (h, w)).astype(np.float32)
+    depth[rng.random((h, w)) < 0.2] = np.inf  # sky
+    sources = rng.random((h, w)) < 0.6
+    cap = np.float32(holes_module.FAR_WEIGHT_CAP)
+    got = np.full((h, w, 9), np.nan, np.float32)
+    kernels.plain_and_far_sources(colour, depth, sources, cap, got)
+    plain = np.empty((h, w, 4), np.float32)
+    kernels.colour_inverse_depth(colour, depth, sources, plain)
+    np.testing.assert_array_equal(got[..., :4], plain)  # the first four: colour_inverse_depth's
+    near = np.minimum(depth, cap)
+    weight = np.where(sources, near * near, np.float32(0.0)).astype(np.float32)
+    want = weight[..., None] * plain
+    np.testing.assert_array_equal(got[..., 4:8], want)
+    np.testing.assert_array_equal(got[..., 8], weight)
+    assert (depth[sources] > cap).any() or h * w < 100
+
+
+def test_the_far_weighted_fill_is_used_where_the_reference_looked_not_past_its_edge(tmp_path: Path):
+    """`_behind`: a hole pixel whose fill lies inside the same-time reference image is a disocclusion (the
+    reference saw something nearer there); one past the edge of a turned view is not."""
+    clip, bundle = _moving_bundle(tmp_path)
+    session = ExplicitGenerator().open(bundle, 96, 54)
+    pose = bundle.poses[0]
+    at = np.arange(96 * 54)
+    inverse_depth = np.full(at.size, 1.0 / 3.0, np.float32)
+    here = FrameRequest(pose, clip.intrinsics, 0.0)
+    assert session._behind(here, at, inverse_depth).all()  # the reference camera itself: all inside
+    assert session._behind(here, at, np.zeros(at.size, np.float32)).all()  # directions too
+    c2w = pose.copy()
+    c, s = np.cos(np.pi / 2), np.sin(np.pi / 2)
+    c2w[:3, :3] = c2w[:3, :3] @ np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])  # turned 90 degrees
+    turned = session._behind(FrameRequest(c2w, clip.intrinsics, 0.0), at, inverse_depth)
+    assert not turned.all() and turned.mean() < 0.3  # most of a turned view lies past the reference's edge
+    back = pose.copy()
+    back[:3, 3] += 2.0 * pose[:3, 2]  # stepped back 2 units (wire: +z is behind the camera)
+    stepped = session._behind(FrameRequest(back, clip.intrinsics, 0.0), at, inverse_depth).reshape(54, 96)
+    assert stepped[27, 48] and not stepped[:, 0].any()  # the middle is in the reference view, the rim is not
+    session.close()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_in_other_view_matches_the_numpy_reference(seed: int):
+    """The compiled `_behind` test against the same projection in NumPy (float64, the same operations)."""
+    rng = np.random.default_rng(seed)
+    h, w, oh, ow = 54, 96, 40, 70
+    at = np.sort(rng.choice(h * w, 2000, replace=False)).astype(np.int64)
+    inverse_depth = rng.uniform(0.0, 2.0, at.size).astype(np.float32)
+    inverse_depth[::7] = 0.0  # directions
+    a = (np.arange(w) + 0.5 - 48.0) / 50.0
+    b = (np.arange(h) + 0.5 - 27.0) / 50.0
+    k = np.array([[60.0, 0.0, 35.0], [0.0, 60.0, 20.0], [0.0, 0.0, 1.0]])  # the other camera, near this one
+    pose = np.concatenate([np.eye(3) + rng.normal(0.0, 0.3, (3, 3)), rng.normal(0.0, 0.5, (3, 1))], 1)
+    proj = k @ pose
+    got = np.empty(at.size, bool)
+    kernels.in_other_view(at, inverse_depth, w, a, b, proj, ow, oh, got)
+    y, x = np.divmod(at, w)
+    pw = inverse_depth.astype(np.float64)
+    hx, hy, hz = (proj[r, 0] * a[x] + proj[r, 1] * b[y] + proj[r, 2] + proj[r, 3] * pw for r in range(3))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u, v = hx / hz, hy / hz
+    want = (hz > 1e-6 * pw) & (u >= 0) & (u < ow) & (v >= 0) & (v < oh)
+    np.testing.assert_array_equal(got, want)
+    assert want.any() and not want.all()

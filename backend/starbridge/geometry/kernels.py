@@ -590,6 +590,61 @@ def colour_inverse_depth(colour, depth, sources, values):  # pragma: no cover - 
             values[y, x, 3] = one / depth[y, x] if sources[y, x] else zero
 
 
+@njit(nt.void(_in(_U8, 3), _in(_F32, 2), _in(_BOOL, 2), _F32, _out(_F32, 3)), **_JIT)
+def plain_and_far_sources(colour, depth, sources, cap, values):  # pragma: no cover - compiled
+    """values (h, w, 9) where `sources` (h, w), else 0: channels 0-3 colour (h, w, 3) as float32 and 1 / depth
+    (h, w) (`colour_inverse_depth`), channels 4-7 the same times the weight min(depth, cap) ** 2, channel 8 the
+    weight (runtime/holes.py `push_pull_sources`: a push-pull of 4-7, divided by 8, is weighted toward what is
+    far)."""
+    h, w = sources.shape
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for y in range(h):
+        for x in range(w):
+            if sources[y, x]:
+                d = depth[y, x]
+                inv = one / d
+                near = d if d < cap else cap
+                weight = near * near
+                for c in range(3):
+                    v = np.float32(colour[y, x, c])
+                    values[y, x, c] = v
+                    values[y, x, 4 + c] = weight * v
+                values[y, x, 3] = inv
+                values[y, x, 7] = weight * inv
+                values[y, x, 8] = weight
+            else:
+                for c in range(3):
+                    values[y, x, c] = np.float32(colour[y, x, c])
+                for c in range(3, 9):
+                    values[y, x, c] = zero
+
+
+@njit(
+    nt.void(_in(_I64, 1), _in(_F32, 1), _I64, _in(_F64, 1), _in(_F64, 1), _in(_F64, 2), _I64, _I64, _out(_BOOL, 1)),
+    **_JIT,
+)
+def in_other_view(at, inverse_depth, width, a, b, proj, other_width, other_height, out):  # pragma: no cover
+    """out (n,) = whether the pixels at (n,) (flat indices of an image `width` wide) at their inverse depths
+    (n,) (0: a direction) land in front of another camera and inside its image (other_width x other_height).
+    a (W,), b (H,) float64: the image's ray axes (geometry/splat.py `_ray_axes`); proj (3, 4) float64: its
+    camera (OpenCV) to the other camera's pixels (K @ world-to-camera @ camera-to-world). The point of pixel
+    (x, y) at depth d is d * (a[x], b[y], 1, 1 / d): homogeneous (a[x], b[y], 1, inverse depth)."""
+    for k in range(at.size):
+        y = at[k] // width
+        x = at[k] - y * width
+        px, py, pw = a[x], b[y], np.float64(inverse_depth[k])
+        hx = proj[0, 0] * px + proj[0, 1] * py + proj[0, 2] + proj[0, 3] * pw
+        hy = proj[1, 0] * px + proj[1, 1] * py + proj[1, 2] + proj[1, 3] * pw
+        hz = proj[2, 0] * px + proj[2, 1] * py + proj[2, 2] + proj[2, 3] * pw
+        if hz > 1e-6 * pw:  # in front (a direction: hz > 0)
+            u = hx / hz
+            v = hy / hz
+            out[k] = u >= 0.0 and u < other_width and v >= 0.0 and v < other_height
+        else:
+            out[k] = False
+
+
 @njit(nt.void(_in(_F32, 3), _in(_BOOL, 2), _in(_I64, 1), _in(_F32, 2), _out(_F32, 2), _out(_F32, 1)), **_JIT)
 def row_mean(values, sources, at, fallback, mean, dist):  # pragma: no cover - compiled
     """runtime/holes.py's `row_mean` of the first C = mean.shape[1] channels of values (h, w, >= C) for the

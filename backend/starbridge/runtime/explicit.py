@@ -7,8 +7,9 @@ reference frames) and the session's world memory (runtime/memory.py: what it sho
 nothing was seen), drawn in turn into just those pixels (only the world's parts and the memory's chunks whose
 bounds reach them, resolved there only), and never farther than the surface a hole is closed in by (a surface
 seen closer than the reference saw it cracks open; what lies behind it must not show through: `surroundings`);
-the remaining holes are filled (`hole_fill`: from what does not move, keeping the horizon) and remembered with
-the fill's depth, so that looking away and back shows the same. This is what the STAR model is compared
+the remaining holes are filled (`hole_fill`: from what does not move, keeping the horizon; a disocclusion
+from the far side of its depth edge) and remembered with the fill's depth, so that looking away and back
+shows the same. This is what the STAR model is compared
 against; it also serves the demo on a machine with no model bundle.
 """
 
@@ -144,25 +145,49 @@ class ExplicitSession:
         moving object), their colours (n, 3) uint8 and depths (n,) float32 (+inf: a direction).
 
         Cracks: push-pull. Wide holes: `hole_fill` from what does not move (what moves now is not what lies
-        behind the holes), at depths no farther than their surroundings (so that the memory passes the same
-        z-test on a revisit)."""
+        behind the holes), weighted toward the far side of depth edges where the same-time reference frame
+        looked and saw something nearer (`_behind`: a disocclusion shows what lies behind), at depths no
+        farther than their surroundings (so that the memory passes the same z-test on a revisit)."""
         if not self._unfilled.size:  # (the wide holes left now are among these: none, nothing new to remember)
             rgb = push_pull_fill(result.colour, result.mask)
             return rgb, self._unfilled, np.empty((0, 3), np.uint8), np.empty(0, np.float32)
         holes = wide_holes(~result.mask, within=self._unfilled)  # (the layers only took holes away)
         holes.reshape(-1)[self._dynamic] = False
         sources = result.mask & ~self._moves
-        at, filled, values = push_pull_sources(result.colour, result.depth, sources)
+        at, filled, far, values = push_pull_sources(result.colour, result.depth, sources)
         if self._moves.any():  # the cracks take what moves too: their own push-pull
             rgb = push_pull_fill(result.colour, result.mask)
         else:  # the same push-pull (each channel on its own): the cracks from it
             rgb = result.colour.copy()
             put_pixels(rgb, at, to_uint8(filled[:, :3]))
         keep = holes.reshape(-1)[at]
-        at, colours, depth = finish_fill(values, sources, at[keep], filled[keep])
+        at, filled, far = at[keep], filled[keep], far[keep]
+        behind = self._behind(request, at, far[:, 3])
+        filled[behind] = far[behind]
+        at, colours, depth = finish_fill(values, sources, at, filled)
         depth = clamped(depth, at, *self._limits)
         put_pixels(rgb, at, colours)  # shown as remembered: a revisit shows the same
         return rgb, at, colours, depth
+
+    def _behind(self, request: FrameRequest, at: np.ndarray, inverse_depth: np.ndarray) -> np.ndarray:
+        """(n,) bool: the hole pixels `at` (n,) flat indices of `request` that are disocclusions: at the depth of
+        their far-weighted fill (`inverse_depth` (n,), 0: a direction), inside the image of the same-time reference
+        frame, which therefore saw something nearer there. The others lie past its edge (`hole_fill`'s `behind`).
+        Compiled: one pass over the pixels."""
+        scene = self.scene
+        i = scene.frame_index(request.scene_time_s)
+        ref = scene.meta.intrinsics
+        k = np.array([[ref.fx, 0.0, ref.cx], [0.0, ref.fy, ref.cy], [0.0, 0.0, 1.0]])
+        proj = k @ (np.linalg.inv(wire_to_cv(scene.poses[i])) @ wire_to_cv(request.c2w))[:3]
+        intr = request.intrinsics
+        a = (np.arange(intr.width) + 0.5 - intr.cx) / intr.fx  # pixel centres' rays (geometry/splat.py's)
+        b = (np.arange(intr.height) + 0.5 - intr.cy) / intr.fy
+        out = np.empty(at.size, np.bool_)
+        kernels.in_other_view(
+            np.ascontiguousarray(at, np.int64), np.ascontiguousarray(inverse_depth, np.float32), intr.width, a, b,
+            np.ascontiguousarray(proj), ref.width, ref.height, out,
+        )  # fmt: skip
+        return out
 
     def memory_at(self, request: FrameRequest, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """What the memory as it is now shows at the pixels `at` (n,) flat indices of `request`: where it has a
