@@ -104,7 +104,7 @@ def test_round_trip_normalises_frame_and_scale(tmp_path: Path):
     assert m.duration_s == pytest.approx(0.3)
     assert m.scale == pytest.approx(SCENE_MEDIAN_DEPTH_M / 20.0)
     assert m.median_depth_m == pytest.approx(SCENE_MEDIAN_DEPTH_M)
-    assert m.created and m.format_version == FORMAT_VERSION == 2
+    assert m.created and m.format_version == FORMAT_VERSION == 3
     # A rendered source ("engine") is stored losslessly: colour and depth come back exactly.
     np.testing.assert_array_equal(b.frames, frames)
     assert not b.frames.flags.writeable and not b.depth.flags.writeable and not b.poses.flags.writeable
@@ -120,7 +120,7 @@ def test_round_trip_normalises_frame_and_scale(tmp_path: Path):
     assert listing(b.path) == sorted([COLOUR_FILE, DEPTH_FILE, POSES_FILE, "scene.json"])
     doc = json.loads((tmp_path / "unit" / "scene.json").read_text())
     assert doc["intrinsics"] == {"fx": m.intrinsics.fx, "fy": m.intrinsics.fy, "cx": W / 2, "cy": H / 2}
-    assert doc["format_version"] == 2 and doc["rotation_only"] is False and doc["capture"] is None
+    assert doc["format_version"] == 3 and doc["rotation_only"] is False and doc["capture"] is None
     storage = doc["storage"]
     assert storage["frames"] == {"encoding": "video", "file": COLOUR_FILE, "codec": "libx264rgb", "lossless": True,
                                  "crf": None, "bytes": (b.path / COLOUR_FILE).stat().st_size}  # fmt: skip

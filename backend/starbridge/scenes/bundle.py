@@ -1,6 +1,6 @@
 """Scene bundles: one folder per scene, immutable once written (docs/architecture.md §3, §6 and §8).
 
-Layout of a bundle folder (format_version 2)::
+Layout of a bundle folder (format_version 3)::
 
     scene.json   metadata (see SceneMeta; unknown keys are ignored, a newer format_version is refused),
                  with a "storage" object saying how each array below is stored and a "capture" report
@@ -9,7 +9,13 @@ Layout of a bundle folder (format_version 2)::
                  colour.mkv (FFV1, lossless) instead where PyAV has no libx264rgb
     depth.mkv    z-depth as a lossless FFV1 16-bit grey video, in one of two encodings:
                    "log-u16": q = 0 for +inf (no surface), else 1 + round((ln depth - log_min) / log_step),
-                              so the relative error is at most log_step / 2 (0.05 %) at every depth;
+                              so the relative error is at most log_step / 2 at every depth: DEPTH_LOG_STEP
+                              (0.05 %) for exact depth, DEPTH_LOG_STEP_ESTIMATED (0.25 %) for estimated
+                              depth (multi-view stereo, a depth model: good to a few percent at best).
+                              With "size" [w, h] smaller than the frames (format 3), the depth is stored at
+                              the working size it was estimated at, and loading redoes the upsampling that
+                              made the full-size depth at capture ("upsample": "colour-guided" with
+                              "upsample_blend", capture/depth_upsample.py) from the decoded colour frames;
                    "f32-split": the float32 bits exactly, high halves over low halves (a frame of 2H rows);
                  absent when depth is one value everywhere: "infinite" (a rotation-only scene) or "constant"
     moving.mkv   moving-object masks, FFV1 8-bit grey (255 = a moving object), when the source has them;
@@ -24,8 +30,9 @@ same folder opened in one process share one decoded copy while any of them is al
 zero-copy read-only broadcasts (a rotation-only scene's depth takes no memory). The KEEP_DECODED most
 recently used scenes stay decoded after their bundles are closed (`drop_decoded` forgets them).
 
-Format 1 (still read, never written): frames.npy (N, H, W, 3) uint8, depth.npy (N, H, W) float32 and
-poses.npy, memory-mapped; no masks.
+Format 2 (still read, never written): format 3 without "size": depth always at the frame size, log-u16 with
+DEPTH_LOG_STEP whatever the depth's source. Format 1 (still read, never written): frames.npy (N, H, W, 3)
+uint8, depth.npy (N, H, W) float32 and poses.npy, memory-mapped; no masks.
 
 In memory, whatever the format: frames (N, H, W, 3) uint8 sRGB-encoded RGB, rows top to bottom; depth
 (N, H, W) float32 z-depth (along the camera's forward axis) in scene metres, +inf where there is no surface;
@@ -66,7 +73,7 @@ from ..geometry.camera import Intrinsics
 log = logging.getLogger(__name__)
 
 #: Version of the bundle layout written here. Readers refuse bundles with a larger number.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: The oldest layout still read (1: plain .npy arrays).
 OLDEST_FORMAT_VERSION = 1
 #: Median finite z-depth of the reference video in scene space, metres. Every scene is scaled to it.
@@ -88,14 +95,24 @@ RESERVED_FILES = frozenset(
 )
 
 #: Colour of scenes from videos: H.264 constant rate factor (lower is better; 0 would be lossless) and
-#: x264 speed preset. Measured on a 10 s procedural clip and a real one (bench/bench_bundle.py): PSNR
-#: 44-49 dB, mean absolute error 0.4-1.1 levels, 3-4x the size of the source clip with depth.
-COLOUR_CRF = 14
+#: x264 speed preset. The frames are decoded from an already compressed clip, so a low CRF mostly re-encodes
+#: the clip's own artefacts: on a 10 s 512x288 ground-truth clip (bench/bench_bundle_size.py) CRF 14 took
+#: 4.6 MB (46.0 dB against the decoded frames), CRF 16 3.6 MB (44.6 dB), CRF 18 2.7 MB (43.1 dB), for a
+#: 1.2 MB source, with no measurable change in the novel-view PSNR of the explicit render.
+COLOUR_CRF = 16
 COLOUR_PRESET = "fast"
 #: Sources whose frames are rendered, not filmed: stored losslessly by default (colour and depth exact).
 LOSSLESS_SOURCES = ("demo", "engine")
 #: Step of ln(depth) of the "log-u16" depth encoding: relative error at most DEPTH_LOG_STEP / 2 (0.05 %).
 DEPTH_LOG_STEP = 1e-3
+#: The step for estimated depth (ESTIMATED_DEPTH_SOURCES): relative error at most 0.25 %, ten times below
+#: what multi-view stereo or a monocular model gets right (a few percent at best); measured in
+#: bench/bench_bundle_size.py (novel-view PSNR unchanged, depth file about half the size).
+DEPTH_LOG_STEP_ESTIMATED = 5e-3
+#: depth_source values whose depth is an estimate (a user's depth files may be exact: they keep DEPTH_LOG_STEP).
+ESTIMATED_DEPTH_SOURCES = re.compile(r"multi-view-stereo|depth-model:.+")
+#: Depth upsampling methods a bundle may ask for at load ("storage.depth.upsample").
+UPSAMPLE_METHODS = ("colour-guided",)
 #: Largest code of "log-u16" (0 is +inf).
 _LOG_U16_MAX = 65535
 
@@ -322,6 +339,18 @@ class SceneMeta:
                 raise SceneError(f"capture must be JSON-able with finite numbers: {exc}", field="capture") from None
 
 
+@dataclass(frozen=True)
+class WorkingDepth:
+    """Depth estimated at a reduced (working) size, and how the full-size depth was made from it: what an
+    imported scene's bundle stores instead of the full-size depth (loading redoes the upsampling)."""
+
+    #: (N, h, w) float32 inverse depth (1 / z-depth, the units of the full-size depth given with it); 0 at +inf.
+    inverse: np.ndarray = field(repr=False)
+    #: The upsampling (one of UPSAMPLE_METHODS: capture/depth_upsample.py) and its parameter.
+    method: str = "colour-guided"
+    blend: float = 0.3
+
+
 def _plain(value: Any) -> Any:
     """A JSON-able copy of mappings and sequences (Mapping -> dict, tuple -> list)."""
     if isinstance(value, Mapping):
@@ -385,6 +414,8 @@ def _parse_storage(doc: dict, where: str) -> dict[str, Any]:
             step = _get(spec, "log_step", float, where, f"{label}.log_step")
             if not (math.isfinite(log_min) and math.isfinite(step) and step > 0):
                 raise SceneError(f"{where}: {label} needs a finite log_min and a log_step > 0", field=label)
+            if "size" in spec:
+                _parse_working_size(spec, where, label)
         elif encoding == "constant" and name == "depth":
             value = _get(spec, "value", float, where, f"{label}.value")
             if not (math.isfinite(value) and value > 0):
@@ -393,6 +424,26 @@ def _parse_storage(doc: dict, where: str) -> dict[str, Any]:
             _get(spec, "value", bool, where, f"{label}.value")
         out[name] = dict(spec)
     return out
+
+
+def _parse_working_size(spec: dict, where: str, label: str) -> None:
+    """Validate a depth stored at a working size: "size" [w, h], "upsample" and "upsample_blend"."""
+    size = spec["size"]
+    if not (
+        isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in size)
+        and min(size) >= 1
+    ):  # fmt: skip
+        raise SceneError(f"{where}: {label}.size must be [width, height] in pixels, got {size!r}", field=label)
+    method = _get(spec, "upsample", str, where, f"{label}.upsample")
+    if method not in UPSAMPLE_METHODS:
+        raise SceneError(
+            f"{where}: {label}.upsample {method!r} is not one this StarBridge reads ({', '.join(UPSAMPLE_METHODS)}); "
+            "was the scene written by a newer version?",
+            field=label,
+        )
+    blend = _get(spec, "upsample_blend", float, where, f"{label}.upsample_blend")
+    if not (math.isfinite(blend) and blend >= 0):
+        raise SceneError(f"{where}: {label}.upsample_blend must be a finite number >= 0, got {blend!r}", field=label)
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -507,6 +558,8 @@ class SceneBundle:
         def depth_and_masks() -> None:
             try:
                 result["depth"] = self._read_depth()
+                if isinstance(result["depth"], WorkingDepth):  # import (compile) the kernel while colour decodes
+                    from .capture import depth_upsample  # noqa: F401
                 result["moving"] = self._read_moving()
             except BaseException as exc:  # re-raised on the calling thread
                 result["error"] = exc
@@ -519,7 +572,13 @@ class SceneBundle:
             helper.join()
         if "error" in result:
             raise result["error"]
-        return _Arrays(frames, result["depth"], result["moving"])
+        depth = result["depth"]
+        if isinstance(depth, WorkingDepth):  # stored at the working size: upsample under the decoded colour
+            from .capture.depth_upsample import upsample_frames
+
+            depth = upsample_frames(depth.inverse, frames, depth.blend)
+            depth.setflags(write=False)
+        return _Arrays(frames, depth, result["moving"])
 
     def _read_frames(self) -> np.ndarray:
         spec = self.meta.storage["frames"]
@@ -535,7 +594,8 @@ class SceneBundle:
         out.setflags(write=False)
         return out
 
-    def _read_depth(self) -> np.ndarray:
+    def _read_depth(self) -> np.ndarray | WorkingDepth:
+        """The depth (N, H, W); or, stored at a working size, its inverse (N, h, w) to upsample (WorkingDepth)."""
         spec = self.meta.storage["depth"]
         n, h, w = self.meta.frame_count, self.meta.height, self.meta.width
         encoding = spec["encoding"]
@@ -544,6 +604,16 @@ class SceneBundle:
         if encoding in ("infinite", "constant"):
             value = np.float32(np.inf if encoding == "infinite" else spec["value"])
             return np.broadcast_to(value, (n, h, w))  # read-only, no memory
+        if encoding == "log-u16" and "size" in spec and tuple(spec["size"]) != (w, h):
+            ws, hs = spec["size"]
+            inverse = np.empty((n, hs, ws), np.float32)
+            lut = log_u16_table(spec["log_min"], spec["log_step"], inverse=True)
+
+            def put_inverse(i: int, frame: Any) -> None:
+                np.take(lut, frame.to_ndarray(), out=inverse[i])
+
+            _read_video(self.path / spec["file"], n, (ws, hs), put_inverse)
+            return WorkingDepth(inverse, spec["upsample"], spec["upsample_blend"])
         out = np.empty((n, h, w), np.float32)
         if encoding == "log-u16":
             lut = log_u16_table(spec["log_min"], spec["log_step"])
@@ -598,6 +668,12 @@ class SceneBundle:
             "poses": ((n, 4, 4), np.dtype(np.float64)),
         }
         storage = self.meta.storage
+        working = storage["depth"].get("size")
+        if working is not None and (working[0] > w or working[1] > h):
+            raise SceneError(
+                f"broken scene bundle: {self.path / SCENE_JSON}: storage.depth.size {working} is larger than the "
+                f"frames ({w}x{h})"
+            )
         for name in ("frames", "depth", "moving", "poses"):
             spec = storage.get(name)
             if spec is None or spec["encoding"] not in _FILE_ENCODINGS:
@@ -698,11 +774,14 @@ def _read_video(path: Path, count: int, size: tuple[int, int], put: Callable[[in
         raise SceneError(f"broken scene bundle: {path} holds {i} frames, scene.json says {count}")
 
 
-def log_u16_table(log_min: float, log_step: float) -> np.ndarray:
-    """(65536,) float32 depth of each "log-u16" code: +inf for 0, exp(log_min + (q - 1) log_step) else."""
+def log_u16_table(log_min: float, log_step: float, inverse: bool = False) -> np.ndarray:
+    """(65536,) float32 depth of each "log-u16" code: +inf for 0, exp(log_min + (q - 1) log_step) else; with
+    `inverse`, the inverse depth: 0 for code 0, exp(-(log_min + (q - 1) log_step)) else."""
+    sign = -1.0 if inverse else 1.0
     with np.errstate(over="ignore"):
-        table = np.exp(log_min + np.arange(-1, _LOG_U16_MAX, dtype=np.float64) * log_step).astype(np.float32)
-    table[0] = np.inf
+        logs = log_min + np.arange(-1, _LOG_U16_MAX, dtype=np.float64) * log_step
+        table = np.exp(sign * logs).astype(np.float32)
+    table[0] = 0.0 if inverse else np.inf
     return table
 
 
@@ -835,10 +914,12 @@ def write_bundle(
     extra_files: Mapping[str, bytes | np.ndarray] | None = None,
     *,
     moving: np.ndarray | None = None,
+    depth_working: WorkingDepth | None = None,
     in_scene_units: bool = False,
     overwrite: bool = False,
     lossless: bool | None = None,
     colour_crf: int = COLOUR_CRF,
+    depth_log_step: float | None = None,
 ) -> SceneBundle:
     """Validate, normalise (see `normalise_scene`) and atomically write a bundle at `dest` (format 2).
 
@@ -848,7 +929,15 @@ def write_bundle(
     to bytes or arrays (saved as .npy). `meta.created` is filled in when empty.
 
     lossless: store colour and depth exactly (H.264 qp 0, float32 depth) rather than H.264 at `colour_crf`
-    and log-quantised depth (relative error <= 0.05 %); None: lossless for rendered sources (LOSSLESS_SOURCES).
+    and log-quantised depth; None: lossless for rendered sources (LOSSLESS_SOURCES). depth_log_step: the
+    quantisation step of ln(depth) (relative error <= step / 2); None: DEPTH_LOG_STEP_ESTIMATED for estimated
+    depth (ESTIMATED_DEPTH_SOURCES), DEPTH_LOG_STEP else.
+
+    depth_working: the working-size inverse depth `depth` was upsampled from (multi-view stereo's,
+    `DepthResult.inverse`, with its method and blend). Unless lossless, it is what the bundle stores (a few
+    times smaller), and loading redoes the upsampling from the stored colour: the loaded depth is that of
+    `depth` within the quantisation step wherever the colour choice at depth edges comes out the same (the
+    colour is stored lossily), and the same bits on every load.
 
     With `overwrite`, an existing bundle at `dest` is replaced; without, BundleExists is raised (also when
     another writer got there first). Nothing half-written is ever visible at `dest`, and the temporary
@@ -859,15 +948,26 @@ def write_bundle(
     check_arrays(meta, frames, depth, poses, moving)
     if not 0 <= colour_crf <= 51:
         raise SceneError(f"colour_crf must be in [0, 51], got {colour_crf}", field="colour_crf")
+    if depth_log_step is not None and not (math.isfinite(depth_log_step) and 0 < depth_log_step <= 0.1):
+        raise SceneError(f"depth_log_step must be in (0, 0.1], got {depth_log_step!r}", field="depth_log_step")
+    if depth_working is not None:
+        _check_working(depth_working, depth.shape)
     extra_files = dict(extra_files or {})
     for name in extra_files:
         if name in RESERVED_FILES or not FILE_NAME_RE.fullmatch(name):
             raise SceneError(f"extra file name {name!r} is reserved or not a plain file name", field="extra_files")
     if dest.exists() and not overwrite:
         raise BundleExists(f"scene folder {dest} already exists (pass overwrite to replace it)")
+    scale_before = meta.scale
     meta, depth, poses = normalise_scene(meta, depth, poses, in_scene_units)
     if lossless is None:
         lossless = meta.source in LOSSLESS_SOURCES
+    if depth_log_step is None:
+        estimated = ESTIMATED_DEPTH_SOURCES.fullmatch(meta.depth_source)
+        depth_log_step = DEPTH_LOG_STEP_ESTIMATED if estimated else DEPTH_LOG_STEP
+    if depth_working is not None and meta.scale != scale_before:  # inverse depth scales the other way
+        factor = np.float32(scale_before / meta.scale)
+        depth_working = replace(depth_working, inverse=np.asarray(depth_working.inverse, np.float32) * factor)
     if not meta.created:
         meta = replace(meta, created=now_iso())
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -877,7 +977,7 @@ def write_bundle(
         _save_npy(tmp / POSES_FILE, np.ascontiguousarray(poses, dtype=np.float64))
         storage: dict[str, Any] = {
             "frames": _write_colour(tmp, frames, meta.fps, lossless, colour_crf),
-            "depth": _write_depth(tmp, depth, meta.fps, lossless),
+            "depth": _write_depth(tmp, depth, meta.fps, lossless, depth_log_step, depth_working),
             "moving": None if moving is None else _write_moving(tmp, moving, meta.fps),
             "poses": {"encoding": "npy", "file": POSES_FILE},
         }
@@ -921,7 +1021,32 @@ def _write_colour(folder: Path, frames: np.ndarray, fps: float, lossless: bool, 
     return {"encoding": "video", "file": COLOUR_FILE_FFV1, "codec": codec, "lossless": True, "crf": None}
 
 
-def _write_depth(folder: Path, depth: np.ndarray, fps: float, lossless: bool) -> dict[str, Any]:
+def _check_working(working: WorkingDepth, shape: tuple[int, ...]) -> None:
+    """SceneError unless `working` is (N, h, w) finite inverse depth >= 0 no larger than `shape`, with a known
+    upsampling."""
+    inv = working.inverse
+    if not isinstance(inv, np.ndarray) or inv.ndim != 3 or inv.dtype.kind != "f":
+        what = f"{inv.dtype} {inv.shape}" if isinstance(inv, np.ndarray) else type(inv).__name__
+        raise SceneError(f"depth_working.inverse must be an (N, h, w) float array, got {what}", field="depth_working")
+    if inv.shape[0] != shape[0] or inv.shape[1] > shape[1] or inv.shape[2] > shape[2]:
+        raise SceneError(
+            f"depth_working.inverse {inv.shape} must have the depth's {shape[0]} frames at a size no larger "
+            f"than {shape[1]}x{shape[2]} (rows x columns)",
+            field="depth_working",
+        )
+    if not np.isfinite(inv).all() or (inv < 0).any():
+        raise SceneError("depth_working.inverse must be finite and >= 0 (0 at infinity)", field="depth_working")
+    if working.method not in UPSAMPLE_METHODS or not (math.isfinite(working.blend) and working.blend >= 0):
+        raise SceneError(
+            f"depth_working needs an upsampling among {UPSAMPLE_METHODS} and a blend >= 0, got "
+            f"{working.method!r} and {working.blend!r}",
+            field="depth_working",
+        )
+
+
+def _write_depth(
+    folder: Path, depth: np.ndarray, fps: float, lossless: bool, log_step: float, working: WorkingDepth | None
+) -> dict[str, Any]:
     n, h, w = depth.shape
     finite = np.isfinite(depth)
     if not finite.any():
@@ -935,11 +1060,18 @@ def _write_depth(folder: Path, depth: np.ndarray, fps: float, lossless: bool) ->
         planes = (np.concatenate([(b >> 16).astype(np.uint16), (b & 0xFFFF).astype(np.uint16)]) for b in bits)
         _write_video(folder / DEPTH_FILE, planes, fps, (w, 2 * h), "ffv1", "gray16le", "gray16le", options)
         return {"encoding": "f32-split", "file": DEPTH_FILE}
+    record: dict[str, Any] = {}
+    if working is not None and working.inverse.shape[1:] != (h, w) and bool((working.inverse > 0).any()):
+        h, w = working.inverse.shape[1:]
+        with np.errstate(divide="ignore"):
+            depth = np.where(working.inverse > 0, 1.0 / working.inverse, np.inf).astype(np.float32)
+        finite = np.isfinite(depth)
+        record = {"size": [w, h], "upsample": working.method, "upsample_blend": working.blend}
     log_min, log_max = float(np.log(depth[finite].min())), float(np.log(depth[finite].max()))
-    step = max(DEPTH_LOG_STEP, (log_max - log_min) / (_LOG_U16_MAX - 1) * (1 + 1e-9))
+    step = max(log_step, (log_max - log_min) / (_LOG_U16_MAX - 1) * (1 + 1e-9))
     codes = (log_u16_codes(d, log_min, step) for d in depth)
     _write_video(folder / DEPTH_FILE, codes, fps, (w, h), "ffv1", "gray16le", "gray16le", options)
-    return {"encoding": "log-u16", "file": DEPTH_FILE, "log_min": log_min, "log_step": step}
+    return {"encoding": "log-u16", "file": DEPTH_FILE, "log_min": log_min, "log_step": step, **record}
 
 
 def log_u16_codes(depth: np.ndarray, log_min: float, log_step: float) -> np.ndarray:

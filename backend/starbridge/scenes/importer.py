@@ -5,7 +5,8 @@
 2. **Decode** with PyAV (scenes/video.py): RGB frames, the longest side at most `max_side`.
 3. **Capture** (capture/pipeline.py): shots, camera tracking, depth (the user's, aligned to the tracked
    scale, or multi-view stereo), moving-object masks, and a report of how the scene was made.
-4. **Write** the bundle (bundle.py: compact, atomic), scaled so the median depth is the scene convention's.
+4. **Write** the bundle (bundle.py: compact, atomic), scaled so the median depth is the scene convention's;
+   multi-view stereo's depth is stored at its working size (loading redoes the colour-guided upsampling).
 
 Any bad input (missing, empty, corrupt, truncated, unsupported file, bad depth) raises a SceneError that
 names the file and the problem, and leaves no partial bundle. A clip that cannot be tracked still imports,
@@ -148,7 +149,8 @@ def import_video(
         )
         # 4. write
         report("write", 0, 1)
-        bundle = write_bundle(dest, meta, cap.frames, cap.depth, cap.poses, moving=cap.moving, overwrite=overwrite)
+        bundle = write_bundle(dest, meta, cap.frames, cap.depth, cap.poses, moving=cap.moving,
+                              depth_working=cap.depth_working, overwrite=overwrite)  # fmt: skip
         report("write", 1, 1)
     finally:
         report.close()

@@ -33,9 +33,10 @@ surfaces): the renderer treats +inf as a direction. Per frame:
    any planar surface, so slanted ground is not flattened) fitted at every pixel to the confident inverse
    depths with the edge-aware weights of the domain transform's recursive filter, guided by the colour;
    the nearest confident value where there is no support.
-8. **Upsample** to the frame size: bilinear in inverse depth where the four low-resolution neighbours agree
-   within `upsample_blend`, else the neighbour whose colour is nearest the full-resolution pixel's (no
-   flying pixels across depth edges).
+8. **Upsample** to the frame size (depth_upsample.py, compiled): bilinear in inverse depth where the four
+   low-resolution neighbours agree within `upsample_blend` (relative), else the neighbour whose colour is
+   nearest the full-resolution pixel's (no flying pixels across depth edges). The working-size inverse depth
+   is kept (`DepthResult.inverse`): a scene bundle stores it and redoes this step when it is loaded.
 
 Rotation-only input (no camera translation, or less than `min_parallax_px` of parallax at the sparse points'
 depth between any two frames) gives +inf everywhere at once, with a note. Speed: about 0.3 s of CPU per frame
@@ -48,8 +49,9 @@ Limits: surfaces with no texture but lines along the direction of motion (the ap
 from the fill, i.e. from their edges; hazy far buildings whose only texture is that may take the depth of the
 nearer surfaces around them; foreground edges fatten by up to half a window on the background.
 
-Modules: depth_config.py (settings), depth_sweep.py (steps 3-4, with depth_sgm.py), depth_fill.py (steps 5-8),
-depth_ops.py (image and camera helpers); depth_align.py aligns a user's monocular depth to the tracked scale.
+Modules: depth_config.py (settings), depth_sweep.py (steps 3-4, with depth_sgm.py), depth_fill.py (steps 5-7),
+depth_upsample.py (step 8), depth_ops.py (image and camera helpers); depth_align.py aligns a user's monocular
+depth to the tracked scale.
 """
 
 from __future__ import annotations
@@ -66,9 +68,10 @@ import numpy as np
 from ...errors import InvalidArgument
 from ...geometry.camera import Intrinsics
 from .depth_config import DepthConfig
-from .depth_fill import finish, upsample, upsample_nearest
+from .depth_fill import finish, upsample_nearest
 from .depth_ops import cv_poses, grey, pixel_rays, project, resize_rgb, working_size
 from .depth_sweep import SweepContext, SweptFrame, sweep
+from .depth_upsample import upsample
 
 __all__ = ["DepthConfig", "DepthResult", "ProgressFn", "estimate_depth"]
 
@@ -82,6 +85,11 @@ class DepthResult:
 
     #: (N, H, W) float32 z-depth at the frames' size; +inf at infinity (sky, very far). Never NaN or <= 0.
     depth: np.ndarray = field(repr=False)
+    #: (N, h, w) float32 inverse depth at the working size (0 at infinity), which `depth` is the
+    #: colour-guided upsampling of (depth_upsample.py, with `upsample_blend`): what a bundle stores.
+    inverse: np.ndarray = field(repr=False)
+    #: The `upsample_blend` that made `depth` from `inverse`.
+    upsample_blend: float
     #: (N, H, W) bool: the depth came from a confident, geometrically consistent match (not filled).
     confident: np.ndarray = field(repr=False)
     #: (N,) fraction of each frame's pixels with a confident depth before filling (at the working size).
@@ -178,6 +186,7 @@ def estimate_depth(
     report = progress or (lambda stage, done, total: None)
 
     out_depth = np.empty((n, height, width), np.float32)
+    out_inverse = np.empty((n, h, w), np.float32)
     out_conf = np.empty((n, height, width), bool)
     coverage = np.zeros(n)
     infinite = np.zeros(n)
@@ -186,6 +195,7 @@ def estimate_depth(
     def finish_frame(k: int) -> int:
         rho, conf = finish(ctx, swept, k)
         coverage[k] = conf.mean()
+        out_inverse[k] = rho
         depth_full = upsample(rho, ctx.rgb[k], frames[k], config.upsample_blend)
         out_depth[k] = depth_full
         infinite[k] = float(np.isinf(depth_full).mean())
@@ -214,8 +224,9 @@ def estimate_depth(
         src_arr[i, : len(s)] = s
     near_out = np.where([bool(s) for s in sources], near, np.inf)
     return DepthResult(
-        out_depth, out_conf, coverage, infinite, src_arr, near_out, (h, w), time.perf_counter() - start, tuple(notes)
-    )
+        out_depth, out_inverse, config.upsample_blend, out_conf, coverage, infinite, src_arr, near_out, (h, w),
+        time.perf_counter() - start, tuple(notes),
+    )  # fmt: skip
 
 
 def _check_inputs(frames: np.ndarray, intrinsics: Intrinsics, poses_c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -240,6 +251,8 @@ def _all_infinite(
     n, height, width = frames.shape[:3]
     return DepthResult(
         np.full((n, height, width), np.inf, np.float32),
+        np.zeros((n, *size), np.float32),
+        config.upsample_blend,
         np.zeros((n, height, width), bool),
         np.zeros(n),
         np.ones(n),

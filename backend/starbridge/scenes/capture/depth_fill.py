@@ -1,5 +1,6 @@
-"""After the sweep (steps 5-8 of depth.py): geometric consistency between views and fusion, infinity and sky,
-the edge-aware fill of what is not confident, and the colour-guided upsampling to the frame size."""
+"""After the sweep (steps 5-7 of depth.py): geometric consistency between views and fusion, infinity and sky,
+the edge-aware fill of what is not confident; and the nearest-neighbour upsampling of the confidence mask (the
+colour-guided upsampling of the depth, step 8, is depth_upsample.py)."""
 
 from __future__ import annotations
 
@@ -179,42 +180,6 @@ def _linear_fill(
     sol = np.linalg.solve(a[ok], rhs[ok][..., None])[..., 0]
     out[ok] = sol[:, 2]
     return out
-
-
-def upsample(rho: np.ndarray, rgb_small: np.ndarray, frame: np.ndarray, blend: float) -> np.ndarray:
-    """(H, W) float32 z-depth from low-resolution inverse depth (0 = infinity), guided by the frame's colour."""
-    h, w = rho.shape
-    height, width = frame.shape[:2]
-    if (h, w) == (height, width):
-        with np.errstate(divide="ignore"):
-            return np.where(rho > 0, 1.0 / rho, np.inf).astype(np.float32)
-    x = (np.arange(width) + 0.5) * w / width - 0.5
-    y = (np.arange(height) + 0.5) * h / height - 0.5
-    x0 = np.clip(np.floor(x).astype(np.intp), 0, w - 1)
-    y0 = np.clip(np.floor(y).astype(np.intp), 0, h - 1)
-    x1 = np.minimum(x0 + 1, w - 1)
-    y1 = np.minimum(y0 + 1, h - 1)
-    fx = np.clip(x - x0, 0.0, 1.0).astype(np.float32)[None, :]
-    fy = np.clip(y - y0, 0.0, 1.0).astype(np.float32)[:, None]
-    corners = [
-        (y0[:, None], x0[None, :]),
-        (y0[:, None], x1[None, :]),
-        (y1[:, None], x0[None, :]),
-        (y1[:, None], x1[None, :]),
-    ]
-    vals = np.stack([rho[r, c] for r, c in corners])  # (4, H, W)
-    wts = np.stack([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx])
-    lo = vals.min(axis=0)
-    hi = vals.max(axis=0)
-    blend = (wts * vals).sum(axis=0)
-    agree = ((lo > 0) & (hi <= lo * (1.0 + blend))) | (hi <= 0)
-    colour = frame.astype(np.float32) * np.float32(1.0 / 255.0)
-    dist = np.stack([np.abs(rgb_small[r, c] - colour).sum(axis=2) for r, c in corners])
-    dist += 0.02 * (1.0 - wts)  # ties go to the nearest neighbour
-    pick = np.take_along_axis(vals, np.argmin(dist, axis=0)[None], axis=0)[0]
-    out = np.where(agree, blend, pick)
-    with np.errstate(divide="ignore"):
-        return np.where(out > 0, 1.0 / out, np.inf).astype(np.float32)
 
 
 def upsample_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

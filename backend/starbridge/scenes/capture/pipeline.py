@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ...geometry.camera import Intrinsics
+from ..bundle import WorkingDepth
 from .cuts import choose_shot, find_shots
 from .depth import DepthConfig, estimate_depth
 from .depth_align import align_depth, observations_from_points
@@ -72,6 +73,9 @@ class Capture:
     depth_source: str
     #: What `scene show` prints: how the scene was made, in numbers and plain words (JSON-safe).
     report: dict[str, Any]
+    #: Multi-view stereo's working-size inverse depth that `depth` was upsampled from (what the bundle
+    #: stores), or None (the user's depth, rotation only).
+    depth_working: WorkingDepth | None = field(default=None, repr=False)
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -127,6 +131,7 @@ def capture_video(
     # 3. depth
     t0 = time.perf_counter()
     depth_note = ""
+    working = None
     if user_depth is not None and track is not None and not rotation_only:
         obs = observations_from_points(
             track.points, poses, intrinsics, tracks=(track.obs_frame, track.obs_point, track.obs_xy),
@@ -158,6 +163,7 @@ def capture_video(
             sparse_points=track.points if track else None, progress=report, config=config.depth,
         )  # fmt: skip
         depth = result.depth
+        working = WorkingDepth(result.inverse, blend=result.upsample_blend)
         depth_source = "multi-view-stereo"
         depth_note = "multi-view stereo between the tracked frames"
         coverage = float(np.mean(result.coverage))
@@ -191,7 +197,7 @@ def capture_video(
         "seconds": {k: round(v, 2) for k, v in seconds.items()} | {"total": round(time.perf_counter() - started, 2)},
     }
     # "rotation only" in the bundle's sense: no depth at all (the user's depth makes a fixed camera's scene 3D)
-    return Capture(frames, depth, poses, intrinsics, moving, depth_source == "none", depth_source, doc)
+    return Capture(frames, depth, poses, intrinsics, moving, depth_source == "none", depth_source, doc, working)
 
 
 def _per_frame_median(user: UserDepth) -> np.ndarray:
