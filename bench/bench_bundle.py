@@ -8,9 +8,11 @@ hand shake; colour, exact depth with sky, moving-object masks), 10 s at 30 fps b
 minute or two; `--cache` keeps it in an .npz for the next run). It is also encoded as the MP4 a user would
 import (H.264, CRF 16), the size the bundle is compared with. Written and loaded:
 
-* ``video``: format 2 as a video import stores it (lossy H.264 colour, log-quantised depth, masks);
-* ``rendered``: format 2 as a rendered scene (demo, engine) stores it: lossless colour and depth;
-* ``rotation-only``: format 2 of a tripod import: colour only, depth "infinite" in scene.json;
+* ``video``: the bundle format as a video import with exact depth stores it (lossy H.264 colour at COLOUR_CRF,
+  full-size log-quantised depth, masks); a multi-view-stereo import stores its depth at the working size
+  instead (bench/bench_bundle_size.py measures that layout on real captures);
+* ``rendered``: as a rendered scene (demo, engine) stores it: lossless colour and depth;
+* ``rotation-only``: a tripod import: colour only, depth "infinite" in scene.json;
 * ``npy (format 1)``: the old layout, written as the old writer did; "load" reads every byte into memory
   (the old reader memory-mapped: opening was free, the first touch of each page paid the read).
 
