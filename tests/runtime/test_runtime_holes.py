@@ -327,3 +327,81 @@ def test_in_other_view_matches_the_numpy_reference(seed: int):
     want = (hz > 1e-6 * pw) & (u >= 0) & (u < ow) & (v >= 0) & (v < oh)
     np.testing.assert_array_equal(got, want)
     assert want.any() and not want.all()
+
+
+def plain_see_through(mask: np.ndarray, depth: np.ndarray, camera: holes_module.SourceCamera) -> np.ndarray:
+    """(H, W) bool: the covered pixels with a covered pixel more than SEE_THROUGH_RATIO times nearer within
+    SEE_THROUGH_RADIUS on both sides (left and right, or up and down), that surface (the farther of the two sides'
+    nearest) magnified at least SEE_THROUGH_MAGNIFICATION times from `camera`. Pixel by pixel (runtime/holes.py
+    drop_see_through's reference)."""
+    radius, ratio = holes_module.SEE_THROUGH_RADIUS, holes_module.SEE_THROUGH_RATIO
+    h, w = mask.shape
+    out = np.zeros((h, w), bool)
+    for y, x in zip(*np.nonzero(mask), strict=True):
+        limit = np.float32(depth[y, x]) / np.float32(ratio)
+        near = np.inf
+        for dy, dx in ((0, 1), (1, 0)):
+            found = []
+            for sign in (-1, 1):
+                ahead = [
+                    depth[y + sign * r * dy, x + sign * r * dx]
+                    for r in range(1, radius + 1)
+                    if 0 <= y + sign * r * dy < h
+                    and 0 <= x + sign * r * dx < w
+                    and mask[y + sign * r * dy, x + sign * r * dx]
+                ]
+                if ahead and min(ahead) < limit:
+                    found.append(min(ahead))
+            if len(found) == 2:
+                near = min(near, max(found))
+        if np.isfinite(near):
+            point = near * np.array([camera.a[x], camera.b[y], 1.0, 1.0 / near])
+            out[y, x] = (
+                camera.focal_ratio * float(camera.proj[2] @ point) >= holes_module.SEE_THROUGH_MAGNIFICATION * near
+            )
+    return out
+
+
+def _camera(h: int, w: int, magnification: float) -> holes_module.SourceCamera:
+    """A source camera that saw every point `magnification` times farther than the target does (same focal)."""
+    proj = np.zeros((3, 4))
+    proj[2, 2] = magnification
+    return holes_module.SourceCamera(np.linspace(-0.5, 0.5, w), np.linspace(-0.3, 0.3, h), proj, 1.0)
+
+
+def test_what_shows_through_a_magnified_surface_is_dropped_edges_and_slopes_stay():
+    h, w = 40, 60
+    depth = np.full((h, w), 10.0, np.float32)  # a wall far behind
+    depth[5:25, 5:25] = 1.0  # a near surface...
+    depth[5:25, 8:24:4] = 10.0  # ...seen through cracks 1 px wide (columns)
+    depth[12:14, 5:25] = np.inf  # ...and a 2-px crack (rows) showing the sky
+    depth[:, 40:] = np.linspace(2.0, 8.0, h, dtype=np.float32)[:, None]  # a slope: no valley anywhere
+    mask = np.ones((h, w), bool)
+    mask[30:, :5] = False  # an empty corner (a hole already)
+    m, d = mask.copy(), depth.copy()
+    dropped = holes_module.drop_see_through(m, d, _camera(h, w, 3.0))
+    want = np.zeros((h, w), bool)  # every crack pixel is a hole now, and nothing else (the surface stays)
+    want[5:25, 8:24:4] = True
+    want[12:14, 5:25] = True
+    assert np.array_equal(~m & mask, want)
+    assert np.isinf(d[~m & mask]).all()  # the dropped pixels: no surface there now
+    assert dropped == int(want.sum())
+    # the same picture from a camera that is not magnified (a turn on the spot): real gaps, nothing dropped
+    m, d = mask.copy(), depth.copy()
+    assert holes_module.drop_see_through(m, d, _camera(h, w, 1.0)) == 0 and np.array_equal(m, mask)
+
+
+def test_see_through_kernel_equals_the_plain_reference():
+    rng = np.random.default_rng(3)
+    for magnification in (1.4, 1.6, 3.0):
+        depth = rng.choice(np.array([1.0, 1.1, 2.0, 5.0, np.inf], np.float32), size=(30, 45))
+        mask = rng.random((30, 45)) < 0.8
+        camera = _camera(30, 45, magnification)
+        camera = holes_module.SourceCamera(
+            camera.a, camera.b, camera.proj + rng.normal(0, 0.2, (3, 4)) * [[0], [0], [1]], 1.0
+        )
+        m, d = mask.copy(), depth.copy()
+        holes_module.drop_see_through(m, d, camera)
+        want = plain_see_through(mask, depth, camera)
+        assert np.array_equal(~m & mask, want)
+        assert want.any() == (magnification > 1.5)

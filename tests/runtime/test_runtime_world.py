@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_runtime_holes import plain_see_through  # noqa: E402
 
 from starbridge.geometry import Intrinsics, pose_to_matrix, quat_from_axis_angle
 from starbridge.geometry.splat import PointSplatter
@@ -132,7 +133,7 @@ def test_memory_is_bounded(pan):
 def test_layers_drawn_at_the_holes_only_equal_full_layers(pan):
     """ExplicitSession.splat draws the world and the memory at the hole pixels only, culling what cannot land
     there; the result must be exactly that of full-size layers over everything (the plain way of drawing it)."""
-    from starbridge.runtime.holes import SURROUND_DEPTH_TOL, SURROUND_RADIUS, wide_holes
+    from starbridge.runtime.holes import SURROUND_DEPTH_TOL, SURROUND_RADIUS, SourceCamera, wide_holes
 
     clip, bundle = pan
     intr = Intrinsics.from_fov(60.0, 96, 54)
@@ -145,6 +146,9 @@ def test_layers_drawn_at_the_holes_only_equal_full_layers(pan):
         # the plain way: the frame, the whole world at 1 / step upsampled, the whole memory at full size
         i = bundle.frame_index(0.3)
         want = session._frames.get(intr)(bundle.frames[i], bundle.depth[i], bundle.poses[i], c2w)
+        camera = SourceCamera.between(intr, c2w, bundle.meta.intrinsics, bundle.poses[i])
+        dropped = plain_see_through(want.mask, want.depth, camera)
+        want.mask[dropped], want.depth[dropped] = False, np.inf
         holes = wide_holes(~want.mask)
         limit = _plain_limit(want.mask, want.depth, holes, SURROUND_RADIUS)  # no later layer behind the surroundings
         world, step = session.world, session.world.step

@@ -742,3 +742,59 @@ def coarse_pixels(at, width, step, block, blocks):  # pragma: no cover - compile
         b = (y // step) * coarse_width + (at[k] - y * width) // step
         block[k] = b
         flat[b] = True
+
+
+@njit(
+    nt.int64(_out(_F32, 2), _out(_BOOL, 2), _I64, _F32, _in(_F64, 1), _in(_F64, 1), _in(_F64, 2), _F64, _F64),
+    **_JIT,
+)
+def see_through(depth, mask, radius, ratio, a, b, proj, focal_ratio, min_magnification):  # pragma: no cover
+    """runtime/holes.py's `drop_see_through`, in place on mask and depth (h, w): a covered pixel whose depth is
+    more than `ratio` times a nearer surface's met within `radius` pixels on both sides (left and right, or up
+    and down), where that surface is magnified at least `min_magnification` times from the source camera, is a
+    point seen through a crack of that surface: mask False, depth +inf there. Returns how many were dropped.
+    Decided on the mask as it was (a dropped pixel does not close others). The depths are read from a copy
+    bordered with +inf, so the loops need no bounds.
+
+    Magnification of the surface at depth z (the farther of the two sides' nearest) on pixel (x, y): focal_ratio
+    * (its depth in the source camera) / z, the point being z * (a[x], b[y], 1) and proj (3, 4) this camera's
+    coordinates (OpenCV) to the source camera's pixels (its third row gives the source depth)."""
+    h, w = depth.shape
+    inf = np.float32(np.inf)
+    r0 = radius
+    v = np.full((h + 2 * r0, w + 2 * r0), inf, np.float32)  # covered depth, +inf where nothing is (and around)
+    for y in range(h):
+        for x in range(w):
+            if mask[y, x]:
+                v[y + r0, x + r0] = depth[y, x]
+    dropped = 0
+    for y in range(h):
+        yy = y + r0
+        for x in range(w):
+            if not mask[y, x]:
+                continue
+            xx = x + r0
+            left = inf
+            right = inf
+            up = inf
+            down = inf
+            for r in range(1, radius + 1):
+                left = min(left, v[yy, xx - r])
+                right = min(right, v[yy, xx + r])
+                up = min(up, v[yy - r, xx])
+                down = min(down, v[yy + r, xx])
+            limit = depth[y, x] / ratio  # nearer than this closes (inf / ratio: any finite surface)
+            near = inf
+            if left < limit and right < limit:
+                near = max(left, right)
+            if up < limit and down < limit:
+                near = min(near, max(up, down))
+            if near == inf:
+                continue
+            z = np.float64(near)
+            source = proj[2, 0] * a[x] * z + proj[2, 1] * b[y] * z + proj[2, 2] * z + proj[2, 3]
+            if focal_ratio * source >= min_magnification * z:
+                mask[y, x] = False
+                depth[y, x] = inf
+                dropped += 1
+    return dropped

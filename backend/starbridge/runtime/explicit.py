@@ -6,7 +6,8 @@ uncovered comes from the scene's fused static world (scenes/fused.py: the static
 reference frames) and the session's world memory (runtime/memory.py: what it showed before where
 nothing was seen), drawn in turn into just those pixels (only the world's parts and the memory's chunks whose
 bounds reach them, resolved there only), and never farther than the surface a hole is closed in by (a surface
-seen closer than the reference saw it cracks open; what lies behind it must not show through: `surroundings`);
+seen closer than the reference saw it cracks open; what lies behind it must not show through: `surroundings`,
+and in the same-time frame itself `drop_see_through`);
 the remaining holes are filled (`hole_fill`: from what does not move, keeping the horizon; a disocclusion
 from the far side of its depth edge) and remembered with the fill's depth, so that looking away and back
 shows the same. This is what the STAR model is compared
@@ -31,7 +32,9 @@ from ..transport.defaults import MAX_SIDE
 from .generator import FrameRequest
 from .holes import (
     SURROUND_DEPTH_TOL,
+    SourceCamera,
     clamped,
+    drop_see_through,
     finish_fill,
     near,
     push_pull_sources,
@@ -95,6 +98,8 @@ class ExplicitSession:
         scene = self.scene
         i = scene.frame_index(request.scene_time_s)
         result = self._frames.get(request.intrinsics)(scene.frames[i], scene.depth[i], scene.poses[i], request.c2w)
+        source = SourceCamera.between(request.intrinsics, request.c2w, scene.meta.intrinsics, scene.poses[i])
+        drop_see_through(result.mask, result.depth, source)  # what shows through a magnified surface's cracks
         holes = wide_holes(~result.mask)  # cracks where the camera came closer are left to the fill, as before
         at = np.flatnonzero(holes)
         self.observed = np.ones(holes.shape, bool)  # True where a reference frame saw the pixel (the viewer's coverage)
@@ -177,15 +182,11 @@ class ExplicitSession:
         scene = self.scene
         i = scene.frame_index(request.scene_time_s)
         ref = scene.meta.intrinsics
-        k = np.array([[ref.fx, 0.0, ref.cx], [0.0, ref.fy, ref.cy], [0.0, 0.0, 1.0]])
-        proj = k @ (np.linalg.inv(wire_to_cv(scene.poses[i])) @ wire_to_cv(request.c2w))[:3]
-        intr = request.intrinsics
-        a = (np.arange(intr.width) + 0.5 - intr.cx) / intr.fx  # pixel centres' rays (geometry/splat.py's)
-        b = (np.arange(intr.height) + 0.5 - intr.cy) / intr.fy
+        cam = SourceCamera.between(request.intrinsics, request.c2w, ref, scene.poses[i])
         out = np.empty(at.size, np.bool_)
         kernels.in_other_view(
-            np.ascontiguousarray(at, np.int64), np.ascontiguousarray(inverse_depth, np.float32), intr.width, a, b,
-            np.ascontiguousarray(proj), ref.width, ref.height, out,
+            np.ascontiguousarray(at, np.int64), np.ascontiguousarray(inverse_depth, np.float32),
+            request.intrinsics.width, cam.a, cam.b, cam.proj, ref.width, ref.height, out,
         )  # fmt: skip
         return out
 

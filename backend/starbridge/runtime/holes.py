@@ -1,5 +1,7 @@
 """The holes of the explicit generator's layered splat (runtime/explicit.py), and how they are filled.
 
+* `drop_see_through`: what shows through the cracks of a surface seen much closer than the reference saw it
+  becomes a hole of that surface (a ball passing close to the camera is not a wire frame).
 * `wide_holes`: the holes at least 3 pixels across; thinner cracks (a surface seen closer than the reference
   camera saw it) are left to push-pull.
 * `surroundings` / `in_front`: the surface a hole is closed in by; a later layer (fused world, memory) may fill
@@ -13,9 +15,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..geometry import kernels
+from ..geometry.camera import Intrinsics
+from ..geometry.conventions import wire_to_cv
 from ..geometry.fill import push_pull_fill_holes
 
 #: `hole_fill`: the colour of a hole pixel is all the row's mean this far (a fraction of the width) from the
@@ -151,6 +157,12 @@ SURROUND_RADIUS = 4
 
 #: A later layer's point fills a hole only when no farther than this (relative) behind the surface around it.
 SURROUND_DEPTH_TOL = 0.05
+#: `drop_see_through`: how far (pixels) a pixel looks for the nearer surface it may be seen through, how much
+#: nearer (a depth ratio) that surface must be...
+SEE_THROUGH_RADIUS = 3
+SEE_THROUGH_RATIO = 1.25
+#: ...and how magnified that surface must be (the bilinear footprint closes the gaps up to about 1.9x).
+SEE_THROUGH_MAGNIFICATION = 1.5
 
 
 def surroundings(
@@ -172,6 +184,54 @@ def surroundings(
         at.astype(np.int64, copy=False), SURROUND_RADIUS, limit, dynamic,
     )  # fmt: skip
     return limit, dynamic
+
+
+def drop_see_through(mask: np.ndarray, depth: np.ndarray, camera: SourceCamera) -> int:
+    """In place on a splat's `mask` and `depth` (H, W): points seen through the cracks of a nearer, magnified
+    surface become holes (mask False, depth +inf); returns how many. A surface seen more than about twice as close
+    as the source camera saw it splats with gaps between its points (geometry/splat.py: the bilinear footprint
+    closes up to 1.9x), and what lies behind shows through them as a grid (a ball passing close to the camera
+    turned into a wire frame). Such a pixel has a surface more than SEE_THROUGH_RATIO times nearer within
+    SEE_THROUGH_RADIUS pixels on both sides (left and right, or up and down) -- a depth edge or a slope has it on
+    one side only -- and that surface is magnified at least SEE_THROUGH_MAGNIFICATION times from `camera` (a real
+    gap between two surfaces that are not magnified, as in a turn on the spot, stays). Dropped, it is a crack of
+    the near surface, filled from it. Compiled: at most 4 * SEE_THROUGH_RADIUS reads a pixel."""
+    return int(
+        kernels.see_through(
+            depth,
+            mask,
+            SEE_THROUGH_RADIUS,
+            np.float32(SEE_THROUGH_RATIO),
+            camera.a,
+            camera.b,
+            camera.proj,
+            camera.focal_ratio,
+            SEE_THROUGH_MAGNIFICATION,
+        )  # fmt: skip
+    )
+
+
+@dataclass(frozen=True)
+class SourceCamera:
+    """How a target camera's pixels relate to the source camera a layer was splatted from: a (W,), b (H,) the
+    target pixel centres' rays (x / z and y / z, OpenCV), proj (3, 4) target camera coordinates (OpenCV) to the
+    source's pixels (K @ world-to-source @ target-to-world), focal_ratio = target fx / source fx."""
+
+    a: np.ndarray
+    b: np.ndarray
+    proj: np.ndarray
+    focal_ratio: float
+
+    @classmethod
+    def between(
+        cls, target: Intrinsics, target_c2w: np.ndarray, source: Intrinsics, source_c2w: np.ndarray
+    ) -> SourceCamera:
+        """From the cameras' intrinsics and camera-to-world poses (wire convention)."""
+        k = np.array([[source.fx, 0.0, source.cx], [0.0, source.fy, source.cy], [0.0, 0.0, 1.0]])
+        proj = k @ (np.linalg.inv(wire_to_cv(source_c2w)) @ wire_to_cv(target_c2w))[:3]
+        a = (np.arange(target.width) + 0.5 - target.cx) / target.fx  # pixel centres' rays (geometry/splat.py's)
+        b = (np.arange(target.height) + 0.5 - target.cy) / target.fy
+        return cls(a, b, np.ascontiguousarray(proj), target.fx / source.fx)
 
 
 def near(mask: np.ndarray, r: int) -> np.ndarray:
