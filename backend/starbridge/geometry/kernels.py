@@ -744,57 +744,52 @@ def coarse_pixels(at, width, step, block, blocks):  # pragma: no cover - compile
         flat[b] = True
 
 
-@njit(
-    nt.int64(_out(_F32, 2), _out(_BOOL, 2), _I64, _F32, _in(_F64, 1), _in(_F64, 1), _in(_F64, 2), _F64, _F64),
-    **_JIT,
-)
-def see_through(depth, mask, radius, ratio, a, b, proj, focal_ratio, min_magnification):  # pragma: no cover
-    """runtime/holes.py's `drop_see_through`, in place on mask and depth (h, w): a covered pixel whose depth is
-    more than `ratio` times a nearer surface's met within `radius` pixels on both sides (left and right, or up
-    and down), where that surface is magnified at least `min_magnification` times from the source camera, is a
-    point seen through a crack of that surface: mask False, depth +inf there. Returns how many were dropped.
-    Decided on the mask as it was (a dropped pixel does not close others). The depths are read from a copy
-    bordered with +inf, so the loops need no bounds.
+#: The radius (pixels) `see_through` looks for a nearer surface on each side (unrolled in it).
+SEE_THROUGH_RADIUS = 3
 
-    Magnification of the surface at depth z (the farther of the two sides' nearest) on pixel (x, y): focal_ratio
-    * (its depth in the source camera) / z, the point being z * (a[x], b[y], 1) and proj (3, 4) this camera's
+
+@njit(nt.int64(_out(_F32, 2), _out(_BOOL, 2), _F32, _in(_F64, 1), _in(_F64, 1), _in(_F64, 2), _F64, _F64), **_JIT)
+def see_through(depth, mask, ratio, a, b, proj, focal_ratio, min_magnification):  # pragma: no cover - compiled
+    """runtime/holes.py's `drop_see_through`, in place on mask and depth (h, w): a covered pixel whose depth is
+    more than `ratio` times a nearer surface's met within SEE_THROUGH_RADIUS pixels on both sides (left and right,
+    or up and down), where that surface is magnified at least `min_magnification` times from the source camera,
+    is a point seen through a crack of that surface: mask False, depth +inf there. Returns how many were dropped.
+    Decided on the mask as it was (a dropped pixel does not close others).
+
+    Per pixel, the nearer surface is the farther of the two sides' nearest covered depths (left/right, up/down),
+    the nearer of the two axes; the depths are read from a copy bordered with +inf, so the loops need no bounds
+    and run branch-free (vectorised). Magnification of that surface at depth z on pixel (x, y): focal_ratio *
+    (its depth in the source camera) / z, the point being z * (a[x], b[y], 1) and proj (3, 4) this camera's
     coordinates (OpenCV) to the source camera's pixels (its third row gives the source depth)."""
     h, w = depth.shape
     inf = np.float32(np.inf)
-    r0 = radius
-    v = np.full((h + 2 * r0, w + 2 * r0), inf, np.float32)  # covered depth, +inf where nothing is (and around)
+    v = np.full((h + 6, w + 6), inf, np.float32)  # covered depth, +inf where nothing is (and 3 pixels around)
     for y in range(h):
         for x in range(w):
-            if mask[y, x]:
-                v[y + r0, x + r0] = depth[y, x]
+            v[y + 3, x + 3] = depth[y, x] if mask[y, x] else inf
+    near = np.empty((h, w), np.float32)
+    for y in range(h):
+        row = v[y + 3]
+        for x in range(w):
+            left = min(row[x + 2], min(row[x + 1], row[x]))
+            right = min(row[x + 4], min(row[x + 5], row[x + 6]))
+            near[y, x] = max(left, right)
+    for y in range(h):
+        u1, u2, u3 = v[y + 2], v[y + 1], v[y]
+        d1, d2, d3 = v[y + 4], v[y + 5], v[y + 6]
+        for x in range(w):
+            up = min(u1[x + 3], min(u2[x + 3], u3[x + 3]))
+            down = min(d1[x + 3], min(d2[x + 3], d3[x + 3]))
+            near[y, x] = min(near[y, x], max(up, down))
     dropped = 0
     for y in range(h):
-        yy = y + r0
         for x in range(w):
-            if not mask[y, x]:
-                continue
-            xx = x + r0
-            left = inf
-            right = inf
-            up = inf
-            down = inf
-            for r in range(1, radius + 1):
-                left = min(left, v[yy, xx - r])
-                right = min(right, v[yy, xx + r])
-                up = min(up, v[yy - r, xx])
-                down = min(down, v[yy + r, xx])
-            limit = depth[y, x] / ratio  # nearer than this closes (inf / ratio: any finite surface)
-            near = inf
-            if left < limit and right < limit:
-                near = max(left, right)
-            if up < limit and down < limit:
-                near = min(near, max(up, down))
-            if near == inf:
-                continue
-            z = np.float64(near)
-            source = proj[2, 0] * a[x] * z + proj[2, 1] * b[y] * z + proj[2, 2] * z + proj[2, 3]
-            if focal_ratio * source >= min_magnification * z:
-                mask[y, x] = False
-                depth[y, x] = inf
-                dropped += 1
+            z = near[y, x]
+            if mask[y, x] and z < depth[y, x] / ratio:  # nearer than depth / ratio (inf / ratio: any surface)
+                zz = np.float64(z)
+                source = proj[2, 0] * a[x] * zz + proj[2, 1] * b[y] * zz + proj[2, 2] * zz + proj[2, 3]
+                if focal_ratio * source >= min_magnification * zz:
+                    mask[y, x] = False
+                    depth[y, x] = inf
+                    dropped += 1
     return dropped
