@@ -381,7 +381,7 @@ def _get(doc: dict, key: str, kind: type, where: str, label: str = "") -> Any:
 
 
 def _parse_storage(doc: dict, where: str) -> dict[str, Any]:
-    """Validate scene.json "storage" (format 2): every array's encoding, file name, size and parameters."""
+    """Validate scene.json "storage" (formats 2 and 3): every array's encoding, file name, size and parameters."""
     out: dict[str, Any] = {}
     for name, encodings in (
         ("frames", FRAMES_ENCODINGS),
@@ -395,12 +395,7 @@ def _parse_storage(doc: dict, where: str) -> dict[str, Any]:
             continue
         spec = _get(doc, name, dict, where, label)
         encoding = _get(spec, "encoding", str, where, f"{label}.encoding")
-        if encoding not in encodings:
-            raise SceneError(
-                f"{where}: {label}.encoding {encoding!r} is not one this StarBridge reads ({', '.join(encodings)}); "
-                "was the scene written by a newer version?",
-                field=label,
-            )
+        _known(encoding, encodings, where, f"{label}.encoding", label)
         if encoding in _FILE_ENCODINGS:
             file = _get(spec, "file", str, where, f"{label}.file")
             if not FILE_NAME_RE.fullmatch(file):
@@ -426,6 +421,16 @@ def _parse_storage(doc: dict, where: str) -> dict[str, Any]:
     return out
 
 
+def _known(value: str, allowed: tuple[str, ...], where: str, key: str, label: str) -> None:
+    """Raise SceneError unless `value` (scene.json's `key`) is one of `allowed`: a newer writer's, perhaps."""
+    if value not in allowed:
+        raise SceneError(
+            f"{where}: {key} {value!r} is not one this StarBridge reads ({', '.join(allowed)}); "
+            "was the scene written by a newer version?",
+            field=label,
+        )
+
+
 def _parse_working_size(spec: dict, where: str, label: str) -> None:
     """Validate a depth stored at a working size: "size" [w, h], "upsample" and "upsample_blend"."""
     size = spec["size"]
@@ -434,13 +439,7 @@ def _parse_working_size(spec: dict, where: str, label: str) -> None:
         and min(size) >= 1
     ):  # fmt: skip
         raise SceneError(f"{where}: {label}.size must be [width, height] in pixels, got {size!r}", field=label)
-    method = _get(spec, "upsample", str, where, f"{label}.upsample")
-    if method not in UPSAMPLE_METHODS:
-        raise SceneError(
-            f"{where}: {label}.upsample {method!r} is not one this StarBridge reads ({', '.join(UPSAMPLE_METHODS)}); "
-            "was the scene written by a newer version?",
-            field=label,
-        )
+    _known(_get(spec, "upsample", str, where, f"{label}.upsample"), UPSAMPLE_METHODS, where, f"{label}.upsample", label)
     blend = _get(spec, "upsample_blend", float, where, f"{label}.upsample_blend")
     if not (math.isfinite(blend) and blend >= 0):
         raise SceneError(f"{where}: {label}.upsample_blend must be a finite number >= 0, got {blend!r}", field=label)
