@@ -91,10 +91,14 @@ def test_bench_roam_smoke(tmp_path: Path):
     # Turning 90 degrees: half the view is outside the reference frame.
     assert world["turn-left"]["region_fractions"]["out_of_view"] > 0.3
     assert world["dolly"]["region_fractions"]["visible"] > 0.8
-    # Coverage: the fused world only adds to the same-time frame; the memory adds what was shown before.
+    # Coverage: the fused world only adds to the same-time frame; the memory adds what was shown before. The
+    # same-time frame itself covers what it covered before, less what showed through the cracks of a surface
+    # seen magnified (runtime/holes.py drop_see_through): nothing on a turn on the spot, a little on the dolly.
     for path in paths:
         e, b = s[path][roam_quality.EXPLICIT]["coverage"], s[path][roam_quality.REFERENCE_ONLY]["coverage"]
-        assert e["observed"] >= b["cover"] - 1e-9 and e["frame"] == pytest.approx(b["cover"])
+        assert e["observed"] >= b["cover"] - 1e-9 and b["cover"] - 0.02 < e["frame"] <= b["cover"] + 1e-9
+        if path.startswith("turn"):
+            assert e["frame"] == pytest.approx(b["cover"])
         assert b["memory"] == 0.0 and b["observed"] == b["cover"]
     assert explicit["coverage"]["cover"] > before["coverage"]["cover"] + 0.2  # memory fills the turn
     assert explicit["coverage"]["memory"] > 0.2
