@@ -21,8 +21,10 @@ For each block of `frames_per_block` frames (docs/architecture.md §6):
 
 Steps 1-2 run on the session's render thread while the caller's thread runs step 3 (the context pass needs
 only the reference latents and the previous block), and the layered render a compositing bundle shows is drawn
-there during step 4: on two cores the renders cost the block almost nothing (`overlap=False` does the same work
-in turn, with the same frames). Where a frame's latent depends on that frame alone (star-tiny's autoencoder),
+there during step 4 (`overlap=False` does the same work in turn, with the same frames). Measured on two cores
+(bench/bench_model.py, "ort in turn"): no gain for a bundle that only splats its condition, whose context pass
+already keeps both cores busy; the shipped star-tiny also draws the layered render, which this hides in part.
+Where a frame's latent depends on that frame alone (star-tiny's autoencoder),
 reference latents are kept per frame, all of them encoded when the scene is prepared.
 
 The cache is bound once per session with IO binding (an OrtValue on the execution provider's
