@@ -23,7 +23,8 @@ Steps 1-2 run on the session's render thread while the caller's thread runs step
 only the reference latents and the previous block), and the layered render a compositing bundle shows is drawn
 there during step 4 (`overlap=False` does the same work in turn, with the same frames). Measured on two cores
 (bench/bench_model.py, "ort in turn"): no gain for a bundle that only splats its condition, whose context pass
-already keeps both cores busy; the shipped star-tiny also draws the layered render, which this hides in part.
+already keeps both cores busy; the shipped star-tiny, which also draws the layered render it composites, made
+23.8 frames/s against 20.8 in turn (1.14x, alternating rounds in one process).
 Where a frame's latent depends on that frame alone (star-tiny's autoencoder),
 reference latents are kept per frame, all of them encoded when the scene is prepared.
 
