@@ -26,7 +26,10 @@ The field of view is measured to about a degree on these short clips, not better
 matches put the best focal length within 0.5 degree of the truth, but with the poses free (a camera turning
 about one axis, 25 degrees at most) a change of focal length is nearly absorbed by the poses and depths. Over
 14 ground-truth clips (kinds, sizes 320-480 px, 40-60 frames, 45-70 degrees) the mean error is 1.2 degrees
-(1.9 before the outlier pass).
+(1.9 before the outlier pass). The scene's right angles (orthogonal vanishing points, track_vanishing.py and
+test_capture_vanishing.py) are a second cue, combined by the uncertainties: measured with it, handheld 59.5
+(decided by the vanishing points), orbit 61.1 and handheld at 45 45.6 (the motion; the vanishing points did
+not agree enough to count), the dolly still assumed 60, the pan 59.5.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from starbridge.scenes.capture.tracking import (
     FOV_DEFAULT,
     FOV_ESTIMATED,
     FOV_GIVEN,
+    FOV_VANISHING,
     POSE_INTERPOLATED,
     STAGES,
     TrackingConfig,
@@ -152,7 +156,7 @@ def test_free_motion_is_tracked_and_the_field_of_view_estimated(filmed: ClipFn, 
     assert not result.rotation_only
     centres = centre_errors(result, clip.poses)
     assert centres.mean() <= 0.03 and centres.max() <= 0.06
-    assert result.fov_source == FOV_ESTIMATED
+    assert result.fov_source in (FOV_ESTIMATED, FOV_VANISHING)  # the motion, or the scene's right angles
     assert abs(result.vertical_fov_deg - 60.0) <= 3.0
     assert result.fov_uncertainty_deg <= 5.0
     check_observations(result)

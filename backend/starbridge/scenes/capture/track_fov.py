@@ -4,7 +4,11 @@ registered nearly the most keyframes (twice: with all observations, then without
 than fov_inlier_factor times the first one's mean error, the outliers that pull the focal length), all
 keyframes mapped at the median of the second ones and adjusted again until the value stays put; its uncertainty
 (how far the first ones disagree: the motion's grip on the focal length; none for cameras that travel along
-their view hardly turning), a prior, and the words that say how it was chosen."""
+their view hardly turning), a prior, and the words that say how it was chosen. Where the scene's right angles
+give it too (track_vanishing.py: orthogonal vanishing points), that cue is combined with the motion's by their
+uncertainties when the two agree (when they do not: the motion's if it measures it well, else the surer one,
+`combine_fov`): it decides where the motion cannot (an orbit, a dolly), and barely moves a field of view the
+motion measures well."""
 
 from __future__ import annotations
 
@@ -14,12 +18,14 @@ from collections.abc import Callable
 import numpy as np
 
 from .track_mapping import MapBuilder, MapRun, focal_of, fov_of, model_arrays
-from .track_types import FOV_DEFAULT, FOV_ESTIMATED, FovScore, TrackingConfig, TrackingError
+from .track_types import FOV_DEFAULT, FOV_ESTIMATED, FOV_VANISHING, FovScore, TrackingConfig, TrackingError
+from .track_vanishing import VanishingCue
 
 
 class FovSearch:
     """One search. `scores` and `warnings` are the tracker's lists (appended to as the search goes, so they
-    keep what was found even when it fails); `source`, `sigma` and `note` are set by `run`."""
+    keep what was found even when it fails); `cue`: the vanishing points' (None: not searched); `source`,
+    `sigma` and `note` are set by `run`."""
 
     def __init__(
         self,
@@ -30,6 +36,7 @@ class FovSearch:
         report: Callable[[str, int, int], None],
         scores: list[FovScore],
         warnings: list[str],
+        cue: VanishingCue | None = None,
     ) -> None:
         self.builder = builder
         self.cfg = config
@@ -38,6 +45,7 @@ class FovSearch:
         self.report = report
         self.scores = scores
         self.warnings = warnings
+        self.cue = cue
         self.source = FOV_ESTIMATED
         self.sigma = math.nan
         self.note = ""
@@ -134,14 +142,14 @@ class FovSearch:
                 if again.num_registered < base.num_registered - 1 or not again.num_points:
                     break
                 run = again
-        fov, source = self._with_prior(steps[-1], sigma)
+        fov, source, sigma_all = combine_fov(steps[-1], sigma, self.cue, self.cfg)
         if final is None or abs(final.vertical_fov_deg - fov) > 0.25:
             final = map_all([fov, *retries])
             self._score(final, "final", math.nan)
             final = builder.adjusted(final, final.focal)  # a robust (Cauchy) adjustment, as the refinements
         self.report("mapping", done, done)
-        self.sigma = sigma if source == FOV_ESTIMATED else math.inf
-        self.note = self._fov_words(source, candidates, refined, steps, sigma, final.vertical_fov_deg)
+        self.sigma = sigma_all
+        self.note = self._fov_words(source, candidates, refined, steps, sigma, final.vertical_fov_deg, sigma_all)
         return final
 
     def _fov_words(
@@ -152,8 +160,10 @@ class FovSearch:
         steps: list[float],
         sigma: float,
         fov: float,
+        sigma_all: float,
     ) -> str:
         cfg = self.cfg
+        cue = self.cue
         moved = (
             f"moved {len(refined)} of them to {', '.join(f'{r:.0f}' for r in sorted(refined))}"
             if refined
@@ -164,39 +174,52 @@ class FovSearch:
             f"({min(candidates):g}-{max(candidates):g} degrees) and bundle adjustment with the focal length free "
             f"(then again without its outliers) {moved}"
         )
+        lines = f"vanishing points: {cue.note}" if cue is not None else ""
         if source == FOV_DEFAULT:
             self.source = FOV_DEFAULT
             self.warnings.append(
-                f"the field of view could not be measured from this camera motion; assumed {cfg.default_fov_deg:g} "
-                "degrees (pass the true one if you know it)"
+                f"the field of view could not be measured from this camera motion{' or the scene' if cue else ''}; "
+                f"assumed {cfg.default_fov_deg:g} degrees (pass the true one if you know it)"
             )
             return (
                 f"assumed {cfg.default_fov_deg:g} degrees: {scan}{', which do not agree' if refined else ''} (this "
                 "camera motion, straight ahead, circling one point or barely moving, hardly measures it)"
+                + (f"; nor do the {lines}" if cue is not None else "")
             )
-        words = (
-            f"estimated: {scan}; all keyframes mapped at their median ({steps[0]:.1f}) and adjusted again "
-            f"({' -> '.join(f'{x:.1f}' for x in steps[1:]) or 'no change'}; mapping again in between): "
-            f"{steps[-1]:.1f} +- {sigma:.1f} degrees"
-        )
-        if abs(fov - steps[-1]) > 0.05:
+        self.source = source
+        measured = math.isfinite(sigma) and sigma <= cfg.fov_unmeasurable_deg
+        if measured:
+            words = (
+                f"estimated: {scan}; all keyframes mapped at their median ({steps[0]:.1f}) and adjusted again "
+                f"({' -> '.join(f'{x:.1f}' for x in steps[1:]) or 'no change'}; mapping again in between): "
+                f"{steps[-1]:.1f} +- {sigma:.1f} degrees"
+            )
+        else:
+            words = (
+                f"from the {lines}; the camera motion does not measure it ({scan}"
+                f"{', which do not agree' if refined else ''})"
+            )
+        if measured and cue is not None and cue.determined:
+            if cues_agree(steps[-1], sigma, cue, cfg):
+                most = "the vanishing points" if source == FOV_VANISHING else "the motion"
+                words += f"; combined with the {lines} ({most} weighing most): {fov:.1f} +- {sigma_all:.1f} degrees"
+            else:
+                kept = (
+                    "the motion's kept (it measures it well)"
+                    if sigma <= cfg.fov_tolerance_deg
+                    else ("the motion's kept, being surer" if source == FOV_ESTIMATED else "theirs kept, being surer")
+                )
+                words += f"; the {lines}, which disagrees: {kept}"
+        elif measured and cue is not None:
+            words += f" (the {lines})"
+        if abs(fov - steps[-1]) > 0.05 and source == FOV_ESTIMATED and not (cue is not None and cue.determined):
             words += f" ({fov:.1f} with the prior of {cfg.default_fov_deg:g} +- {cfg.fov_prior_sigma_deg:g})"
-        if sigma > cfg.fov_tolerance_deg:
+        if sigma_all > cfg.fov_tolerance_deg:
             self.warnings.append(
-                f"the field of view is poorly determined by this camera motion ({fov:.0f} +- {sigma:.0f} degrees); "
-                "pass the true one if you know it"
+                f"the field of view is poorly determined by this camera motion ({fov:.0f} +- {sigma_all:.0f} "
+                "degrees); pass the true one if you know it"
             )
         return words
-
-    def _with_prior(self, vertex: float, sigma: float) -> tuple[float, str]:
-        """The field of view combining the fit with the prior (default +- fov_prior_sigma_deg); the source."""
-        cfg = self.cfg
-        if not math.isfinite(sigma) or sigma > cfg.fov_unmeasurable_deg:
-            return cfg.default_fov_deg, FOV_DEFAULT
-        if cfg.fov_prior_sigma_deg <= 0:
-            return vertex, FOV_ESTIMATED
-        w_fit, w_prior = 1.0 / max(sigma, 1e-6) ** 2, 1.0 / cfg.fov_prior_sigma_deg**2
-        return (vertex * w_fit + cfg.default_fov_deg * w_prior) / (w_fit + w_prior), FOV_ESTIMATED
 
     def _free(self, run: MapRun) -> tuple[MapRun, MapRun]:
         """The run adjusted with the focal length free, with all its observations and then without those that
@@ -249,3 +272,39 @@ def fov_score(run: MapRun, stage: str, refined_fov: float) -> FovScore:
     """A mapping run's score (FovScore) at `stage`, with where the free-focal adjustment moved it (nan: not
     tried)."""
     return FovScore(run.vertical_fov_deg, stage, run.num_registered, run.num_points, run.mean_error_px, refined_fov)
+
+
+def cues_agree(motion: float, sigma: float, cue: VanishingCue, config: TrackingConfig) -> bool:
+    """The vanishing points' field of view agrees with the motion's (within fov_cue_agreement sigmas)."""
+    return abs(cue.vertical_fov_deg - motion) <= config.fov_cue_agreement * math.hypot(sigma, cue.sigma_deg)
+
+
+def combine_fov(
+    motion: float, sigma: float, cue: VanishingCue | None, config: TrackingConfig
+) -> tuple[float, str, float]:
+    """The field of view from the motion's estimate (`motion` +- `sigma`; not measured when sigma is inf or
+    above fov_unmeasurable_deg), the vanishing points' cue (None, or not determined: none) and the prior
+    (default +- fov_prior_sigma_deg), weighted by their inverse variances; which decided (FOV_ESTIMATED or
+    FOV_VANISHING, the heavier, or FOV_DEFAULT when neither measures it); the standard deviation (without
+    the prior; inf for the default). When motion and vanishing points disagree, a motion that measures it
+    well (within fov_tolerance_deg) is kept: the scene's right angles can be mistaken (two directions not
+    quite at right angles); else the surer of the two."""
+    cues: list[tuple[float, float, str]] = []
+    if math.isfinite(sigma) and sigma <= config.fov_unmeasurable_deg:
+        cues.append((motion, max(sigma, 1e-6), FOV_ESTIMATED))
+    if cue is not None and cue.determined:
+        seen = (cue.vertical_fov_deg, max(cue.sigma_deg, 1e-6), FOV_VANISHING)
+        if not cues or cues_agree(motion, sigma, cue, config):
+            cues.append(seen)
+        elif sigma > config.fov_tolerance_deg and seen[1] < sigma:
+            cues = [seen]
+    if not cues:
+        return config.default_fov_deg, FOV_DEFAULT, math.inf
+    weights = [1.0 / s**2 for _, s, _ in cues]
+    source = cues[int(np.argmax(weights))][2]
+    total = sum(weights)
+    value = sum(w * v for w, (v, _, _) in zip(weights, cues, strict=True))
+    if config.fov_prior_sigma_deg > 0:
+        w_prior = 1.0 / config.fov_prior_sigma_deg**2
+        return (value + w_prior * config.default_fov_deg) / (total + w_prior), source, 1.0 / math.sqrt(total)
+    return value / total, source, 1.0 / math.sqrt(total)

@@ -25,6 +25,7 @@ POSE_INTERPOLATED = "interpolated"  # could not be registered: between its posed
 FOV_GIVEN = "given"
 FOV_ESTIMATED = "estimated"
 FOV_DEFAULT = "default"
+FOV_VANISHING = "vanishing points"  # the scene's right angles decided (the motion did not, or less surely)
 
 
 class TrackingError(SceneError):
@@ -96,6 +97,11 @@ class TrackingConfig:
     #: Prior on the field of view: default_fov_deg +- this (0: none). It only matters where the motion
     #: measures the field of view poorly (it pulls a +-1 degree estimate by less than 0.01 degree).
     fov_prior_sigma_deg: float = 15.0
+    #: The vanishing points' cue (track_vanishing.py) is combined with the motion's estimate when it agrees
+    #: with it within this many combined standard deviations (else the motion's is kept if it is within
+    #: fov_tolerance_deg, the surer one if not); fov_vanishing False: not searched.
+    fov_cue_agreement: float = 3.0
+    fov_vanishing: bool = True
     #: The mapper's initial pair needs at least this triangulation angle, degrees.
     init_min_tri_angle_deg: float = 4.0
     #: The clip is solved as rotation only when the keyframes' matches fit a pure rotation nearly as well as
@@ -157,10 +163,12 @@ class TrackResult:
     #: Pinhole intrinsics at the input frames' resolution (square pixels, centred principal point).
     intrinsics: Intrinsics
     vertical_fov_deg: float
-    #: FOV_GIVEN, FOV_ESTIMATED or FOV_DEFAULT; `fov_note` says how, in words.
+    #: FOV_GIVEN, FOV_ESTIMATED (the motion decided), FOV_VANISHING (the vanishing points did) or FOV_DEFAULT;
+    #: `fov_note` says how, in words.
     fov_source: str
     fov_note: str
-    #: Standard deviation of the estimate, degrees: 0 when given, inf when assumed, nan for rotation only.
+    #: Standard deviation of the estimate, degrees: 0 when given, inf when assumed, nan for rotation only (the
+    #: vanishing points' when they decided).
     fov_uncertainty_deg: float
     #: Every mapping run's score (one when the FOV was given).
     fov_scores: tuple[FovScore, ...]

@@ -16,7 +16,9 @@
    median of those, adjusted the same way and mapped again until the value stays put. Its uncertainty
    combines the spread of the candidates' first refinements with the last adjustment's covariance; where
    the motion does not measure the field of view (straight ahead, circling one point, barely moving) the
-   candidates disagree, or the cameras travel along their view hardly turning, and the default (60) is
+   candidates disagree, or the cameras travel along their view hardly turning. The scene's right angles are
+   a second cue (track_vanishing.py: orthogonal vanishing points in the keyframes), combined with the motion's
+   by their uncertainties: it decides where the motion cannot. Where neither measures it, the default (60) is
    assumed, said so in a warning. A given
    `vertical_fov_deg` is used as is (one mapping run). Should mapping fail, or its cameras hardly move, a
    rotation that fits fairly well is used instead;
@@ -66,6 +68,7 @@ from .track_types import (
     FOV_DEFAULT,
     FOV_ESTIMATED,
     FOV_GIVEN,
+    FOV_VANISHING,
     POSE_INTERPOLATED,
     POSE_KEYFRAME,
     POSE_REGISTERED,
@@ -76,11 +79,13 @@ from .track_types import (
     TrackingError,
     TrackResult,
 )
+from .track_vanishing import VanishingConfig, VanishingCue, vanishing_fov
 
 __all__ = [
     "FOV_DEFAULT",
     "FOV_ESTIMATED",
     "FOV_GIVEN",
+    "FOV_VANISHING",
     "POSE_INTERPOLATED",
     "POSE_KEYFRAME",
     "POSE_REGISTERED",
@@ -186,6 +191,7 @@ class _Tracker:
         self.fov_source = FOV_ESTIMATED
         self.rotation_misfit = math.nan
         self._pairs: list[PairMatches] | None = None
+        self._cue: VanishingCue | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -366,11 +372,28 @@ class _Tracker:
     def _estimate_fov(self, builder: MapBuilder) -> MapRun:
         """The field of view by the candidate search (track_fov.py); all keyframes mapped at it."""
         search = FovSearch(
-            builder, self.cfg, self.size[1], len(self.keyframes), self.report, self.fov_scores, self.warnings
+            builder,
+            self.cfg,
+            self.size[1],
+            len(self.keyframes),
+            self.report,
+            self.fov_scores,
+            self.warnings,
+            self._vanishing(),
         )
         run = search.run()
         self.fov_source, self.fov_sigma, self.fov_note = search.source, search.sigma, search.note
         return run
+
+    def _vanishing(self) -> VanishingCue | None:
+        """The keyframes' vanishing points' field of view (track_vanishing.py), searched once; None when off."""
+        if not self.cfg.fov_vanishing:
+            return None
+        if self._cue is None:
+            assert self.images is not None
+            config = VanishingConfig(fov_range_deg=self.cfg.fov_range_deg, seed=self.cfg.seed)
+            self._cue = vanishing_fov(self.images.grey[self.keyframes], self.keyframes, config)
+        return self._cue
 
     def _map_given(self, builder: MapBuilder, focal: float) -> MapRun:
         nk = len(self.keyframes)
@@ -406,8 +429,15 @@ class _Tracker:
                 f"rotations ({fov:.1f} degrees)"
             )
             return rotation
+        cue = self._vanishing()
+        if cue is not None and cue.determined:
+            self.fov_source, self.fov_sigma = FOV_VANISHING, cue.sigma_deg
+            self.fov_note = f"from the vanishing points ({cue.note}): the camera turns too little to measure it"
+            return self._rotation(focal_of(cue.vertical_fov_deg, h))
         self.fov_source, self.fov_sigma = FOV_DEFAULT, math.inf
         self.fov_note = f"assumed {self.cfg.default_fov_deg:g} degrees: the camera turns too little to measure it"
+        if cue is not None:
+            self.fov_note += f", nor do the vanishing points ({cue.note})"
         self.warnings.append(
             f"the camera turns too little to measure the field of view; assumed {self.cfg.default_fov_deg:g} "
             "degrees (pass the true one if you know it)"
