@@ -1,6 +1,6 @@
 """Plane sweep of one frame (steps 3-4 of depth.py): the photo-consistency cost volume over inverse-depth planes
-against the frame's source views, aggregated by semi-global matching (depth_sgm.py), winner-take-all with
-sub-plane refinement, and the per-pixel match confidence (texture, ZNCC at the winner)."""
+against the frame's source views (with shiftable windows), aggregated by semi-global matching (depth_sgm.py),
+winner-take-all with sub-plane refinement, and the per-pixel match confidence (texture, ZNCC at the winner)."""
 
 from __future__ import annotations
 
@@ -108,6 +108,13 @@ def sweep(ctx: SweepContext, i: int) -> SweptFrame:
         total += np.where(ok, c, 0.0)
         used += ok
     raw = np.where(used > 0, total / np.maximum(used, 1.0), 1.0).astype(np.float32)  # (D, h, w)
+    if cfg.cost_shift > 0:
+        side = 2 * cfg.cost_shift + 1
+        shifted = ndimage.minimum_filter(raw, size=(1, side, side), mode="nearest")
+        if cfg.cost_shift_penalty > 0:
+            shifted += np.float32(cfg.cost_shift_penalty)
+            np.minimum(shifted, raw, out=shifted)
+        raw = shifted
     agg = sgm(raw, ref, cfg)
     idx = np.argmin(agg, axis=0)
     rows, cols = np.indices((h, w))
