@@ -154,7 +154,8 @@ def test_layers_drawn_at_the_holes_only_equal_full_layers(pan):
         world, step = session.world, session.world.step
         coarse = intr.scaled(-(-96 // step), -(-54 // step))
         blocks = np.pad(holes, ((0, -54 % step), (0, -96 % step))).reshape(coarse.height, step, coarse.width, step)
-        second = PointSplatter(coarse, 1).splat([(world.points, world.colours)], c2w, only=blocks.any(axis=(1, 3)))
+        everything = (world.points, world.colours, world.cells)  # (with the cells: magnified points cover theirs)
+        second = PointSplatter(coarse, 1).splat([everything], c2w, only=blocks.any(axis=(1, 3)))
         up = (slice(0, 54), slice(0, 96))
         fill = holes & np.repeat(np.repeat(second.mask, step, 0), step, 1)[up]
         fill &= np.repeat(np.repeat(second.depth, step, 0), step, 1)[up] <= limit * (1 + SURROUND_DEPTH_TOL)

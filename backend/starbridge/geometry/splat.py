@@ -14,6 +14,9 @@ the target camera, projected, z-tested and blended:
    magnification; past that, holes stay and are left to the hole filler (fill.py). Footprint pixels whose
    weight is below `SplatConfig.min_footprint_weight` take no part in the z-test: they cannot occlude, and
    cannot make a pixel valid on their own (so a point exactly on a pixel centre covers that pixel only).
+   Point sets may carry each point's cell (`PointSplatter`: the patch of surface it stands for); a point whose
+   cell is magnified past what this footprint closes covers the cell instead (a tent over every pixel within
+   its reach), so a fused world walked up to stays closed.
 3. **Z-test and depth-weighted blending.** Each target pixel keeps the nearest z-depth zmin among the
    contributions it got. A contribution at depth z then weighs
    bilinear * clip(1 - (z / zmin - 1) / depth_band, 0, 1): the nearest surface counts fully, points up to
@@ -49,6 +52,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -61,6 +65,18 @@ from .conventions import wire_to_cv
 
 #: Z-test key of a direction at infinity: larger than any real depth, so any finite surface wins.
 SKY_KEY = np.float32(1e30)
+
+#: A point whose source cell reaches farther than this (pixels, in x or y) from it in the target draws a wide
+#: footprint (PointSplatter with cells): a cell of up to 1.9 pixels keeps the bilinear one, which closes it. (0.75
+#: spread surfaces a little more over what lies beside them: on bench_quality --paths roam, dolly, 1000003-dusk
+#: lost 0.03 dB more.)
+WIDE_REACH = 0.95
+#: A cell's reach is capped at this many pixels (a surface right in front of the camera cracks, as before, past
+#: a footprint of 2 * MAX_REACH + 1 pixels; and culling by bounds grows by this much).
+MAX_REACH = 8.0
+#: `SetBounds.in_view`'s margin for point sets drawn with cells: a wide footprint reaches MAX_REACH +
+#: kernels.WIDE_SPILL pixels (and 2 more, as every footprint: `boxes_in_view`).
+CELL_MARGIN = 2.0 + MAX_REACH + kernels.WIDE_SPILL
 
 
 @dataclass(frozen=True)
@@ -167,10 +183,14 @@ class _Target:
         d = self.dst_intr
         return np.array([[d.fx, 0.0, d.cx + 0.5], [0.0, d.fy, d.cy + 0.5], [0.0, 0.0, 1.0]])
 
-    def draw(self, x: np.ndarray, y: np.ndarray, key: np.ndarray, rgb: np.ndarray) -> SplatResult:
+    def draw(
+        self, x: np.ndarray, y: np.ndarray, key: np.ndarray, rgb: np.ndarray, reach: np.ndarray | None = None
+    ) -> SplatResult:
         """Splat n points: continuous positions x, y (n,) in the bordered grid (NaN: not drawable), z-test keys
-        (n,) (target z-depth, SKY_KEY at infinity) and colours rgb (n, 3)."""
-        self._scatter(x, y, key, rgb, sparse=False)
+        (n,) (target z-depth, SKY_KEY at infinity) and colours rgb (n, 3); with `reach` (2, n) (how far each
+        point's source cell reaches in x and y, pixels), the points past WIDE_REACH draw a wide footprint
+        (kernels.footprint_z_test)."""
+        self._scatter(x, y, key, rgb, sparse=False, reach=reach)
         h, w = self.dst_intr.height, self.dst_intr.width
         if self._inner is None:
             self._inner = ((np.arange(1, h + 1) * self._row)[:, None] + np.arange(1, w + 1)).ravel()
@@ -178,33 +198,47 @@ class _Target:
         return SplatResult(colour=colour.reshape(h, w, 3), mask=mask.reshape(h, w), depth=depth.reshape(h, w))
 
     def draw_at(
-        self, x: np.ndarray, y: np.ndarray, key: np.ndarray, rgb: np.ndarray, pixels: np.ndarray
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        key: np.ndarray,
+        rgb: np.ndarray,
+        pixels: np.ndarray,
+        reach: np.ndarray | None = None,
     ) -> PixelSamples:
         """`draw`, resolved only at the image pixels `pixels` (flat indices y * width + x): no full-size output,
         and no full-grid pass either (the work grows with the points: the grid buffers are set at the points'
         footprints only, and zbuf is put back to +inf there afterwards)."""
-        m = self._scatter(x, y, key, rgb, sparse=True)
+        m, m2 = self._scatter(x, y, key, rgb, sparse=True, reach=reach)
         y_, x_ = np.divmod(np.asarray(pixels, np.intp), self.dst_intr.width)
         colour, mask, depth = self._resolve((y_ + 1) * self._row + (x_ + 1))
-        kernels.forget(m, self._base, self.dst_intr.width, self._zbuf)
+        kernels.forget(m, self._base, self.dst_intr.width, self._zbuf, m2, self._wt, self.dst_intr.height)
         self._clean = True
         return PixelSamples(colour=colour, mask=mask, depth=depth)
 
-    def _scatter(self, x: np.ndarray, y: np.ndarray, key: np.ndarray, rgb: np.ndarray, sparse: bool) -> int:
+    def _scatter(
+        self, x: np.ndarray, y: np.ndarray, key: np.ndarray, rgb: np.ndarray, sparse: bool, reach: np.ndarray | None
+    ) -> tuple[int, int]:
         """Footprints and z-test (zbuf), then the depth-weighted colour sums (acc); returns how many points were
-        drawn. `sparse`: only the drawn points' footprint pixels of the buffers are set (the others are left
-        stale: resolve only pixels where zbuf < inf counts)."""
+        drawn with the bilinear footprint and with a wide one. `sparse`: only the drawn points' footprint pixels of
+        the buffers are set (the others are left stale: resolve only pixels where zbuf < inf counts)."""
         x, y, key = (np.ascontiguousarray(a, np.float32) for a in (x, y, key))
         rgb = np.ascontiguousarray(rgb, np.uint8)
         if not len(x) == len(y) == len(key) == len(rgb) <= self.capacity or rgb.shape[1:] != (3,):
             raise ValueError(f"{len(key)} points for a target with room for {self.capacity}, or mismatched arrays")
+        use_reach = reach is not None
+        reach = np.ascontiguousarray(reach, np.float32) if use_reach else _NO_REACH
+        if use_reach and reach.shape != (2, len(x)):
+            raise ValueError(f"reach must be (2, {len(x)}), got {reach.shape}")
         w, h = self.dst_intr.width, self.dst_intr.height
         base, wt, keys, rgbw, zbuf = self._base, self._wt, self._keys, self._rgbw, self._zbuf
         clear = not (sparse and self._clean)
         self._clean = False
-        m = kernels.footprint_z_test(x, y, key, rgb, w, h, self._min_weight, base, wt, keys, rgbw, zbuf, clear)
-        kernels.accumulate(m, base, wt, keys, rgbw, w, zbuf, self._band, self._full, self._inv, self._acc, sparse)
-        return m
+        m, m2 = kernels.footprint_z_test(x, y, key, rgb, w, h, self._min_weight, base, wt, keys, rgbw, zbuf, clear,
+                                         reach, use_reach, _WIDE)  # fmt: skip
+        kernels.accumulate(m, base, wt, keys, rgbw, w, zbuf, self._band, self._full, self._inv, self._acc, sparse,
+                           m2, h)  # fmt: skip
+        return m, m2
 
     def _resolve(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Colour (n, 3) uint8, mask (n,) and depth (n,) at the grid pixels `at` (n,)."""
@@ -212,6 +246,20 @@ class _Target:
         colour, mask, depth = np.empty((n, 3), np.uint8), np.empty(n, np.bool_), np.empty(n, np.float32)
         kernels.resolve(self._zbuf, self._acc, np.ascontiguousarray(at, np.intp), colour, mask, depth)
         return colour, mask, depth
+
+
+_NO_REACH = np.zeros((2, 1), np.float32)  # (the kernels' placeholder when no point has a cell)
+_NO_CELLS = np.zeros((1, 6), np.float32)
+_NO_SUMS = np.zeros((1, 1), np.int32)
+_NO_PIXELS = np.zeros((1, 1), np.bool_)
+_WIDE = np.float32(WIDE_REACH)
+
+
+def near_pixels(mask: np.ndarray, r: int) -> np.ndarray:
+    """(H, W) bool: within r pixels (a square) of a True pixel of `mask` (compiled: two sliding-window passes)."""
+    rows, out = np.empty(mask.shape, np.bool_), np.empty(mask.shape, np.bool_)
+    kernels.near(np.ascontiguousarray(mask), r, rows, out)
+    return out
 
 
 def _check_pose(name: str, m: np.ndarray) -> None:
@@ -283,6 +331,14 @@ class PointSplatter:
     for a direction at infinity (sky). Points outside the target's view are culled before the expensive
     scatter steps, so a large world costs little more than what the camera sees.
 
+    A set may also give each point its cell: (N, 6) float32, the two world vectors from the point to its
+    neighbours in the frame it was seen in (one along the source's rows, one down its columns; zero for a
+    direction), i.e. the patch of surface the point stands for. Projected into the target they say how far the
+    cell reaches from the point (its magnification); a point magnified past what the bilinear footprint closes
+    (a reach above WIDE_REACH pixels) covers its whole reach (kernels.footprint_z_test), so a continuous surface
+    seen closer than its source saw it stays closed, while across a depth edge (where the cells end: the fused
+    world's cells do not span one) it stays open; the z-test still keeps the nearest surface.
+
     Usage::
 
         splatter = PointSplatter(dst_intr, capacity=len(points))
@@ -307,37 +363,38 @@ class PointSplatter:
 
     def splat(
         self,
-        sets: Sequence[tuple[np.ndarray, np.ndarray]],
+        sets: Sequence[tuple[np.ndarray, ...]],
         dst_c2w_wire: np.ndarray,
         only: np.ndarray | None = None,
     ) -> SplatResult:
-        """Splat several point sets together (one z-test over all): a list of (points, colours) pairs.
+        """Splat several point sets together (one z-test over all): a list of (points, colours) or (points,
+        colours, cells) tuples.
 
         `only` (H, W) bool: draw just the points that land on (or next to) these target pixels, e.g. the
         holes another pass left; the result is meaningful only there."""
-        x, y, key, rgb = self._gather(sets, dst_c2w_wire, only)
-        return self._target.draw(x, y, key, rgb)
+        x, y, key, rgb, reach = self._gather(sets, dst_c2w_wire, only)
+        return self._target.draw(x, y, key, rgb, reach)
 
     def sample(
-        self, sets: Sequence[tuple[np.ndarray, np.ndarray]], dst_c2w_wire: np.ndarray, pixels: np.ndarray
+        self, sets: Sequence[tuple[np.ndarray, ...]], dst_c2w_wire: np.ndarray, pixels: np.ndarray
     ) -> PixelSamples:
         """`splat(sets, dst_c2w_wire, only)` at the target pixels `pixels` ((n,) flat indices y * width + x)
         only, with `only` those pixels: the same values there, without full-size temporaries (for a few
         scattered holes)."""
         grown = np.zeros((self.dst_intr.height, self.dst_intr.width), bool)
         kernels.around(np.ascontiguousarray(pixels, np.int64), grown)  # compiled: the pixels and their neighbours
-        x, y, key, rgb = self._gather(sets, dst_c2w_wire, grown, is_grown=True)
-        return self._target.draw_at(x, y, key, rgb, pixels)
+        x, y, key, rgb, reach = self._gather(sets, dst_c2w_wire, grown, is_grown=True)
+        return self._target.draw_at(x, y, key, rgb, pixels, reach)
 
     def _gather(
         self,
-        sets: Sequence[tuple[np.ndarray, np.ndarray]],
+        sets: Sequence[tuple[np.ndarray, ...]],
         dst_c2w_wire: np.ndarray,
         only: np.ndarray | None,
         is_grown: bool = False,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Positions, keys and colours of the points of every set that can land in the view (and on `only`, grown
-        by a pixel here unless `is_grown` says it is already)."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Positions, keys, colours and reaches (None when no set has cells) of the points of every set that can
+        land in the view (and on `only`, grown by a pixel here unless `is_grown` says it is already)."""
         _check_pose("dst_c2w_wire", dst_c2w_wire)
         if only is not None and not is_grown:
             grown = only.copy()  # a point's bilinear footprint reaches one pixel further
@@ -348,25 +405,43 @@ class PointSplatter:
             only = grown
         w2c = np.linalg.inv(wire_to_cv(dst_c2w_wire))
         proj = (self._target.bordered_k() @ w2c[:3]).astype(np.float32)  # (3, 4): world -> bordered pixels
-        for points, colours in sets:
-            if points.ndim != 2 or points.shape[1] != 4 or colours.shape != (len(points), 3):
+        for entry in sets:
+            points, colours = entry[0], entry[1]
+            if (
+                len(entry) not in (2, 3)
+                or points.ndim != 2
+                or points.shape[1] != 4
+                or colours.shape != (len(points), 3)
+            ):
                 raise InvalidArgument(
                     f"points must be (N, 4) and colours (N, 3), got {points.shape} and {colours.shape}",
                     field="points",
                 )
-        total = sum(len(points) for points, _ in sets)
+            if len(entry) == 3 and entry[2].shape != (len(points), 6):
+                raise InvalidArgument(f"cells must be ({len(points)}, 6), got {entry[2].shape}", field="cells")
+        total = sum(len(entry[0]) for entry in sets)
         x, y, key = (np.empty(total, np.float32) for _ in range(3))
         rgb = np.empty((total, 3), np.uint8)
+        with_cells = any(len(entry) == 3 for entry in sets)
+        reach = np.zeros((2, total), np.float32) if with_cells else _NO_REACH
         use_only = only is not None
         only = np.ascontiguousarray(only) if use_only else np.zeros((1, 1), np.bool_)
+        sums, reachable = _NO_SUMS, _NO_PIXELS
+        if use_only and with_cells:  # is any pixel under a wide footprint in `only`: its summed-area table,
+            sums = np.zeros((only.shape[0] + 1, only.shape[1] + 1), np.int32)
+            np.cumsum(np.cumsum(only, axis=0, dtype=np.int32), axis=1, out=sums[1:, 1:])
+            reachable = near_pixels(only, math.ceil(MAX_REACH + kernels.WIDE_SPILL) + 1)  # and where one reaches it
         d, n = self.dst_intr, 0
-        for points, colours in sets:  # in order: the same sums
-            points, colours = np.asarray(points, np.float32), np.asarray(colours, np.uint8)
+        for entry in sets:  # in order: the same sums
+            points, colours = np.asarray(entry[0], np.float32), np.asarray(entry[1], np.uint8)
+            use_cells = len(entry) == 3
+            cells = np.asarray(entry[2], np.float32) if use_cells else _NO_CELLS
             n = kernels.project_points(points, colours, proj, self._near, d.width, d.height, only, use_only,
-                                       x, y, key, rgb, n)  # fmt: skip
+                                       x, y, key, rgb, n, cells, use_cells, _WIDE, np.float32(MAX_REACH), sums,
+                                       reachable, reach)  # fmt: skip
         if n > self._target.capacity:
             self._target = _Target(self.dst_intr, n, self.config)
-        return x[:n], y[:n], key[:n], rgb[:n]
+        return x[:n], y[:n], key[:n], rgb[:n], (reach[:, :n] if with_cells else None)
 
 
 def frame_points(
@@ -445,10 +520,13 @@ class SetBounds:
         corners = np.concatenate(boxes) if sum(sizes) else np.empty((0, 8, 4))
         self._corners = np.ascontiguousarray(corners.reshape(-1, 4), np.float64)
 
-    def in_view(self, intrinsics: Intrinsics, c2w_wire: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    def in_view(
+        self, intrinsics: Intrinsics, c2w_wire: np.ndarray, pixels: np.ndarray, margin: float = 2.0
+    ) -> np.ndarray:
         """(count,) bool: which sets may draw on the target `pixels` ((n,) flat indices y * width + x, n > 0) of a
         camera `c2w_wire` with `intrinsics`. False only when each of its boxes lies behind the camera, or wholly
-        in front of it and beside the pixels' bounding rectangle: exact culling, since a box in front of the
+        in front of it and beside the pixels' bounding rectangle grown by `margin` pixels (2: how far a bilinear
+        footprint reaches; CELL_MARGIN for sets drawn with cells): exact culling, since a box in front of the
         camera projects into the hull of its corners (with the rotation alone for a box of directions)."""
         shown = np.zeros(self.count, bool)
         if not len(self._corners):
@@ -458,7 +536,7 @@ class SetBounds:
             raise ValueError("in_view needs at least one pixel")
         k = np.array([[intrinsics.fx, 0.0, intrinsics.cx], [0.0, intrinsics.fy, intrinsics.cy], [0.0, 0.0, 1.0]])
         proj = k @ np.linalg.inv(wire_to_cv(c2w_wire))[:3]  # world -> pixels (centres at + 0.5)
-        kernels.boxes_in_view(pixels, intrinsics.width, self._corners, proj, self._owner, shown)
+        kernels.boxes_in_view(pixels, intrinsics.width, self._corners, proj, self._owner, float(margin), shown)
         return shown
 
 

@@ -16,10 +16,14 @@ content (a 90 degree pan ends with about two and a half frames' worth), not with
 
 It fills what the same-time frame leaves uncovered, which is usually the smaller part of a frame and
 blurred by the eye's expectations anyway: every second pixel in each direction goes in (`step`), and it
-is drawn at half the output resolution, four times cheaper. Memory: 16 bytes of position and 3 of colour
-per point (a few MB). Built once per scene and shared read-only by every session. The points are kept in
-parts, one per contributing frame, each with its bounding boxes, so a frame draws only the parts that can land
-in its holes (`FusedWorld.bounds`, `parts`).
+is drawn at half the output resolution, four times cheaper. Each point also keeps its cell (`cells`): the
+world vectors to its neighbours in the frame it came from, the patch of surface it stands for, so that a camera
+that walks up to a surface magnifies the patches instead of parting them into stripes (geometry/splat.py
+`PointSplatter`). A cell ends at a depth edge (`FusionConfig.cell_edge_ratio`), so what lies behind stays open
+for the fill. Memory: 16 bytes of position, 24 of cell and 3 of colour per point (a few MB). Built once per
+scene and shared read-only by every session. The points are kept in parts, one per contributing frame, each
+with its bounding boxes, so a frame draws only the parts that can land in its holes (`FusedWorld.bounds`,
+`parts`).
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..geometry.splat import PointSplatter, SetBounds, bounding_boxes, frame_points
+from ..geometry.camera import Intrinsics
+from ..geometry.conventions import wire_to_cv
+from ..geometry.splat import PointSplatter, SetBounds, _ray_axes, bounding_boxes, frame_points
 from .bundle import SceneBundle
 
 log = logging.getLogger(__name__)
@@ -50,6 +56,17 @@ class FusionConfig:
     #: A pixel counts as covered when the world already projects there; grow coverage by this many pixels
     #: so that seams (where a splat footprint just misses) do not add near-duplicate points.
     cover_dilation: int = 1
+    #: Two neighbouring pixels (step apart) are on one surface when their depths are within this ratio, or when
+    #: inverse depth runs straight through both (a plane seen obliquely: `PLANE_TOLERANCE`): a point's cell edge
+    #: is the shorter of its vectors to such neighbours (left or right; up or down). With none, the edge is the
+    #: pixel's footprint on a surface facing the camera (depth / focal length). 1.3: by depth alone, the ground
+    #: within about 60 m of a 1.6 m high camera with 60 degrees of vertical field of view is one surface; a wall
+    #: 1.5 m behind a box 3.5 m away (1.43) is not.
+    cell_edge_ratio: float = 1.3
+
+    def __post_init__(self) -> None:
+        if not self.cell_edge_ratio > 1.0:
+            raise ValueError(f"cell_edge_ratio must be > 1, got {self.cell_edge_ratio}")
 
 
 @dataclass(frozen=True)
@@ -70,6 +87,9 @@ class FusedWorld:
     #: bounded by boxes[k] (geometry.splat.bounding_boxes), so a camera skips the parts it cannot see.
     offsets: tuple[int, ...] = (0,)
     boxes: tuple[np.ndarray, ...] = ()
+    #: (N, 6) float32 (stored column by column): each point's cell, the world vectors to its neighbours along
+    #: its source frame's rows and down its columns (zero for a direction); geometry.splat.PointSplatter.
+    cells: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.points)
@@ -79,19 +99,26 @@ class FusedWorld:
         """The parts' boxes, gathered to cull parts per frame."""
         return SetBounds(self.boxes)
 
-    def parts(self, shown: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Points and colours of the parts where `shown` (len(boxes),) bool is True, in order."""
+    def parts(self, shown: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Points, colours and cells of the parts where `shown` (len(boxes),) bool is True, in order (a set for
+        PointSplatter)."""
+        cells = self.cells if self.cells is not None else np.zeros((len(self.points), 6), np.float32)
         if shown.all():
-            return self.points, self.colours
+            return self.points, self.colours, cells
         spans = [slice(self.offsets[k], self.offsets[k + 1]) for k in np.flatnonzero(shown)]
         if not spans:
-            return self.points[:0], self.colours[:0]
+            return self.points[:0], self.colours[:0], cells[:0]
         points = np.concatenate([self.points[s].T for s in spans], axis=1).T  # kept column by column, as `points`
-        return points, np.concatenate([self.colours[s] for s in spans])
+        return (
+            points,
+            np.concatenate([self.colours[s] for s in spans]),
+            _by_column(np.concatenate([cells[s] for s in spans])),
+        )
 
     @property
     def nbytes(self) -> int:
-        return self.points.nbytes + self.colours.nbytes + self.source_frame.nbytes
+        cells = 0 if self.cells is None else self.cells.nbytes
+        return self.points.nbytes + self.colours.nbytes + self.source_frame.nbytes + cells
 
 
 def _frame_order(frame_count: int, max_frames: int) -> list[int]:
@@ -142,6 +169,7 @@ def fuse_world(
     chunks_p: list[np.ndarray] = []
     chunks_c: list[np.ndarray] = []
     chunks_f: list[np.ndarray] = []
+    chunks_e: list[np.ndarray] = []
     points = np.empty((0, 4), np.float32)
     colours = np.empty((0, 3), np.uint8)
     for done, k in enumerate(order, start=1):
@@ -149,6 +177,7 @@ def fuse_world(
         static = d > 0  # not NaN, not <= 0
         if moving is not None:
             static &= ~moving[k][o::step, o::step]
+        surface = static.copy()  # (what the cells may span: not the pixels already covered)
         if len(points):
             covered = _dilate(splatter(points, colours, poses[k]).mask, config.cover_dilation)
             static &= ~covered
@@ -157,20 +186,92 @@ def fuse_world(
             chunks_p.append(new)
             chunks_c.append(rgb[static])
             chunks_f.append(np.full(len(new), k, np.int32))
+            chunks_e.append(point_cells(d, surface, intr, poses[k], config.cell_edge_ratio)[static[surface]])
             points = np.concatenate(chunks_p)
             colours = np.concatenate(chunks_c)
         if progress is not None:
             progress(done, len(order))
     source = np.concatenate(chunks_f) if chunks_f else np.empty(0, np.int32)
+    cells = _by_column(np.concatenate(chunks_e) if chunks_e else np.empty((0, 6), np.float32))
     points = _by_column(points)
     offsets = tuple(int(x) for x in np.cumsum([0] + [len(c) for c in chunks_p]))
     boxes = tuple(bounding_boxes(c) for c in chunks_p)
-    world = FusedWorld(step, points, colours, source, tuple(order), time.perf_counter() - t0, offsets, boxes)
+    seconds = time.perf_counter() - t0
+    world = FusedWorld(step, points, colours, source, tuple(order), seconds, offsets, boxes, cells)
     log.info(
         "fused %d frames of scene %s into %d points (%.1f MB) in %.1f s",
         len(order), meta.scene_id, len(world), world.nbytes / 1e6, world.seconds,
     )  # fmt: skip
     return world
+
+
+#: `point_cells`: neighbours farther apart in depth than `FusionConfig.cell_edge_ratio` are still on one surface
+#: when inverse depth runs straight through both (a plane seen obliquely: a wall along the street, the ground
+#: far off): its second difference at each, relative to their own inverse depth, is at most this.
+PLANE_TOLERANCE = 0.02
+
+
+def point_cells(
+    depth: np.ndarray, surface: np.ndarray, intrinsics: Intrinsics, c2w_wire: np.ndarray, edge_ratio: float
+) -> np.ndarray:
+    """(n, 6) float32 world vectors: the cells of a frame's pixels where `surface` (H, W) bool is True (row-major,
+    as `frame_points(depth, intrinsics, c2w_wire, where=surface)` orders them; those need depth > 0). A pixel's
+    first edge is the shorter of its vectors to its left and right neighbours on the same surface (also True in
+    `surface`, finite depths within `edge_ratio` of each other or on one plane with it: `PLANE_TOLERANCE`), its
+    second the same with the pixels above and below; with no such neighbour, the pixel's extent on a surface
+    facing the camera at its depth (depth / fx along x, depth / fy along y). Zero for a direction (+inf depth)."""
+    depth = np.asarray(depth, np.float32)
+    a, b = _ray_axes(intrinsics)
+    keep = surface & (depth > 0)
+    finite = keep & np.isfinite(depth)
+    z = np.where(finite, depth, np.float32(1.0))
+    xyz = (a[None, :] * z, b[:, None] * z, z)  # the OpenCV camera-frame points, coordinate by coordinate
+    rot = wire_to_cv(c2w_wire)[:3, :3]  # camera (OpenCV) -> world
+    out = np.empty((int(keep.sum()), 6), np.float32)
+    for e, (axis, focal) in enumerate(((1, intrinsics.fx), (0, intrinsics.fy))):
+        edge = [c[keep] for c in _edges(xyz, z, finite, edge_ratio, axis, np.float32(1.0 / focal))]
+        for i in range(3):  # element-wise, not matmul (splat._transform says why)
+            out[:, 3 * e + i] = edge[0] * rot[i, 0] + edge[1] * rot[i, 1] + edge[2] * rot[i, 2]
+    return out
+
+
+def _edges(
+    xyz: tuple[np.ndarray, ...], z: np.ndarray, finite: np.ndarray, ratio: float, axis: int, facing: np.float32
+) -> list[np.ndarray]:
+    """`point_cells`' edge along `axis` (1: the rows, 0: the columns): three (H, W) float32 camera-frame
+    coordinates, from the points xyz (three (H, W)) with depths z (H, W) where `finite` (H, W); a pixel with no
+    neighbour on its surface gets z * facing along the axis (its extent on a surface facing the camera)."""
+    ahead = (slice(None), slice(1, None)) if axis == 1 else (slice(1, None),)  # pixel k + 1 of each pair
+    back = (slice(None), slice(None, -1)) if axis == 1 else (slice(None, -1),)  # pixel k
+    inner = (slice(None), slice(1, -1)) if axis == 1 else (slice(1, -1),)
+    steps = [np.diff(c, axis=axis) for c in xyz]  # from each pixel to the next along the axis
+    near, far = np.minimum(z[ahead], z[back]), np.maximum(z[ahead], z[back])
+    with np.errstate(invalid="ignore"):
+        inv = np.where(finite, np.float32(1.0) / z, np.float32(np.nan))  # straight along a plane, however oblique
+        bend = np.full(z.shape, np.inf, np.float32)
+        bend[inner] = np.abs(np.diff(inv, n=2, axis=axis)) * z[inner]  # NaN: compares False below
+    if z.shape[axis] > 2:  # (the first and last pixels: as their neighbour)
+        first, last = np.take(bend, [1, -2], axis=axis).swapaxes(0, axis)
+        np.moveaxis(bend, axis, 0)[0], np.moveaxis(bend, axis, 0)[-1] = first, last
+    flat = bend <= PLANE_TOLERANCE
+    joined = finite[ahead] & finite[back] & ((far <= np.float32(ratio) * near) | (flat[ahead] & flat[back]))
+    length = np.where(joined, steps[0] * steps[0] + steps[1] * steps[1] + steps[2] * steps[2], np.inf)
+    after, before = np.full(z.shape, np.inf, np.float32), np.full(z.shape, np.inf, np.float32)
+    after[back], before[ahead] = length, length  # (squared) to the next pixel, from the previous one
+    forward = after <= before
+    alone = np.isinf(np.minimum(after, before)) & finite
+    edges = []
+    for c, step in enumerate(steps):
+        edge = np.zeros(z.shape, np.float32)
+        edge[ahead] = step  # from the previous pixel
+        np.copyto(edge[back], step, where=forward[back])  # to the next one, where that is the shorter
+        if c == 1 - axis:  # x along the rows, y down the columns
+            edge[alone] = z[alone] * facing
+        else:
+            edge[alone] = 0.0
+        edge[~finite] = 0.0
+        edges.append(edge)
+    return edges
 
 
 def _by_column(points: np.ndarray) -> np.ndarray:
