@@ -124,13 +124,14 @@ def _novel_views(scenes: dict[str, Any], clip: GroundTruthClip, rotation_only: b
     return {name: float(np.mean(v)) for name, v in psnr.items()}
 
 
-def measure(kind: str, frames: int, width: int, height: int, work: Path, fov: float = 48.0) -> dict[str, Any]:
+def measure(kind: str, frames: int, width: int, height: int, work: Path, fov: float = 48.0,
+            given_fov: bool = False) -> dict[str, Any]:  # fmt: skip
     clip = render_clip(ClipConfig(kind=kind, frames=frames, width=width, height=height, vertical_fov_deg=fov))
     mp4 = clip.write_mp4(work / f"{kind}.mp4")
     store = SceneStore(work / "store")
     t0 = time.perf_counter()
     bundle = store.import_video(mp4, scene_id=kind, max_side=max(width, height), overwrite=True,
-                                progress=lambda *a: None)  # fmt: skip
+                                vertical_fov_deg=fov if given_fov else None, progress=lambda *a: None)  # fmt: skip
     seconds = time.perf_counter() - t0
     report = dict(bundle.meta.capture or {})
     rot = _rotation_errors(bundle.poses, clip.poses)
@@ -215,12 +216,12 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(out_dir: Path, frames: int = 40, width: int = 320, height: int = 180,
-        kinds: tuple[str, ...] = CLIP_KINDS, fov: float = 48.0) -> dict[str, Any]:  # fmt: skip
+        kinds: tuple[str, ...] = CLIP_KINDS, fov: float = 48.0, given_fov: bool = False) -> dict[str, Any]:  # fmt: skip
     """Measure every clip kind, print the table, write out_dir/capture-<hostname>.json; returns the report."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="starbridge-capture-") as tmp:
         for kind in kinds:
-            rows.append(measure(kind, frames, width, height, Path(tmp), fov))
+            rows.append(measure(kind, frames, width, height, Path(tmp), fov, given_fov))
     report = {
         "benchmark": "capture",
         "timestamp_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -229,6 +230,7 @@ def run(out_dir: Path, frames: int = 40, width: int = 320, height: int = 180,
             "width": width,
             "height": height,
             "vertical_fov_deg": fov,
+            "fov_given_to_import": given_fov,
             "kinds": list(kinds),
         },  # fmt: skip
         "machine": machine_info(),
@@ -274,9 +276,13 @@ def main(argv: list[str] | None = None) -> int:
         help="vertical field of view the clips are filmed at, degrees (default 48: not the tracker's default)",
     )
     p.add_argument("--kinds", default=",".join(CLIP_KINDS), help="comma-separated clip kinds")
+    p.add_argument("--given-fov", action="store_true",
+                   help="import with the true field of view given (as `scene import --fov`): isolates depth and "
+                        "pose quality from the field-of-view estimate")  # fmt: skip
     add_out_argument(p)
     args = p.parse_args(argv)
-    run(out_dir(args.out), args.frames, args.width, args.height, tuple(args.kinds.split(",")), args.fov)
+    run(out_dir(args.out), args.frames, args.width, args.height, tuple(args.kinds.split(",")), args.fov,
+        args.given_fov)
     return 0
 
 
