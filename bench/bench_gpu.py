@@ -93,7 +93,8 @@ def _parity(work: Path, blocks: int) -> dict[str, Any]:
 
     bundle = PACKAGED / "star-tiny"
     scene = _scene(work)
-    gpu, cpu = StarGenerator(bundle, prefer_cuda=True), StarGenerator(bundle, prefer_cuda=False)
+    # the CPU side runs the float32 graphs (not the int8 copies): the same arithmetic as CUDA's
+    gpu, cpu = StarGenerator(bundle, prefer_cuda=True), StarGenerator(bundle, prefer_cuda=False, int8=False)
     preset_blocks = _requests(gpu.info, blocks)  # (it reads width, height and frames_per_block)
     a, b = StarSession(gpu, scene, seed=1), StarSession(cpu, scene, seed=1)
     diffs = []

@@ -8,8 +8,9 @@ in this process:
 
 * ``onnxruntime``: the exported bundle through runtime.star (IO-bound KV cache, fused attention and rotary
   operators, the CPU-optimised graphs saved with the bundle), the provider it picks;
-* on the CPU, two variants of it (unless --no-variants): ``ort plain graph`` (the same weights exported
-  without fused operators or saved optimisation) and ``ort 1 thread`` (one intra-op thread);
+* on the CPU, three variants of it (unless --no-variants): ``ort plain graph`` (the same weights exported
+  without fused operators or saved optimisation), ``ort float32`` (the bundle's float32 CPU graphs instead
+  of its int8 copies: what the int8 weights are worth) and ``ort 1 thread`` (one intra-op thread);
 * ``torch eager`` and ``torch.compile``: the same modules through model.pipeline.TorchEngine, the same block
   loop (render, encode, context, 4 steps, decode), so the ratio column is our runtime against PyTorch.
 
@@ -239,10 +240,12 @@ def measure(preset_name: str, seconds: float, compile_: bool, e2e: bool, work: P
         plain = export_bundle(preset, model, ae, work / f"{preset.name}-plain", weights="random (benchmark)",
                               fused=False)  # fmt: skip
         doc = json.loads((plain / "model.json").read_text())
-        for name in doc.pop("cpu_graphs", {}).get("graphs", {}).values():
+        cpu_graphs = doc.pop("cpu_graphs", {})
+        for name in (*cpu_graphs.get("graphs", {}).values(), *cpu_graphs.get("int8", {}).values()):
             (plain / name).unlink()
         (plain / "model.json").write_text(json.dumps(doc))
         engines.append(("ort plain graph", StarGenerator(plain, threads=threads), None))
+        engines.append(("ort float32", StarGenerator(bundle, threads=threads, int8=False), None))
         if threads != 1:
             engines.append(("ort 1 thread", StarGenerator(bundle, threads=1), None))
         engines.append(("ort in turn", generator, None))  # renders on the calling thread (StarSession overlap)

@@ -92,7 +92,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from .runtime.bundle import resolve_model
         from .runtime.star import StarGenerator
 
-        generator = StarGenerator(resolve_model(args.model), prefer_cuda=not args.cpu, spin=args.spin)
+        generator = StarGenerator(resolve_model(args.model), prefer_cuda=not args.cpu, spin=args.spin,
+                                  int8=not args.no_int8)  # fmt: skip
         width, height = generator.info.width, generator.info.height
         config = replace(config, default_width=width, default_height=height)
 
@@ -312,6 +313,15 @@ def cmd_model_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_optimize(args: argparse.Namespace) -> int:
+    from .model.onnx_optimize import optimize_bundle
+
+    entry = optimize_bundle(args.bundle, int8=not args.no_int8) or {}
+    print(f"{args.bundle}: CPU graphs {', '.join(entry.get('graphs', {})) or 'none'}; "
+          f"int8: {', '.join(entry.get('int8', {})) or 'none'}")  # fmt: skip
+    return 0
+
+
 def cmd_model_info(args: argparse.Namespace) -> int:
     from .runtime.bundle import read_model, resolve_model
 
@@ -325,6 +335,11 @@ def cmd_model_info(args: argparse.Namespace) -> int:
         f"sampler          steps {list(info.steps)}, shift {info.shift:g}, sigmas "
         + ", ".join(f"{s:.4f}" for s in info.sigmas),
     ]
+    cpu = info.doc.get("cpu_graphs") or {}
+    if cpu:
+        int8 = ", ".join(f"{g} ({n} MatMuls)" for g, n in cpu.get("int8_nodes", {}).items()) or "none"
+        lines.append(f"CPU graphs       {', '.join(cpu.get('graphs', {}))} (onnxruntime {cpu.get('onnxruntime')}); "
+                     f"int8 weights: {int8}")  # fmt: skip
     print("\n".join(lines))
     return 0
 
@@ -446,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ONNX Runtime's threads spin between operators (one shared pool): about 1.2x the model's "
                    "frames/s on an otherwise idle machine, much slower when other programs (a game) need the "
                    "cores")  # fmt: skip
+    s.add_argument("--no-int8", action="store_true",
+                   help="on the CPU, run the bundle's float32 graphs, not its int8 ones (`model info` says which "
+                   "it has)")  # fmt: skip
     s.set_defaults(func=cmd_serve, flags=SERVE_FLAGS)
 
     # Defaults: fly_defaults(), FlyConfig's.
@@ -512,6 +530,10 @@ def build_parser() -> argparse.ArgumentParser:
     mc.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     mc.add_argument("--overwrite", action="store_true")
     mc.set_defaults(func=cmd_model_convert)
+    mp = mo.add_parser("optimize", help="(re)write a bundle's CPU graphs: optimised, bias-free step, int8 weights")
+    mp.add_argument("bundle", type=Path, help="a bundle folder (rewritten in place)")
+    mp.add_argument("--no-int8", action="store_true", help="float32 CPU graphs only")
+    mp.set_defaults(func=cmd_model_optimize)
     mi = mo.add_parser("info", help="what a bundle holds")
     mi.add_argument("bundle", help="a bundle folder, or a packaged name such as star-tiny")
     mi.set_defaults(func=cmd_model_info)

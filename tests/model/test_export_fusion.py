@@ -100,11 +100,12 @@ def test_cpu_graphs_are_saved_and_used_on_the_cpu(fused):
     info = read_model(path)
     entry = info.doc["cpu_graphs"]
     assert entry["provider"] == CPU and entry["onnxruntime"] == ort.__version__
-    assert set(entry["graphs"]) == {"encoder", "decoder", "context", "step"}
-    graphs = StarGraphs(info, (CPU,))
+    assert set(entry["graphs"]) == {"encoder", "decoder", "context", "step", "step_full"}
+    graphs = StarGraphs(info, (CPU,), int8=False)
     for name, file in entry["graphs"].items():
         assert (path / file).is_file()
-        assert Path(graphs.sessions[name]._model_path).name == file  # the saved optimised graph was loaded
+        session = graphs.step_full if name == "step_full" else graphs.sessions[name]
+        assert Path(session._model_path).name == file  # the saved optimised graph was loaded
     # the optimised step graph computes what the portable one does
     inputs = example_inputs(preset)["step"]
     portable = ort.InferenceSession(str(path / "step.onnx"), providers=[CPU])
@@ -119,17 +120,19 @@ def test_cpu_graphs_are_saved_and_used_on_the_cpu(fused):
 def test_other_providers_load_the_portable_graphs(fused):
     """Fusions are made for the provider a node is assigned to: CUDA never gets the CPU-optimised copy."""
     info = read_model(fused[3])
-    assert optimised_graph(info, "step", CPU) == info.path / "step.cpu.onnx"
+    assert optimised_graph(info, "step", CPU, int8=False) == info.path / "step.cpu.onnx"
+    assert optimised_graph(info, "step", CPU) == info.path / "step.cpu-int8.onnx"
     for provider in (CUDA, "TensorrtExecutionProvider"):
         assert optimised_graph(info, "step", provider) is None
 
 
-def test_unloadable_cpu_graph_falls_back_to_the_portable_one(tmp_path: Path, caplog):
+@pytest.mark.parametrize("int8", [True, False])
+def test_unloadable_cpu_graph_falls_back_to_the_portable_one(tmp_path: Path, caplog, int8: bool):
     _, _, _, path = _random_bundle(tmp_path, "star-tiny-test")
     info = read_model(path)
-    (path / info.doc["cpu_graphs"]["graphs"]["step"]).write_bytes(b"not an onnx graph")
+    (path / info.doc["cpu_graphs"]["int8" if int8 else "graphs"]["step"]).write_bytes(b"not an onnx graph")
     with caplog.at_level(logging.WARNING, logger="starbridge.runtime.providers"):
-        session = open_graph(info, "step", ort.SessionOptions(), [CPU])
+        session = open_graph(info, "step", ort.SessionOptions(), [CPU], int8)
     assert Path(session._model_path).name == "step.onnx"
     assert "does not load" in caplog.text and "step.onnx" in caplog.text
 
@@ -171,7 +174,7 @@ def test_shipped_star_tiny_is_its_weights_exported_fused():
     assert info.doc["fused_attention"] is True and info.doc["cpu_graphs"]["graphs"]["step"] == "step.cpu.onnx"
     model, _, preset = load_bundle_modules(path)
     inputs = example_inputs(preset)["step"]
-    graphs = StarGraphs(info, (CPU,))
+    graphs = StarGraphs(info, (CPU,), int8=False)  # (the int8 copies: tests/model/test_cpu_variants.py)
     names = [i.name for i in graphs.sessions["step"].get_inputs()]
     got = graphs.sessions["step"].run(None, {n: t.numpy() for n, t in zip(names, inputs, strict=True)})[0]
     with torch.no_grad():

@@ -38,6 +38,8 @@ from .condition import MASK_CONVENTIONS, MASK_POOL
 FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
 GRAPHS = ("encoder", "decoder", "context", "step")
+#: A CPU-only variant of the step graph for calls whose whole cache is valid (model.json "cpu_graphs" only).
+FULL_STEP = "step_full"
 
 
 @dataclass(frozen=True)

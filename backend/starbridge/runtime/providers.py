@@ -96,29 +96,33 @@ def choose_providers(prefer_cuda: bool = True) -> ProviderChoice:
     return ProviderChoice((CPU,), reason, version, available)
 
 
-def optimised_graph(info: ModelInfo, name: str, provider: str) -> Path | None:
+def optimised_graph(info: ModelInfo, name: str, provider: str, int8: bool = True) -> Path | None:
     """The bundle's copy of graph `name` optimised for `provider` (model.json "cpu_graphs", made at export
     by model/onnx_optimize.py), or None: only the CPU provider has one, since an optimised graph is specific
-    to the provider it was optimised for; CUDA and the rest load the portable graph."""
+    to the provider it was optimised for; CUDA and the rest load the portable graph. With `int8`, the copy
+    with int8 weights where the bundle has one."""
     entry = info.doc.get("cpu_graphs") or {}
-    file = entry.get("graphs", {}).get(name)
+    file = (entry.get("int8", {}).get(name) if int8 else None) or entry.get("graphs", {}).get(name)
     if provider != CPU or entry.get("provider") != CPU or not file:
         return None
     return info.path / file
 
 
-def open_graph(info: ModelInfo, name: str, sess_options, providers: Sequence) -> Any:
+def open_graph(info: ModelInfo, name: str, sess_options, providers: Sequence, int8: bool = True) -> Any:
     """An InferenceSession for bundle graph `name`: the copy optimised for the first provider when the
-    bundle has one and it loads (else a warning), otherwise the portable graph."""
+    bundle has one and it loads (else a warning), otherwise the portable graph. A graph that exists only
+    as an optimised copy (step_full) gives None where that copy is absent or does not load."""
     import onnxruntime as ort
 
     first = providers[0] if isinstance(providers[0], str) else providers[0][0]
-    portable = info.graph(name)
-    optimised = optimised_graph(info, name, first)
+    portable = info.graph(name) if name in info.doc["graphs"] else None
+    optimised = optimised_graph(info, name, first, int8)
     if optimised is not None:
         try:
             return ort.InferenceSession(str(optimised), sess_options=sess_options, providers=list(providers))
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several types; the portable graph is the answer
-            log.warning("%s does not load on this onnxruntime (%s); using the portable %s",
-                        optimised, str(exc).splitlines()[0][:200], portable.name)  # fmt: skip
+            log.warning("%s does not load on this onnxruntime (%s); using %s", optimised,
+                        str(exc).splitlines()[0][:200], portable.name if portable else "none")  # fmt: skip
+    if portable is None:
+        return None
     return ort.InferenceSession(str(portable), sess_options=sess_options, providers=list(providers))

@@ -54,7 +54,7 @@ from ..geometry.fill import take_pixels
 from ..geometry.splat import SplatResult, Splatter, SplatterCache, pixel_points
 from ..scenes.bundle import SceneBundle
 from ..scenes.fused import FusedWorlds
-from .bundle import ModelInfo, read_model
+from .bundle import FULL_STEP, ModelInfo, read_model
 from .condition import mask_encoder
 from .explicit import ExplicitSession
 from .generator import FrameRequest
@@ -130,7 +130,13 @@ class StarGraphs:
     """The four ONNX Runtime sessions of a bundle (shared, read-only, thread-safe to run)."""
 
     def __init__(
-        self, info: ModelInfo, providers: Sequence[str], threads: int = 0, cuda_graph: bool = True, spin: bool = False
+        self,
+        info: ModelInfo,
+        providers: Sequence[str],
+        threads: int = 0,
+        cuda_graph: bool = True,
+        spin: bool = False,
+        int8: bool = True,
     ) -> None:
         self.info = info
         self.providers = tuple(providers)
@@ -139,12 +145,17 @@ class StarGraphs:
         #: On CUDA the step graph (called 4x per block) is captured as a CUDA graph, one per client
         #: session (RunOptions gpu_graph_id), its inputs and outputs at fixed device addresses.
         self.cuda_graph = self.device == "cuda" and cuda_graph
+        #: On the CPU, the bundle's int8 copies of its graphs where it has them (model/onnx_optimize.py).
+        self.int8 = int8
         self.sessions = {}
         for name in ("encoder", "decoder", "context", "step"):
             providers_for: list[str | tuple[str, dict[str, str]]] = list(providers)
             if name == "step" and self.cuda_graph:
                 providers_for = [(CUDA, {"enable_cuda_graph": "1"}), *providers[1:]]
-            self.sessions[name] = open_graph(info, name, opts, providers_for)
+            self.sessions[name] = open_graph(info, name, opts, providers_for, int8)
+        #: The step graph without the attention bias, for calls whose whole cache is valid (CPU bundles that
+        #: have it: model/onnx_cpu_variants.py); None: every call runs `step`.
+        self.step_full = open_graph(info, FULL_STEP, opts, list(providers), int8) if self.device == "cpu" else None
         self.float_type = np.float16 if info.dtype == "float16" else np.float32
         self.text = np.load(info.path / info.doc["text"]).astype(self.float_type) if info.has_text else None
         self._graph_ids = itertools.count(1)
@@ -207,10 +218,17 @@ class OrtEngine:
         self._step = graphs.sessions["step"].io_binding()
         self._ctx.bind_ortvalue_output("cache_k", self.cache_k)
         self._ctx.bind_ortvalue_output("cache_v", self.cache_v)
-        self._step.bind_ortvalue_input("cache_k", self.cache_k)
-        self._step.bind_ortvalue_input("cache_v", self.cache_v)
         self.velocity = buffer(latent_shape, f)
-        self._step.bind_ortvalue_output("velocity", self.velocity)
+        #: Every block after the first has its whole cache valid: then the step runs the bias-free step_full
+        #: graph where the bundle has one (CPU; model/onnx_cpu_variants.py), bound to the same buffers.
+        self._full_tokens = info.cache_shape[-2]
+        self._full = graphs.step_full
+        self._step_full = self._full.io_binding() if self._full is not None else None
+        for binding in (self._step, self._step_full):
+            if binding is not None:
+                binding.bind_ortvalue_input("cache_k", self.cache_k)
+                binding.bind_ortvalue_input("cache_v", self.cache_v)
+                binding.bind_ortvalue_output("velocity", self.velocity)
         self._on_device = dev != "cpu"
         if self._on_device:
             self._inputs = {
@@ -230,8 +248,9 @@ class OrtEngine:
                 self._step.bind_ortvalue_input("text", text_value)
                 self._text_value = text_value  # keep it alive
             else:
-                self._ctx.bind_cpu_input("text", text)
-                self._step.bind_cpu_input("text", text)
+                for binding in (self._ctx, self._step, self._step_full):
+                    if binding is not None:
+                        binding.bind_cpu_input("text", text)
         self._memory = {g: GraphMemory(graphs.sessions[g], dev) for g in graphs.streaming}
         self._run_options = ort.RunOptions()
         if graphs.cuda_graph:
@@ -264,6 +283,12 @@ class OrtEngine:
         if self._on_device:
             for name, value in values.items():
                 self._inputs[name].update_inplace(np.ascontiguousarray(value))
+        elif self._full is not None and self._step_full is not None and valid == self._full_tokens:
+            del values["valid"]  # (step_full has no `valid`: every cache key counts)
+            for name, value in values.items():
+                self._step_full.bind_cpu_input(name, value)
+            self._full.run_with_iobinding(self._step_full, self._run_options)
+            return self.velocity.numpy()
         else:
             for name, value in values.items():
                 self._step.bind_cpu_input(name, value)
@@ -549,7 +574,8 @@ class StarGenerator:
 
     `composite_visible` (default: what the bundle's model.json says) keeps the explicit render's valid
     pixels and uses the model's output in the holes (see `composite_visible`). `spin`: ONNX Runtime's
-    process-wide spinning thread pool (see `_session_options`)."""
+    process-wide spinning thread pool (see `_session_options`). `int8`: on the CPU, the bundle's graphs with
+    int8 weights where it has them (False: its float32 graphs, e.g. to compare with CUDA's output)."""
 
     def __init__(
         self,
@@ -559,6 +585,7 @@ class StarGenerator:
         threads: int = 0,
         spin: bool = False,
         cuda_graph: bool = True,
+        int8: bool = True,
         composite: bool | None = None,
         worlds: FusedWorlds | None = None,
         memory: MemoryConfig = MemoryConfig(),  # noqa: B008 (frozen)
@@ -573,7 +600,7 @@ class StarGenerator:
         #: composited over the output (see StarSession.layered).
         self.keeps_world = self.layered or self.composite_visible
         choice = choose_providers(prefer_cuda)
-        self.graphs = StarGraphs(self.info, choice.providers, threads, cuda_graph, spin)
+        self.graphs = StarGraphs(self.info, choice.providers, threads, cuda_graph, spin, int8)
         self.name = self.info.name
         self.execution_provider = choice.name
         self._lock = threading.Lock()

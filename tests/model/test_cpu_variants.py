@@ -1,0 +1,188 @@
+"""The CPU variants saved with a bundle (model/onnx_cpu_variants.py, onnx_optimize.py): the bias-free step
+graph for calls whose whole cache is valid, and graphs with int8 weights. Real exports, real ONNX Runtime
+sessions, the shipped bundle's own files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from starbridge.cli import main as cli_main  # noqa: E402
+from starbridge.errors import InvalidArgument  # noqa: E402
+from starbridge.geometry.camera import Intrinsics  # noqa: E402
+from starbridge.model.export import build_random, example_inputs, export_bundle  # noqa: E402
+from starbridge.model.onnx_optimize import optimize_bundle  # noqa: E402
+from starbridge.model.presets import get_preset  # noqa: E402
+from starbridge.runtime.bundle import packaged_models, read_model  # noqa: E402
+from starbridge.runtime.generator import FrameRequest  # noqa: E402
+from starbridge.runtime.providers import CPU  # noqa: E402
+from starbridge.runtime.star import StarGenerator, StarGraphs, StarSession  # noqa: E402
+from starbridge.scenes.store import SceneStore  # noqa: E402
+
+TIGHT = 1e-5
+#: int8 weights (per output channel) and int8 activations (per call) against float32, on a step graph's
+#: velocity: the error relative to the velocity's own scale (measured 0.5-1.5% on these random models).
+INT8_RELATIVE = 0.05
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    preset = get_preset("star-tiny-test")
+    model, ae = build_random(preset, seed=4)
+    with torch.no_grad():  # trained weights are all different; fresh norm scales are ones
+        for p in [*model.parameters(), *ae.parameters()]:
+            p.add_(0.02 * torch.randn_like(p))
+    return preset, export_bundle(preset, model, ae, tmp_path_factory.mktemp("variants") / "b")
+
+
+def _step_feeds(session: ort.InferenceSession, preset, valid: int | None = None) -> dict[str, np.ndarray]:
+    names = ["noisy", "cond", "timestep", "cache_k", "cache_v", "valid"]  # (star-tiny-test has no text input)
+    inputs = dict(zip(names, example_inputs(preset)["step"], strict=True))
+    feeds = {n: t.numpy() for n, t in inputs.items()}
+    if valid is not None:
+        feeds["valid"] = np.array(valid, np.int64)
+    names = {i.name for i in session.get_inputs()}
+    return {n: v for n, v in feeds.items() if n in names}
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), providers=[CPU])
+
+
+def test_bundle_records_its_cpu_variants(bundle):
+    preset, path = bundle
+    entry = read_model(path).doc["cpu_graphs"]
+    assert entry["graphs"]["step_full"] == "step_full.cpu.onnx"
+    assert entry["int8"] == {g: f"{g}.cpu-int8.onnx" for g in ("step", "step_full", "context")}
+    layers = preset.star.num_layers
+    # q, k, v, o and two feed-forward MatMuls per block in the step graphs; the feed-forward ones in the context's
+    # (whose last block is there only for its keys and values: no feed-forward)
+    assert entry["int8_nodes"] == {"step": 6 * layers, "step_full": 6 * layers, "context": 2 * (layers - 1)}
+    for file in (*entry["graphs"].values(), *entry["int8"].values()):
+        assert (path / file).is_file()
+    ops = Counter(n.op_type for n in onnx.load(str(path / "step.cpu-int8.onnx")).graph.node)
+    # (ONNX Runtime fuses them: one activation quantisation shared by q, k and v, its MatMuls MatMulIntegerToFloat)
+    assert ops["DynamicQuantizeMatMul"] + ops["MatMulIntegerToFloat"] == 6 * layers
+
+
+def test_full_step_drops_the_bias_and_computes_what_the_step_does(bundle):
+    preset, path = bundle
+    full = onnx.load(str(path / "step_full.cpu.onnx")).graph
+    assert "valid" not in {i.name for i in full.input}
+    attention = [n for n in full.node if n.op_type == "MultiHeadAttention"]
+    assert len(attention) == preset.star.num_layers
+    assert all(len(n.input) <= 5 or not n.input[5] for n in attention)  # no attention bias
+    step, step_full = _session(path / "step.cpu.onnx"), _session(path / "step_full.cpu.onnx")
+    whole = preset.star.context_tokens
+    a = step.run(None, _step_feeds(step, preset, valid=whole))[0]
+    b = step_full.run(None, _step_feeds(step_full, preset))[0]
+    assert np.abs(a - b).max() < TIGHT
+    # ... and is not what the first block (half the cache padding) computes: the runtime must not use it there
+    first = step.run(None, _step_feeds(step, preset, valid=preset.star.block_tokens))[0]
+    assert np.abs(first - b).max() > 1e-3
+
+
+def test_int8_graphs_stay_close_to_float32(bundle):
+    preset, path = bundle
+    for name in ("step", "step_full"):
+        f32, i8 = _session(path / f"{name}.cpu.onnx"), _session(path / f"{name}.cpu-int8.onnx")
+        a, b = f32.run(None, _step_feeds(f32, preset))[0], i8.run(None, _step_feeds(i8, preset))[0]
+        relative = np.abs(a - b).max() / np.abs(a).max()
+        assert 0 < relative < INT8_RELATIVE, (name, relative)  # different (int8 really ran) but close
+
+
+def test_runtime_loads_int8_unless_told_not_to(bundle):
+    _, path = bundle
+    info = read_model(path)
+    on = StarGraphs(info, (CPU,))
+    off = StarGraphs(info, (CPU,), int8=False)
+    assert Path(on.sessions["step"]._model_path).name == "step.cpu-int8.onnx"
+    assert Path(on.sessions["context"]._model_path).name == "context.cpu-int8.onnx"
+    assert Path(on.step_full._model_path).name == "step_full.cpu-int8.onnx"
+    assert Path(off.sessions["step"]._model_path).name == "step.cpu.onnx"
+    assert Path(off.step_full._model_path).name == "step_full.cpu.onnx"
+    assert Path(on.sessions["decoder"]._model_path).name == "decoder.cpu.onnx"  # no int8 copy: float32
+
+
+class _Counting:
+    """An InferenceSession whose run_with_iobinding calls are counted."""
+
+    def __init__(self, session) -> None:
+        self.session, self.calls = session, 0
+
+    def io_binding(self):
+        return self.session.io_binding()
+
+    def run_with_iobinding(self, *args):
+        self.calls += 1
+        return self.session.run_with_iobinding(*args)
+
+
+def test_blocks_after_the_first_run_the_full_step_with_the_same_frames(bundle, demo_store):
+    preset, path = bundle
+    scene = SceneStore(demo_store).get("demo")
+    intr = Intrinsics.from_fov(60, preset.width, preset.height)
+    c2w = np.eye(4)
+    c2w[0, 3] = 0.2
+    requests = [FrameRequest(c2w, intr, i / 24) for i in range(preset.frames_per_block)]
+    with_full = StarGenerator(path, prefer_cuda=False, int8=False)
+    counted = with_full.graphs.step_full = _Counting(with_full.graphs.step_full)
+    without = StarGenerator(path, prefer_cuda=False, int8=False)
+    without.graphs.step_full = None
+    a, b = StarSession(with_full, scene, seed=3), StarSession(without, scene, seed=3)
+    steps = len(a.schedule.sigmas)
+    for block in range(3):
+        fa, fb = np.stack(a.generate_block(requests)), np.stack(b.generate_block(requests))
+        assert counted.calls == steps * block  # the first block (half the cache padding) ran `step`
+        assert np.abs(fa.astype(int) - fb.astype(int)).max() <= 1, block
+        assert np.abs(a.prev - b.prev).max() < 1e-4
+
+
+def test_optimize_rewrites_a_bundle_in_place(bundle, tmp_path: Path):
+    _, src = bundle
+    path = tmp_path / "copy"
+    shutil.copytree(src, path)
+    entry = optimize_bundle(path, int8=False)
+    assert "int8" not in entry and not list(path.glob("*.cpu-int8.onnx"))  # the old int8 copies are gone
+    assert "int8" not in read_model(path).doc["cpu_graphs"]
+    assert cli_main(["model", "optimize", str(path)]) == 0
+    doc = read_model(path).doc
+    assert set(doc["cpu_graphs"]["int8"]) == {"step", "step_full", "context"}
+    assert json.loads((src / "model.json").read_text())["preset"] == doc["preset"]  # the rest as it was
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp or trash folder left
+
+
+def test_optimize_leaves_a_bundle_as_it_was_when_it_fails(bundle, tmp_path: Path):
+    _, src = bundle
+    path = tmp_path / "broken"
+    shutil.copytree(src, path)
+    (path / "step.onnx").write_bytes(b"not an onnx graph")
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    with pytest.raises(Exception):  # noqa: B017 - onnx's own error for a file that is not a graph
+        optimize_bundle(path)
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    with pytest.raises(InvalidArgument, match="not a model bundle"):
+        optimize_bundle(tmp_path / "nothing-here")
+
+
+def test_float16_bundles_get_no_variants(tmp_path: Path):
+    preset = get_preset("star-tiny-test")
+    model, ae = build_random(preset)
+    entry = read_model(export_bundle(preset, model, ae, tmp_path / "h", dtype="float16")).doc["cpu_graphs"]
+    assert "int8" not in entry and "step_full" not in entry["graphs"]
+
+
+def test_the_shipped_bundle_has_its_variants():
+    info = read_model(packaged_models()["star-tiny"])
+    entry = info.doc["cpu_graphs"]
+    assert set(entry["int8"]) == {"step", "step_full", "context"} and "step_full" in entry["graphs"]
