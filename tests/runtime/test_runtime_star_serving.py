@@ -60,6 +60,33 @@ def test_frames_are_pixels(bundle: Path, demo_store: Path):
     assert session.prev is None
 
 
+def _composite_numpy(frames: np.ndarray, renders: np.ndarray, masks: np.ndarray) -> None:
+    """The formula composite_visible compiles (runtime/star.py, geometry/kernels.py), in NumPy."""
+    m = masks.astype(np.float32)
+    soft = m.copy()
+    soft[:, 1:-1, :] = (m[:, :-2, :] + m[:, 1:-1, :] + m[:, 2:, :]) / 3
+    m2 = soft.copy()
+    m2[:, :, 1:-1] = (soft[:, :, :-2] + soft[:, :, 1:-1] + soft[:, :, 2:]) / 3
+    w = (m2 * m)[..., None]
+    frames[..., :3] = (w * renders + (1 - w) * frames[..., :3] + 0.5).astype(np.uint8)
+
+
+def test_composite_is_the_numpy_formula_bit_for_bit():
+    from starbridge.runtime.star import composite_visible
+
+    rng = np.random.default_rng(5)
+    frames = rng.integers(0, 256, (2, 37, 53, 4), dtype=np.uint8)
+    renders = rng.integers(0, 256, (2, 37, 53, 3), dtype=np.uint8)
+    masks = rng.random((2, 37, 53)) > 0.3
+    masks[1, :4] = False  # a hole along the first rows, and a valid last column
+    masks[1, :, -1] = True
+    want, got = frames.copy(), frames.copy()
+    _composite_numpy(want, renders, masks)
+    composite_visible(got, renders, masks)
+    assert np.array_equal(got, want)
+    assert not np.array_equal(got, frames)
+
+
 def test_composite_keeps_valid_render_pixels(bundle: Path, demo_store: Path):
     from starbridge.geometry.camera import Intrinsics
     from starbridge.runtime.generator import FrameRequest

@@ -51,6 +51,7 @@ import onnxruntime as ort
 from ..errors import InvalidArgument
 from ..geometry.camera import Intrinsics
 from ..geometry.fill import take_pixels
+from ..geometry.kernels import composite_feathered
 from ..geometry.splat import SplatResult, Splatter, SplatterCache, pixel_points
 from ..scenes.bundle import SceneBundle
 from ..scenes.fused import FusedWorlds
@@ -560,13 +561,10 @@ def composite_visible(frames: np.ndarray, renders: np.ndarray, masks: np.ndarray
     """In place: frames (fpb, H, W, 4) take the explicit render where its mask is valid, the generated
     pixels in the holes, with a 1-pixel feather at the seams. A small model's autoencoder cannot reproduce
     what the render already has exactly; it earns its keep in the disoccluded pixels."""
-    m = masks.astype(np.float32)
-    soft = m.copy()  # 3x3 box blur of the mask, edges clamped: weights fall to ~1/3 at a hole's rim
-    soft[:, 1:-1, :] = (m[:, :-2, :] + m[:, 1:-1, :] + m[:, 2:, :]) / 3
-    m2 = soft.copy()
-    m2[:, :, 1:-1] = (soft[:, :, :-2] + soft[:, :, 1:-1] + soft[:, :, 2:]) / 3
-    w = (m2 * m)[..., None]  # inside holes stays 0, deep inside valid areas 1
-    frames[..., :3] = (w * renders + (1 - w) * frames[..., :3] + 0.5).astype(np.uint8)
+    # The weight is the 3x3 box blur of the mask (its first and last rows/columns as they are) where the mask is
+    # valid, 0 in the holes: it falls to ~1/3 at a hole's rim and is 1 deep inside valid areas. One compiled
+    # pass (geometry/kernels.py; tests/runtime check it against the NumPy formula).
+    composite_feathered(frames, np.ascontiguousarray(renders), np.ascontiguousarray(masks, dtype=bool))
 
 
 class StarGenerator:
