@@ -784,7 +784,7 @@ def plain_and_far_sources(colour, depth, sources, cap, values):  # pragma: no co
 def in_other_view(at, inverse_depth, width, a, b, proj, other_width, other_height, out):  # pragma: no cover
     """out (n,) = whether the pixels at (n,) (flat indices of an image `width` wide) at their inverse depths
     (n,) (0: a direction) land in front of another camera and inside its image (other_width x other_height).
-    a (W,), b (H,) float64: the image's ray axes (geometry/splat.py `_ray_axes`); proj (3, 4) float64: its
+    a (W,), b (H,) float64: the image's ray axes (geometry/splat.py `ray_axes`); proj (3, 4) float64: its
     camera (OpenCV) to the other camera's pixels (K @ world-to-camera @ camera-to-world). The point of pixel
     (x, y) at depth d is d * (a[x], b[y], 1, 1 / d): homogeneous (a[x], b[y], 1, inverse depth)."""
     for k in range(at.size):

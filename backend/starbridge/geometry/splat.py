@@ -129,7 +129,7 @@ class PixelSamples:
 
 
 @functools.lru_cache(maxsize=16)
-def _ray_axes(intr: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
+def ray_axes(intr: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
     """Normalised pixel-centre coordinates: a (W,) = (u + 0.5 - cx) / fx, b (H,) = (v + 0.5 - cy) / fy.
 
     The ray of pixel (u, v) in the OpenCV camera frame is (a[u], b[v], 1). Read-only float32.
@@ -284,7 +284,7 @@ class Splatter:
         self.src_intr = src_intr
         self.dst_intr = dst_intr
         self.config = config or SplatConfig()
-        self._ray_a, self._ray_b = _ray_axes(src_intr)
+        self._ray_a, self._ray_b = ray_axes(src_intr)
         n = src_intr.width * src_intr.height
         self._target = _Target(dst_intr, n, self.config)
         self._near = np.float32(self.config.near)
@@ -461,7 +461,7 @@ def frame_points(
 def pixel_points(flat: np.ndarray, depth: np.ndarray, intrinsics: Intrinsics, c2w_wire: np.ndarray) -> np.ndarray:
     """`frame_points` of some pixels: flat indices (n,) (y * width + x) with their z-depths (n,) (> 0; +inf for a
     direction), as (n, 4) float32 homogeneous wire-world points."""
-    a, b = _ray_axes(intrinsics)
+    a, b = ray_axes(intrinsics)
     rows, cols = np.divmod(flat, intrinsics.width)
     d = np.asarray(depth, np.float32)
     finite = np.isfinite(d)

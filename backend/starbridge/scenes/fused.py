@@ -40,7 +40,7 @@ import numpy as np
 
 from ..geometry.camera import Intrinsics
 from ..geometry.conventions import wire_to_cv
-from ..geometry.splat import PointSplatter, SetBounds, _ray_axes, bounding_boxes, frame_points
+from ..geometry.splat import PointSplatter, SetBounds, bounding_boxes, frame_points, ray_axes
 from .bundle import SceneBundle
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ def point_cells(
     second the same with the pixels above and below; with no such neighbour, the pixel's extent on a surface
     facing the camera at its depth (depth / fx along x, depth / fy along y). Zero for a direction (+inf depth)."""
     depth = np.asarray(depth, np.float32)
-    a, b = _ray_axes(intrinsics)
+    a, b = ray_axes(intrinsics)
     keep = surface & (depth > 0)
     finite = keep & np.isfinite(depth)
     z = np.where(finite, depth, np.float32(1.0))
