@@ -183,6 +183,11 @@ def test_float16_bundles_get_no_variants(tmp_path: Path):
 
 
 def test_the_shipped_bundle_has_its_variants():
+    """...made from its own graphs: the int8 step computes what its float32 step does, within int8's error."""
     info = read_model(packaged_models()["star-tiny"])
     entry = info.doc["cpu_graphs"]
     assert set(entry["int8"]) == {"step", "step_full", "context"} and "step_full" in entry["graphs"]
+    preset = get_preset("star-tiny")
+    f32, i8 = _session(info.path / "step.onnx"), _session(info.path / entry["int8"]["step"])
+    a, b = f32.run(None, _step_feeds(f32, preset))[0], i8.run(None, _step_feeds(i8, preset))[0]
+    assert 0 < np.abs(a - b).max() / np.abs(a).max() < INT8_RELATIVE
