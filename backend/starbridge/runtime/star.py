@@ -55,7 +55,7 @@ from ..geometry.kernels import composite_feathered
 from ..geometry.splat import SplatResult, Splatter, SplatterCache, pixel_points
 from ..scenes.bundle import SceneBundle
 from ..scenes.fused import FusedWorlds
-from .bundle import FULL_STEP, ModelInfo, read_model
+from .bundle import FULL_STEP, GRAPHS, ModelInfo, read_model
 from .condition import mask_encoder
 from .explicit import ExplicitSession
 from .generator import FrameRequest
@@ -148,6 +148,9 @@ class StarGraphs:
         self.cuda_graph = self.device == "cuda" and cuda_graph
         #: On the CPU, the bundle's int8 copies of its graphs where it has them (model/onnx_optimize.py).
         self.int8 = int8
+        cpu_int8 = (info.doc.get("cpu_graphs") or {}).get("int8", {}) if self.device == "cpu" and int8 else {}
+        #: The graphs whose int8 copy is asked for (one that does not load falls back, with a warning).
+        self.int8_graphs = tuple(g for g in (*GRAPHS, FULL_STEP) if g in cpu_int8)
         self.sessions = {}
         for name in ("encoder", "decoder", "context", "step"):
             providers_for: list[str | tuple[str, dict[str, str]]] = list(providers)
@@ -607,7 +610,9 @@ class StarGenerator:
         self._per_frame = self.info.temporal_stride == 1 and "encoder" not in self.graphs.streaming
         self._frames: dict[str, dict[int, np.ndarray]] = {}
         self._sources: dict[str, RenderSource] = {}
-        log.info("STAR model %s (%s weights) on %s", self.name, self.info.weights, self.execution_provider)
+        quantised = self.graphs.int8_graphs
+        log.info("STAR model %s (%s weights) on %s%s", self.name, self.info.weights, self.execution_provider,
+                 f"; int8 weights in {', '.join(quantised)}" if quantised else "")  # fmt: skip
 
     def check_size(self, width: int, height: int) -> None:
         if (width, height) != (self.info.width, self.info.height):
