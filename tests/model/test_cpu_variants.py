@@ -69,6 +69,9 @@ def test_bundle_records_its_cpu_variants(bundle):
     assert entry["int8_nodes"] == {"step": 6 * layers, "step_full": 6 * layers, "context": 2 * (layers - 1)}
     for file in (*entry["graphs"].values(), *entry["int8"].values()):
         assert (path / file).is_file()
+    for file in ("step.cpu.onnx", "step_full.cpu-int8.onnx", "context.cpu.onnx"):  # every FFN's tanh-GELU fused
+        ops = Counter(n.op_type for n in onnx.load(str(path / file)).graph.node)
+        assert ops["FastGelu"] == layers - file.startswith("context") and ops["Tanh"] == 0, (file, ops)
     ops = Counter(n.op_type for n in onnx.load(str(path / "step.cpu-int8.onnx")).graph.node)
     # (ONNX Runtime fuses them: one activation quantisation shared by q, k and v, its MatMuls MatMulIntegerToFloat)
     assert ops["DynamicQuantizeMatMul"] + ops["MatMulIntegerToFloat"] == 6 * layers
@@ -191,3 +194,47 @@ def test_the_shipped_bundle_has_its_variants():
     f32, i8 = _session(info.path / "step.onnx"), _session(info.path / entry["int8"]["step"])
     a, b = f32.run(None, _step_feeds(f32, preset))[0], i8.run(None, _step_feeds(i8, preset))[0]
     assert 0 < np.abs(a - b).max() / np.abs(a).max() < INT8_RELATIVE
+
+
+def _gelu_graph(tmp: Path, extra_reader: bool) -> Path:
+    """The tanh-GELU as torch.onnx writes it (constants as Constant nodes), on a (4, 8) input; with
+    `extra_reader`, the tanh's output is also a graph output (then the chain must stay)."""
+    from onnx import TensorProto, helper
+
+    def const(name: str, value: float):
+        return helper.make_node("Constant", [], [name], value=helper.make_tensor(name, TensorProto.FLOAT, [], [value]))
+
+    nodes = [
+        helper.make_node("Mul", ["x", "x"], ["sq"]),
+        helper.make_node("Mul", ["x", "sq"], ["cube"]),
+        const("c3", 0.044715), helper.make_node("Mul", ["c3", "cube"], ["cubic"]),
+        helper.make_node("Add", ["x", "cubic"], ["inner"]),
+        const("c1", 0.7978845834732056), helper.make_node("Mul", ["c1", "inner"], ["scaled"]),
+        helper.make_node("Tanh", ["scaled"], ["t"]),
+        const("one", 1.0), helper.make_node("Add", ["one", "t"], ["plus"]),
+        helper.make_node("Mul", ["x", "plus"], ["xt"]),
+        const("half", 0.5), helper.make_node("Mul", ["half", "xt"], ["y"]),
+    ]  # fmt: skip
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])]
+    if extra_reader:
+        outputs.append(helper.make_tensor_value_info("t", TensorProto.FLOAT, [4, 8]))
+    graph = helper.make_graph(nodes, "gelu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])], outputs)
+    path = tmp / f"gelu-{extra_reader}.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
+    return path
+
+
+def test_tanh_gelu_fuses_only_when_the_whole_chain_is_its_own(tmp_path: Path):
+    from starbridge.model.onnx_cpu_variants import fuse_tanh_gelu
+
+    x = np.linspace(-4, 4, 32, dtype=np.float32).reshape(4, 8)
+    src = _gelu_graph(tmp_path, extra_reader=False)
+    assert fuse_tanh_gelu(src, tmp_path / "fused.onnx") == 1
+    ops = Counter(n.op_type for n in onnx.load(str(tmp_path / "fused.onnx")).graph.node)
+    assert ops == Counter({"FastGelu": 1})
+    want = _session(src).run(None, {"x": x})[0]
+    got = _session(tmp_path / "fused.onnx").run(None, {"x": x})[0]
+    assert np.abs(got - want).max() < TIGHT
+    assert np.abs(want - torch.nn.functional.gelu(torch.from_numpy(x), approximate="tanh").numpy()).max() < TIGHT
+    shared = _gelu_graph(tmp_path, extra_reader=True)
+    assert fuse_tanh_gelu(shared, tmp_path / "not.onnx") == 0 and not (tmp_path / "not.onnx").exists()

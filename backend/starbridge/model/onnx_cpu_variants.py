@@ -1,18 +1,25 @@
-"""Two CPU-only variants of a bundle's graphs, derived from its portable ONNX graphs (no PyTorch, no weights
+"""CPU-only variants of a bundle's graphs, derived from its portable ONNX graphs (no PyTorch, no weights
 re-read: any bundle can be given them, the shipped one included). model/onnx_optimize.py writes them.
 
+* FastGelu: every tanh-GELU (nine element-wise nodes as the TorchScript exporter writes it, which ONNX
+  Runtime's own fusion does not recognise) as one com.microsoft FastGelu node: on two cores each of those
+  nodes cost 60-85 us (a thread-pool wake-up apiece), ~0.6 ms per feed-forward layer.
 * ``step_full``: the step graph for calls whose whole cache is valid (every block after the first): the
   attention bias input of each fused MultiHeadAttention node is dropped (it is all zeros then), and with it
   the nodes that built it from `valid` and the `valid` input itself. ONNX Runtime's CPU attention kernel then
-  skips the bias add. Measured on the shipped star-tiny (other processes paused, alternating rounds in one
-  process): a step call 12.4 -> 12.0 ms (int8: 12.0 -> 11.5); whole blocks 1.04x the frames/s with step_full,
-  1.09x with step_full and int8 (21.4 -> 23.3 fps).
+  skips the bias add.
 * int8: dynamic quantisation (ONNX Runtime's quantize_dynamic: int8 weights per output channel, activations
   quantised per call) of the MatMul nodes that `INT8_NODES` names per graph. Which ones is a measured choice:
   the quality benchmark (`bench/bench_quality.py --samples 4`, 4 held-out worlds, star-tiny) with every
   MatMul of step + context int8 lost 0.53 dB in disoccluded pixels and 0.30 dB overall; the step graph's
   transformer blocks alone, or the feed-forward layers of both graphs, lost nothing (+0.03 / -0.01 dB, noise);
   the context graph's attention projections are what cost (its keys and values are reused by every step).
+
+Measured on the shipped star-tiny (other processes paused, alternating rounds in one process, /tmp/prof
+scripts of session 6): a step call 12.4 ms -> 12.0 (step_full) -> 11.5 (+ int8); in a later round 12.1 ->
+11.1 with FastGelu too, a context call 14.2 -> 12.9; whole blocks of the shipped bundle 1.09x the frames/s
+with step_full and int8, 1.13x with FastGelu too (24.3 -> 27.4 fps). Quality against the float32 graphs
+(bench/results/quality-int8-vm.json, then quality-fastgelu-vm.json): equal PSNR, SSIM within 0.004.
 """
 
 from __future__ import annotations
@@ -66,6 +73,106 @@ def full_step_graph(src: Path, dst: Path) -> bool:
     onnx.checker.check_model(model)
     onnx.save(model, str(dst))
     return True
+
+
+#: tanh-GELU's constants as torch.onnx writes them (x + C3 * x^3, scaled by C1 inside the tanh).
+_GELU_CONSTANTS = {"cubic": 0.044715, "scale": 0.7978845608, "one": 1.0, "half": 0.5}
+
+
+def fuse_tanh_gelu(src: Path, dst: Path) -> int:
+    """Write graph `src` to `dst` with every tanh-approximated GELU, which the TorchScript exporter writes as
+    nine element-wise nodes (0.5 * (x * (1 + tanh(0.79788 * (x + 0.044715 * x * (x * x)))))) and ONNX Runtime
+    does not fuse in this form, as one com.microsoft FastGelu node (the same formula; its CPU kernel is one
+    vectorised pass). Returns how many were fused (0: `dst` not written)."""
+    onnx = _onnx()
+    from onnx import numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    constants = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node if n.op_type == "Constant"}
+    constants.update({i.name: numpy_helper.to_array(i) for i in graph.initializer})
+
+    def scalar(name: str, value: float) -> bool:
+        c = constants.get(name)
+        return c is not None and c.size == 1 and abs(float(c.reshape(())) - value) < 1e-6 * max(1.0, abs(value))
+
+    def split(node, value: float) -> str | None:
+        """The other operand of a binary node whose one operand is the scalar `value`."""
+        if node is None or len(node.input) != 2:
+            return None
+        a, b = node.input
+        return b if scalar(a, value) else a if scalar(b, value) else None
+
+    def only(name: str, op: str):
+        users = consumers.get(name, [])
+        return users[0] if len(users) == 1 and users[0].op_type == op else None
+
+    graph_outputs = {o.name for o in graph.output}
+
+    def mul_by(name: str, value: float):
+        """(node, other operand) if `name` is made by a Mul of the scalar `value`, else (None, None)."""
+        node = producer.get(name)
+        other = split(node, value) if node is not None and node.op_type == "Mul" else None
+        return (node, other) if other is not None else (None, None)
+
+    def chain_from(tanh) -> tuple | None:
+        """The nine nodes of one tanh-GELU around `tanh`, ending with its output node, and x; None if not one."""
+        scaled, inner_name = mul_by(tanh.input[0], _GELU_CONSTANTS["scale"])
+        inner = producer.get(inner_name or "")
+        if inner is None or inner.op_type != "Add":
+            return None
+        for x, cubic_name in (inner.input, reversed(inner.input)):
+            cubic_term, cube_name = mul_by(cubic_name, _GELU_CONSTANTS["cubic"])
+            cube = producer.get(cube_name or "")
+            if cube is None or cube.op_type != "Mul" or x not in cube.input:
+                continue
+            square = producer.get(cube.input[1] if cube.input[0] == x else cube.input[0])
+            if square is None or square.op_type != "Mul" or list(square.input) != [x, x]:
+                continue
+            plus_one = only(tanh.output[0], "Add")
+            times_x = only(plus_one.output[0], "Mul") if plus_one is not None and split(plus_one, 1.0) else None
+            half = only(times_x.output[0], "Mul") if times_x is not None and x in times_x.input else None
+            if half is None or not split(half, _GELU_CONSTANTS["half"]):
+                return None
+            return (square, cube, cubic_term, inner, scaled, tanh, plus_one, times_x, half), x
+        return None
+
+    fused, doomed, added = 0, set(), []
+    for tanh in [n for n in graph.node if n.op_type == "Tanh"]:
+        found = chain_from(tanh)
+        if found is None:
+            continue
+        chain, x = found
+        inside = {o for n in chain[:-1] for o in n.output}
+        if inside & graph_outputs or any(u not in chain for o in inside for u in consumers.get(o, [])):
+            continue  # an intermediate value is read elsewhere: leave it
+        half = chain[-1]
+        doomed.update(id(n) for n in chain)
+        gelu = onnx.helper.make_node("FastGelu", [x], [half.output[0]], name=f"{tanh.name}_FastGelu",
+                                     domain="com.microsoft")  # fmt: skip
+        added.append((half, gelu))
+        fused += 1
+    if not fused:
+        return 0
+    nodes = []
+    for n in graph.node:
+        if id(n) not in doomed:
+            nodes.append(n)
+        for last, new in added:
+            if n is last:
+                nodes.append(new)  # where the chain ended: every input is defined before it
+    del graph.node[:]
+    graph.node.extend(nodes)
+    _drop_dead(graph)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
+    onnx.save(model, str(dst))
+    return fused
 
 
 def _drop_dead(graph) -> None:

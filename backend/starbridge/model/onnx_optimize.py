@@ -16,7 +16,8 @@ Why only for the CPU: fusions are made for the provider the nodes are assigned t
 provider-specific; CUDA sessions keep loading the portable `<name>.onnx` (runtime/providers.py
 `optimised_graph`). Graphs with external data (past 2 GB) are left alone: they are GPU-sized models.
 
-Beside them, for float32 graphs (model/onnx_cpu_variants.py): `step_full.cpu.onnx`, the step graph for calls
+In float32 graphs the tanh-GELUs are first fused into ONNX Runtime's FastGelu (model/onnx_cpu_variants.py).
+Beside them, for float32 graphs: `step_full.cpu.onnx`, the step graph for calls
 whose whole cache is valid (no attention bias), and `<name>.cpu-int8.onnx`, the graphs with int8 weights
 where the quality benchmark measured no loss. The runtime uses the int8 copies on the CPU unless told not
 to (`serve --no-int8`): runtime/star.py.
@@ -29,7 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..runtime.bundle import FULL_STEP
-from .onnx_cpu_variants import full_step_graph, int8_nodes, is_float32, quantize_int8
+from .onnx_cpu_variants import full_step_graph, fuse_tanh_gelu, int8_nodes, is_float32, quantize_int8
 
 CPU = "CPUExecutionProvider"
 SUFFIX = ".cpu.onnx"
@@ -64,6 +65,10 @@ def optimize_for_cpu(folder: Path, graphs: Iterable[str], int8: bool = True) -> 
             sources[name] = src
             if name == "step" and is_float32(src) and full_step_graph(src, Path(scratch) / f"{FULL_STEP}.onnx"):
                 sources[FULL_STEP] = Path(scratch) / f"{FULL_STEP}.onnx"
+        for name, src in list(sources.items()):
+            gelu = Path(scratch) / f"{name}.gelu.onnx"
+            if is_float32(src) and fuse_tanh_gelu(src, gelu):
+                sources[name] = gelu
         for name, src in sources.items():
             _optimise(src, folder / f"{name}{SUFFIX}")
             written[name] = f"{name}{SUFFIX}"
