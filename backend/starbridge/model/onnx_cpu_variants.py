@@ -142,7 +142,7 @@ def fuse_tanh_gelu(src: Path, dst: Path) -> int:
             return (square, cube, cubic_term, inner, scaled, tanh, plus_one, times_x, half), x
         return None
 
-    fused, doomed, added = 0, set(), []
+    fused, doomed, added = 0, set[int](), []
     for tanh in [n for n in graph.node if n.op_type == "Tanh"]:
         found = chain_from(tanh)
         if found is None:
