@@ -30,11 +30,14 @@ surfaces): the renderer treats +inf as a direction. Per frame:
 6. **Infinity.** Confident inverse depths within `far_planes` plane steps of zero are at infinity. Sky: flat
    colour (every channel's local std below `sky_texture`) touching the top border, grown a few pixels into
    neighbours of nearly the same colour, whose confident surroundings are far (their `sky_ring_percentile`
-   inverse depth at most `sky_far_ratio` times the frame's median): +inf.
+   inverse depth at most `sky_far_ratio` times the frame's median): +inf; unless the region is a wall (it
+   encloses confident depth, at least `sky_wall_inner` of its area, about as far as its own outline: windows
+   in a plain facade), which is filled like any other hole.
 7. **Fill** the rest by first-order normalised convolution: a plane in inverse depth (linear in the image on
    any planar surface, so slanted ground is not flattened) fitted at every pixel to the confident inverse
    depths with the edge-aware weights of the domain transform's recursive filter, guided by the colour;
-   the nearest confident value where there is no support.
+   the nearest confident value where there is no support. Optionally (`planes`, off: depth_config.py says
+   why) a RANSAC plane per plain-colour superpixel replaces the fill there (depth_planes.py).
 8. **Upsample** to the frame size (depth_upsample.py, compiled): bilinear in inverse depth where the four
    low-resolution neighbours agree within `upsample_blend` (relative), else the neighbour whose colour is
    nearest the full-resolution pixel's (no flying pixels across depth edges). The working-size inverse depth
@@ -54,9 +57,9 @@ nearer surfaces around them; the more textured side of a depth edge still fatten
 or two (less with the shiftable windows), and a flat face whose only texture runs along the motion takes its
 depth from the fill, which leaks across weak colour edges.
 
-Modules: depth_config.py (settings), depth_sweep.py (steps 3-4, with depth_sgm.py), depth_fill.py (steps 5-7),
-depth_upsample.py (step 8), depth_ops.py (image and camera helpers); depth_align.py aligns a user's monocular
-depth to the tracked scale.
+Modules: depth_config.py (settings), depth_sweep.py (steps 3-4, with depth_sgm.py), depth_fill.py (steps 5-7,
+with depth_planes.py), depth_upsample.py (step 8), depth_ops.py (image and camera helpers); depth_align.py
+aligns a user's monocular depth to the tracked scale.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from scipy import ndimage
 
 from .depth_config import DepthConfig
 from .depth_ops import domain_transform, nearest, project, relative
+from .depth_planes import refine_planes
 from .depth_sweep import SweepContext, SweptFrame
 
 
@@ -63,6 +64,9 @@ def finish(ctx: SweepContext, swept: list[SweptFrame], i: int) -> tuple[np.ndarr
     holes = ~conf & ~sky
     if holes.any() and conf.any():
         out = _fill(out, conf, holes, ctx.rgb[i], cfg)
+        if cfg.planes:
+            rho_max = float(ctx.step[i] * (ctx.planes[i] - 1))
+            out = np.where(holes, refine_planes(out, conf, ctx.rgb[i], rho_max, cfg, seed=i), out)
     elif not conf.any():
         out[:] = 0.0  # no confident pixel at all: nothing to fill from
     out[sky] = 0.0
@@ -89,9 +93,23 @@ def _sky(rgb: np.ndarray, conf: np.ndarray, rho: np.ndarray, cfg: DepthConfig) -
     for lab in top:
         region = _grow(labels == lab, rgb, cfg.sky_grow_colour, k // 2 + 1)
         ring = ndimage.binary_dilation(region, iterations=k // 2 + 1) & ~region & conf
-        if not ring.any() or float(np.percentile(rho[ring], cfg.sky_ring_percentile)) <= cfg.sky_far_ratio * median_rho:
+        if not ring.any():
+            sky |= region
+            continue
+        ring_rho = float(np.percentile(rho[ring], cfg.sky_ring_percentile))
+        if ring_rho <= cfg.sky_far_ratio * median_rho and not _wall(region, near_conf, rho, ring_rho, cfg):
             sky |= region
     return sky
+
+
+def _wall(region: np.ndarray, finite: np.ndarray, rho: np.ndarray, ring_rho: float, cfg: DepthConfig) -> bool:
+    """A flat region that encloses confident finite depth (at least `sky_wall_inner` of its area) as far as
+    its own surroundings (median inverse depth at most `sky_wall_agree` times the ring's) is a wall with
+    windows, not sky; a near object floating in the sky (far surroundings) does not make it one."""
+    inner = ndimage.binary_fill_holes(region) & ~region & finite
+    if inner.sum() < max(1.0, cfg.sky_wall_inner * region.sum()):
+        return False
+    return bool(np.median(rho[inner]) <= cfg.sky_wall_agree * ring_rho)
 
 
 def _grow(region: np.ndarray, rgb: np.ndarray, tolerance: float, steps: int) -> np.ndarray:
