@@ -8,24 +8,52 @@ their view hardly turning), a prior, and the words that say how it was chosen. W
 give it too (track_vanishing.py: orthogonal vanishing points), that cue is combined with the motion's by their
 uncertainties when the two agree (when they do not: the motion's if it measures it well, else the surer one,
 `combine_fov`): it decides where the motion cannot (an orbit, a dolly), and barely moves a field of view the
-motion measures well."""
+motion measures well. Where the motion measures it less surely than fov_structure_above_deg, the walls' lean against
+the ground in the candidates' models (track_structure.py) is a third cue, merged with the vanishing points'
+(`merge_scene_cues`: by their uncertainties when they agree, neither when they do not) before that."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from .track_mapping import MapBuilder, MapRun, focal_of, fov_of, model_arrays
-from .track_types import FOV_DEFAULT, FOV_ESTIMATED, FOV_VANISHING, FovScore, TrackingConfig, TrackingError
+from .track_structure import StructureCue, WallLean, search_structure
+from .track_types import (
+    FOV_DEFAULT,
+    FOV_ESTIMATED,
+    FOV_STRUCTURE,
+    FOV_VANISHING,
+    FovScore,
+    TrackingConfig,
+    TrackingError,
+)
 from .track_vanishing import VanishingCue
+
+#: How the words name each cue.
+CUE_NAMES = {FOV_VANISHING: "the vanishing points", FOV_STRUCTURE: "the walls and ground", FOV_ESTIMATED: "the motion"}
+
+
+@dataclass(frozen=True)
+class SceneCue:
+    """The scene's cues (vanishing points, walls and ground) merged: the field of view (nan when none
+    determines it), its standard deviation, which decided (FOV_VANISHING or FOV_STRUCTURE) and the words."""
+
+    determined: bool
+    vertical_fov_deg: float
+    sigma_deg: float
+    source: str
+    note: str
 
 
 class FovSearch:
     """One search. `scores` and `warnings` are the tracker's lists (appended to as the search goes, so they
-    keep what was found even when it fails); `cue`: the vanishing points' (None: not searched); `source`,
-    `sigma` and `note` are set by `run`."""
+    keep what was found even when it fails); `cue`: the vanishing points' (None: not searched); `structure`:
+    the walls' lean in a mapped model (None: not searched); `source`, `sigma`, `note` and `structure_cue`
+    are set by `run`."""
 
     def __init__(
         self,
@@ -37,6 +65,7 @@ class FovSearch:
         scores: list[FovScore],
         warnings: list[str],
         cue: VanishingCue | None = None,
+        structure: Callable[[MapRun], WallLean] | None = None,
     ) -> None:
         self.builder = builder
         self.cfg = config
@@ -46,6 +75,9 @@ class FovSearch:
         self.scores = scores
         self.warnings = warnings
         self.cue = cue
+        self.structure = structure
+        self.structure_cue: StructureCue | None = None
+        self.scene: SceneCue | None = None
         self.source = FOV_ESTIMATED
         self.sigma = math.nan
         self.note = ""
@@ -142,7 +174,20 @@ class FovSearch:
                 if again.num_registered < base.num_registered - 1 or not again.num_points:
                     break
                 run = again
-        fov, source, sigma_all = combine_fov(steps[-1], sigma, self.cue, self.cfg)
+        if self.structure is not None and not sigma <= cfg.fov_structure_above_deg:
+            # every model that placed half the keyframes: the walls need no complete map, and a model the
+            # mapper found harder at a wrong focal length still shows its lean
+            well = {r.vertical_fov_deg: r for r in runs if r.num_registered >= max(3, 0.5 * most) and r.num_points}
+            start = median if refined else cfg.default_fov_deg
+
+            def lean_at(fov: float) -> WallLean:
+                lean = self.structure(well[fov])  # type: ignore[misc]
+                tick()
+                return lean
+
+            self.structure_cue = search_structure(list(well), start, lean_at)
+        self.scene = merge_scene_cues(self.cue, self.structure_cue, cfg)
+        fov, source, sigma_all = combine_fov(steps[-1], sigma, self.scene, self.cfg)
         if final is None or abs(final.vertical_fov_deg - fov) > 0.25:
             final = map_all([fov, *retries])
             self._score(final, "final", math.nan)
@@ -163,7 +208,7 @@ class FovSearch:
         sigma_all: float,
     ) -> str:
         cfg = self.cfg
-        cue = self.cue
+        cue = self.scene
         moved = (
             f"moved {len(refined)} of them to {', '.join(f'{r:.0f}' for r in sorted(refined))}"
             if refined
@@ -174,7 +219,7 @@ class FovSearch:
             f"({min(candidates):g}-{max(candidates):g} degrees) and bundle adjustment with the focal length free "
             f"(then again without its outliers) {moved}"
         )
-        lines = f"vanishing points: {cue.note}" if cue is not None else ""
+        lines = cue.note if cue is not None else ""
         if source == FOV_DEFAULT:
             self.source = FOV_DEFAULT
             self.warnings.append(
@@ -184,7 +229,7 @@ class FovSearch:
             return (
                 f"assumed {cfg.default_fov_deg:g} degrees: {scan}{', which do not agree' if refined else ''} (this "
                 "camera motion, straight ahead, circling one point or barely moving, hardly measures it)"
-                + (f"; nor do the {lines}" if cue is not None else "")
+                + (f"; nor does the scene ({lines})" if cue is not None else "")
             )
         self.source = source
         measured = math.isfinite(sigma) and sigma <= cfg.fov_unmeasurable_deg
@@ -196,22 +241,26 @@ class FovSearch:
             )
         else:
             words = (
-                f"from the {lines}; the camera motion does not measure it ({scan}"
+                f"from {CUE_NAMES.get(source, 'the scene')} ({lines}); the camera motion does not measure it ({scan}"
                 f"{', which do not agree' if refined else ''})"
             )
         if measured and cue is not None and cue.determined:
             if cues_agree(steps[-1], sigma, cue, cfg):
-                most = "the vanishing points" if source == FOV_VANISHING else "the motion"
-                words += f"; combined with the {lines} ({most} weighing most): {fov:.1f} +- {sigma_all:.1f} degrees"
+                most = CUE_NAMES.get(source, "the motion")
+                words += (
+                    f"; combined with the scene ({lines}; {most} weighing most): {fov:.1f} +- {sigma_all:.1f} degrees"
+                )
             else:
                 kept = (
                     "the motion's kept (it measures it well)"
                     if sigma <= cfg.fov_tolerance_deg
-                    else ("the motion's kept, being surer" if source == FOV_ESTIMATED else "theirs kept, being surer")
+                    else (
+                        "the motion's kept, being surer" if source == FOV_ESTIMATED else "the scene's kept, being surer"
+                    )
                 )
-                words += f"; the {lines}, which disagrees: {kept}"
+                words += f"; the scene ({lines}) disagrees: {kept}"
         elif measured and cue is not None:
-            words += f" (the {lines})"
+            words += f" (the scene: {lines})"
         if abs(fov - steps[-1]) > 0.05 and source == FOV_ESTIMATED and not (cue is not None and cue.determined):
             words += f" ({fov:.1f} with the prior of {cfg.default_fov_deg:g} +- {cfg.fov_prior_sigma_deg:g})"
         if sigma_all > cfg.fov_tolerance_deg:
@@ -274,26 +323,55 @@ def fov_score(run: MapRun, stage: str, refined_fov: float) -> FovScore:
     return FovScore(run.vertical_fov_deg, stage, run.num_registered, run.num_points, run.mean_error_px, refined_fov)
 
 
-def cues_agree(motion: float, sigma: float, cue: VanishingCue, config: TrackingConfig) -> bool:
-    """The vanishing points' field of view agrees with the motion's (within fov_cue_agreement sigmas)."""
+def cues_agree(
+    motion: float, sigma: float, cue: VanishingCue | StructureCue | SceneCue, config: TrackingConfig
+) -> bool:
+    """The scene's field of view agrees with the motion's (within fov_cue_agreement sigmas)."""
     return abs(cue.vertical_fov_deg - motion) <= config.fov_cue_agreement * math.hypot(sigma, cue.sigma_deg)
 
 
+def merge_scene_cues(
+    vanishing: VanishingCue | None, structure: StructureCue | None, config: TrackingConfig
+) -> SceneCue | None:
+    """The scene's cues as one (None when neither was searched): the determined ones by their inverse
+    variances when they agree within fov_cue_agreement combined standard deviations (the surer decides), none
+    when they disagree (one of them is mistaken, and which cannot be told)."""
+    named = [(FOV_VANISHING, vanishing), (FOV_STRUCTURE, structure)]
+    searched = [(source, c) for source, c in named if c is not None]
+    if not searched:
+        return None
+    note = "; ".join(f"{CUE_NAMES[source][4:]}: {c.note}" for source, c in searched)
+    sure = [(source, c) for source, c in searched if c.determined]
+    if len(sure) == 2:
+        (_, a), (_, b) = sure
+        if abs(a.vertical_fov_deg - b.vertical_fov_deg) > config.fov_cue_agreement * math.hypot(
+            a.sigma_deg, b.sigma_deg
+        ):
+            return SceneCue(False, math.nan, math.inf, FOV_VANISHING, f"{note} (they disagree: neither is used)")
+    if not sure:
+        return SceneCue(False, math.nan, math.inf, FOV_VANISHING, note)
+    weights = [1.0 / max(c.sigma_deg, 1e-6) ** 2 for _, c in sure]
+    value = sum(w * c.vertical_fov_deg for w, (_, c) in zip(weights, sure, strict=True)) / sum(weights)
+    source = sure[int(np.argmax(weights))][0]
+    return SceneCue(True, value, 1.0 / math.sqrt(sum(weights)), source, note)
+
+
 def combine_fov(
-    motion: float, sigma: float, cue: VanishingCue | None, config: TrackingConfig
+    motion: float, sigma: float, cue: VanishingCue | SceneCue | None, config: TrackingConfig
 ) -> tuple[float, str, float]:
     """The field of view from the motion's estimate (`motion` +- `sigma`; not measured when sigma is inf or
     above fov_unmeasurable_deg), the vanishing points' cue (None, or not determined: none) and the prior
     (default +- fov_prior_sigma_deg), weighted by their inverse variances; which decided (FOV_ESTIMATED or
     FOV_VANISHING, the heavier, or FOV_DEFAULT when neither measures it); the standard deviation (without
-    the prior; inf for the default). When motion and vanishing points disagree, a motion that measures it
+    the prior; inf for the default). The cue's `source` names it (FOV_VANISHING when it has none). When
+    motion and scene disagree, a motion that measures it
     well (within fov_tolerance_deg) is kept: the scene's right angles can be mistaken (two directions not
     quite at right angles); else the surer of the two."""
     cues: list[tuple[float, float, str]] = []
     if math.isfinite(sigma) and sigma <= config.fov_unmeasurable_deg:
         cues.append((motion, max(sigma, 1e-6), FOV_ESTIMATED))
     if cue is not None and cue.determined:
-        seen = (cue.vertical_fov_deg, max(cue.sigma_deg, 1e-6), FOV_VANISHING)
+        seen = (cue.vertical_fov_deg, max(cue.sigma_deg, 1e-6), getattr(cue, "source", FOV_VANISHING))
         if not cues or cues_agree(motion, sigma, cue, config):
             cues.append(seen)
         elif sigma > config.fov_tolerance_deg and seen[1] < sigma:

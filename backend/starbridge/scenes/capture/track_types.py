@@ -26,6 +26,7 @@ FOV_GIVEN = "given"
 FOV_ESTIMATED = "estimated"
 FOV_DEFAULT = "default"
 FOV_VANISHING = "vanishing points"  # the scene's right angles decided (the motion did not, or less surely)
+FOV_STRUCTURE = "walls and ground"  # the scene's 3D structure decided: walls upright on the ground
 
 
 class TrackingError(SceneError):
@@ -102,6 +103,11 @@ class TrackingConfig:
     #: fov_tolerance_deg, the surer one if not); fov_vanishing False: not searched.
     fov_cue_agreement: float = 3.0
     fov_vanishing: bool = True
+    #: Where the motion measures the field of view less surely than `fov_structure_above_deg` (standard
+    #: deviation; 0: always), the walls' lean against the ground in the candidates' models (track_structure.py)
+    #: is a third cue; False: not searched (it costs a stereo pass of a few keyframes per model tried, 2-4).
+    fov_structure: bool = True
+    fov_structure_above_deg: float = 3.0
     #: The mapper's initial pair needs at least this triangulation angle, degrees.
     init_min_tri_angle_deg: float = 4.0
     #: The clip is solved as rotation only when the keyframes' matches fit a pure rotation nearly as well as

@@ -18,7 +18,9 @@
    the motion does not measure the field of view (straight ahead, circling one point, barely moving) the
    candidates disagree, or the cameras travel along their view hardly turning. The scene's right angles are
    a second cue (track_vanishing.py: orthogonal vanishing points in the keyframes), combined with the motion's
-   by their uncertainties: it decides where the motion cannot. Where neither measures it, the default (60) is
+   by their uncertainties: it decides where the motion cannot; where the motion measures it poorly, the walls'
+   lean against the ground in the candidates' models is a third (track_structure.py: dense stereo of a few
+   keyframes per model; walls lean when the focal length is wrong). Where none measures it, the default (60) is
    assumed, said so in a warning. A given
    `vertical_fov_deg` is used as is (one mapping run). Should mapping fail, or its cameras hardly move, a
    rotation that fits fairly well is used instead;
@@ -64,10 +66,12 @@ from .track_fov import FovSearch, fov_score
 from .track_mapping import MapBuilder, MapRun, focal_of, fov_of, model_arrays
 from .track_register import PosedFrames, Registrar
 from .track_rotation import PairMatches, RotationSolution, epipolar_noise, estimate_focal, pair_matches, solve_rotations
+from .track_structure import StructureConfig, WallLean, model_cloud, wall_lean
 from .track_types import (
     FOV_DEFAULT,
     FOV_ESTIMATED,
     FOV_GIVEN,
+    FOV_STRUCTURE,
     FOV_VANISHING,
     POSE_INTERPOLATED,
     POSE_KEYFRAME,
@@ -85,6 +89,7 @@ __all__ = [
     "FOV_DEFAULT",
     "FOV_ESTIMATED",
     "FOV_GIVEN",
+    "FOV_STRUCTURE",
     "FOV_VANISHING",
     "POSE_INTERPOLATED",
     "POSE_KEYFRAME",
@@ -380,6 +385,7 @@ class _Tracker:
             self.fov_scores,
             self.warnings,
             self._vanishing(),
+            self._wall_lean if self.cfg.fov_structure else None,
         )
         run = search.run()
         self.fov_source, self.fov_sigma, self.fov_note = search.source, search.sigma, search.note
@@ -394,6 +400,18 @@ class _Tracker:
             config = VanishingConfig(fov_range_deg=self.cfg.fov_range_deg, seed=self.cfg.seed)
             self._cue = vanishing_fov(self.images.grey[self.keyframes], self.keyframes, config)
         return self._cue
+
+    def _wall_lean(self, run: MapRun) -> WallLean:
+        """The walls' lean against the ground in a mapped model (track_structure.py): stereo of a few of its
+        keyframes with its poses at its field of view."""
+        config = StructureConfig(seed=self.cfg.seed)
+        poses, points, _, _ = model_arrays(run)
+        mapped = sorted(poses)
+        count = min(config.stereo_keyframes, len(mapped))
+        pick = [mapped[i] for i in np.unique(np.linspace(0, len(mapped) - 1, count).round().astype(int))]
+        c2w = np.array([np.linalg.inv(np.vstack([poses[k], [0.0, 0.0, 0.0, 1.0]])) for k in pick])
+        frames = self.frames[[self.keyframes[k] for k in pick]]
+        return wall_lean(model_cloud(frames, run.vertical_fov_deg, c2w, points), c2w, run.vertical_fov_deg, config)
 
     def _map_given(self, builder: MapBuilder, focal: float) -> MapRun:
         nk = len(self.keyframes)
