@@ -85,6 +85,9 @@ def test_composite_is_the_numpy_formula_bit_for_bit():
     composite_visible(got, renders, masks)
     assert np.array_equal(got, want)
     assert not np.array_equal(got, frames)
+    strided = np.asfortranarray(frames)  # an engine may hand over a non-contiguous array: composited in place
+    composite_visible(strided, renders, masks)
+    assert np.array_equal(strided, want)
 
 
 def test_composite_keeps_valid_render_pixels(bundle: Path, demo_store: Path):

@@ -567,7 +567,13 @@ def composite_visible(frames: np.ndarray, renders: np.ndarray, masks: np.ndarray
     # The weight is the 3x3 box blur of the mask (its first and last rows/columns as they are) where the mask is
     # valid, 0 in the holes: it falls to ~1/3 at a hole's rim and is 1 deep inside valid areas. One compiled
     # pass (geometry/kernels.py; tests/runtime check it against the NumPy formula).
-    composite_feathered(frames, np.ascontiguousarray(renders), np.ascontiguousarray(masks, dtype=bool))
+    renders, masks = np.ascontiguousarray(renders), np.ascontiguousarray(masks, dtype=bool)
+    if frames.flags.c_contiguous:
+        composite_feathered(frames, renders, masks)
+    else:  # (an engine's strided view: composite a contiguous copy and write it back)
+        work = np.ascontiguousarray(frames)
+        composite_feathered(work, renders, masks)
+        frames[...] = work
 
 
 class StarGenerator:
