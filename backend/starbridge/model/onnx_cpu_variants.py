@@ -135,7 +135,8 @@ def fuse_tanh_gelu(src: Path, dst: Path) -> int:
             if square is None or square.op_type != "Mul" or list(square.input) != [x, x]:
                 continue
             plus_one = only(tanh.output[0], "Add")
-            times_x = only(plus_one.output[0], "Mul") if plus_one is not None and split(plus_one, 1.0) else None
+            one_plus = plus_one is not None and split(plus_one, _GELU_CONSTANTS["one"])
+            times_x = only(plus_one.output[0], "Mul") if one_plus else None
             half = only(times_x.output[0], "Mul") if times_x is not None and x in times_x.input else None
             if half is None or not split(half, _GELU_CONSTANTS["half"]):
                 return None
