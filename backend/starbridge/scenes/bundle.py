@@ -467,6 +467,11 @@ _SHARED: weakref.WeakValueDictionary[tuple, _Arrays] = weakref.WeakValueDictiona
 _RECENT: collections.deque[_Arrays] = collections.deque()
 _SHARED_LOCK = threading.Lock()
 _LOADING: dict[tuple, threading.Lock] = {}
+#: .npy files are opened one at a time: numpy parses their header with ast.literal_eval, and CPython 3.11's
+#: AST constructor keeps its recursion counter per interpreter, not per thread, so two threads parsing at once
+#: can fail with "SystemError: AST constructor recursion depth mismatch" (seen once in CI: a format-1 bundle's
+#: depth opening on the loader's helper thread while its frames opened on the caller's).
+_NPY_LOCK = threading.Lock()
 
 
 def drop_decoded() -> None:
@@ -650,7 +655,8 @@ class SceneBundle:
     def _npy(self, name: str, mmap: bool = True) -> np.ndarray:
         path = self.path / self.meta.storage[name]["file"]
         try:
-            arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+            with _NPY_LOCK:
+                arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise SceneError(f"{path}: cannot read array: {exc}") from exc
         if not mmap:
