@@ -146,8 +146,7 @@ class StarGraphs:
         #: On CUDA the step graph (called 4x per block) is captured as a CUDA graph, one per client
         #: session (RunOptions gpu_graph_id), its inputs and outputs at fixed device addresses.
         self.cuda_graph = self.device == "cuda" and cuda_graph
-        #: On the CPU, the bundle's int8 copies of its graphs where it has them (model/onnx_optimize.py).
-        self.int8 = int8
+        # On the CPU, the bundle's int8 copies of its graphs where it has them (model/onnx_optimize.py).
         cpu_int8 = (info.doc.get("cpu_graphs") or {}).get("int8", {}) if self.device == "cpu" and int8 else {}
         #: The graphs whose int8 copy is asked for (one that does not load falls back, with a warning).
         self.int8_graphs = tuple(g for g in (*GRAPHS, FULL_STEP) if g in cpu_int8)
