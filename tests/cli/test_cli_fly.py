@@ -86,6 +86,29 @@ def test_fly_stops_when_the_backend_shuts_down(serve, flights, tmp_path: Path):
     assert "frames received" in stdout and _decoded_frames(out) > 0
 
 
+def test_fly_gets_the_shutdown_notice_after_a_stall(serve, flights, tmp_path: Path):
+    """A flight paused across the backend's shutdown (a loaded machine starves it) still reads the notice: the
+    backend keeps its port open until the engine hangs up. Closing at once (as it did) made the engine's next
+    pose meet a closed port, and the TCP reset discarded the notice the engine had not read yet."""
+    backend = serve()
+    proc, out, _ = _start_flight(flights, backend.endpoint, tmp_path)
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        backend.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while "closed: backend shutting down" not in backend.banner:  # the notice is on its way
+            assert time.monotonic() < deadline and backend.proc.poll() is None, backend.banner
+            time.sleep(0.02)
+        time.sleep(0.5)  # the stall: the engine reads nothing for a while after the notice went out
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "shut down during the flight" in _one_line_error(stderr)
+    assert _decoded_frames(out) > 0
+    assert backend.proc.wait(30) == 0
+
+
 def test_fly_stops_when_the_backend_hangs(serve, flights, tmp_path: Path):
     backend = serve()
     proc, out, _ = _start_flight(flights, backend.endpoint, tmp_path)

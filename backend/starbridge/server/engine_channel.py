@@ -10,6 +10,12 @@ The loop never blocks on a session: closing one (Goodbye) only marks it closed; 
 joined elsewhere. Each turn it reads everything queued and keeps only each peer's newest pose
 (older ones still count as heartbeats), so a backlog can never build up behind a busy machine.
 Peers without a session are not remembered, and oversized envelopes are answered, not dropped.
+
+Stopping (after the manager posted each session's shutdown notice): the loop delivers the notices, then keeps
+the socket open and reading until every engine has hung up or the shutdown grace has passed. Closing at once
+would lose the notice for an engine that was slow to read it (a loaded machine, a paused process): the engine's
+next pose would reach a closed port, and the TCP reset that answers it discards whatever the engine's system
+had received but the engine had not read yet, the notice included — the engine would report a crash.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from ..errors import Malformed
 from ..protocol import engine_pb2 as pb
@@ -45,8 +52,6 @@ CLOSE_LINGER_MS = 2000
 #: Control messages (Welcome, Error) held back while their peer is at its high-water mark, at most; frames
 #: are dropped there instead (newer ones follow), control messages are retried until delivered.
 HELD_MAX = 256
-#: At shutdown, how long held control messages are retried before the socket closes, seconds.
-HELD_FLUSH_S = 1.0
 #: ZMTP PING interval towards engines, milliseconds (the plugins' ZMTP clients answer PONG).
 HEARTBEAT_IVL_MS = 2000
 #: Outgoing messages queued per peer before ZeroMQ drops (about a second of frames at 30 fps).
@@ -95,6 +100,10 @@ class EngineChannel:
         self._socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self._socket.setsockopt(zmq.RCVHWM, 1000)
         self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        # Connections open now (file descriptors), from the socket's monitor: at shutdown the loop waits for
+        # the engines to hang up.
+        self._monitor = self._socket.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        self._open_fds: set[int] = set()
         # An engine that reconnects with the routing id of a half-closed connection takes it over
         # instead of being dropped silently.
         self._socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
@@ -115,25 +124,30 @@ class EngineChannel:
         self._connections: dict[bytes, Connection] = {}
         self._outbox_flushed = False
         self._stop = threading.Event()
+        self._grace_s = 0.0
         self._thread = threading.Thread(target=self._run, name="engine-channel", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        """End the loop (it closes the socket on its way out); a channel never started is closed here."""
+        """End the loop: it delivers what is queued (the shutdown notices), waits up to `timeout` seconds for
+        the engines to hang up, and closes the socket. A channel never started is closed here."""
         if self._stop.is_set():
             return  # stopped already
+        self._grace_s = max(0.0, timeout)
         self._stop.set()
         if self._thread.ident is None:
             self._close()
             return
         self._wake()
-        self._thread.join(timeout)
+        self._thread.join(self._grace_s + 1.0)
 
     close = stop
 
     def _close(self) -> None:
+        self._socket.disable_monitor()
+        self._monitor.close(0)
         self._socket.close(CLOSE_LINGER_MS if self._outbox_flushed else 0)
         self._wake_r.close()
         self._wake_w.close()
@@ -159,28 +173,47 @@ class EngineChannel:
         poller = zmq.Poller()
         poller.register(self._socket, zmq.POLLIN)
         poller.register(self._wake_r.fileno(), zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
         try:
             while not self._stop.is_set():
-                events = dict(poller.poll(100))
-                if self._wake_r.fileno() in events:
-                    try:
-                        while self._wake_r.recv(4096):
-                            pass
-                    except BlockingIOError:
-                        pass
-                self._flush_outbox()
-                if self._socket in events:
-                    self._drain_inbox()
-                self._forget_closed()
-            self._flush_outbox()  # e.g. the shutdown notice
-            deadline = time.monotonic() + HELD_FLUSH_S
-            while self._held and time.monotonic() < deadline:  # a lagging peer: let its notice through
-                time.sleep(0.01)
-                self._flush_outbox()
+                self._turn(poller, 100)
+            # Stopping: deliver the notices (held ones too, once a lagging peer makes room) and let the
+            # engines hang up first (see the module's docstring); Hellos meanwhile get SHUTTING_DOWN.
+            self._flush_outbox()
+            deadline = time.monotonic() + self._grace_s
+            while (self._held or self._open_fds) and (left := deadline - time.monotonic()) > 0:
+                self._turn(poller, min(50, max(1, int(left * 1000))))
             self._outbox_flushed = True
         finally:
             self._connections.clear()  # the manager closes the sessions themselves
             self._close()
+
+    def _turn(self, poller: zmq.Poller, timeout_ms: int) -> None:
+        """One pass of the loop: wait up to `timeout_ms` for anything, then act on all of it."""
+        events = dict(poller.poll(timeout_ms))
+        if self._wake_r.fileno() in events:
+            try:
+                while self._wake_r.recv(4096):
+                    pass
+            except BlockingIOError:
+                pass
+        if self._monitor in events:
+            self._track_connections()
+        self._flush_outbox()
+        if self._socket in events:
+            self._drain_inbox()
+        self._forget_closed()
+
+    def _track_connections(self) -> None:
+        while True:
+            try:
+                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                self._open_fds.add(event["value"])
+            elif event["event"] == zmq.EVENT_DISCONNECTED:
+                self._open_fds.discard(event["value"])
 
     def _drain_inbox(self) -> None:
         """Read what is queued (up to MAX_BATCH messages) and act on it, each peer's poses coalesced."""
