@@ -109,6 +109,24 @@ def test_fly_gets_the_shutdown_notice_after_a_stall(serve, flights, tmp_path: Pa
     assert backend.proc.wait(30) == 0
 
 
+def test_fly_that_fell_behind_survives_a_killed_backend(serve, flights, tmp_path: Path):
+    """A flight paused long enough for unread frames to pile up, whose backend then dies: a clean one-line
+    error. With 32 unread messages allowed (as before), libzmq 4.3.5 aborted the process on its first pose
+    after the reset (`Assertion failed: !_io_error`, exit 134)."""
+    backend = serve()
+    proc, _, _ = _start_flight(flights, backend.endpoint, tmp_path)
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(3.0)  # the stall: ~60 frames at 20 fps pile up unread
+        assert backend.stop(signal.SIGKILL) == -signal.SIGKILL
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 1, stderr
+    assert "from the backend at" in _one_line_error(stderr)
+    assert "frames received" in stdout
+
+
 def test_fly_stops_when_the_backend_hangs(serve, flights, tmp_path: Path):
     backend = serve()
     proc, out, _ = _start_flight(flights, backend.endpoint, tmp_path)

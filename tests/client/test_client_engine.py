@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import zmq
 
-from starbridge.client.engine import EngineClient, now_us
+from starbridge.client.engine import RECEIVE_BUDGET_BYTES, RECEIVE_HWM, EngineClient, now_us, receive_hwm
 from starbridge.errors import (
     BackendUnavailable,
     InvalidArgument,
@@ -342,6 +342,17 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_receive_queue_is_sized_by_memory():
+    """Frame notices never fill it; inline frames up to the memory budget, never fewer than before the session
+    (a full queue and a hang-up abort libzmq 4.3.5: tests/cli/test_cli_fly.py has the process-level test)."""
+    shm = pb.Welcome(transport=pb.FRAME_TRANSPORT_SHARED_MEMORY, width=1920, height=1080)
+    assert receive_hwm(shm) == 100_000
+    inline = pb.Welcome(transport=pb.FRAME_TRANSPORT_INLINE, width=256, height=144)
+    assert receive_hwm(inline) == RECEIVE_BUDGET_BYTES // (256 * 144 * 4 + 256) > 30 * 30
+    huge = pb.Welcome(transport=pb.FRAME_TRANSPORT_INLINE, width=7680, height=4320)
+    assert receive_hwm(huge) == RECEIVE_HWM
 
 
 def test_no_backend_times_out_with_a_hint():

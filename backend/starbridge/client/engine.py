@@ -47,8 +47,16 @@ log = logging.getLogger(__name__)
 Vector = Sequence[float] | np.ndarray
 #: How long close() lets a queued Goodbye reach the backend, milliseconds.
 LINGER_MS = 100
-#: Frames queued in the socket before ZeroMQ drops (the newest matter; about a second at 30 fps).
+#: Messages the socket holds unread before it stops reading the connection (until the session starts).
 RECEIVE_HWM = 32
+#: Once the session's transport is known, the unread queue is sized by memory instead. libzmq 4.3.5 (pyzmq's)
+#: aborts the whole process (assertion `!_io_error`, stream_engine_base.cpp) when a connection hangs up while
+#: this queue is full and the client then sends: a client that fell behind (a paused or starved process) whose
+#: backend died. A frame notice (shared memory) is about a hundred bytes, so the queue never fills there; an
+#: inline frame carries its pixels, so at most RECEIVE_BUDGET_BYTES of them wait (about 60 s of star-tiny's
+#: 256x144 frames at 30 fps; 10 s at 640x360, the backend's heartbeat timeout).
+RECEIVE_BUDGET_BYTES = 256 * 1024 * 1024
+RECEIVE_HWM_MAX = 100_000
 
 TRANSPORTS = {
     "shm": pb.FRAME_TRANSPORT_SHARED_MEMORY,
@@ -86,6 +94,14 @@ class ReceivedFrame(Frame):
     received_time_us: int
     #: "shared_memory" or "inline".
     transport: str
+
+
+def receive_hwm(welcome: pb.Welcome) -> int:
+    """Unread messages the socket may hold in a session (see RECEIVE_BUDGET_BYTES)."""
+    message_bytes = 256  # an envelope
+    if welcome.transport != pb.FRAME_TRANSPORT_SHARED_MEMORY:
+        message_bytes += welcome.width * welcome.height * 4
+    return max(RECEIVE_HWM, min(RECEIVE_HWM_MAX, RECEIVE_BUDGET_BYTES // message_bytes))
 
 
 class EngineClient:
@@ -187,6 +203,7 @@ class EngineClient:
     def _start(self, welcome: pb.Welcome) -> None:
         self.welcome = welcome
         self._last_frame_sequence = 0
+        self._socket.setsockopt(zmq.RCVHWM, receive_hwm(welcome))  # (applies to the open connection too)
         try:
             check_peer_version(welcome.protocol.major, welcome.protocol.minor, CLIENT, "welcome.protocol")
         except ProtocolMismatch:
