@@ -20,6 +20,7 @@ from starbridge.cli import main as cli_main  # noqa: E402
 from starbridge.errors import InvalidArgument  # noqa: E402
 from starbridge.geometry.camera import Intrinsics  # noqa: E402
 from starbridge.model.export import build_random, example_inputs, export_bundle  # noqa: E402
+from starbridge.model.onnx_cpu_variants import full_step_graph, split_branch  # noqa: E402
 from starbridge.model.onnx_optimize import optimize_bundle  # noqa: E402
 from starbridge.model.presets import get_preset  # noqa: E402
 from starbridge.runtime.bundle import packaged_models, read_model  # noqa: E402
@@ -58,10 +59,19 @@ def _session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), providers=[CPU])
 
 
+def _full_feeds(session: ort.InferenceSession, preset, time_graph: Path) -> dict[str, np.ndarray]:
+    """step_full's feeds: the step's, with the timestep branch's outputs (step_time) for its timestep."""
+    feeds = _step_feeds(session, preset)
+    timestep = {"timestep": example_inputs(preset)["step"][2].numpy()}
+    branch = _session(time_graph)
+    feeds.update(zip([o.name for o in branch.get_outputs()], branch.run(None, timestep), strict=True))
+    return feeds
+
+
 def test_bundle_records_its_cpu_variants(bundle):
     preset, path = bundle
     entry = read_model(path).doc["cpu_graphs"]
-    assert entry["graphs"]["step_full"] == "step_full.cpu.onnx"
+    assert entry["graphs"]["step_full"] == "step_full.cpu.onnx" and entry["graphs"]["step_time"] == "step_time.cpu.onnx"
     assert entry["int8"] == {g: f"{g}.cpu-int8.onnx" for g in ("step", "step_full", "context")}
     layers = preset.star.num_layers
     # q, k, v, o and two feed-forward MatMuls per block in the step graphs; the feed-forward ones in the context's
@@ -87,7 +97,7 @@ def test_full_step_drops_the_bias_and_computes_what_the_step_does(bundle):
     step, step_full = _session(path / "step.cpu.onnx"), _session(path / "step_full.cpu.onnx")
     whole = preset.star.context_tokens
     a = step.run(None, _step_feeds(step, preset, valid=whole))[0]
-    b = step_full.run(None, _step_feeds(step_full, preset))[0]
+    b = step_full.run(None, _full_feeds(step_full, preset, path / "step_time.cpu.onnx"))[0]
     assert np.abs(a - b).max() < TIGHT
     # ... and is not what the first block (half the cache padding) computes: the runtime must not use it there
     first = step.run(None, _step_feeds(step, preset, valid=preset.star.block_tokens))[0]
@@ -98,7 +108,8 @@ def test_int8_graphs_stay_close_to_float32(bundle):
     preset, path = bundle
     for name in ("step", "step_full"):
         f32, i8 = _session(path / f"{name}.cpu.onnx"), _session(path / f"{name}.cpu-int8.onnx")
-        a, b = f32.run(None, _step_feeds(f32, preset))[0], i8.run(None, _step_feeds(i8, preset))[0]
+        feeds = _step_feeds if name == "step" else lambda s, p: _full_feeds(s, p, path / "step_time.cpu.onnx")
+        a, b = f32.run(None, feeds(f32, preset))[0], i8.run(None, feeds(i8, preset))[0]
         relative = np.abs(a - b).max() / np.abs(a).max()
         assert 0 < relative < INT8_RELATIVE, (name, relative)  # different (int8 really ran) but close
 
@@ -113,6 +124,7 @@ def test_runtime_loads_int8_unless_told_not_to(bundle):
     assert Path(on.step_full._model_path).name == "step_full.cpu-int8.onnx"
     assert Path(off.sessions["step"]._model_path).name == "step.cpu.onnx"
     assert Path(off.step_full._model_path).name == "step_full.cpu.onnx"
+    assert Path(on.step_time._model_path).name == Path(off.step_time._model_path).name == "step_time.cpu.onnx"
     assert Path(on.sessions["decoder"]._model_path).name == "decoder.cpu.onnx"  # no int8 copy: float32
 
 
@@ -128,6 +140,65 @@ class _Counting:
     def run_with_iobinding(self, *args):
         self.calls += 1
         return self.session.run_with_iobinding(*args)
+
+
+def test_the_timestep_branch_is_split_off_exactly(bundle, tmp_path: Path):
+    preset, path = bundle
+    whole, main, branch = tmp_path / "whole.onnx", tmp_path / "main.onnx", tmp_path / "time.onnx"
+    assert full_step_graph(path / "step.onnx", whole)
+    boundary = split_branch(whole, main, branch)
+    layers = preset.star.num_layers
+    assert len(boundary) == 6 * layers + 2  # each block's six modulation vectors, the head's two
+    main_graph, branch_graph = onnx.load(str(main)).graph, onnx.load(str(branch)).graph
+    assert "timestep" not in {i.name for i in main_graph.input} and [i.name for i in branch_graph.input] == ["timestep"]
+    assert {"Sin", "Cos"} <= {n.op_type for n in branch_graph.node}
+    assert not {"Sin", "Cos"} & {n.op_type for n in main_graph.node}
+    s_whole, s_main, s_branch = _session(whole), _session(main), _session(branch)
+    for timestep in (1000.0, 250.0):
+        feeds = _step_feeds(s_whole, preset)
+        feeds["timestep"] = np.array([timestep], np.float32)
+        split = {k: v for k, v in feeds.items() if k != "timestep"}
+        split.update(zip(boundary, s_branch.run(None, {"timestep": feeds["timestep"]}), strict=True))
+        assert np.array_equal(s_whole.run(None, feeds)[0], s_main.run(None, split)[0])
+
+
+def test_a_graph_that_reads_the_input_itself_is_not_split(tmp_path: Path):
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Sin", ["timestep"], ["s"]), helper.make_node("Add", ["x", "s"], ["a"]),
+             helper.make_node("Mul", ["a", "timestep"], ["y"])]  # fmt: skip
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1]) for n in ("x", "timestep")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )  # fmt: skip
+    src = tmp_path / "g.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(src))
+    assert split_branch(src, tmp_path / "m.onnx", tmp_path / "b.onnx") == []
+    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "b.onnx").exists()
+
+
+def test_timestep_inputs_are_computed_once_per_timestep(bundle):
+    _, path = bundle
+    graphs = StarGraphs(read_model(path), (CPU,))
+    counted = graphs.step_time = _CountingRun(graphs.step_time)
+    first = graphs.time_inputs(750.0)
+    assert graphs.time_inputs(750.0) is first and counted.calls == 1
+    other = graphs.time_inputs(250.0)
+    assert counted.calls == 2 and not np.array_equal(first[0][1].numpy(), other[0][1].numpy())
+
+
+class _CountingRun:
+    """An InferenceSession whose run calls are counted."""
+
+    def __init__(self, session) -> None:
+        self.session, self.calls = session, 0
+
+    def get_outputs(self):
+        return self.session.get_outputs()
+
+    def run(self, *args):
+        self.calls += 1
+        return self.session.run(*args)
 
 
 def test_blocks_after_the_first_run_the_full_step_with_the_same_frames(bundle, demo_store):
@@ -189,7 +260,7 @@ def test_the_shipped_bundle_has_its_variants():
     """...made from its own graphs: the int8 step computes what its float32 step does, within int8's error."""
     info = read_model(packaged_models()["star-tiny"])
     entry = info.doc["cpu_graphs"]
-    assert set(entry["int8"]) == {"step", "step_full", "context"} and "step_full" in entry["graphs"]
+    assert set(entry["int8"]) == {"step", "step_full", "context"} and {"step_full", "step_time"} <= set(entry["graphs"])
     preset = get_preset("star-tiny")
     f32, i8 = _session(info.path / "step.onnx"), _session(info.path / entry["int8"]["step"])
     a, b = f32.run(None, _step_feeds(f32, preset))[0], i8.run(None, _step_feeds(i8, preset))[0]

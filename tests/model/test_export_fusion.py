@@ -100,11 +100,11 @@ def test_cpu_graphs_are_saved_and_used_on_the_cpu(fused):
     info = read_model(path)
     entry = info.doc["cpu_graphs"]
     assert entry["provider"] == CPU and entry["onnxruntime"] == ort.__version__
-    assert set(entry["graphs"]) == {"encoder", "decoder", "context", "step", "step_full"}
+    assert set(entry["graphs"]) == {"encoder", "decoder", "context", "step", "step_full", "step_time"}
     graphs = StarGraphs(info, (CPU,), int8=False)
     for name, file in entry["graphs"].items():
         assert (path / file).is_file()
-        session = graphs.step_full if name == "step_full" else graphs.sessions[name]
+        session = {"step_full": graphs.step_full, "step_time": graphs.step_time}.get(name) or graphs.sessions[name]
         assert Path(session._model_path).name == file  # the saved optimised graph was loaded
     # the optimised step graph computes what the portable one does
     inputs = example_inputs(preset)["step"]

@@ -8,6 +8,11 @@ re-read: any bundle can be given them, the shipped one included). model/onnx_opt
   attention bias input of each fused MultiHeadAttention node is dropped (it is all zeros then), and with it
   the nodes that built it from `valid` and the `valid` input itself. ONNX Runtime's CPU attention kernel then
   skips the bias add.
+* the timestep branch of ``step_full`` (`split_branch`): the nodes that depend on the timestep alone (its
+  sinusoidal embedding, the time MLP, each block's modulation vectors: 69 of star-tiny's 157 nodes, each a
+  small operator with its own dispatch) as a graph of their own, ``step_time``, run once per distinct
+  timestep of a session (a few-step schedule has four); ``step_full`` takes its outputs as inputs instead of
+  the timestep. Measured side by side (CPU time per call, one process, 20 rounds under load): 14.5 -> 13.4 ms.
 * int8: dynamic quantisation (ONNX Runtime's quantize_dynamic: int8 weights per output channel, activations
   quantised per call) of the MatMul nodes that `INT8_NODES` names per graph. Which ones is a measured choice:
   the quality benchmark (`bench/bench_quality.py --samples 4`, 4 held-out worlds, star-tiny) with every
@@ -174,6 +179,89 @@ def fuse_tanh_gelu(src: Path, dst: Path) -> int:
         model.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
     onnx.save(model, str(dst))
     return fused
+
+
+#: The input the step graph's time branch hangs on (`split_branch`).
+TIME_INPUT = "timestep"
+
+
+def split_branch(src: Path, main_dst: Path, branch_dst: Path, input_name: str = TIME_INPUT) -> list[str]:
+    """Split graph `src` in two: the nodes that depend on input `input_name` alone (and on constants) as
+    `branch_dst` (that input in, the tensors the rest reads out) and the rest as `main_dst` (those tensors as
+    inputs instead of `input_name`). Returns their names; [] and nothing written when there is no such branch,
+    or when the rest also reads `input_name` itself or a graph output comes from the branch. The branch tensors'
+    shapes are ONNX's shape inference's, or where it has none, what the branch gives for a zero input."""
+    onnx = _onnx()
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(src)))
+    graph = model.graph
+    if input_name not in {i.name for i in graph.input}:
+        return []
+    constant = {i.name for i in graph.initializer}
+    in_branch = {input_name}
+    branch, rest, constant_nodes = [], [], []
+    for node in graph.node:  # (in topological order, as ONNX requires)
+        inputs = [x for x in node.input if x]
+        if all(x in constant for x in inputs):
+            constant_nodes.append(node)  # (e.g. Constant: copied into whichever graph reads it)
+            constant.update(node.output)
+        elif all(x in constant or x in in_branch for x in inputs):
+            branch.append(node)
+            in_branch.update(node.output)
+        else:
+            rest.append(node)
+    read_by_rest = {x for n in rest for x in n.input} | {o.name for o in graph.output}
+    boundary = [t for n in branch for t in n.output if t in read_by_rest]
+    outputs_from_branch = {o.name for o in graph.output} & in_branch
+    if not branch or not boundary or input_name in read_by_rest or outputs_from_branch:
+        return []
+
+    def part(nodes, inputs, outputs, name: str, check: bool = True):
+        read = {x for n in nodes for x in n.input}
+        for node in reversed(constant_nodes):  # (reversed topological order: a chain of them closes in one pass)
+            if any(o in read for o in node.output):
+                read.update(node.input)
+        consts = [n for n in constant_nodes if any(o in read for o in n.output)]
+        sub = onnx.helper.make_graph(
+            [*consts, *nodes], name, inputs, outputs, [i for i in graph.initializer if i.name in read]
+        )  # fmt: skip
+        out = onnx.helper.make_model(sub, opset_imports=model.opset_import, ir_version=model.ir_version)
+        if check:
+            onnx.checker.check_model(out)
+        return out
+
+    time_input = [i for i in graph.input if i.name == input_name]
+    other_inputs = [i for i in graph.input if i.name != input_name]
+    typed = {v.name: v for v in graph.value_info if v.type.tensor_type.HasField("shape")}
+    if any(t not in typed for t in boundary):
+        typed = _run_for_shapes(part(branch, time_input, [_untyped(t) for t in boundary], "probe", check=False))
+    branch_model = part(branch, time_input, [typed[t] for t in boundary], f"{graph.name}_{input_name}")
+    main_model = part(rest, [*other_inputs, *(typed[t] for t in boundary)], list(graph.output), graph.name)
+    onnx.save(branch_model, str(branch_dst))
+    onnx.save(main_model, str(main_dst))
+    return boundary
+
+
+def _untyped(name: str):
+    """A float32 graph output of unknown shape (for `_run_for_shapes`)."""
+    onnx = _onnx()
+    return onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+
+
+def _run_for_shapes(model) -> dict:
+    """Run `model` on ONNX Runtime (CPU) with zero inputs; a typed value info per output."""
+    import numpy as np
+    import onnxruntime as ort
+
+    onnx = _onnx()
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {
+        i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32) for i in session.get_inputs()
+    }
+    values = session.run(None, feeds)
+    return {
+        o.name: onnx.helper.make_tensor_value_info(o.name, onnx.helper.np_dtype_to_tensor_dtype(v.dtype), list(v.shape))
+        for o, v in zip(session.get_outputs(), values, strict=True)
+    }
 
 
 def _drop_dead(graph) -> None:

@@ -17,10 +17,10 @@ provider-specific; CUDA sessions keep loading the portable `<name>.onnx` (runtim
 `optimised_graph`). Graphs with external data (past 2 GB) are left alone: they are GPU-sized models.
 
 In float32 graphs the tanh-GELUs are first fused into ONNX Runtime's FastGelu (model/onnx_cpu_variants.py).
-Beside them, for float32 graphs: `step_full.cpu.onnx`, the step graph for calls
-whose whole cache is valid (no attention bias), and `<name>.cpu-int8.onnx`, the graphs with int8 weights
-where the quality benchmark measured no loss. The runtime uses the int8 copies on the CPU unless told not
-to (`serve --no-int8`): runtime/star.py.
+Beside them, for float32 graphs: `step_full.cpu.onnx`, the step graph for calls whose whole cache is valid (no
+attention bias), its timestep branch split off as `step_time.cpu.onnx`, and `<name>.cpu-int8.onnx`, the graphs
+with int8 weights where the quality benchmark measured no loss. The runtime uses the int8 copies on the CPU unless
+told not to (`serve --no-int8`): runtime/star.py.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..runtime.bundle import FULL_STEP
-from .onnx_cpu_variants import full_step_graph, fuse_tanh_gelu, int8_nodes, is_float32, quantize_int8
+from ..runtime.bundle import FULL_STEP, STEP_TIME
+from .onnx_cpu_variants import full_step_graph, fuse_tanh_gelu, int8_nodes, is_float32, quantize_int8, split_branch
 
 CPU = "CPUExecutionProvider"
 SUFFIX = ".cpu.onnx"
@@ -63,8 +63,12 @@ def optimize_for_cpu(folder: Path, graphs: Iterable[str], int8: bool = True) -> 
             if Path(f"{src}.data").exists():
                 continue
             sources[name] = src
-            if name == "step" and is_float32(src) and full_step_graph(src, Path(scratch) / f"{FULL_STEP}.onnx"):
-                sources[FULL_STEP] = Path(scratch) / f"{FULL_STEP}.onnx"
+            full = Path(scratch) / f"{FULL_STEP}.whole.onnx"
+            if name == "step" and is_float32(src) and full_step_graph(src, full):
+                sources[FULL_STEP] = full
+                main, branch = Path(scratch) / f"{FULL_STEP}.onnx", Path(scratch) / f"{STEP_TIME}.onnx"
+                if split_branch(full, main, branch):
+                    sources[FULL_STEP], sources[STEP_TIME] = main, branch
         for name, src in list(sources.items()):
             gelu = Path(scratch) / f"{name}.gelu.onnx"
             if is_float32(src) and fuse_tanh_gelu(src, gelu):

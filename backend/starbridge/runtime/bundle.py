@@ -40,6 +40,9 @@ MODEL_JSON = "model.json"
 GRAPHS = ("encoder", "decoder", "context", "step")
 #: A CPU-only variant of the step graph for calls whose whole cache is valid (model.json "cpu_graphs" only).
 FULL_STEP = "step_full"
+#: Where a bundle has it (CPU): step_full's timestep branch as a graph of its own, run once per distinct timestep;
+#: step_full then takes the branch's outputs as inputs instead of the timestep (model/onnx_cpu_variants.py).
+STEP_TIME = "step_time"
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ from ..geometry.kernels import composite_feathered
 from ..geometry.splat import SplatResult, Splatter, SplatterCache, pixel_points
 from ..scenes.bundle import SceneBundle
 from ..scenes.fused import FusedWorlds
-from .bundle import FULL_STEP, GRAPHS, ModelInfo, read_model
+from .bundle import FULL_STEP, GRAPHS, STEP_TIME, ModelInfo, read_model
 from .condition import mask_encoder
 from .explicit import ExplicitSession
 from .generator import FrameRequest
@@ -70,6 +70,8 @@ log = logging.getLogger(__name__)
 REF_CACHE_BLOCKS = 256
 #: Reference latents kept per scene where they are kept per frame (4096 star-tiny latents: 38 MB).
 REF_CACHE_FRAMES = 4096
+#: Timesteps whose step_time outputs are kept (a many-step teacher schedule has dozens; 20 x 512 bytes each).
+TIME_INPUTS_KEPT = 256
 
 
 def _session_options(threads: int, spin: bool = False) -> ort.SessionOptions:
@@ -159,11 +161,40 @@ class StarGraphs:
         #: The step graph without the attention bias, for calls whose whole cache is valid (CPU bundles that
         #: have it: model/onnx_cpu_variants.py); None: every call runs `step`.
         self.step_full = open_graph(info, FULL_STEP, opts, list(providers), int8) if self.device == "cpu" else None
+        #: step_full's timestep branch where the bundle split it off (then step_full has no `timestep` input):
+        #: run once per distinct timestep, its outputs kept (`time_inputs`).
+        self.step_time = None
+        if self.step_full is not None and "timestep" not in {i.name for i in self.step_full.get_inputs()}:
+            self.step_time = open_graph(info, STEP_TIME, opts, list(providers), int8=False)
+            if self.step_time is None:
+                log.warning("%s: step_full has no timestep input but %s is missing: step_full not used", info.path,
+                            STEP_TIME)  # fmt: skip
+                self.step_full = None
+        self._time_inputs: OrderedDict[float, list[tuple[str, ort.OrtValue]]] = OrderedDict()
+        self._time_lock = threading.Lock()
         self.float_type = np.float16 if info.dtype == "float16" else np.float32
         self.text = np.load(info.path / info.doc["text"]).astype(self.float_type) if info.has_text else None
         self._graph_ids = itertools.count(1)
         #: Autoencoder graphs that carry memory from block to block (a TAEHV bundle's: runtime/stream.py).
         self.streaming = tuple(g for g in ("encoder", "decoder") if memory_inputs(self.sessions[g]))
+
+    def time_inputs(self, timestep: float) -> list[tuple[str, ort.OrtValue]]:
+        """step_full's inputs from the timestep branch (`step_time`) for `timestep`: computed once, then kept
+        (the TIME_INPUTS_KEPT most recent; a few-step schedule has four)."""
+        assert self.step_time is not None
+        with self._time_lock:
+            kept = self._time_inputs.get(timestep)
+            if kept is not None:
+                self._time_inputs.move_to_end(timestep)
+                return kept
+        values = self.step_time.run(None, {"timestep": np.array([timestep], self.float_type)})
+        names = [o.name for o in self.step_time.get_outputs()]
+        kept = [(n, ort.OrtValue.ortvalue_from_numpy(v)) for n, v in zip(names, values, strict=True)]
+        with self._time_lock:
+            self._time_inputs[timestep] = kept
+            while len(self._time_inputs) > TIME_INPUTS_KEPT:
+                self._time_inputs.popitem(last=False)
+        return kept
 
     def new_graph_id(self) -> int:
         """A CUDA-graph id for a new client session (each has its own fixed buffers)."""
@@ -288,6 +319,10 @@ class OrtEngine:
                 self._inputs[name].update_inplace(np.ascontiguousarray(value))
         elif self._full is not None and self._step_full is not None and valid == self._full_tokens:
             del values["valid"]  # (step_full has no `valid`: every cache key counts)
+            if self.graphs.step_time is not None:  # (nor `timestep`: its branch's outputs instead)
+                del values["timestep"]
+                for name, kept in self.graphs.time_inputs(1.0 * timestep):
+                    self._step_full.bind_ortvalue_input(name, kept)
             for name, value in values.items():
                 self._step_full.bind_cpu_input(name, value)
             self._full.run_with_iobinding(self._step_full, self._run_options)
