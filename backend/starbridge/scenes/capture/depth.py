@@ -37,7 +37,9 @@ surfaces): the renderer treats +inf as a direction. Per frame:
    any planar surface, so slanted ground is not flattened) fitted at every pixel to the confident inverse
    depths with the edge-aware weights of the domain transform's recursive filter, guided by the colour;
    the nearest confident value where there is no support. Optionally (`planes`, off: depth_config.py says
-   why) a RANSAC plane per plain-colour superpixel replaces the fill there (depth_planes.py).
+   why) a RANSAC plane per plain-colour superpixel replaces the fill there (depth_planes.py). Then the depth
+   edges are snapped to the colour edges (`snap`, depth_snap.py): a pixel beside a depth jump whose colour
+   is the other side's takes that side's depth (the fattened outline of a textured thing over a plain one).
 8. **Upsample** to the frame size (depth_upsample.py, compiled): bilinear in inverse depth where the four
    low-resolution neighbours agree within `upsample_blend` (relative), else the neighbour whose colour is
    nearest the full-resolution pixel's (no flying pixels across depth edges). The working-size inverse depth
@@ -58,8 +60,8 @@ or two (less with the shiftable windows), and a flat face whose only texture run
 depth from the fill, which leaks across weak colour edges.
 
 Modules: depth_config.py (settings), depth_sweep.py (steps 3-4, with depth_sgm.py), depth_fill.py (steps 5-7,
-with depth_planes.py), depth_upsample.py (step 8), depth_ops.py (image and camera helpers); depth_align.py
-aligns a user's monocular depth to the tracked scale.
+with depth_planes.py and depth_snap.py), depth_upsample.py (step 8), depth_ops.py (image and camera helpers);
+depth_align.py aligns a user's monocular depth to the tracked scale.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from scipy import ndimage
 from .depth_config import DepthConfig
 from .depth_ops import domain_transform, nearest, project, relative
 from .depth_planes import refine_planes
+from .depth_snap import snap_edges
 from .depth_sweep import SweepContext, SweptFrame
 
 
@@ -70,6 +71,8 @@ def finish(ctx: SweepContext, swept: list[SweptFrame], i: int) -> tuple[np.ndarr
     elif not conf.any():
         out[:] = 0.0  # no confident pixel at all: nothing to fill from
     out[sky] = 0.0
+    if cfg.snap and conf.any():
+        out = snap_edges(out, ctx.rgb[i], cfg)
     return out, conf
 
 
