@@ -125,6 +125,13 @@ class TrackingConfig:
     warn_registered_fraction: float = 0.9
     #: A frame is registered with at least this many inlier 2D-3D matches.
     min_register_inliers: int = 20
+    #: After registration, one bundle adjustment of every posed frame (keyframes and registered frames) with
+    #: the map's points, the focal length fixed (track_refine.py).
+    final_adjustment: bool = True
+    #: Before it, every observation within `refine_patch_frames` frames of its point's middle one is moved onto
+    #: that one's image patch (Lucas-Kanade, track_refine.py): the detector's positions drift with the view.
+    refine_patches: bool = True
+    refine_patch_frames: int = 40
     #: Threads for SIFT and matching (-1: all cores)...
     num_threads: int = -1
     #: ...and for COLMAP's mapper and bundle adjustment (1: the same clip always gives the same result).

@@ -1,0 +1,316 @@
+"""The last tracking step (stage ``refinement`` in `TrackResult.stage_seconds`): every observation moved onto
+its point's own image patch, then one bundle adjustment of every posed frame and every sparse point at once.
+
+Why: the depth stage's stereo pairs (a frame and keyframes 5-10 frames away) need their relative rotation
+right to a fraction of a pixel. An error about the axis across the baseline shifts every disparity by the same
+amount, which adds a constant to inverse depth: far surfaces come out too near (or too far). The keyframes'
+map from COLMAP's mapper and the frames registered against it one by one had such errors, consistently signed
+along the clip (the rotation scaled by a few per cent: a yaw of 20.4 degrees tracked as 19.6). Measured on the
+capture benchmark's clips (40 frames, 320x180 through H.264, the true field of view given):
+
+* the bias is in the rotations, not the translations: stereo depth with the true rotations and the tracked
+  camera centres is as good as with the true poses (handheld AbsRel 0.133 vs 0.130), with the true centres
+  and the tracked rotations as bad as with the tracked poses (0.165 vs 0.167);
+* it is not the optimiser's: a bundle adjustment of every frame started from the *true* poses slides to
+  the same biased solution at a lower cost. It is in the SIFT positions: a blob's centre drifts with the view
+  (perspective, scale), consistently along a track; the renderer's one sample per pixel adds ~0.3 px of
+  noise on top, but supersampling the clip 3x3 (noise down to 0.17 px) left the rotation error as it was;
+* aligning each observation to its point's middle observation by Lucas-Kanade on the image patches
+  (`align_patches`: translation, gain and offset; a 15x15 window: 9x9 (6 steps) did less, 11x11 less on three clips
+  of four, 19x19 better on the handheld walk but worse on the dolly and twice the cost) follows one
+  physical point instead; then `adjust_all` (one COLMAP bundle adjustment of all posed frames and points,
+  intrinsics fixed, Cauchy loss, a second pass without observations off by more than `OUTLIER_PX`) lets
+  every frame's observations pull on the map. Rotation error median (max), degrees, before -> after:
+  handheld 0.47 (0.82) -> 0.37 (0.67), orbit 0.22 (0.51) -> 0.13 (0.29), dolly 0.20 (0.44) -> 0.11 (0.23),
+  moving 0.26 (0.47) -> 0.21 (0.35); the bundle adjustment alone: 0.40, 0.23, 0.19, 0.35.
+
+Cost: 2.3-3.6 s per 40-frame clip at 320x180 on two busy cores (the alignment about two thirds of it):
+tracking 23-46% slower (9.1 -> 13.0, 9.0 -> 13.2, 8.7 -> 10.7, 7.7 -> 10.2 s, runs alternated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pycolmap
+
+from ...errors import InvalidArgument
+
+#: Observations reprojecting further than this (tracking pixels) after the first adjustment are dropped.
+OUTLIER_PX = 3.0
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    #: "cauchy" (robust: moving objects and mismatches weigh less; residuals beyond `loss_scale_px` tracking
+    #: pixels) or "squared" (measured on the benchmark: worse on three clips of four, 0.27-0.31 degrees).
+    loss: str = "cauchy"
+    loss_scale_px: float = 1.0
+    #: Observations further than this after the first pass are dropped before the second (0: one pass).
+    outlier_px: float = OUTLIER_PX
+    max_iterations: int = 50
+    num_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("cauchy", "squared") or self.loss_scale_px <= 0 or self.max_iterations < 1:
+            raise InvalidArgument(
+                f"refine config: loss 'cauchy' or 'squared', loss_scale_px > 0, max_iterations >= 1: {self}"
+            )
+
+
+@dataclass
+class Refined:
+    """Adjusted OpenCV world-to-camera 3x4 poses per frame, the points (same rows as given) and their mean
+    reprojection errors (tracking pixels; nan for those not adjusted), per frame the mask of observations
+    kept, and the mean reprojection error before and after."""
+
+    w2c: dict[int, np.ndarray]
+    points: np.ndarray
+    errors: np.ndarray
+    kept: dict[int, np.ndarray]
+    initial_error_px: float
+    final_error_px: float
+
+
+def adjust_all(
+    w2c: dict[int, np.ndarray],
+    points: np.ndarray,
+    observations: list[tuple[int, np.ndarray, np.ndarray]],
+    focal: float,
+    size: tuple[int, int],
+    config: RefineConfig = RefineConfig(),  # noqa: B008 (frozen dataclass: immutable default)
+) -> Refined:
+    """Bundle adjustment of the frames `w2c` (frame -> 3x4 OpenCV world-to-camera) and `points` (M, 3) from
+    `observations` (frame, (K, 2) tracking-pixel positions, (K,) point rows) at the fixed `focal` (tracking
+    pixels, principal point at the centre of `size` (width, height)). Points seen by fewer than two frames and
+    frames without observations stay as they are."""
+    w, h = size
+    rec = pycolmap.Reconstruction()
+    camera = pycolmap.Camera.create_from_model_name(1, "SIMPLE_PINHOLE", focal, w, h)
+    camera.params = [focal, w / 2.0, h / 2.0]
+    rec.add_camera(camera)
+    rig = pycolmap.Rig()
+    rig.rig_id = 1
+    rig.add_ref_sensor(camera.sensor_id)
+    rec.add_rig(rig)
+    seen = np.zeros(len(points), np.int64)
+    for frame, _, rows in observations:
+        if frame in w2c:
+            np.add.at(seen, np.asarray(rows, dtype=np.int64), 1)
+    # a point seen once is not constrained: left out (and as it is)
+    point_id: dict[int, int] = {
+        int(row): rec.add_point3D(points[row], pycolmap.Track(), np.zeros(3, np.uint8))
+        for row in np.flatnonzero(seen >= 2)
+    }
+    image_of: dict[int, int] = {}
+    for frame, xy, rows in observations:
+        if frame not in w2c or frame in image_of or len(rows) == 0:
+            continue
+        image_id = len(image_of) + 1
+        image_of[frame] = image_id
+        pose = np.asarray(w2c[frame], dtype=np.float64)
+        fr = pycolmap.Frame()
+        fr.frame_id = image_id
+        fr.rig_id = 1
+        image = pycolmap.Image(name=f"f{frame:05d}", camera_id=1, image_id=image_id)
+        fr.add_data_id(image.data_id)
+        fr.rig_from_world = pycolmap.Rigid3d(pycolmap.Rotation3d(pose[:, :3]), pose[:, 3])
+        rec.add_frame(fr)
+        image.frame_id = image_id
+        image.points2D = pycolmap.Point2DList([pycolmap.Point2D(p) for p in np.asarray(xy, dtype=np.float64)])
+        rec.add_image(image)
+        rec.register_frame(image_id)
+        for n, row in enumerate(rows):
+            if int(row) in point_id:
+                rec.add_observation(point_id[int(row)], pycolmap.TrackElement(image_id, n))
+    initial = _mean_error(rec)
+    passes = 2 if config.outlier_px > 0 else 1
+    for p in range(passes):
+        if p == 1:
+            _drop_far(rec, config.outlier_px)
+        _solve(rec, config)
+    # a point the adjustment lost (behind a camera, or far off: rays nearly parallel) is dropped with its
+    # observations; such a point keeps its position from before
+    pycolmap.ObservationManager(rec).filter_observations_with_negative_depth()
+    _drop_far(rec, max(config.outlier_px, OUTLIER_PX))
+    final = _mean_error(rec)
+    out_w2c = dict(w2c)
+    kept: dict[int, np.ndarray] = {}
+    for frame, image_id in image_of.items():
+        image = rec.images[image_id]
+        out_w2c[frame] = np.asarray(image.cam_from_world().matrix(), dtype=np.float64)
+        kept[frame] = np.array([p2d.has_point3D() for p2d in image.points2D], dtype=bool)
+    out_points = np.array(points, dtype=np.float64, copy=True)
+    errors = np.full(len(points), np.nan)
+    for row, pid in point_id.items():
+        if rec.exists_point3D(pid):
+            out_points[row] = rec.points3D[pid].xyz
+            errors[row] = rec.points3D[pid].error
+    return Refined(out_w2c, out_points, errors, kept, initial, final)
+
+
+def _solve(rec: pycolmap.Reconstruction, config: RefineConfig) -> None:
+    options = pycolmap.BundleAdjustmentOptions()
+    options.refine_focal_length = False
+    options.refine_principal_point = False
+    options.refine_extra_params = False
+    options.print_summary = False
+    if config.loss == "cauchy":
+        options.ceres.loss_function_type = pycolmap.LossFunctionType.CAUCHY
+        options.ceres.loss_function_scale = config.loss_scale_px
+    else:
+        options.ceres.loss_function_type = pycolmap.LossFunctionType.TRIVIAL
+    options.ceres.solver_options.num_threads = config.num_threads
+    options.ceres.solver_options.max_num_iterations = config.max_iterations
+    # (not pycolmap.bundle_adjustment: it builds an OptionManager, which resets COLMAP's log level)
+    pycolmap.ObservationManager(rec).filter_observations_with_negative_depth()
+    ba_config = pycolmap.BundleAdjustmentConfig()
+    for image_id in rec.reg_image_ids():
+        ba_config.add_image(image_id)
+    ba_config.fix_gauge(pycolmap.BundleAdjustmentGauge.TWO_CAMS_FROM_WORLD)
+    pycolmap.create_default_ceres_bundle_adjuster(options, ba_config, rec).solve()
+
+
+def _drop_far(rec: pycolmap.Reconstruction, max_px: float) -> None:
+    """Delete the observations reprojecting further than `max_px` (points left with one observation go)."""
+    pycolmap.ObservationManager(rec).filter_all_points3D(max_px, 0.0)
+
+
+def _mean_error(rec: pycolmap.Reconstruction) -> float:
+    rec.update_point_3d_errors()
+    return float(rec.compute_mean_reprojection_error()) if rec.num_points3D() else float("nan")
+
+
+# ------------------------------------------------------------------------------- sub-pixel positions
+
+
+@dataclass(frozen=True)
+class PatchConfig:
+    #: Patch half-size, pixels (a (2r+1)^2 window).
+    radius: int = 7
+    #: Gauss-Newton steps.
+    iterations: int = 10
+    #: Only observations within this many frames of their point's reference observation are aligned.
+    max_frames: int = 40
+    #: A refined position is kept when the patches then correlate this well (ZNCC) and it moved at most
+    #: `max_shift_px` from the detector's position.
+    min_zncc: float = 0.85
+    max_shift_px: float = 1.5
+    #: A position stops moving once a step is smaller than this, pixels.
+    converged_px: float = 0.005
+    #: Pre-smoothing of the images (Gaussian sigma, pixels).
+    smooth_px: float = 0.8
+
+
+def _sample(img: np.ndarray, frame: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bilinear samples of images `img` (N, h, w) at float pixel-index positions `x`, `y` (K, P) in the frames
+    `frame` (K,) (clamped at the border)."""
+    _, h, w = img.shape
+    x = np.clip(x, 0.0, w - 1.001)
+    y = np.clip(y, 0.0, h - 1.001)
+    x0 = np.floor(x).astype(np.intp)
+    y0 = np.floor(y).astype(np.intp)
+    fx, fy = x - x0, y - y0
+    f = frame[:, None]
+    a = img[f, y0, x0] * (1 - fx) + img[f, y0, x0 + 1] * fx
+    b = img[f, y0 + 1, x0] * (1 - fx) + img[f, y0 + 1, x0 + 1] * fx
+    return a * (1 - fy) + b * fy
+
+
+def align_patches(
+    grey: np.ndarray,
+    ref_frame: np.ndarray,
+    ref_xy: np.ndarray,
+    frame: np.ndarray,
+    xy: np.ndarray,
+    config: PatchConfig = PatchConfig(),  # noqa: B008 (frozen dataclass: immutable default)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lucas-Kanade (translation; gain and offset normalised) of the patch around `ref_xy` in `ref_frame` into
+    `frame`, from `xy`: ((K, 2) refined positions, (K,) accepted; the rejected keep `xy`). Positions in COLMAP
+    pixels (the centre of the top-left pixel at (0.5, 0.5)); `grey` (N, h, w) float32, smoothed."""
+    k = len(xy)
+    if k == 0:
+        return np.zeros((0, 2)), np.zeros(0, bool)
+    off = np.arange(-config.radius, config.radius + 1, dtype=np.float32)
+    ox, oy = (a.ravel()[None] for a in np.meshgrid(off, off))  # (1, P) window offsets
+    gy_all, gx_all = np.gradient(grey, axis=(1, 2))
+    start = np.asarray(xy, dtype=np.float32) - 0.5  # pixel-index positions
+    ref = np.asarray(ref_xy, dtype=np.float32) - 0.5
+    tmpl = _normalised(_sample(grey, ref_frame, ref[:, :1] + ox, ref[:, 1:] + oy))
+    p = start.copy()
+    ok = np.ones(k, bool)
+    active = np.arange(k)
+    for _ in range(config.iterations):
+        if not len(active):
+            break
+        f, sx, sy = frame[active], p[active, :1] + ox, p[active, 1:] + oy
+        vals = _sample(grey, f, sx, sy)
+        mean = vals.mean(axis=1, keepdims=True)
+        norm = np.maximum(np.linalg.norm(vals - mean, axis=1, keepdims=True), 1e-9)
+        res = tmpl[active] - (vals - mean) / norm
+        # gradients scaled as the patch (its gain held over a step)
+        gx = _sample(gx_all, f, sx, sy)
+        gy = _sample(gy_all, f, sx, sy)
+        jx = (gx - gx.mean(axis=1, keepdims=True)) / norm
+        jy = (gy - gy.mean(axis=1, keepdims=True)) / norm
+        a11, a12, a22 = (jx * jx).sum(1), (jx * jy).sum(1), (jy * jy).sum(1)
+        b1, b2 = (jx * res).sum(1), (jy * res).sum(1)
+        det = a11 * a22 - a12 * a12
+        good = det > 1e-9 * np.maximum(a11 + a22, 1e-12) ** 2  # not an edge or a flat patch
+        det = np.where(good, det, 1.0)
+        step = np.stack([(a22 * b1 - a12 * b2) / det, (a11 * b2 - a12 * b1) / det], axis=1)
+        step = np.where(good[:, None], np.clip(step, -0.5, 0.5), 0.0)
+        p[active] += step
+        ok[active[~good]] = False
+        active = active[good & (np.abs(step).max(axis=1) > config.converged_px)]
+    score = (tmpl * _normalised(_sample(grey, frame, p[:, :1] + ox, p[:, 1:] + oy))).sum(axis=1)
+    moved = np.hypot(*(p - start).T)
+    ok &= (score >= config.min_zncc) & (moved <= config.max_shift_px)
+    return np.where(ok[:, None], p.astype(np.float64) + 0.5, np.asarray(xy, dtype=np.float64)), ok
+
+
+def _normalised(patches: np.ndarray) -> np.ndarray:
+    """(K, P) patches less their mean, of unit length (flat ones stay ~0)."""
+    centred = patches - patches.mean(axis=1, keepdims=True)
+    return centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-9)
+
+
+def refine_observations(
+    grey: np.ndarray,
+    observations: list[tuple[int, np.ndarray, np.ndarray]],
+    config: PatchConfig = PatchConfig(),  # noqa: B008
+) -> tuple[list[tuple[int, np.ndarray, np.ndarray]], float]:
+    """Every point's observations moved onto its reference observation's patch (the one in the middle of its
+    frames) by `align_patches`, where that is within `config.max_frames` frames and succeeds; the others as
+    they are. `grey` (N, h, w) uint8 tracking images; observations (frame, (K, 2) tracking pixels, (K,) point
+    rows). Returns the observations and the fraction moved."""
+    if not observations:
+        return observations, 0.0
+    from scipy import ndimage
+
+    frames = np.concatenate([np.full(len(rows), f, np.intp) for f, _, rows in observations])
+    xy = np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1, 2) for _, p, _ in observations])
+    rows = np.concatenate([np.asarray(r, dtype=np.int64) for _, _, r in observations])
+    if len(rows) == 0:
+        return observations, 0.0
+    # reference per point: its observation at the median frame
+    order = np.lexsort((frames, rows))
+    starts = np.flatnonzero(np.r_[True, rows[order][1:] != rows[order][:-1]])
+    counts = np.diff(np.r_[starts, len(order)])
+    ref = order[starts + counts // 2]
+    ref_of = np.empty(len(rows), np.intp)
+    ref_of[order] = np.repeat(ref, counts)
+    use = (ref_of != np.arange(len(rows))) & (np.abs(frames - frames[ref_of]) <= config.max_frames)
+    smooth = np.stack([ndimage.gaussian_filter(g.astype(np.float32), config.smooth_px) for g in grey])
+    idx = np.flatnonzero(use)
+    new_xy = xy.copy()
+    moved = np.zeros(len(rows), bool)
+    if len(idx):
+        r = ref_of[idx]
+        new_xy[idx], moved[idx] = align_patches(smooth, frames[r], xy[r], frames[idx], xy[idx], config)
+    out, at = [], 0
+    for f, _, rws in observations:
+        out.append((f, new_xy[at : at + len(rws)], rws))
+        at += len(rws)
+    return out, float(moved.mean())
