@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import ndimage
+from test_capture_depth_planes import _grain
 
 from starbridge.errors import InvalidArgument
 from starbridge.geometry.camera import Intrinsics
@@ -20,17 +21,6 @@ from starbridge.scenes.capture.depth import DepthConfig, estimate_depth
 from starbridge.scenes.capture.depth_snap import jump_band, snap_edges
 
 W, H = 320, 180
-
-
-def _grain(a: np.ndarray, b: np.ndarray, seed: int, cells: float = 10.0) -> np.ndarray:
-    """A smooth random texture in [0, 1] of surface coordinates (bilinear in a random grid, `cells` per m)."""
-    grid = np.random.default_rng(seed).uniform(0.0, 1.0, (64, 64))
-    u, v = (a * cells) % 64.0, (b * cells) % 64.0
-    u0, v0 = np.floor(u).astype(np.intp), np.floor(v).astype(np.intp)
-    fu, fv = u - u0, v - v0
-    u1, v1 = (u0 + 1) % 64, (v0 + 1) % 64
-    top = grid[v0, u0] * (1 - fu) + grid[v0, u1] * fu
-    return top * (1 - fv) + (grid[v1, u0] * (1 - fu) + grid[v1, u1] * fu) * fv
 
 
 def _render(obstacle: str, cam_x: float, intr: Intrinsics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

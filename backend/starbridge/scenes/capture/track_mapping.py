@@ -156,14 +156,7 @@ class MapBuilder:
         options.print_summary = False
         options.ceres.loss_function_type = pycolmap.LossFunctionType.CAUCHY
         options.ceres.solver_options.num_threads = self.num_threads
-        # (not pycolmap.bundle_adjustment: it builds an OptionManager, which resets COLMAP's log level)
-        pycolmap.ObservationManager(rec).filter_observations_with_negative_depth()
-        config = pycolmap.BundleAdjustmentConfig()
-        for image_id in rec.reg_image_ids():
-            config.add_image(image_id)
-        config.fix_gauge(pycolmap.BundleAdjustmentGauge.TWO_CAMS_FROM_WORLD)
-        adjuster = pycolmap.create_default_ceres_bundle_adjuster(options, config, rec)
-        adjuster.solve()
+        adjuster = adjust(rec, options)
         rec.update_point_3d_errors()
         camera = next(iter(rec.cameras.values()))
         f = float(camera.focal_length)
@@ -199,6 +192,20 @@ def _focal_sigma(
     if len(inliers) == 0:
         return math.inf
     return math.sqrt(float(cov[0, 0]) * float(np.mean(inliers**2)))
+
+
+def adjust(rec: pycolmap.Reconstruction, options: pycolmap.BundleAdjustmentOptions):
+    """One bundle adjustment of every registered image of `rec` (in place), the gauge fixed by two cameras;
+    returns the solved adjuster (its problem gives covariances)."""
+    # (not pycolmap.bundle_adjustment: it builds an OptionManager, which resets COLMAP's log level)
+    pycolmap.ObservationManager(rec).filter_observations_with_negative_depth()
+    config = pycolmap.BundleAdjustmentConfig()
+    for image_id in rec.reg_image_ids():
+        config.add_image(image_id)
+    config.fix_gauge(pycolmap.BundleAdjustmentGauge.TWO_CAMS_FROM_WORLD)
+    adjuster = pycolmap.create_default_ceres_bundle_adjuster(options, config, rec)
+    adjuster.solve()
+    return adjuster
 
 
 def image_name(keyframe: int) -> str:

@@ -36,6 +36,7 @@ import numpy as np
 import pycolmap
 
 from ...errors import InvalidArgument
+from .track_mapping import adjust
 
 #: Observations reprojecting further than this (tracking pixels) after the first adjustment are dropped.
 OUTLIER_PX = 3.0
@@ -163,13 +164,7 @@ def _solve(rec: pycolmap.Reconstruction, config: RefineConfig) -> None:
         options.ceres.loss_function_type = pycolmap.LossFunctionType.TRIVIAL
     options.ceres.solver_options.num_threads = config.num_threads
     options.ceres.solver_options.max_num_iterations = config.max_iterations
-    # (not pycolmap.bundle_adjustment: it builds an OptionManager, which resets COLMAP's log level)
-    pycolmap.ObservationManager(rec).filter_observations_with_negative_depth()
-    ba_config = pycolmap.BundleAdjustmentConfig()
-    for image_id in rec.reg_image_ids():
-        ba_config.add_image(image_id)
-    ba_config.fix_gauge(pycolmap.BundleAdjustmentGauge.TWO_CAMS_FROM_WORLD)
-    pycolmap.create_default_ceres_bundle_adjuster(options, ba_config, rec).solve()
+    adjust(rec, options)
 
 
 def _drop_far(rec: pycolmap.Reconstruction, max_px: float) -> None:
