@@ -66,8 +66,9 @@ def _child(setting: str, bundle: Path, store: Path, blocks: int, preset: str) ->
     if setting == "step-spin":
         open_graph = star.open_graph
 
-        def open_step_spinning(info, name, opts, providers, *rest):  # (step_full: the step of full caches)
-            return open_graph(info, name, spinning(0) if name in ("step", "step_full") else opts, providers, *rest)
+        def open_step_spinning(info, name, opts, providers, *rest, **named):  # (step_full: the step of full caches)
+            chosen = spinning(0) if name in ("step", "step_full") else opts
+            return open_graph(info, name, chosen, providers, *rest, **named)
 
         star.open_graph = open_step_spinning
     scene = SceneStore(store).ensure_demo()
