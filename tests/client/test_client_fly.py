@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -38,12 +39,24 @@ def test_fly_writes_a_video(backend: Backend, tmp_path: Path, inline: bool):
     assert report.transport == ("inline" if inline else "shared memory")
     assert all(lat > 0 for lat in report.latencies_ms)
     assert "frames/s" in report.table() and "latency p95" in report.table()
+    assert 0 < report.first_frame_s < report.last_frame_s <= report.seconds
+    assert "once streaming" in report.table()
     with av.open(str(out)) as container:
         decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(decoded) == report.frames and decoded[0].shape == (96, 160, 3)
     png = np.asarray(Image.open(report.pngs[0]))
     assert png.shape == (96, 160, 3) and png.std() > 10
     assert not list(tmp_path.glob(".*.tmp*"))  # temp files renamed into place
+
+
+def test_stream_rate_leaves_out_the_wait_for_the_first_frame():
+    # 10 s of flight, the first frame after 0.5 s, then 285 more, the latest at 10.0 s: 30 frames/s once
+    # streaming, 28.6 over the flight.
+    report = FlyReport(frames=286, seconds=10.0, first_frame_s=0.5, last_frame_s=10.0)
+    assert report.stream_fps == pytest.approx(285 / 9.5) and report.fps == pytest.approx(28.6)
+    assert "30.0 (first frame after 500 ms)" in report.table()
+    assert np.isnan(FlyReport(frames=1, seconds=1.0, first_frame_s=0.2, last_frame_s=0.2).stream_fps)
+    assert re.search(r"^frames/s once streaming +-$", FlyReport().table(), re.M)  # no frames: no rate
 
 
 def test_fly_without_backend_says_what_to_do(tmp_path: Path):

@@ -2,8 +2,9 @@
 
 Each tick (at the requested fps) it sends the camera pose of a named path (paths.py), picks up
 whatever frames arrived (shared memory, or inline with `inline=True`), writes them to a video
-and, optionally, every 30th frame to PNG. The report gives delivered frames/s and the
-pose-to-frame latency on the engine's clock (FrameReady echoes the pose's engine time).
+and, optionally, every 30th frame to PNG. The report gives delivered frames/s (over the whole flight, and
+once streaming: from the first frame to the last, the session's start-up apart), the time to the first frame
+and the pose-to-frame latency on the engine's clock (FrameReady echoes the pose's engine time).
 
 A flight that gets no frames stops instead of flying on blind: a fatal Error from the backend, a
 backend that shuts down, a lost connection, a backend that rejects every pose, or no frame for too
@@ -147,10 +148,21 @@ class FlyReport:
     last_error: str = ""
     #: The flight was cut short (Ctrl-C, or a failure): what is here is what came before.
     interrupted: bool = False
+    #: When the first and the latest frame came, seconds from the start of the flight (nan: no frame yet).
+    first_frame_s: float = math.nan
+    last_frame_s: float = math.nan
 
     @property
     def fps(self) -> float:
+        """Frames per second of the whole flight, the wait for the first frame included."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def stream_fps(self) -> float:
+        """The stream's rate once it runs: frame intervals from the first frame to the latest, per second (the
+        wait for the first frame, a session's start-up, is `first_frame_s`; nan with fewer than two frames)."""
+        span = self.last_frame_s - self.first_frame_s
+        return (self.frames - 1) / span if self.frames >= 2 and span > 0 else math.nan
 
     def percentile(self, values: list[float], q: float) -> float:
         return float(np.percentile(values, q)) if values else float("nan")
@@ -162,6 +174,8 @@ class FlyReport:
         rows = [
             ("frames received", f"{self.frames} ({self.width}x{self.height}, {self.transport}, {self.generator})"),
             ("frames/s", f"{self.fps:.1f} over {self.seconds:.1f} s" + (" (cut short)" if self.interrupted else "")),
+            ("frames/s once streaming", "-" if math.isnan(self.stream_fps) else
+             f"{self.stream_fps:.1f} (first frame after {1000 * self.first_frame_s:.0f} ms)"),
             ("pose-to-frame latency p50", self._ms(self.latencies_ms, 50)),
             ("pose-to-frame latency p95", self._ms(self.latencies_ms, 95)),
             ("generation p50 (per block)", self._ms(self.generation_ms, 50)),
@@ -293,6 +307,9 @@ def _flight(
                 report.last_error = error_from_proto(client.last_error).message.removeprefix("backend error ")
             if frame is not None:
                 last_frame, errors_at_last_frame = now, client.error_count
+                if not report.frames:
+                    report.first_frame_s = now - start
+                report.last_frame_s = now - start
                 _take(frame, config, report, writer)
                 continue
             _check_alive(client, config, limits, report, now - last_frame, unsent_since, now,
