@@ -127,7 +127,7 @@ def captured(name: str, mp4: Path, max_side: int, cache: Path | None) -> dict[st
     print(f"  importing {name} ({len(video.frames)} frames {video.frames.shape[2]}x{video.frames.shape[1]}) ...",
           flush=True)  # fmt: skip
     t0 = time.perf_counter()
-    cap = capture_video(video.frames, progress=lambda *a: None)
+    cap = capture_video(video.frames, fps=video.fps, progress=lambda *a: None)
     capture_s = time.perf_counter() - t0
     n, h, w = cap.depth.shape
     working = cap.depth_working

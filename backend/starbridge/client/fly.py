@@ -174,8 +174,12 @@ class FlyReport:
         rows = [
             ("frames received", f"{self.frames} ({self.width}x{self.height}, {self.transport}, {self.generator})"),
             ("frames/s", f"{self.fps:.1f} over {self.seconds:.1f} s" + (" (cut short)" if self.interrupted else "")),
-            ("frames/s once streaming", "-" if math.isnan(self.stream_fps) else
-             f"{self.stream_fps:.1f} (first frame after {1000 * self.first_frame_s:.0f} ms)"),
+            (
+                "frames/s once streaming",
+                "-"
+                if math.isnan(self.stream_fps)
+                else f"{self.stream_fps:.1f} (first frame after {1000 * self.first_frame_s:.0f} ms)",
+            ),
             ("pose-to-frame latency p50", self._ms(self.latencies_ms, 50)),
             ("pose-to-frame latency p95", self._ms(self.latencies_ms, 95)),
             ("generation p50 (per block)", self._ms(self.generation_ms, 50)),

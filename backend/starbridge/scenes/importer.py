@@ -134,8 +134,8 @@ def import_video(
                 disparity = np.where(np.isfinite(depth), 1.0 / depth, 0.0).astype(np.float32)
             user = UserDepth(disparity, "disparity", f"depth-model:{Path(depth_model).name}")  # type: ignore[arg-type]
         # 3. capture
-        cap = capture_video(video.frames, vertical_fov_deg=vertical_fov_deg, user_depth=user, progress=report,
-                            config=capture)  # fmt: skip
+        cap = capture_video(video.frames, fps=video.fps, vertical_fov_deg=vertical_fov_deg, user_depth=user,
+                            progress=report, config=capture)  # fmt: skip
         meta = SceneMeta(
             scene_id=scene_id,
             title=video_path.stem,

@@ -47,8 +47,12 @@ class SchedulerConfig:
 
 class BlockScheduler:
     def __init__(self, config: SchedulerConfig, now: float) -> None:
-        if (config.fps <= 0 or config.block_frames < 1 or not 0 <= config.catch_up_frames < 1
-                or not 0 < config.long_run_ema <= 1):
+        if (
+            config.fps <= 0
+            or config.block_frames < 1
+            or not 0 <= config.catch_up_frames < 1
+            or not 0 < config.long_run_ema <= 1
+        ):
             raise ValueError(f"bad scheduler config {config}")
         self.config = config
         self.frame_interval = 1.0 / config.fps

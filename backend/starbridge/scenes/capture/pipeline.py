@@ -85,12 +85,13 @@ def _no_progress(stage: str, done: int, total: int) -> None:
 def capture_video(
     frames: np.ndarray,
     *,
+    fps: float = 30.0,
     vertical_fov_deg: float | None = None,
     user_depth: UserDepth | None = None,
     progress: ProgressFn | None = None,
     config: CaptureConfig = CaptureConfig(),  # noqa: B008 (frozen)
 ) -> Capture:
-    """Run the stages on (N, H, W, 3) uint8 RGB frames (see the module docstring)."""
+    """Run the stages on (N, H, W, 3) uint8 RGB frames, `fps` frames a second (see the module docstring)."""
     report = progress or _no_progress
     started = time.perf_counter()
     seconds: dict[str, float] = {}
@@ -174,7 +175,7 @@ def capture_video(
     t0 = time.perf_counter()
     moving = None
     if not rotation_only:
-        moving = moving_masks(frames, depth, intrinsics, poses, progress=report, config=config.dynamic)
+        moving = moving_masks(frames, depth, intrinsics, poses, fps=fps, progress=report, config=config.dynamic)
     seconds["moving"] = time.perf_counter() - t0
 
     doc: dict[str, Any] = {
