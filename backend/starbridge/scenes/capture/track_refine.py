@@ -52,6 +52,10 @@ class RefineConfig:
     outlier_px: float = OUTLIER_PX
     max_iterations: int = 50
     num_threads: int = 1
+    #: Let the focal length move too (principal point fixed at the centre); `Refined.focal` is where it went.
+    #: Tracking keeps it fixed: on the benchmark's clips the motion leaves it in a flat valley (track_fov.py,
+    #: bench/bench_fov_valley.py).
+    refine_focal: bool = False
 
     def __post_init__(self) -> None:
         if self.loss not in ("cauchy", "squared") or self.loss_scale_px <= 0 or self.max_iterations < 1:
@@ -72,6 +76,8 @@ class Refined:
     kept: dict[int, np.ndarray]
     initial_error_px: float
     final_error_px: float
+    #: The focal length after the adjustment (tracking pixels; the given one unless `refine_focal`).
+    focal: float
 
 
 def adjust_all(
@@ -136,6 +142,7 @@ def adjust_all(
     pycolmap.ObservationManager(rec).filter_observations_with_negative_depth()
     _drop_far(rec, max(config.outlier_px, OUTLIER_PX))
     final = _mean_error(rec)
+    out_focal = float(rec.cameras[1].focal_length)
     out_w2c = dict(w2c)
     kept: dict[int, np.ndarray] = {}
     for frame, image_id in image_of.items():
@@ -148,12 +155,12 @@ def adjust_all(
         if rec.exists_point3D(pid):
             out_points[row] = rec.points3D[pid].xyz
             errors[row] = rec.points3D[pid].error
-    return Refined(out_w2c, out_points, errors, kept, initial, final)
+    return Refined(out_w2c, out_points, errors, kept, initial, final, out_focal)
 
 
 def _solve(rec: pycolmap.Reconstruction, config: RefineConfig) -> None:
     options = pycolmap.BundleAdjustmentOptions()
-    options.refine_focal_length = False
+    options.refine_focal_length = config.refine_focal
     options.refine_principal_point = False
     options.refine_extra_params = False
     options.print_summary = False
