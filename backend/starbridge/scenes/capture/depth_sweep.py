@@ -62,7 +62,8 @@ def sweep(ctx: SweepContext, i: int) -> SweptFrame:
     kmat = ctx.intr.K
     kinv = np.linalg.inv(kmat)
     pix = kmat @ ctx.rays  # (3, P) homogeneous pixel centres
-    best: list[np.ndarray] = []  # the `best_views` smallest costs so far, ascending (inf = none)
+    keep = _views_kept(ctx, i)
+    best: list[np.ndarray] = []  # the `keep` smallest costs so far, ascending (inf = none)
     invalid_cost = np.float32(np.inf)
     noise = np.float32(cfg.zncc_noise**2)
     var_r_noise = var_r + noise
@@ -99,7 +100,7 @@ def sweep(ctx: SweepContext, i: int) -> SweptFrame:
             lo = np.minimum(best[slot], cost)
             cost = np.maximum(best[slot], cost)
             best[slot] = lo
-        if len(best) < cfg.best_views:
+        if len(best) < keep:
             best.append(cost)
     total = np.zeros_like(best[0])
     used = np.zeros(best[0].shape, np.float32)
@@ -130,6 +131,22 @@ def sweep(ctx: SweepContext, i: int) -> SweptFrame:
     score = 1.0 - raw[idx, rows, cols]
     conf = (std >= cfg.min_texture) & (score >= cfg.min_zncc) & (idx < count - 1)
     return SweptFrame(rho, conf, std)
+
+
+def _views_kept(ctx: SweepContext, i: int) -> int:
+    """How many of frame `i`'s best source views make each plane's cost: `best_views`, or `forward_best_views`
+    when the baselines run along the viewing direction (mean |cos| to the optical axis at least
+    `forward_motion_cos`: a dolly, where the views before and after see the same occlusions)."""
+    cfg = ctx.config
+    cosines = []
+    for j in ctx.sources[i]:
+        rot, t = relative(ctx.c2w[i], ctx.c2w[j])
+        base = -rot.T @ t  # source centre in frame i's camera coordinates
+        norm = float(np.linalg.norm(base))
+        if norm > 0:
+            cosines.append(abs(float(base[2])) / norm)
+    forward = bool(cosines) and float(np.mean(cosines)) >= cfg.forward_motion_cos
+    return min(cfg.forward_best_views if forward else cfg.best_views, len(ctx.sources[i]))
 
 
 def _bilinear_clamped(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
