@@ -96,6 +96,20 @@ def test_a_late_block_moves_the_schedule_back_only_by_what_it_must():
     assert worst <= 0.5 / 30 + 0.01  # a first frame is at most about half an interval late, plus the spread
 
 
+def test_a_slow_first_block_does_not_count_as_a_slow_generator():
+    """A session's first block pays one-off costs (about a second for star-tiny); three ordinary blocks later
+    the long-run estimate (a median) says the budget is kept, and late blocks move the schedule back only by
+    what they must. (As an exponential average of weight 0.05 it took over 100 blocks to forget it.)"""
+    s = BlockScheduler(SchedulerConfig(fps=30, block_frames=2), now=0.0)
+    for seconds in (1.0, 0.064, 0.066, 0.063):
+        s.observe_generation(seconds)
+    assert s.long_run_estimate_s == pytest.approx(0.065)
+    s.plan(0.0)
+    times = s.plan(1.0)  # planned at 1.0, due at 0.0667: very late
+    late = 1.0 + s.generation_estimate_s + s.config.margin_s - times[0]
+    assert late == pytest.approx(0.5 / 30)  # shown half an interval late, the schedule moved back by the rest
+
+
 def test_a_generator_slower_than_the_budget_still_pushes_the_schedule_back():
     s = BlockScheduler(SchedulerConfig(fps=30, block_frames=2), now=0.0)
     shown, dropped, last, worst = _serve(s, [0.080] * 100)

@@ -19,8 +19,8 @@ moves the schedule back by its lateness beyond the bound, not by all of it (it i
 a block that keeps its place): the schedule gives up only the time it must. Pushing it back by the whole
 lateness threw away up to half an interval each time; with block times as measured on the two-core VM
 (median 64 ms, standard deviation 10% of it) the session loop on a simulated clock showed 29.62 -> 29.81
-frames/s. A generator slower than the budget on the whole (its long-run estimate, over ~20 blocks: the
-running one follows each slow block) cannot catch up: the schedule moves back to when its blocks are ready,
+frames/s. A generator slower than the budget on the whole (its long-run estimate, the median of the last 20
+blocks: the running one follows each slow block) cannot catch up: the schedule moves back to when its blocks are ready,
 so that its frames are shown when they are made, not late.
 
 All times are monotonic seconds (time.monotonic).
@@ -28,6 +28,8 @@ All times are monotonic seconds (time.monotonic).
 
 from __future__ import annotations
 
+import statistics
+from collections import deque
 from dataclasses import dataclass
 
 
@@ -41,8 +43,9 @@ class SchedulerConfig:
     ema: float = 0.2
     #: A block expected to be at most this many frame intervals late keeps its place in the schedule.
     catch_up_frames: float = 0.5
-    #: Weight of the newest generation time in the long-run estimate (whether the budget is kept on the whole).
-    long_run_ema: float = 0.05
+    #: Blocks whose median generation time is the long-run estimate (whether the budget is kept on the whole;
+    #: a median, so that a session's slow first block, ten times the others, does not count for long).
+    long_run_blocks: int = 20
 
 
 class BlockScheduler:
@@ -51,14 +54,13 @@ class BlockScheduler:
             config.fps <= 0
             or config.block_frames < 1
             or not 0 <= config.catch_up_frames < 1
-            or not 0 < config.long_run_ema <= 1
+            or config.long_run_blocks < 1
         ):
             raise ValueError(f"bad scheduler config {config}")
         self.config = config
         self.frame_interval = 1.0 / config.fps
         self.generation_estimate_s = 0.0  # per block
-        #: The same over many blocks (`long_run_ema`): whether the generator keeps the budget on the whole.
-        self.long_run_estimate_s = 0.0
+        self._recent: deque[float] = deque(maxlen=config.long_run_blocks)
         self._next_display = now
         self._scheduled = False  # no block planned yet: the first is shown as soon as it is ready
 
@@ -93,12 +95,17 @@ class BlockScheduler:
 
     def observe_generation(self, seconds: float) -> None:
         """Fold one block's measured generation time into the estimate."""
+        self._recent.append(seconds)
         if self.generation_estimate_s == 0.0:
-            self.generation_estimate_s = self.long_run_estimate_s = seconds
+            self.generation_estimate_s = seconds
         else:
-            a, b = self.config.ema, self.config.long_run_ema
+            a = self.config.ema
             self.generation_estimate_s = (1 - a) * self.generation_estimate_s + a * seconds
-            self.long_run_estimate_s = (1 - b) * self.long_run_estimate_s + b * seconds
+
+    @property
+    def long_run_estimate_s(self) -> float:
+        """The median generation time of the last `long_run_blocks` blocks (0 before the first)."""
+        return statistics.median(self._recent) if self._recent else 0.0
 
     def is_stale(self, display_time: float, now: float) -> bool:
         """True when a frame for `display_time` is ready more than a frame interval too late."""
