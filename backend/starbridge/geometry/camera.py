@@ -16,6 +16,9 @@ from ..errors import InvalidArgument
 #: Bounds of a vertical field of view the backend accepts, degrees (exclusive).
 MIN_FOV_DEG = 1.0
 MAX_FOV_DEG = 179.0
+#: The diagonal of a 35 mm film frame (36 x 24 mm), millimetres: "35 mm-equivalent" focal lengths are
+#: defined against it.
+FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,19 @@ class Intrinsics:
             self.fx / step, self.fy / step, (self.cx - o - 0.5) / step + 0.5, (self.cy - o - 0.5) / step + 0.5,
             width, height,
         )  # fmt: skip
+
+
+def fov_of_equivalent_focal(focal_35mm: float, width: int, height: int) -> float:
+    """Vertical field of view, degrees, of a `width` x `height` picture taken through a lens of this 35 mm-
+    equivalent focal length (millimetres, defined on the diagonal: the picture's diagonal spans what a
+    full-frame diagonal spans). A phone's main camera (24-28 mm) filming 16:9 in landscape: 26 mm gives 44.4
+    degrees vertical (71.9 across); in portrait the same lens gives 71.9 vertical."""
+    if not (math.isfinite(focal_35mm) and focal_35mm > 0):
+        raise InvalidArgument(f"a 35 mm-equivalent focal length must be positive, got {focal_35mm}", field="focal")
+    if width <= 0 or height <= 0:
+        raise InvalidArgument(f"image size must be positive, got {width}x{height}", field="width")
+    half_height = 0.5 * FULL_FRAME_DIAGONAL_MM * height / math.hypot(width, height)
+    return math.degrees(2.0 * math.atan(half_height / focal_35mm))
 
 
 def check_fov(vertical_fov_deg: float, field: str = "vertical_fov_deg") -> None:

@@ -115,13 +115,14 @@ def cue(fov: float, sigma: float = 0.8, determined: bool = True) -> VanishingCue
 
 
 def test_the_cues_are_combined_by_their_uncertainties() -> None:
-    cfg = TrackingConfig()
+    cfg = TrackingConfig().for_frames(320, 180)  # as track_camera resolves it: a phone lens's 44.4 degrees
+    default = cfg.default_fov_deg
     # the motion cannot measure it (an orbit, a dolly): the vanishing points decide (the prior barely moves it)
     fov, source, sigma = combine_fov(55.0, math.inf, cue(48.0), cfg)
     assert source == FOV_VANISHING and fov == pytest.approx(48.0, abs=0.05) and sigma == pytest.approx(0.8)
     # neither does: the default, unmeasured
-    assert combine_fov(55.0, math.inf, cue(48.0, determined=False), cfg) == (60.0, FOV_DEFAULT, math.inf)
-    assert combine_fov(55.0, math.inf, None, cfg) == (60.0, FOV_DEFAULT, math.inf)
+    assert combine_fov(55.0, math.inf, cue(48.0, determined=False), cfg) == (default, FOV_DEFAULT, math.inf)
+    assert combine_fov(55.0, math.inf, None, cfg) == (default, FOV_DEFAULT, math.inf)
     # both, agreeing: inverse-variance weights, the surer one decides, the uncertainty shrinks
     fov, source, sigma = combine_fov(50.0, 2.0, cue(48.0, 1.0), cfg)
     assert source == FOV_VANISHING and 48.0 < fov < 49.0 and sigma < 1.0

@@ -34,9 +34,6 @@ from .tracking import TrackingConfig, TrackingError, track_camera
 
 ProgressFn = Callable[[str, int, int], None]
 
-#: Vertical field of view assumed when tracking fails and the user gave none, degrees.
-FALLBACK_FOV_DEG = 60.0
-
 
 @dataclass(frozen=True)
 class CaptureConfig:
@@ -119,14 +116,17 @@ def capture_video(
         track = track_camera(frames, vertical_fov_deg=vertical_fov_deg, progress=report, config=config.tracking)
     except TrackingError as exc:
         track = None
-        warnings.append(f"camera tracking failed ({exc.message}); imported as rotation-only (a fixed camera)")
+        assumed = config.tracking.for_frames(width, height)
+        fov = "" if vertical_fov_deg else f" at {assumed.default_fov_deg:.1f} degrees{assumed.default_fov_words}"
+        warnings.append(f"camera tracking failed ({exc.message}); imported as rotation-only (a fixed camera{fov})")
     seconds["tracking"] = time.perf_counter() - t0
     if track is not None:
         warnings.extend(track.warnings)
         poses, intrinsics, rotation_only = track.poses, track.intrinsics, track.rotation_only
     else:
         poses = np.repeat(np.eye(4)[None], n, axis=0)
-        intrinsics = Intrinsics.from_fov(vertical_fov_deg or FALLBACK_FOV_DEG, width, height)
+        fov_deg = vertical_fov_deg or config.tracking.default_fov(width, height)
+        intrinsics = Intrinsics.from_fov(fov_deg, width, height)
         rotation_only = True
 
     # 3. depth

@@ -246,10 +246,11 @@ class FovSearch:
             self.source = FOV_DEFAULT
             self.warnings.append(
                 f"the field of view could not be measured from this camera motion{' or the scene' if cue else ''}; "
-                f"assumed {cfg.default_fov_deg:g} degrees (pass the true one if you know it)"
+                f"assumed {cfg.default_fov_deg:.1f} degrees{cfg.default_fov_words} (pass the true one if you know it)"
             )
+            disagree = ", which do not agree" if refined else ""
             return (
-                f"assumed {cfg.default_fov_deg:g} degrees: {scan}{', which do not agree' if refined else ''} (this "
+                f"assumed {cfg.default_fov_deg:.1f} degrees{cfg.default_fov_words}: {scan}{disagree} (this "
                 "camera motion, straight ahead, circling one point or barely moving, hardly measures it)"
                 + (f"; nor does the scene ({lines})" if cue is not None else "")
             )
@@ -284,7 +285,7 @@ class FovSearch:
         elif measured and cue is not None:
             words += f" (the scene: {lines})"
         if abs(fov - steps[-1]) > 0.05 and source == FOV_ESTIMATED and not (cue is not None and cue.determined):
-            words += f" ({fov:.1f} with the prior of {cfg.default_fov_deg:g} +- {cfg.fov_prior_sigma_deg:g})"
+            words += f" ({fov:.1f} with the prior of {cfg.default_fov_deg:.1f} +- {cfg.fov_prior_sigma_deg:g})"
         if sigma_all > cfg.fov_tolerance_deg:
             self.warnings.append(
                 f"the field of view is poorly determined by this camera motion ({fov:.0f} +- {sigma_all:.0f} "

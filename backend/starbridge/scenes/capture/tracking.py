@@ -20,8 +20,9 @@
    a second cue (track_vanishing.py: orthogonal vanishing points in the keyframes), combined with the motion's
    by their uncertainties: it decides where the motion cannot; where the motion measures it poorly, the walls'
    lean against the ground in the candidates' models is a third (track_structure.py: dense stereo of a few
-   keyframes per model; walls lean when the focal length is wrong). Where none measures it, the default (60) is
-   assumed, said so in a warning. A given
+   keyframes per model; walls lean when the focal length is wrong). Where none measures it, the default is
+   assumed (that of a 26 mm-equivalent lens, a phone's: 44.4 degrees for 16:9 in landscape), said so in a
+   warning. A given
    `vertical_fov_deg` is used as is (one mapping run). Should mapping fail, or its cameras hardly move, a
    rotation that fits fairly well is used instead;
 5. ``registration``: every other frame is registered against the map (2D-3D matches with its neighbouring
@@ -137,7 +138,7 @@ def track_camera(
             f"the clip is too short to track: {n} frame{'s' if n != 1 else ''}, camera tracking needs at least "
             f"{config.min_frames} (a second or more of video works best)",
         )
-    tracker = _Tracker(frames, vertical_fov_deg, progress, config)
+    tracker = _Tracker(frames, vertical_fov_deg, progress, config.for_frames(frames.shape[2], frames.shape[1]))
     try:
         with _quiet_colmap(), tempfile.TemporaryDirectory(prefix="starbridge-track-") as tmp:
             return tracker.run(Path(tmp))
@@ -467,11 +468,14 @@ class _Tracker:
             self.fov_note = f"from the vanishing points ({cue.note}): the camera turns too little to measure it"
             return self._rotation(focal_of(cue.vertical_fov_deg, h))
         self.fov_source, self.fov_sigma = FOV_DEFAULT, math.inf
-        self.fov_note = f"assumed {self.cfg.default_fov_deg:g} degrees: the camera turns too little to measure it"
+        self.fov_note = (
+            f"assumed {self.cfg.default_fov_deg:.1f} degrees{self.cfg.default_fov_words}: the camera turns too "
+            "little to measure it"
+        )
         if cue is not None:
             self.fov_note += f", nor do the vanishing points ({cue.note})"
         self.warnings.append(
-            f"the camera turns too little to measure the field of view; assumed {self.cfg.default_fov_deg:g} "
+            f"the camera turns too little to measure the field of view; assumed {self.cfg.default_fov_deg:.1f} "
             "degrees (pass the true one if you know it)"
         )
         return self._rotation(focal_of(self.cfg.default_fov_deg, h))
