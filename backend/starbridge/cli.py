@@ -45,7 +45,7 @@ FLY_FLAGS = {
 }  # fmt: skip
 IMPORT_FLAGS = {
     "scene_id": "--id", "depth_dir": "--depth-dir", "depth_model": "--depth-model", "max_side": "--max-side",
-    "max_frames": "--max-frames", "vertical_fov_deg": "--fov", "overwrite": "--overwrite",
+    "max_frames": "--max-frames", "vertical_fov_deg": "--fov", "lens_mm": "--lens", "overwrite": "--overwrite",
 }  # fmt: skip
 SCENE_ID_FLAGS = {"scene_id": "scene id"}
 #: Plain words replaced even when the error does not name them as its field.
@@ -260,6 +260,7 @@ def cmd_scene_import(args: argparse.Namespace) -> int:
         max_side=args.max_side,
         max_frames=args.max_frames,
         vertical_fov_deg=args.fov,
+        lens_mm=args.lens,
         overwrite=args.overwrite,
     )
     m = bundle.meta
@@ -503,6 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
     si.add_argument("--max-side", type=int, help="longest side of stored frames, pixels")
     si.add_argument("--max-frames", type=int, help="keep at most this many frames (0: all)")
     si.add_argument("--fov", type=float, help="vertical field of view of the camera, degrees (default: estimated)")
+    si.add_argument("--lens", type=float, default=None, metavar="MM",
+                    help="instead of --fov: the lens's 35 mm-equivalent focal length, mm (a phone's main camera: "
+                         "about 26; the field of view is computed for the clip's frame)")  # fmt: skip
     si.add_argument("--overwrite", action="store_true", help="replace a scene with the same id")
     si.set_defaults(func=cmd_scene_import, flags=IMPORT_FLAGS)
 

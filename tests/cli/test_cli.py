@@ -40,6 +40,8 @@ def test_scene_import_and_delete(demo_store: Path, tmp_path: Path, sample_video:
     for flags, message in (
         (["--max-side", "5"], "--max-side must be in [16,"),
         (["--fov", "0"], "--fov must be in (1, 179) degrees"),
+        (["--fov", "50", "--lens", "26"], "give --fov or --lens, not both"),
+        (["--lens", "2"], "--lens (a 35 mm-equivalent focal length) must be in [4, 1000] mm"),
         (["--max-frames", "-1"], "--max-frames must be >= 0"),
         (["--depth-dir", str(tmp_path), "--depth-model", str(tmp_path / "m")], "give --depth-dir or --depth-model"),
         (["--id", "Bad Id"], "--id 'Bad Id' is not a valid scene id"),

@@ -215,6 +215,22 @@ def test_ids_overwrite_and_arguments(store: SceneStore, sample_video: Path, tmp_
         store.import_video(sample_video, vertical_fov_deg=0.0)
     with pytest.raises(InvalidArgument, match="not both"):
         store.import_video(sample_video, depth_dir=tmp_path, depth_model=tmp_path / "m.onnx")
+    with pytest.raises(InvalidArgument, match="vertical_fov_deg or lens_mm, not both"):
+        store.import_video(sample_video, vertical_fov_deg=50.0, lens_mm=26.0)
+    for bad in (0.0, 2.0, float("nan"), 5000.0):
+        with pytest.raises(InvalidArgument, match=r"lens_mm \(a 35 mm-equivalent focal length\) must be in"):
+            store.import_video(sample_video, lens_mm=bad)
+
+
+def test_a_known_lens_gives_the_field_of_view_for_the_clips_frame(store: SceneStore, sample_video: Path):
+    """`lens_mm`: the 35 mm-equivalent focal length a user reads off a spec sheet, turned into the vertical field
+    of view of the clip's own frame (16:9 here: 26 mm is 44.4 degrees, 50 mm 24.0) and used as given."""
+    for lens, fov in ((26.0, 44.38), (50.0, 23.95)):
+        m = store.import_video(sample_video, scene_id=f"lens{lens:g}", max_frames=FRAMES, max_side=SIDE,
+                               lens_mm=lens).meta  # fmt: skip
+        assert (m.width, m.height) == (128, 72)
+        assert m.intrinsics.vertical_fov_deg == pytest.approx(fov, abs=0.01)
+        assert m.capture is not None and m.capture["fov_source"] == "given", m.capture
 
 
 def test_helpers():

@@ -16,6 +16,7 @@ as rotation-only, and its report says why.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -25,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import InvalidArgument, SceneInUse
-from ..geometry.camera import check_fov
+from ..geometry.camera import check_fov, fov_of_equivalent_focal
 from .bundle import BundleExists, SceneBundle, SceneMeta, write_bundle
 from .capture.pipeline import CaptureConfig, UserDepth, capture_video
 from .capture.user_depth import (
@@ -90,6 +91,7 @@ def import_video(
     max_side: int = DEFAULT_MAX_SIDE,
     max_frames: int = DEFAULT_MAX_FRAMES,
     vertical_fov_deg: float | None = DEFAULT_FOV_DEG,
+    lens_mm: float | None = None,
     overwrite: bool = False,
     progress: ProgressFn | None = None,
     capture: CaptureConfig = CaptureConfig(),  # noqa: B008 (frozen)
@@ -98,11 +100,13 @@ def import_video(
 
     scene_id: defaults to a slug of the file name. max_side: the longest side of the stored frames (never
     upscaled). max_frames: keep at most this many frames (0: all). vertical_fov_deg: the camera's vertical
-    field of view when known (None: estimated). progress(stage, done, total): stages "decode", the capture's
+    field of view when known (None: estimated). lens_mm: instead, the 35 mm-equivalent focal length of the lens
+    when known (a phone's spec sheet or a photo's EXIF: 26 for most main cameras); the field of view is that
+    lens's over the clip's frame. progress(stage, done, total): stages "decode", the capture's
     ("shots", "track-*", "depth", "moving"), "write".
     """
     video_path = Path(video_path)
-    _check_args(max_side, max_frames, vertical_fov_deg, depth_dir, depth_model)
+    _check_args(max_side, max_frames, vertical_fov_deg, depth_dir, depth_model, lens_mm)
     scene_id = scene_id or slug(video_path.stem)
     dest = store.path_of(scene_id)  # validates the id
     if scene_id == DEMO_SCENE_ID:
@@ -124,6 +128,8 @@ def import_video(
         # 2. decode
         video = decode_video(video_path, max_side, max_frames, report)
         n, height, width = video.frames.shape[:3]
+        if lens_mm is not None:
+            vertical_fov_deg = fov_of_equivalent_focal(lens_mm, width, height)
         user = None
         if folder is not None:
             check_frame_count(folder, n, video.limited)
@@ -164,7 +170,7 @@ def slug(text: str) -> str:
     return s or "scene"
 
 
-def _check_args(max_side: int, max_frames: int, fov: float | None, depth_dir, depth_model) -> None:
+def _check_args(max_side: int, max_frames: int, fov: float | None, depth_dir, depth_model, lens_mm=None) -> None:
     if not MIN_SIDE <= max_side <= MAX_IMPORT_SIDE:
         raise InvalidArgument(
             f"max_side must be in [{MIN_SIDE}, {MAX_IMPORT_SIDE}] pixels, got {max_side}", field="max_side"
@@ -173,6 +179,13 @@ def _check_args(max_side: int, max_frames: int, fov: float | None, depth_dir, de
         raise InvalidArgument(f"max_frames must be >= 0 (0: all frames), got {max_frames}", field="max_frames")
     if fov is not None:
         check_fov(fov)
+    if lens_mm is not None:
+        if fov is not None:
+            raise InvalidArgument("give vertical_fov_deg or lens_mm, not both", field="lens_mm")
+        if not (isinstance(lens_mm, (int, float)) and math.isfinite(lens_mm) and 4.0 <= lens_mm <= 1000.0):
+            raise InvalidArgument(
+                f"lens_mm (a 35 mm-equivalent focal length) must be in [4, 1000] mm, got {lens_mm}", field="lens_mm"
+            )
     if depth_dir is not None and depth_model is not None:
         raise InvalidArgument("give depth_dir or depth_model, not both", field="depth_model")
 
