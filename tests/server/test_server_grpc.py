@@ -127,7 +127,7 @@ def test_import_describe_delete(private_backend: Backend, sample_video: Path):
         )
 
 
-def test_import_errors_leave_nothing(private_backend: Backend, tmp_path: Path):
+def test_import_errors_leave_nothing(private_backend: Backend, tmp_path: Path, sample_video: Path):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"this is not a video" * 100)
     with grpc.insecure_channel(private_backend.grpc_address) as ch:
@@ -135,6 +135,15 @@ def test_import_errors_leave_nothing(private_backend: Backend, tmp_path: Path):
         for path in (str(bad), str(tmp_path / "missing.mp4"), ""):
             req = bpb.ImportSceneRequest(video_path=path, scene_id="broken")
             assert _code(lambda req=req: stub.ImportScene(req, timeout=30)) == grpc.StatusCode.INVALID_ARGUMENT
+        # a lens and a field of view together, or an impossible lens: refused before decoding
+        for fov, lens in ((50.0, 26.0), (0.0, 2.0)):
+            req = bpb.ImportSceneRequest(video_path=str(sample_video), scene_id="broken", vertical_fov_deg=fov,
+                                         lens_mm=lens, max_frames=4, max_side=96)  # fmt: skip
+            try:
+                list(stub.ImportScene(req, timeout=30))
+                raise AssertionError("accepted")
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT and "lens_mm" in exc.details(), exc.details()
         ids = [s.scene_id for s in stub.ListScenes(bpb.ListScenesRequest(), timeout=5).scenes]
         assert ids == ["demo"]
     leftovers = [p.name for p in private_backend.store.root.iterdir() if p.name != "demo"]

@@ -250,6 +250,7 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServicer):
                     max_side=request.max_side or DEFAULT_MAX_SIDE,  # proto3: 0 = not set
                     max_frames=request.max_frames,  # 0: every frame
                     vertical_fov_deg=request.vertical_fov_deg or DEFAULT_FOV_DEG,  # 0: estimated
+                    lens_mm=request.lens_mm or None,  # 0: not given
                     overwrite=request.overwrite,
                     progress=progress,
                 )
