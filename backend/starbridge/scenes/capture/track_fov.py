@@ -246,7 +246,8 @@ class FovSearch:
             self.source = FOV_DEFAULT
             self.warnings.append(
                 f"the field of view could not be measured from this camera motion{' or the scene' if cue else ''}; "
-                f"assumed {cfg.default_fov_deg:.1f} degrees{cfg.default_fov_words} (pass the true one if you know it)"
+                f"assumed {cfg.default_fov_deg:.1f} degrees{cfg.default_fov_words} (give the true one, or the lens's "
+                "35 mm-equivalent focal length, if you know it)"
             )
             disagree = ", which do not agree" if refined else ""
             return (
@@ -289,7 +290,7 @@ class FovSearch:
         if sigma_all > cfg.fov_tolerance_deg:
             self.warnings.append(
                 f"the field of view is poorly determined by this camera motion ({fov:.0f} +- {sigma_all:.0f} "
-                "degrees); pass the true one if you know it"
+                "degrees); give the true one, or the lens's 35 mm-equivalent focal length, if you know it"
             )
         return words
 

@@ -476,7 +476,7 @@ class _Tracker:
             self.fov_note += f", nor do the vanishing points ({cue.note})"
         self.warnings.append(
             f"the camera turns too little to measure the field of view; assumed {self.cfg.default_fov_deg:.1f} "
-            "degrees (pass the true one if you know it)"
+            "degrees (give the true one, or the lens's 35 mm-equivalent focal length, if you know it)"
         )
         return self._rotation(focal_of(self.cfg.default_fov_deg, h))
 
