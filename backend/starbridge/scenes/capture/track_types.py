@@ -78,10 +78,11 @@ class TrackingConfig:
     #: Until this round the default was a fixed 60 degrees vertical, which across a 16:9 frame is 91.5 (an
     #: action camera's, not a phone's) and in portrait is narrower than a phone. bench_capture's 40-frame
     #: 320x180 clips (filmed at 48; fields of view estimated): the dolly, whose motion measures nothing, 60.0
-    #: -> 44.4 assumed, novel-view PSNR 16.89 -> 19.44 dB; where the prior pulls a weak estimate: orbit 49.87
-    #: -> 49.50 (20.96 -> 21.81 dB), moving 48.17 -> 48.00 (26.92 -> 27.31), handheld 46.96 -> 46.70 (23.22 ->
-    #: 22.42). The real bikes.mp4 shot (frames 187-241, 2.35:1, a sideways walk: its refinements land on 43-47,
-    #: not accepted as agreeing; its true field of view is unknown) is assumed at 36.1 instead of 60.
+    #: -> 44.4 assumed, novel-view PSNR 16.89 -> 19.37 dB; where the prior pulls a weak estimate: orbit 49.87
+    #: -> 49.50 (20.96 -> 21.82 dB), moving 48.17 -> 48.00 (26.92 -> 27.31), handheld 46.96 -> 46.70 (23.22 ->
+    #: 22.42; bench/results/capture-vm.json). The real bikes.mp4 shot (frames 187-241, 2.35:1, a sideways
+    #: walk: its refinements land on 43-47, not accepted as agreeing; its true field of view is unknown) is
+    #: assumed at 36.1 instead of 60.
     default_focal_35mm: float = 26.0
     #: How the default was chosen, for the report (set by `for_frames`).
     default_fov_words: str = ""
