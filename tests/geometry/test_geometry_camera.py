@@ -59,3 +59,10 @@ def test_the_tracker_assumes_a_phone_lens_unless_told() -> None:
         TrackingConfig(default_focal_35mm=0.0)
     with pytest.raises(InvalidArgument, match="default_fov_deg"):
         TrackingConfig(default_fov_deg=200.0)
+
+
+def test_the_assumed_field_of_view_needs_the_clip() -> None:
+    with pytest.raises(InvalidArgument, match="for_frames"):
+        _ = TrackingConfig().assumed_fov_deg
+    assert TrackingConfig().for_frames(1920, 1080).assumed_fov_deg == pytest.approx(44.38, abs=0.01)
+    assert TrackingConfig(default_fov_deg=60.0).assumed_fov_deg == 60.0

@@ -117,7 +117,7 @@ def capture_video(
     except TrackingError as exc:
         track = None
         assumed = config.tracking.for_frames(width, height)
-        fov = "" if vertical_fov_deg else f" at {assumed.default_fov_deg:.1f} degrees{assumed.default_fov_words}"
+        fov = "" if vertical_fov_deg else f" at {assumed.assumed_fov_deg:.1f} degrees{assumed.default_fov_words}"
         warnings.append(f"camera tracking failed ({exc.message}); imported as rotation-only (a fixed camera{fov})")
     seconds["tracking"] = time.perf_counter() - t0
     if track is not None:

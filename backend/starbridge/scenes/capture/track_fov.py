@@ -153,7 +153,7 @@ class FovSearch:
                     refined.append(free.vertical_fov_deg)
             self._score(run, "candidate", free.vertical_fov_deg if free is not None else math.nan)
         # (no refinement stayed in range, or too few to agree: the motion does not measure it, the default holds)
-        median = float(np.median(refined)) if refined else cfg.default_fov_deg
+        median = float(np.median(refined)) if refined else cfg.assumed_fov_deg
         spread = _spread(plain) if len(refined) >= 3 else math.inf
         tried = [r for r in runs if r.num_registered >= max(most - 1, 0.9 * most) and r.num_points]
         if _straight_ahead(tried, cfg.fov_forward_deg, cfg.fov_min_turn_deg):
@@ -200,7 +200,7 @@ class FovSearch:
             # every model that placed half the keyframes: the walls need no complete map, and a model the
             # mapper found harder at a wrong focal length still shows its lean
             well = {r.vertical_fov_deg: r for r in runs if r.num_registered >= max(3, 0.5 * most) and r.num_points}
-            start = median if refined else cfg.default_fov_deg
+            start = median if refined else cfg.assumed_fov_deg
 
             def lean_at(fov: float) -> WallLean:
                 lean = self.structure(well[fov])  # type: ignore[misc]
@@ -246,12 +246,12 @@ class FovSearch:
             self.source = FOV_DEFAULT
             self.warnings.append(
                 f"the field of view could not be measured from this camera motion{' or the scene' if cue else ''}; "
-                f"assumed {cfg.default_fov_deg:.1f} degrees{cfg.default_fov_words} (give the true one, or the lens's "
+                f"assumed {cfg.assumed_fov_deg:.1f} degrees{cfg.default_fov_words} (give the true one, or the lens's "
                 "35 mm-equivalent focal length, if you know it)"
             )
             disagree = ", which do not agree" if refined else ""
             return (
-                f"assumed {cfg.default_fov_deg:.1f} degrees{cfg.default_fov_words}: {scan}{disagree} (this "
+                f"assumed {cfg.assumed_fov_deg:.1f} degrees{cfg.default_fov_words}: {scan}{disagree} (this "
                 "camera motion, straight ahead, circling one point or barely moving, hardly measures it)"
                 + (f"; nor does the scene ({lines})" if cue is not None else "")
             )
@@ -286,7 +286,7 @@ class FovSearch:
         elif measured and cue is not None:
             words += f" (the scene: {lines})"
         if abs(fov - steps[-1]) > 0.05 and source == FOV_ESTIMATED and not (cue is not None and cue.determined):
-            words += f" ({fov:.1f} with the prior of {cfg.default_fov_deg:.1f} +- {cfg.fov_prior_sigma_deg:g})"
+            words += f" ({fov:.1f} with the prior of {cfg.assumed_fov_deg:.1f} +- {cfg.fov_prior_sigma_deg:g})"
         if sigma_all > cfg.fov_tolerance_deg:
             self.warnings.append(
                 f"the field of view is poorly determined by this camera motion ({fov:.0f} +- {sigma_all:.0f} "
@@ -401,12 +401,12 @@ def combine_fov(
         elif sigma > config.fov_tolerance_deg and seen[1] < sigma:
             cues = [seen]
     if not cues:
-        return config.default_fov_deg, FOV_DEFAULT, math.inf
+        return config.assumed_fov_deg, FOV_DEFAULT, math.inf
     weights = [1.0 / s**2 for _, s, _ in cues]
     source = cues[int(np.argmax(weights))][2]
     total = sum(weights)
     value = sum(w * v for w, (v, _, _) in zip(weights, cues, strict=True))
     if config.fov_prior_sigma_deg > 0:
         w_prior = 1.0 / config.fov_prior_sigma_deg**2
-        return (value + w_prior * config.default_fov_deg) / (total + w_prior), source, 1.0 / math.sqrt(total)
+        return (value + w_prior * config.assumed_fov_deg) / (total + w_prior), source, 1.0 / math.sqrt(total)
     return value / total, source, 1.0 / math.sqrt(total)

@@ -175,6 +175,16 @@ class TrackingConfig:
                 field="default_focal_35mm",
             )
 
+    @property
+    def assumed_fov_deg(self) -> float:
+        """`default_fov_deg` once set (track_camera sets it for the clip with `for_frames`)."""
+        if self.default_fov_deg is None:
+            raise InvalidArgument(
+                "tracking config: no default field of view for this clip yet (for_frames sets it)",
+                field="default_fov_deg",
+            )
+        return self.default_fov_deg
+
     def default_fov(self, width: int, height: int) -> float:
         """The field of view assumed for a `width` x `height` clip, degrees vertical (`default_fov_deg`)."""
         if self.default_fov_deg is not None:

@@ -469,16 +469,16 @@ class _Tracker:
             return self._rotation(focal_of(cue.vertical_fov_deg, h))
         self.fov_source, self.fov_sigma = FOV_DEFAULT, math.inf
         self.fov_note = (
-            f"assumed {self.cfg.default_fov_deg:.1f} degrees{self.cfg.default_fov_words}: the camera turns too "
+            f"assumed {self.cfg.assumed_fov_deg:.1f} degrees{self.cfg.default_fov_words}: the camera turns too "
             "little to measure it"
         )
         if cue is not None:
             self.fov_note += f", nor do the vanishing points ({cue.note})"
         self.warnings.append(
-            f"the camera turns too little to measure the field of view; assumed {self.cfg.default_fov_deg:.1f} "
+            f"the camera turns too little to measure the field of view; assumed {self.cfg.assumed_fov_deg:.1f} "
             "degrees (give the true one, or the lens's 35 mm-equivalent focal length, if you know it)"
         )
-        return self._rotation(focal_of(self.cfg.default_fov_deg, h))
+        return self._rotation(focal_of(self.cfg.assumed_fov_deg, h))
 
     # --------------------------------------------------------------------------------- refinement
 
@@ -541,7 +541,7 @@ class _Tracker:
         if self.fov_source == FOV_GIVEN and self.given_fov is not None:
             fov = self.given_fov
         elif self.fov_source == FOV_DEFAULT:
-            fov = cfg.default_fov_deg
+            fov = cfg.assumed_fov_deg
         intrinsics = Intrinsics.from_fov(fov, wid, hgt)
         registered = sum(1 for s in sources if s != POSE_INTERPOLATED)
         fraction = registered / n
