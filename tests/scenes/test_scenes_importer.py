@@ -231,6 +231,9 @@ def test_a_known_lens_gives_the_field_of_view_for_the_clips_frame(store: SceneSt
         assert (m.width, m.height) == (128, 72)
         assert m.intrinsics.vertical_fov_deg == pytest.approx(fov, abs=0.01)
         assert m.capture is not None and m.capture["fov_source"] == "given", m.capture
+        got = m.intrinsics.vertical_fov_deg
+        note = f"given as a {lens:g} mm-equivalent lens: {got:.1f} degrees over this 128x72 frame"
+        assert m.capture["fov_note"] == note, m.capture["fov_note"]
 
 
 def test_helpers():

@@ -142,6 +142,11 @@ def import_video(
         # 3. capture
         cap = capture_video(video.frames, fps=video.fps, vertical_fov_deg=vertical_fov_deg, user_depth=user,
                             progress=report, config=capture)  # fmt: skip
+        if lens_mm is not None:  # the report says where the given field of view came from
+            cap.report["fov_note"] = (
+                f"given as a {lens_mm:g} mm-equivalent lens: {vertical_fov_deg:.1f} degrees over this {width}x{height} "
+                "frame"
+            )
         meta = SceneMeta(
             scene_id=scene_id,
             title=video_path.stem,
