@@ -74,7 +74,7 @@ class TrackingConfig:
     #: `default_focal_35mm` over the clip's frame (`default_fov`).
     default_fov_deg: float | None = None
     #: 35 mm-equivalent focal length assumed (on the diagonal): 26 mm, a phone's main camera (most are 24-28 mm,
-    #: drones' 24): 44.4 degrees vertical for 16:9 in landscape, 71.9 in portrait, 36.1 for 2.39:1 cinema.
+    #: drones' 24): 44.4 degrees vertical for 16:9 in landscape, 71.9 in portrait, 36.1 for 2.35:1 cinema.
     #: Until this round the default was a fixed 60 degrees vertical, which across a 16:9 frame is 91.5 (an
     #: action camera's, not a phone's) and in portrait is narrower than a phone. bench_capture's 40-frame
     #: 320x180 clips (filmed at 48; fields of view estimated): the dolly, whose motion measures nothing, 60.0
