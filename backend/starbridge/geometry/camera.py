@@ -19,6 +19,9 @@ MAX_FOV_DEG = 179.0
 #: The diagonal of a 35 mm film frame (36 x 24 mm), millimetres: "35 mm-equivalent" focal lengths are
 #: defined against it.
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
+#: Bounds of a 35 mm-equivalent focal length the backend accepts, millimetres (inclusive): fisheye to telephoto.
+MIN_EQUIVALENT_FOCAL_MM = 4.0
+MAX_EQUIVALENT_FOCAL_MM = 1000.0
 
 
 @dataclass(frozen=True)
@@ -77,12 +80,21 @@ def fov_of_equivalent_focal(focal_35mm: float, width: int, height: int) -> float
     equivalent focal length (millimetres, defined on the diagonal: the picture's diagonal spans what a
     full-frame diagonal spans). A phone's main camera (24-28 mm) filming 16:9 in landscape: 26 mm gives 44.4
     degrees vertical (71.9 across); in portrait the same lens gives 71.9 vertical."""
-    if not (math.isfinite(focal_35mm) and focal_35mm > 0):
-        raise InvalidArgument(f"a 35 mm-equivalent focal length must be positive, got {focal_35mm}", field="focal")
+    check_equivalent_focal(focal_35mm)
     if width <= 0 or height <= 0:
         raise InvalidArgument(f"image size must be positive, got {width}x{height}", field="width")
     half_height = 0.5 * FULL_FRAME_DIAGONAL_MM * height / math.hypot(width, height)
     return math.degrees(2.0 * math.atan(half_height / focal_35mm))
+
+
+def check_equivalent_focal(focal_35mm: float, field: str = "focal_35mm") -> None:
+    ok = isinstance(focal_35mm, (int, float)) and math.isfinite(focal_35mm)
+    if not (ok and MIN_EQUIVALENT_FOCAL_MM <= focal_35mm <= MAX_EQUIVALENT_FOCAL_MM):
+        raise InvalidArgument(
+            f"{field} (a 35 mm-equivalent focal length) must be in [{MIN_EQUIVALENT_FOCAL_MM:g}, "
+            f"{MAX_EQUIVALENT_FOCAL_MM:g}] mm, got {focal_35mm}",
+            field=field,
+        )
 
 
 def check_fov(vertical_fov_deg: float, field: str = "vertical_fov_deg") -> None:

@@ -16,7 +16,6 @@ as rotation-only, and its report says why.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import sys
 from collections.abc import Callable
@@ -26,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import InvalidArgument, SceneInUse
-from ..geometry.camera import check_fov, fov_of_equivalent_focal
+from ..geometry.camera import check_equivalent_focal, check_fov, fov_of_equivalent_focal
 from .bundle import BundleExists, SceneBundle, SceneMeta, write_bundle
 from .capture.pipeline import CaptureConfig, UserDepth, capture_video
 from .capture.user_depth import (
@@ -187,10 +186,7 @@ def _check_args(max_side: int, max_frames: int, fov: float | None, depth_dir, de
     if lens_mm is not None:
         if fov is not None:
             raise InvalidArgument("give vertical_fov_deg or lens_mm, not both", field="lens_mm")
-        if not (isinstance(lens_mm, (int, float)) and math.isfinite(lens_mm) and 4.0 <= lens_mm <= 1000.0):
-            raise InvalidArgument(
-                f"lens_mm (a 35 mm-equivalent focal length) must be in [4, 1000] mm, got {lens_mm}", field="lens_mm"
-            )
+        check_equivalent_focal(lens_mm, "lens_mm")
     if depth_dir is not None and depth_model is not None:
         raise InvalidArgument("give depth_dir or depth_model, not both", field="depth_model")
 

@@ -3,14 +3,13 @@ stages, pose sources and field-of-view sources."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ...errors import InvalidArgument, SceneError
-from ...geometry.camera import Intrinsics, check_fov, fov_of_equivalent_focal
+from ...geometry.camera import Intrinsics, check_equivalent_focal, check_fov, fov_of_equivalent_focal
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -169,11 +168,7 @@ class TrackingConfig:
             check_fov(fov, "fov_candidates_deg")
         if self.default_fov_deg is not None:
             check_fov(self.default_fov_deg, "default_fov_deg")
-        if not (math.isfinite(self.default_focal_35mm) and 4.0 <= self.default_focal_35mm <= 1000.0):
-            raise InvalidArgument(
-                f"tracking config: default_focal_35mm must be in [4, 1000] mm, got {self.default_focal_35mm}",
-                field="default_focal_35mm",
-            )
+        check_equivalent_focal(self.default_focal_35mm, "default_focal_35mm")
 
     @property
     def assumed_fov_deg(self) -> float:
