@@ -217,7 +217,8 @@ def capture_summary(report: Mapping[str, Any]) -> str:
     lines.append(f"depth         {r.get('depth')}: {r.get('depth_note')}; {coverage}, "
                  f"{100 * r.get('depth_infinite_fraction', 0):.0f}% at infinity")  # fmt: skip
     if r.get("moving_fraction") is not None:
-        lines.append(f"moving        {100 * r['moving_fraction']:.1f}% of pixels marked as moving objects")
+        lines.append(f"moving        {100 * r['moving_fraction']:.1f}% of pixels marked as moving objects"
+                     + (f"; {r['moving_depth_note']}" if r.get("moving_depth_note") else ""))  # fmt: skip
     seconds = r.get("seconds") or {}
     if seconds:
         lines.append("time          " + ", ".join(f"{k} {v:g} s" for k, v in seconds.items()))

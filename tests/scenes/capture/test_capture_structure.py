@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from starbridge.errors import InvalidArgument
+from starbridge.scenes.capture.ground import GroundSearch
 from starbridge.scenes.capture.track_fov import merge_scene_cues
 from starbridge.scenes.capture.track_structure import (
     StructureConfig,
@@ -145,7 +146,7 @@ def test_bad_settings_are_refused() -> None:
     with pytest.raises(InvalidArgument):
         StructureConfig(stereo_keyframes=1)
     with pytest.raises(InvalidArgument):
-        StructureConfig(plane_tol=0.0)
+        GroundSearch(plane_tol=0.0)
 
 
 def film(kind: str, fov: float, frames: int, tmp_path: Path) -> np.ndarray:

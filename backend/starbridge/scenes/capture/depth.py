@@ -59,12 +59,15 @@ pixel's share of the mean; measured by pixel class against the true depth and by
 for one class at a time): the hazy towers beyond 25 m (8-12% of the pixels, horizontal stripes only: the aperture
 problem under a sideways or forward path) are 92-95% too near, mean error 0.63-0.70, and carry 0.054-0.084
 of the 0.12-0.19 mean, yet the true depth there changes novel-view PSNR by -0.11..+0.12 dB (0.3 m beside a
-50 m surface is about a pixel): the main reason AbsRel and PSNR disagree. The PSNR is in the near surfaces
-(true depth put in at 3-6 m: +1.1 / +1.7 dB handheld / dolly; the filled pixels there alone +0.64 dB
-handheld) and the filled pixels within 2 px of a depth edge (+0.25..+0.60 dB); all of it: +1.7..+2.7 dB
-(the rest of the gap, 0.5-0.8 dB, is the poses, masks and renderer). With the true poses instead of the
-tracked ones the handheld's AbsRel is 0.129 (0.156) and its confident depth loses a bias that grows with
-distance (median ratio 0.97 / 0.95 / 0.91 at 3-6 / 6-12 / 12-25 m, a constant inverse-depth offset).
+50 m surface is about a pixel): the main reason AbsRel and PSNR disagree. Most of the PSNR was in the
+moving objects, which stereo cannot measure (they move between the frames it matches) and which AbsRel leaves
+out: the true depth put on the moving pixels alone (3% of them) took the novel-view gap handheld / dolly /
+moving / orbit 2.81 / 2.65 / 2.60 / 2.50 -> 1.91 / 1.00 / 1.68 / 1.83 dB, on every static pixel only to 2.17
+/ 2.42 / 1.92 / -, on the static pixels nearer than 8 m to 2.60 / 2.42 / 2.35 (an earlier budget that put
++1.1 / +1.7 dB in the near surfaces counted the bouncing ball among them); hence moving_depth.py. All of it
+true: 0.68 / 0.49 dB (the poses, masks and renderer). With the true poses instead of the tracked ones the
+handheld's gap is 2.50 (2.81) and its AbsRel 0.129 (0.156), its confident depth without a bias that grows
+with distance (median ratio 0.97 / 0.95 / 0.91 at 3-6 / 6-12 / 12-25 m, a constant inverse-depth offset).
 
 Limits: surfaces with no texture but lines along the direction of motion (the aperture problem) get their depth
 from the fill, i.e. from their edges; hazy far buildings whose only texture is that may take the depth of the
@@ -96,7 +99,7 @@ from .depth_ops import cv_poses, grey, pixel_rays, project, resize_rgb, working_
 from .depth_sweep import SweepContext, SweptFrame, sweep
 from .depth_upsample import upsample
 
-__all__ = ["DepthConfig", "DepthResult", "ProgressFn", "estimate_depth"]
+__all__ = ["DepthConfig", "DepthResult", "ProgressFn", "confident_points", "estimate_depth"]
 
 #: progress(stage, done, total), as the importer's.
 ProgressFn = Callable[[str, int, int], None]
@@ -250,6 +253,33 @@ def estimate_depth(
         out_depth, out_inverse, config.upsample_blend, out_conf, coverage, infinite, src_arr, near_out, (h, w),
         time.perf_counter() - start, tuple(notes),
     )  # fmt: skip
+
+
+def confident_points(
+    result: DepthResult,
+    intrinsics: Intrinsics,
+    c2w_cv: np.ndarray,
+    frames: Sequence[int] | None = None,
+    exclude: np.ndarray | None = None,
+) -> np.ndarray:
+    """(M, 3) world points: the confident, finite working-size depths of `frames` (default all) back-projected
+    with `intrinsics` (the full frames') and `c2w_cv` (N, 4, 4) OpenCV camera-to-world; `exclude` (N, H, W)
+    bool at the frames' size drops pixels (e.g. the moving ones)."""
+    h, w = result.working_size
+    height, width = result.confident.shape[1:]
+    small = intrinsics.scaled(w, h)
+    rows = ((np.arange(h) + 0.5) * height / h).astype(int)
+    cols = ((np.arange(w) + 0.5) * width / w).astype(int)
+    v, u = np.mgrid[0:h, 0:w] + 0.5
+    out = [np.zeros((0, 3))]
+    for i in range(len(result.inverse)) if frames is None else frames:
+        ok = result.confident[i][rows][:, cols] & (result.inverse[i] > 0)
+        if exclude is not None:
+            ok &= ~exclude[i][rows][:, cols]
+        z = 1.0 / result.inverse[i][ok].astype(np.float64)
+        cam = np.stack([(u[ok] - small.cx) / small.fx * z, (v[ok] - small.cy) / small.fy * z, z], axis=1)
+        out.append(cam @ c2w_cv[i][:3, :3].T + c2w_cv[i][:3, 3])
+    return np.concatenate(out)
 
 
 def _check_inputs(frames: np.ndarray, intrinsics: Intrinsics, poses_c2w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,9 @@ Stages, in order, each with progress (`progress(stage, done, total)`):
    camera, depth at infinity), and the report says so in plain words.
 3. **depth**: the user's depth (files or an ONNX model, aligned to the tracked scale by `align_depth`), or
    multi-view stereo from the tracked cameras (depth.py); a tripod pan has none (rotation only).
-4. **moving** (dynamic.py): pixels that disagree with the static reconstruction across views.
+4. **moving** (dynamic.py): pixels that disagree with the static reconstruction across views; then, for
+   multi-view stereo's depth, the moving objects stood on the ground (moving_depth.py: stereo cannot measure
+   what moves between the frames it matches).
 
 The result is in the tracking's arbitrary scale; the bundle writer rescales it so the median depth is the
 scene convention's (4 m) and records the factor.
@@ -30,6 +32,7 @@ from .cuts import choose_shot, find_shots
 from .depth import DepthConfig, estimate_depth
 from .depth_align import align_depth, observations_from_points
 from .dynamic import DynamicConfig, moving_masks
+from .moving_depth import MovingDepthConfig, place_moving_objects
 from .tracking import TrackingConfig, TrackingError, track_camera
 
 ProgressFn = Callable[[str, int, int], None]
@@ -40,6 +43,7 @@ class CaptureConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     depth: DepthConfig = field(default_factory=DepthConfig)
     dynamic: DynamicConfig = field(default_factory=DynamicConfig)
+    moving_depth: MovingDepthConfig = field(default_factory=MovingDepthConfig)
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,7 @@ def capture_video(
     t0 = time.perf_counter()
     depth_note = ""
     working = None
+    stereo = None
     if user_depth is not None and track is not None and not rotation_only:
         obs = observations_from_points(
             track.points, poses, intrinsics, tracks=(track.obs_frame, track.obs_point, track.obs_xy),
@@ -159,16 +164,16 @@ def capture_video(
         depth_note = "rotation only: everything at infinity (right for a tripod shot)"
         coverage = 0.0
     else:
-        result = estimate_depth(
+        stereo = estimate_depth(
             frames, intrinsics, poses, keyframes=track.keyframes if track else None,
             sparse_points=track.points if track else None, progress=report, config=config.depth,
         )  # fmt: skip
-        depth = result.depth
-        working = WorkingDepth(result.inverse, blend=result.upsample_blend)
+        depth = stereo.depth
+        working = WorkingDepth(stereo.inverse, blend=stereo.upsample_blend)
         depth_source = "multi-view-stereo"
         depth_note = "multi-view stereo between the tracked frames"
-        coverage = float(np.mean(result.coverage))
-        warnings.extend(result.notes)
+        coverage = float(np.mean(stereo.coverage))
+        warnings.extend(stereo.notes)
     seconds["depth"] = time.perf_counter() - t0
 
     # 4. moving objects
@@ -176,6 +181,15 @@ def capture_video(
     moving = None
     if not rotation_only:
         moving = moving_masks(frames, depth, intrinsics, poses, fps=fps, progress=report, config=config.dynamic)
+    moving_note = ""
+    if stereo is not None and moving is not None:
+        report("moving-depth", 0, 1)
+        placed = place_moving_objects(stereo, frames, moving, intrinsics, poses, fps, config.moving_depth)
+        if placed.regions:
+            depth = placed.depth
+            working = WorkingDepth(placed.inverse, blend=stereo.upsample_blend)
+        moving_note = placed.note
+        report("moving-depth", 1, 1)
     seconds["moving"] = time.perf_counter() - t0
 
     doc: dict[str, Any] = {
@@ -194,6 +208,7 @@ def capture_video(
         "depth_coverage": round(coverage, 3),
         "depth_infinite_fraction": round(float(np.isinf(depth).mean()), 3),
         "moving_fraction": None if moving is None else round(float(moving.mean()), 4),
+        "moving_depth_note": moving_note,
         "warnings": warnings,
         "seconds": {k: round(v, 2) for k, v in seconds.items()} | {"total": round(time.perf_counter() - started, 2)},
     }

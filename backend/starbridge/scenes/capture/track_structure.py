@@ -12,8 +12,8 @@ keyframes mapped at a fixed field of view):
 1. a dense cloud: multi-view stereo (depth.py, its default working size) of a few keyframes with the model's
    poses at its field of view; the confident pixels back-projected (the sparse points are too few at the
    benchmark's 320x180: 170-440 per model, and their local normals are noise);
-2. the ground: the plane (RANSAC, within `plane_tol` of the median distance) with the most points whose
-   normal is within `ground_max_tilt_deg` of the cameras' mean "down" axis;
+2. the ground (ground.py, `StructureConfig.planes`): the plane (RANSAC, within `plane_tol` of the median
+   distance) with the most points whose normal is within `ground_max_tilt_deg` of the cameras' mean "down" axis;
 3. walls: the next planes whose normals are within `wall_max_tilt_deg` of horizontal (to the ground), each
    with at least `min_wall_fraction` of the points; each one's lean: the angle of its normal (towards the
    cameras) above the ground plane, degrees; the model's lean: the points-weighted median.
@@ -45,8 +45,9 @@ import numpy as np
 from ...errors import InvalidArgument
 from ...geometry.camera import Intrinsics
 from ...geometry.conventions import cv_to_wire
-from .depth import estimate_depth
+from .depth import confident_points, estimate_depth
 from .depth_config import DepthConfig
+from .ground import GroundSearch, find_ground, ransac_plane
 from .track_types import FOV_STRUCTURE
 
 
@@ -54,17 +55,9 @@ from .track_types import FOV_STRUCTURE
 class StructureConfig:
     #: Multi-view stereo on at most this many keyframes (evenly spread) per model.
     stereo_keyframes: int = 6
-    #: At most this many stereo points (a random subset) are searched for planes, and only those within
-    #: `range_factor` times the median distance from the cameras (far surfaces are the noisiest).
-    max_points: int = 20000
-    range_factor: float = 2.5
-    #: A point is on a plane within this fraction of the points' median distance from the cameras.
-    plane_tol: float = 0.01
-    hypotheses: int = 400
-    #: The ground's normal is within this many degrees of the cameras' mean "down" axis, and holds at least
-    #: this fraction of the points.
-    ground_max_tilt_deg: float = 35.0
-    min_ground_fraction: float = 0.05
+    #: How the stereo points are searched for the ground (and the walls: the same subset, tolerance and
+    #: number of RANSAC hypotheses).
+    planes: GroundSearch = field(default_factory=GroundSearch)
     #: A wall's normal is within this many degrees of horizontal; at most `max_walls` walls, each with at least
     #: `min_wall_fraction` of the points; a model's lean needs `min_walls` of them.
     wall_max_tilt_deg: float = 40.0
@@ -85,11 +78,9 @@ class StructureConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        ok = self.stereo_keyframes >= 2 and self.min_walls >= 1 and self.max_models >= 2 and self.plane_tol > 0
+        ok = self.stereo_keyframes >= 2 and self.min_walls >= 1 and self.max_models >= 2
         if not ok:
-            raise InvalidArgument(
-                f"structure config: stereo_keyframes >= 2, min_walls >= 1, max_models >= 2, plane_tol > 0: {self}"
-            )
+            raise InvalidArgument(f"structure config: stereo_keyframes >= 2, min_walls >= 1, max_models >= 2: {self}")
 
 
 @dataclass(frozen=True)
@@ -137,18 +128,7 @@ def model_cloud(
     intr = Intrinsics.from_fov(vertical_fov_deg, width, height)
     wire = np.array([cv_to_wire(p) for p in c2w_cv])
     res = estimate_depth(frames, intr, wire, sparse_points=sparse_points, config=CLOUD_DEPTH)
-    h, w = res.working_size
-    small = intr.scaled(w, h)
-    rows = ((np.arange(h) + 0.5) * height / h).astype(int)
-    cols = ((np.arange(w) + 0.5) * width / w).astype(int)
-    v, u = np.mgrid[0:h, 0:w] + 0.5
-    out = []
-    for i in range(k):
-        ok = res.confident[i][rows][:, cols] & (res.inverse[i] > 0)
-        z = 1.0 / res.inverse[i][ok].astype(np.float64)
-        cam = np.stack([(u[ok] - small.cx) / small.fx * z, (v[ok] - small.cy) / small.fy * z, z], axis=1)
-        out.append(cam @ c2w_cv[i][:3, :3].T + c2w_cv[i][:3, 3])
-    return np.concatenate(out) if out else np.zeros((0, 3))
+    return confident_points(res, intr, c2w_cv)
 
 
 def wall_lean(
@@ -160,32 +140,21 @@ def wall_lean(
     """The walls' lean against the ground in a cloud (`points` (M, 3), seen by cameras `c2w_cv` (K, 4, 4)
     OpenCV camera-to-world); see the module docstring."""
     centres = c2w_cv[:, :3, 3]
-    down = c2w_cv[:, :3, 1].mean(axis=0)
-    down /= max(float(np.linalg.norm(down)), 1e-12)
-    pts = np.asarray(points, dtype=np.float64)
-    dist = np.linalg.norm(pts - centres.mean(axis=0), axis=1)
-    none = WallLean(vertical_fov_deg, len(pts), 0, (), math.nan, math.inf)
-    if len(pts) < 100:
-        return none
-    scale = float(np.median(dist))
-    pts = pts[dist < config.range_factor * scale]
+    if len(points) < 100:
+        return WallLean(vertical_fov_deg, len(points), 0, (), math.nan, math.inf)
     rng = np.random.default_rng(config.seed)
-    if len(pts) > config.max_points:
-        pts = pts[rng.permutation(len(pts))[: config.max_points]]
-    tol = config.plane_tol * scale
-    cos_ground = math.cos(math.radians(config.ground_max_tilt_deg))
-    ground = _plane(pts, rng, tol, config.hypotheses, lambda n: abs(n @ down) >= cos_ground)
-    if ground is None or ground[2].sum() < config.min_ground_fraction * len(pts):
+    found = find_ground(points, c2w_cv, config.planes, rng)
+    pts, tol, ground = found.points, found.tol, found.ground
+    if ground is None:
         return WallLean(vertical_fov_deg, len(pts), 0, (), math.nan, math.inf)
-    _, up, on_ground = ground
-    up = -up if up @ down > 0 else up
+    up, on_ground = ground.up, ground.inliers
     sin_wall = math.sin(math.radians(config.wall_max_tilt_deg))
     rest = pts[~on_ground]
     walls: list[tuple[float, int]] = []
     for _ in range(config.max_walls):
         if len(rest) < config.min_wall_fraction * len(pts):
             break
-        wall = _plane(rest, rng, tol, config.hypotheses, lambda n: abs(n @ up) <= sin_wall)
+        wall = ransac_plane(rest, rng, tol, config.planes.hypotheses, lambda n: abs(n @ up) <= sin_wall)
         if wall is None or wall[2].sum() < config.min_wall_fraction * len(pts):
             break
         centre, normal, on = wall
@@ -194,41 +163,6 @@ def wall_lean(
         rest = rest[~on]
     lean, sigma = _weighted_median(walls) if len(walls) >= config.min_walls else (math.nan, math.inf)
     return WallLean(vertical_fov_deg, len(pts), int(on_ground.sum()), tuple(walls), lean, sigma)
-
-
-def _plane(
-    pts: np.ndarray, rng: np.random.Generator, tol: float, hypotheses: int, accept: Callable[[np.ndarray], bool]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """RANSAC: the plane (a point, its unit normal, its inliers) with the most points within `tol` among
-    those whose normal `accept`s; refitted twice by least squares on its inliers."""
-    if len(pts) < 3:
-        return None
-    best, most = None, 0
-    for i, j, k in rng.integers(0, len(pts), (hypotheses, 3)):
-        normal = np.cross(pts[j] - pts[i], pts[k] - pts[i])
-        length = float(np.linalg.norm(normal))
-        if length <= 0:
-            continue
-        normal /= length
-        if not accept(normal):
-            continue
-        count = int((np.abs((pts - pts[i]) @ normal) < tol).sum())
-        if count > most:
-            best, most = (pts[i], normal), count
-    if best is None:
-        return None
-    centre, normal = best
-    inliers = np.abs((pts - centre) @ normal) < tol
-    for _ in range(2):
-        if inliers.sum() < 3:
-            return None
-        centre = pts[inliers].mean(axis=0)
-        refit = np.linalg.svd(pts[inliers] - centre, full_matrices=False)[2][2]
-        if not accept(refit):
-            break
-        normal = refit
-        inliers = np.abs((pts - centre) @ normal) < tol
-    return centre, normal, inliers
 
 
 def _weighted_median(walls: Sequence[tuple[float, int]]) -> tuple[float, float]:

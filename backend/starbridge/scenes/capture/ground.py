@@ -1,0 +1,148 @@
+"""Planes in a point cloud, and the ground among them.
+
+One home for the plane search that two stages use: the field-of-view cue (track_structure.py: walls lean
+against the ground when the field of view is wrong) and the moving objects' depth (moving_depth.py: a moving
+thing stands on the ground). `ransac_plane` finds the plane with the most points among those whose normal a
+test accepts; `fit_ground` the plane whose normal is within a tilt of the cameras' mean "down" axis (the
+cameras of a walk, a drone or a vehicle are held roughly level), with its normal turned up, towards the
+cameras' side.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errors import InvalidArgument
+
+
+def ransac_plane(
+    pts: np.ndarray, rng: np.random.Generator, tol: float, hypotheses: int, accept: Callable[[np.ndarray], bool]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """RANSAC: the plane (a point, its unit normal, its inliers) with the most points within `tol` among
+    those whose normal `accept`s; refitted twice by least squares on its inliers. None: no plane accepted."""
+    if len(pts) < 3:
+        return None
+    best, most = None, 0
+    for i, j, k in rng.integers(0, len(pts), (hypotheses, 3)):
+        normal = np.cross(pts[j] - pts[i], pts[k] - pts[i])
+        length = float(np.linalg.norm(normal))
+        if length <= 0:
+            continue
+        normal /= length
+        if not accept(normal):
+            continue
+        count = int((np.abs((pts - pts[i]) @ normal) < tol).sum())
+        if count > most:
+            best, most = (pts[i], normal), count
+    if best is None:
+        return None
+    centre, normal = best
+    inliers = np.abs((pts - centre) @ normal) < tol
+    for _ in range(2):
+        if inliers.sum() < 3:
+            return None
+        centre = pts[inliers].mean(axis=0)
+        refit = np.linalg.svd(pts[inliers] - centre, full_matrices=False)[2][2]
+        if not accept(refit):
+            break
+        normal = refit
+        inliers = np.abs((pts - centre) @ normal) < tol
+    return centre, normal, inliers
+
+
+@dataclass(frozen=True)
+class Ground:
+    """The ground plane: a point on it and its unit normal pointing up (towards the cameras' side), in the
+    cloud's world frame; `inliers` marks the points searched that lie on it."""
+
+    centre: np.ndarray
+    up: np.ndarray
+    inliers: np.ndarray = field(repr=False)
+
+    @property
+    def fraction(self) -> float:
+        """The share of the points searched that lie on the ground."""
+        return float(self.inliers.mean()) if self.inliers.size else 0.0
+
+
+@dataclass(frozen=True)
+class GroundSearch:
+    """How a cloud is searched for planes: at most `max_points` points (a random subset) of those within
+    `range_factor` times the median distance from the cameras (far surfaces are the noisiest); a point is on a
+    plane within `plane_tol` of that median distance; `hypotheses` RANSAC samples per plane; the ground's
+    normal within `ground_max_tilt_deg` of the cameras' mean down axis, holding at least `min_ground_fraction`
+    of the points."""
+
+    max_points: int = 20000
+    range_factor: float = 2.5
+    plane_tol: float = 0.01
+    hypotheses: int = 400
+    ground_max_tilt_deg: float = 35.0
+    min_ground_fraction: float = 0.05
+
+    def __post_init__(self) -> None:
+        ok = (
+            self.max_points >= 3
+            and self.range_factor > 0
+            and self.plane_tol > 0
+            and self.hypotheses >= 1
+            and 0 < self.ground_max_tilt_deg < 90
+            and 0 <= self.min_ground_fraction <= 1
+        )
+        if not ok:
+            raise InvalidArgument(f"GroundSearch: a setting is out of range: {self}", field="ground")
+
+
+@dataclass(frozen=True)
+class GroundFound:
+    """A search's result: the points searched, the plane tolerance used (scene units) and the ground (None:
+    none holds `min_ground_fraction` of the points)."""
+
+    points: np.ndarray = field(repr=False)
+    tol: float
+    ground: Ground | None
+
+
+def find_ground(
+    points: np.ndarray, c2w_cv: np.ndarray, search: GroundSearch, rng: np.random.Generator
+) -> GroundFound:
+    """The ground in a cloud (`points` (M, 3), seen by cameras `c2w_cv` (K, 4, 4) OpenCV camera-to-world),
+    searched as `search` says."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    if len(pts) < 3:
+        return GroundFound(pts, 0.0, None)
+    dist = np.linalg.norm(pts - c2w_cv[:, :3, 3].mean(axis=0), axis=1)
+    scale = float(np.median(dist))
+    pts = pts[dist < search.range_factor * scale]
+    if len(pts) > search.max_points:
+        pts = pts[rng.permutation(len(pts))[: search.max_points]]
+    tol = search.plane_tol * scale
+    ground = fit_ground(pts, c2w_cv, tol, search.hypotheses, search.ground_max_tilt_deg, rng)
+    if ground is not None and ground.inliers.sum() < search.min_ground_fraction * len(pts):
+        ground = None
+    return GroundFound(pts, tol, ground)
+
+
+def cameras_down(c2w_cv: np.ndarray) -> np.ndarray:
+    """The cameras' mean "down" axis (OpenCV +Y), unit, from (N, 4, 4) OpenCV camera-to-world poses."""
+    down = np.asarray(c2w_cv, dtype=np.float64)[:, :3, 1].mean(axis=0)
+    return down / max(float(np.linalg.norm(down)), 1e-12)
+
+
+def fit_ground(
+    pts: np.ndarray, c2w_cv: np.ndarray, tol: float, hypotheses: int, max_tilt_deg: float, rng: np.random.Generator
+) -> Ground | None:
+    """The plane with the most of `pts` (M, 3) within `tol` whose normal is within `max_tilt_deg` of the
+    cameras' mean down axis (`c2w_cv` (N, 4, 4) OpenCV camera-to-world); None when there is none."""
+    down = cameras_down(c2w_cv)
+    cos_ground = math.cos(math.radians(max_tilt_deg))
+    found = ransac_plane(pts, rng, tol, hypotheses, lambda n: abs(n @ down) >= cos_ground)
+    if found is None:
+        return None
+    centre, normal, inliers = found
+    up = -normal if normal @ down > 0 else normal
+    return Ground(centre, up, inliers)
