@@ -152,6 +152,9 @@ def test_regions_are_made_solid_and_linked_into_tracks() -> None:
     frames = [[_Region(0, square)], [_Region(1, moved), _Region(1, elsewhere)], [_Region(2, np.roll(moved, 1, 1))]]
     tracks = _link(frames, 0.2)
     assert [[r.frame for r in t] for t in tracks] == [[0, 1, 2], [1]]
+    merged = square | np.roll(square, 5, axis=0)  # the square grown into a neighbour: 1.8 times its area
+    assert len(_link([[_Region(0, square)], [_Region(1, merged)]], 0.2, 1.5)) == 2  # too big a jump: split
+    assert len(_link([[_Region(0, square)], [_Region(1, merged)]], 0.2, 3.0)) == 1
 
 
 @pytest.mark.slow
