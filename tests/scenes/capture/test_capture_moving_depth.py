@@ -102,6 +102,11 @@ def test_a_region_with_no_ground_below_it_keeps_the_stereo_depth(clip: GroundTru
     assert placed.regions == 0 and placed.regions_left == 24
     assert "none of their 24 regions meets the ground" in placed.note
     assert np.array_equal(placed.depth, stereo.depth)
+    specks = np.zeros_like(clip.moving)
+    specks[:, 50:53, 100:103] = True  # 9 pixels: below the smallest object
+    small = place_moving_objects(stereo, clip.frames, specks, clip.intrinsics, clip.poses, clip.config.fps)
+    assert small.regions == 0 and "none is larger than 0.25% of the frame" in small.note
+    assert small.depth is stereo.depth
 
 
 def test_without_a_ground_nothing_is_placed(clip: GroundTruthClip) -> None:

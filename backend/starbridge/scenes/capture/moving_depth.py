@@ -170,6 +170,11 @@ def place_moving_objects(
     regions = [
         [_Region(i, _solid(m) if config.solid else m) for m in _components(moving[i], min_area)] for i in range(n)
     ]
+    if not any(regions):
+        return PlacedObjects(
+            stereo.depth, stereo.inverse, ground, 0, 0, 0,
+            f"moving objects keep the stereo's depth: none is larger than {config.min_area:.2%} of the frame",
+        )  # fmt: skip
     for frame_regions in regions:
         for reg in frame_regions:
             reg.contact = _contact(reg, stereo.depth[reg.frame], moving[reg.frame], intrinsics, c2w[reg.frame],
