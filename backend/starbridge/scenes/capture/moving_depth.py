@@ -130,10 +130,15 @@ class _Region:
     frame: int
     mask: np.ndarray  # (H, W) bool
     contact: float = math.nan  # z-depth where its foot meets the ground (nan: none)
+    area: int = field(init=False)  # pixels in `mask`
+
+    def __post_init__(self) -> None:
+        self.area = int(self.mask.sum())
 
     @property
     def size(self) -> float:
-        return math.sqrt(float(self.mask.sum()))
+        """Its size on screen: the square root of its area, pixels."""
+        return math.sqrt(self.area)
 
 
 def place_moving_objects(
@@ -283,8 +288,8 @@ def _link(regions: Sequence[Sequence[_Region]], link_iou: float, area_ratio: flo
                 inter = float((reg.mask & prev.mask).sum())
                 if inter <= 0:
                     continue
-                iou = inter / float((reg.mask | prev.mask).sum())
-                if max(reg.size, prev.size) ** 2 > area_ratio * min(reg.size, prev.size) ** 2:
+                iou = inter / float(reg.area + prev.area - inter)
+                if max(reg.area, prev.area) > area_ratio * min(reg.area, prev.area):
                     continue
                 if iou >= best and t not in taken:
                     best, best_track = iou, t
