@@ -71,7 +71,9 @@ NOVEL_OFFSET_M = 0.3
 NOVEL_TURN_DEG = 8.0
 
 
-def _rotation_errors(est: np.ndarray, truth: np.ndarray) -> np.ndarray:
+def rotation_errors(est: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Per frame, the angle (degrees) between the estimated and true rotations of (N, 4, 4) poses (both with
+    frame 0 at the identity, as every capture and clip has)."""
     rel = np.einsum("nji,njk->nik", est[:, :3, :3], truth[:, :3, :3])
     cos = np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1)
     return np.degrees(np.arccos(cos))
@@ -134,7 +136,7 @@ def measure(kind: str, frames: int, width: int, height: int, work: Path, fov: fl
                                 vertical_fov_deg=fov if given_fov else None, progress=lambda *a: None)  # fmt: skip
     seconds = time.perf_counter() - t0
     report = dict(bundle.meta.capture or {})
-    rot = _rotation_errors(bundle.poses, clip.poses)
+    rot = rotation_errors(bundle.poses, clip.poses)
     out: dict[str, Any] = {
         "kind": kind, "frames": frames, "size": [width, height], "mp4_bytes": mp4.stat().st_size,
         "bundle_bytes": bundle.size_bytes(), "import_s": round(seconds, 2), "stage_s": report.get("seconds"),

@@ -185,8 +185,10 @@ def test_a_dolly_is_tracked_and_says_its_field_of_view_is_not_measured(filmed: C
         assert any("field of view could not be measured" in w and "26 mm-equivalent" in w for w in result.warnings)
         assumed = TrackingConfig().default_fov(WIDTH, HEIGHT)  # a phone's lens: 44.4 degrees at 16:9
         assert result.vertical_fov_deg == pytest.approx(assumed) and math.isinf(result.fov_uncertainty_deg)
-    else:  # the motion gave a poor estimate (measured: 55.1 +- 6.4, pulled towards the default): within it, warned
-        assert abs(result.vertical_fov_deg - 48.0) <= max(3.0, result.fov_uncertainty_deg)
+    else:  # the motion gave a poor estimate (measured: 53.5 +- 6.4; 56.3 +- 6.3 since the mapping's thresholds are
+        # 0.7 px: forward motion hardly measures it, the estimate moves with the data): within two of its standard
+        # deviations, and warned
+        assert abs(result.vertical_fov_deg - 48.0) <= max(3.0, 2.0 * result.fov_uncertainty_deg)
         if result.fov_uncertainty_deg > TrackingConfig().fov_tolerance_deg:
             assert any("field of view" in w for w in result.warnings)
     check_observations(result)
@@ -302,6 +304,48 @@ def test_bad_arguments_are_refused() -> None:
         TrackingConfig(fov_candidates_deg=(200.0,))
     with pytest.raises(InvalidArgument):
         TrackingConfig(fov_inlier_factor=0.0)
+    for levels in ((), (0.0, 4.0)):
+        with pytest.raises(InvalidArgument):
+            TrackingConfig(map_max_error_px=levels)
+
+
+def _dolly_in_world(seed: int) -> tuple[GroundTruthClip, np.ndarray]:
+    clip = render_clip(ClipConfig(kind="dolly", frames=40, width=320, height=180, vertical_fov_deg=48.0,
+                                  world_seed=seed))  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        frames = decode_video(clip.write_mp4(Path(tmp) / "dolly.mp4"), 320, 0, lambda *a: None).frames
+    return clip, frames
+
+
+@pytest.mark.slow
+def test_a_dolly_over_a_textured_ground_is_not_taken_for_a_plane_decomposition() -> None:
+    """World 9's dolly (bench/bench_tracking_worlds.py): at COLMAP's 4-pixel threshold one homography explains
+    every pair of keyframes (the tiled ground; the houses' parallax is under 4 px), its decomposition puts the
+    travel ~70 degrees off the real one and the map follows it (8.4 degrees median rotation error, the camera
+    path bent downwards); held to 0.7 px the pairs are calibrated two-view geometries and the map is right."""
+    clip, frames = _dolly_in_world(9)
+    old = track_camera(frames, vertical_fov_deg=48.0, config=TrackingConfig(map_max_error_px=(4.0,)))
+    new = track_camera(frames, vertical_fov_deg=48.0)
+    old_rot, new_rot = rotation_errors(old, clip.poses), rotation_errors(new, clip.poses)
+    print(f"\nworld 9 dolly, rotation error median / max: 4 px {np.median(old_rot):.2f} / {old_rot.max():.2f}, "
+          f"default {np.median(new_rot):.2f} / {new_rot.max():.2f} deg")  # fmt: skip
+    assert np.median(old_rot) > 3.0  # the defect this guards against, still there at the old threshold
+    assert np.median(new_rot) <= 1.0 and new_rot.max() <= 2.0
+    assert centre_errors(new, clip.poses).mean() <= 0.03
+
+
+@pytest.mark.slow
+def test_a_threshold_that_maps_nothing_falls_back_to_the_next() -> None:
+    """World 3's dolly maps nothing at 0.7 px (no initial pair that strict): the next threshold, 1 px, maps it;
+    with 0.7 px alone the clip cannot be tracked, and says so."""
+    clip, frames = _dolly_in_world(3)
+    with pytest.raises(TrackingError) as info:
+        track_camera(frames, vertical_fov_deg=48.0, config=TrackingConfig(map_max_error_px=(0.7,)))
+    assert "structure from motion placed" in info.value.message
+    result = track_camera(frames, vertical_fov_deg=48.0)
+    rot = rotation_errors(result, clip.poses)
+    assert np.median(rot) <= 1.0 and result.registered_fraction >= 0.9
+    assert [s.stage for s in result.fov_scores] == ["given"]  # the failed attempt's score is not reported
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ monocular depth to the tracked scale.
 (whatever scale the tracking chose: nothing here assumes metres), +inf for what is at infinity (sky, very far
 surfaces): the renderer treats +inf as a direction. Per frame:
 
-1. **Source views.** `source_views` (4) other frames: for each target parallax (`parallax_px`, working pixels
+1. **Source views.** `source_views` (6) other frames: for each target parallax (`parallax_px`, working pixels
    of baseline at the frame's typical depth) the frame nearest to it before and after in time, among those
    within `max_view_angle_deg` of the viewing direction that see the middle of the frame (and, with
    `keyframes`, only keyframes).

@@ -107,9 +107,7 @@ class GroundFound:
     ground: Ground | None
 
 
-def find_ground(
-    points: np.ndarray, c2w_cv: np.ndarray, search: GroundSearch, rng: np.random.Generator
-) -> GroundFound:
+def find_ground(points: np.ndarray, c2w_cv: np.ndarray, search: GroundSearch, rng: np.random.Generator) -> GroundFound:
     """The ground in a cloud (`points` (M, 3), seen by cameras `c2w_cv` (K, 4, 4) OpenCV camera-to-world),
     searched as `search` says."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)

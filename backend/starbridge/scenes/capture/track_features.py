@@ -130,15 +130,20 @@ class FeatureEngine:
         return np.column_stack([np.flatnonzero(ok), best[ok]]).astype(np.uint32)
 
     def verify(
-        self, a: Features, b: Features, size: tuple[int, int], min_inliers: int
+        self, a: Features, b: Features, size: tuple[int, int], min_inliers: int, max_error_px: float | None = None
     ) -> pycolmap.TwoViewGeometry | None:
-        """Matches kept by the epipolar geometry (fundamental matrix or homography, no focal length assumed),
-        or None when fewer than `min_inliers` survive."""
+        """Matches kept by the epipolar geometry (fundamental matrix or homography, no focal length assumed;
+        RANSAC inliers within `max_error_px`, else COLMAP's default), or None when fewer than `min_inliers`
+        survive."""
         matches = self.match(a, b)
         if len(matches) < min_inliers:
             return None
         camera = uncalibrated_camera(size)
-        geometry = pycolmap.estimate_two_view_geometry(camera, a.xy, camera, b.xy, matches, self._verification)
+        options = self._verification
+        if max_error_px is not None:
+            options = pycolmap.TwoViewGeometryOptions(self._verification.todict())
+            options.ransac.max_error = max_error_px
+        geometry = pycolmap.estimate_two_view_geometry(camera, a.xy, camera, b.xy, matches, options)
         if len(geometry.inlier_matches) < min_inliers:
             return None
         return geometry

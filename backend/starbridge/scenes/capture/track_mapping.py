@@ -50,6 +50,11 @@ def focal_of(fov_deg: float, height: int) -> float:
 
 #: Points triangulated from rays closer than this (degrees) are dropped with their outliers (COLMAP's default).
 MIN_TRI_ANGLE_DEG = 1.5
+#: COLMAP's inlier threshold for two-view geometry and the initial pair, pixels (its default); below it the
+#: mapper's limits for a new keyframe's pose (COLMAP: 12) and a point's observations (COLMAP: 4) are these.
+COLMAP_MAX_ERROR_PX = 4.0
+STRICT_ABS_POSE_ERROR_PX = 4.0
+STRICT_FILTER_ERROR_PX = 2.0
 
 
 class MapBuilder:
@@ -65,6 +70,7 @@ class MapBuilder:
         num_threads: int,
         seed: int,
         init_min_tri_angle_deg: float,
+        max_error_px: float = COLMAP_MAX_ERROR_PX,
     ) -> None:
         self.workdir = workdir
         self.size = size
@@ -72,6 +78,7 @@ class MapBuilder:
         self.num_threads = num_threads
         self.seed = seed
         self.init_min_tri_angle_deg = init_min_tri_angle_deg
+        self.max_error_px = max_error_px
         self.database = workdir / "keyframes.db"
         self._runs = 0
         w, h = size
@@ -112,6 +119,10 @@ class MapBuilder:
         options.mapper.abs_pose_refine_focal_length = False
         options.mapper.abs_pose_refine_extra_params = False
         options.mapper.init_min_tri_angle = self.init_min_tri_angle_deg
+        if self.max_error_px < COLMAP_MAX_ERROR_PX:  # TrackingConfig.map_max_error_px says why
+            options.mapper.init_max_error = self.max_error_px
+            options.mapper.abs_pose_max_error = STRICT_ABS_POSE_ERROR_PX
+            options.mapper.filter_max_reproj_error = STRICT_FILTER_ERROR_PX
         options.mapper.init_min_num_inliers = 50
         options.mapper.abs_pose_min_num_inliers = 20
         options.mapper.random_seed = self.seed

@@ -68,9 +68,16 @@ from scipy.spatial.transform import Rotation, Slerp
 from ...errors import InvalidArgument, StarBridgeError
 from ...geometry.camera import Intrinsics, check_fov
 from ...geometry.conventions import cv_to_wire
-from .track_features import FeatureEngine, Features, TrackImages, keyframe_pairs, prepare_images, select_keyframes
+from .track_features import (
+    FeatureEngine,
+    Features,
+    TrackImages,
+    keyframe_pairs,
+    prepare_images,
+    select_keyframes,
+)
 from .track_fov import FovSearch, fov_score
-from .track_mapping import MapBuilder, MapRun, focal_of, fov_of, model_arrays
+from .track_mapping import COLMAP_MAX_ERROR_PX, MapBuilder, MapRun, focal_of, fov_of, model_arrays
 from .track_refine import PatchConfig, RefineConfig, adjust_all, refine_observations
 from .track_register import PosedFrames, Registrar
 from .track_rotation import PairMatches, RotationSolution, epipolar_noise, estimate_focal, pair_matches, solve_rotations
@@ -273,16 +280,7 @@ class _Tracker:
             )
         self._warn_breaks()
 
-        builder = MapBuilder(
-            workdir,
-            images.size,
-            self.dense,
-            self.geometries,
-            num_threads=cfg.mapping_threads if cfg.mapping_threads > 0 else self.threads,
-            seed=cfg.seed,
-            init_min_tri_angle_deg=cfg.init_min_tri_angle_deg,
-        )
-        outcome = self._map(builder)
+        outcome = self._map(workdir)
         self.stage_done("mapping")
         registrar = Registrar(
             self.frames, engine, self.keyframes, self.quick, self.dense, self.size, self.scale, cfg, self.report
@@ -348,7 +346,50 @@ class _Tracker:
             return solve_rotations(len(self.keyframes), pairs, focal, refine_focal=True)
         return solve_rotations(len(self.keyframes), pairs, focal, refine_focal=False)
 
-    def _map(self, builder: MapBuilder) -> MapRun | RotationSolution:
+    def _geometries_within(self, max_error_px: float) -> dict[tuple[int, int], pycolmap.TwoViewGeometry]:
+        """The verified pairs verified again with inliers within `max_error_px` (from their matches: the first
+        verification's inliers are one model's, maybe the wrong one); as they are at COLMAP's own threshold."""
+        if max_error_px >= COLMAP_MAX_ERROR_PX:
+            return self.geometries
+        out = {}
+        least = self.cfg.min_pair_inliers
+        for a, b in self.geometries:
+            strict = self.engine.verify(self.dense[a], self.dense[b], self.size, least, max_error_px)
+            if strict is not None:
+                out[(a, b)] = strict
+        return out
+
+    def _structure(self, workdir: Path, given: float | None) -> MapRun:
+        """Structure from motion (at the given focal length, else by the field-of-view search) at each of
+        `map_max_error_px` in turn, until one maps the keyframes (TrackingConfig says why)."""
+        cfg = self.cfg
+        failure = TrackingError("no_track", "could not track the camera: no two keyframes share enough features")
+        for n, level in enumerate(cfg.map_max_error_px):
+            geometries = self._geometries_within(level)
+            if not geometries:
+                continue
+            folder = workdir / f"map{n}"
+            folder.mkdir()
+            builder = MapBuilder(
+                folder,
+                self.size,
+                self.dense,
+                geometries,
+                num_threads=cfg.mapping_threads if cfg.mapping_threads > 0 else self.threads,
+                seed=cfg.seed,
+                init_min_tri_angle_deg=cfg.init_min_tri_angle_deg,
+                max_error_px=level,
+            )
+            scores, warnings = len(self.fov_scores), len(self.warnings)
+            try:
+                return self._map_given(builder, given) if given is not None else self._estimate_fov(builder)
+            except TrackingError as exc:
+                failure = exc
+                if n + 1 < len(cfg.map_max_error_px):  # what a failed attempt found is not the clip's
+                    del self.fov_scores[scores:], self.warnings[warnings:]
+        raise failure
+
+    def _map(self, workdir: Path) -> MapRun | RotationSolution:
         """The keyframes' cameras: a pure rotation when they fit one, else structure from motion."""
         cfg = self.cfg
         h = self.size[1]
@@ -365,7 +406,7 @@ class _Tracker:
             return rotation if given is not None else self._rotation_fov(rotation)
         loose = ratio <= cfg.rotation_fallback_misfit
         try:
-            run = self._map_given(builder, given) if given is not None else self._estimate_fov(builder)
+            run = self._structure(workdir, given)
         except TrackingError as exc:
             if not loose:
                 hint = (
