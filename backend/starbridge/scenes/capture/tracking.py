@@ -381,13 +381,29 @@ class _Tracker:
                 max_error_px=level,
             )
             scores, warnings = len(self.fov_scores), len(self.warnings)
+            last = n + 1 == len(cfg.map_max_error_px)
             try:
-                return self._map_given(builder, given) if given is not None else self._estimate_fov(builder)
+                run = self._map_given(builder, given) if given is not None else self._estimate_fov(builder)
+                if not last:
+                    self._check_registration(run)
+                return run
             except TrackingError as exc:
                 failure = exc
-                if n + 1 < len(cfg.map_max_error_px):  # what a failed attempt found is not the clip's
+                if not last:  # what a failed attempt found is not the clip's
                     del self.fov_scores[scores:], self.warnings[warnings:]
         raise failure
+
+    def _check_registration(self, run: MapRun) -> None:
+        """A strict level's map can place its keyframes but hold too few points for the frames between them (an
+        orbit measured so: 9 of 40 frames): raise as the result would, so that the next level is tried."""
+        cfg = self.cfg
+        quiet = Registrar(
+            self.frames, self.engine, self.keyframes, self.quick, self.dense, self.size, self.scale, cfg,
+            lambda *a: None,
+        )  # fmt: skip
+        placed = len(quiet.to_map(run).w2c)
+        if placed < max(2, cfg.min_registered_fraction * self.n):
+            raise TrackingError("no_track", f"could not track the camera: only {placed} of {self.n} frames placed")
 
     def _map(self, workdir: Path) -> MapRun | RotationSolution:
         """The keyframes' cameras: a pure rotation when they fit one, else structure from motion."""
