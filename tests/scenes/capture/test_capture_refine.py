@@ -153,10 +153,12 @@ def test_adjust_all_with_the_focal_length_free_finds_it_where_the_motion_measure
 def test_the_refinement_tightens_the_stereo_pairs_relative_rotations(tmp_path) -> None:  # noqa: ANN001
     """The capture benchmark's dolly (40 frames, 320x180, filmed at 48 degrees, through H.264), its field of
     view given: the relative rotation of frames 8 apart, what a stereo pair's disparity depends on, median
-    0.123 degree before the refinement (rotation error median 0.20), 0.077 after (0.11)."""
+    0.123 degree before the refinement (rotation error median 0.20), 0.077 after (0.11). Mapped at COLMAP's
+    4-pixel threshold, as measured; at the default 0.7 px (TrackingConfig.map_max_error_px, which holds in the
+    worlds where 4 px bent the map) this world's dolly lands at 0.119 (0.14)."""
     clip = render_clip(ClipConfig(kind="dolly", frames=40, width=320, height=180, vertical_fov_deg=48.0))
     frames = decode_video(clip.write_mp4(tmp_path / "dolly.mp4"), 320, 0, lambda *a: None).frames
-    result = track_camera(frames, vertical_fov_deg=48.0, config=TrackingConfig())
+    result = track_camera(frames, vertical_fov_deg=48.0, config=TrackingConfig(map_max_error_px=(4.0,)))
     est, truth = result.poses[:, :3, :3], clip.poses[:, :3, :3]
     rel = [
         np.degrees(Rotation.from_matrix((est[i].T @ est[i + 8]).T @ (truth[i].T @ truth[i + 8])).magnitude())
