@@ -1,6 +1,7 @@
 """Capture benchmark: import ground-truth videos as if they were real, and compare with the truth.
 
     python bench/bench_capture.py [--frames 40] [--width 320] [--height 180] [--fov 48] [--kinds handheld,orbit,...]
+        [--given-fov] [--world N]
         [--out DIR]
 
 For each clip kind (scenes/procedural/clips.py: handheld walk, drone orbit, vehicle dolly, tripod pan, a
@@ -127,8 +128,9 @@ def _novel_views(scenes: dict[str, Any], clip: GroundTruthClip, rotation_only: b
 
 
 def measure(kind: str, frames: int, width: int, height: int, work: Path, fov: float = 48.0,
-            given_fov: bool = False) -> dict[str, Any]:  # fmt: skip
-    clip = render_clip(ClipConfig(kind=kind, frames=frames, width=width, height=height, vertical_fov_deg=fov))
+            given_fov: bool = False, world: int = 0) -> dict[str, Any]:  # fmt: skip
+    clip = render_clip(ClipConfig(kind=kind, frames=frames, width=width, height=height, vertical_fov_deg=fov,
+                                  world_seed=world))  # fmt: skip
     mp4 = clip.write_mp4(work / f"{kind}.mp4")
     store = SceneStore(work / "store")
     t0 = time.perf_counter()
@@ -218,12 +220,14 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(out_dir: Path, frames: int = 40, width: int = 320, height: int = 180,
-        kinds: tuple[str, ...] = CLIP_KINDS, fov: float = 48.0, given_fov: bool = False) -> dict[str, Any]:  # fmt: skip
-    """Measure every clip kind, print the table, write out_dir/capture-<hostname>.json; returns the report."""
+        kinds: tuple[str, ...] = CLIP_KINDS, fov: float = 48.0, given_fov: bool = False,
+        world: int = 0) -> dict[str, Any]:  # fmt: skip
+    """Measure every clip kind, print the table, write out_dir/capture-<hostname>.json (…-world<N>.json for a
+    procedural world other than 0); returns the report."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="starbridge-capture-") as tmp:
         for kind in kinds:
-            rows.append(measure(kind, frames, width, height, Path(tmp), fov, given_fov))
+            rows.append(measure(kind, frames, width, height, Path(tmp), fov, given_fov, world))
     report = {
         "benchmark": "capture",
         "timestamp_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -234,6 +238,7 @@ def run(out_dir: Path, frames: int = 40, width: int = 320, height: int = 180,
             "vertical_fov_deg": fov,
             "fov_given_to_import": given_fov,
             "kinds": list(kinds),
+            "world_seed": world,
         },  # fmt: skip
         "machine": machine_info(),
         "versions": {"starbridge": __version__},
@@ -247,7 +252,7 @@ def run(out_dir: Path, frames: int = 40, width: int = 320, height: int = 180,
     }
     print(
         f"\nStarBridge capture benchmark: {frames} frames at {width}x{height} per clip, filmed at {fov:g} degrees "
-        "vertical"
+        f"vertical in procedural world {world}"
     )
     print(_table(rows))
     print("  PSNR: novel views from the captured / exact scene; mp4 = exact geometry with the frames decoded from the")
@@ -260,7 +265,7 @@ def run(out_dir: Path, frames: int = 40, width: int = 320, height: int = 180,
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     host = host_tag()
-    path = out_dir / f"capture-{host}.json"
+    path = out_dir / (f"capture-{host}.json" if world == 0 else f"capture-{host}-world{world}.json")
     path.write_text(json.dumps(report, indent=2, default=float) + "\n")
     print(f"wrote {path}")
     return report
@@ -281,10 +286,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--given-fov", action="store_true",
                    help="import with the true field of view given (as `scene import --fov`): isolates depth and "
                         "pose quality from the field-of-view estimate")  # fmt: skip
+    p.add_argument("--world", type=int, default=0,
+                   help="procedural world (seed) the clips are filmed in (default 0; bench_tracking_worlds.py "
+                        "checks the tracking across worlds)")  # fmt: skip
     add_out_argument(p)
     args = p.parse_args(argv)
+    if args.world < 0:
+        p.error(f"--world must be a seed >= 0, got {args.world}")
     run(out_dir(args.out), args.frames, args.width, args.height, tuple(args.kinds.split(",")), args.fov,
-        args.given_fov)
+        args.given_fov, args.world)
     return 0
 
 

@@ -28,3 +28,17 @@ def test_bench_capture_smoke(tmp_path: Path):
     # the tripod pan is rotation only and covers its real 90 degrees (its rotations are right)
     assert pan["rotation_only"] and pan["rotation_error_deg_median"] < 3.0 and pan["rotation_error_deg_max"] < 6.0
     assert abs(walk["fov_deg"] - walk["fov_true_deg"]) < 6.0
+
+
+@pytest.mark.slow
+def test_bench_capture_films_the_world_it_is_asked_for(tmp_path: Path):
+    """`--world N`: the clips, the exact scene and the novel views' truth all come from procedural world N (a
+    truth rendered in another world would put the exact scene's novel views far below 25 dB), and the JSON says
+    which world it was, under a name of its own."""
+    report = bench_capture.run(out_dir=tmp_path, frames=16, width=160, height=90, kinds=("pan",), world=2)
+    assert [p.name for p in tmp_path.glob("capture-*.json")] == [f"capture-{bench_capture.host_tag()}-world2.json"]
+    assert report["settings"]["world_seed"] == 2
+    (pan,) = report["clips"]
+    assert pan["novel_psnr_exact"] > 25.0 and pan["rotation_only"]
+    with pytest.raises(SystemExit):
+        bench_capture.main(["--world", "-1"])
