@@ -293,8 +293,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.world < 0:
         p.error(f"--world must be a seed >= 0, got {args.world}")
-    run(out_dir(args.out), args.frames, args.width, args.height, tuple(args.kinds.split(",")), args.fov,
-        args.given_fov, args.world)
+    run(
+        out_dir(args.out),
+        args.frames,
+        args.width,
+        args.height,
+        tuple(args.kinds.split(",")),
+        args.fov,
+        args.given_fov,
+        args.world,
+    )
     return 0
 
 
