@@ -110,6 +110,10 @@ def _novel_offset(rotation_only: bool, metres: float) -> np.ndarray:
     return pose(0.0, 0.0, (NOVEL_OFFSET_M * metres, 0.0, 0.0))
 
 
+#: True-distance bins of the depth error breakdown (`depth_by_range`), metres.
+DEPTH_RANGES_M = ((0.0, 8.0), (8.0, 25.0), (25.0, math.inf))
+
+
 def _novel_views(scenes: dict[str, Any], clip: GroundTruthClip, rotation_only: bool) -> dict[str, float]:
     """Mean PSNR vs truth of explicit renders at novel poses, per scene: name -> (bundle, scene units per
     metre)."""
@@ -166,7 +170,17 @@ def measure(kind: str, frames: int, width: int, height: int, work: Path, fov: fl
         path_scale = _similarity_error(bundle.poses, clip.poses)[1]
         if path_scale > 0:
             ratio_path = est[both] * path_scale / clip.depth[both]
-            out["depth_absrel_path_scale"] = float(np.mean(np.minimum(np.abs(ratio_path - 1), 1.0)))
+            err_path = np.minimum(np.abs(ratio_path - 1), 1.0)
+            out["depth_absrel_path_scale"] = float(np.mean(err_path))
+            # by the true distance: where the error is (the far, hazy, horizontally striped towers are most of it)
+            true_depth = clip.depth[both]
+            out["depth_by_range"] = [
+                {"from_m": lo, "to_m": hi if math.isfinite(hi) else None, "share": float(sel.mean()),
+                 "absrel_path_scale": float(err_path[sel].mean()),
+                 "contribution": float(err_path[sel].sum() / err_path.size)}
+                for lo, hi in DEPTH_RANGES_M
+                if (sel := (true_depth >= lo) & (true_depth < hi)).any()
+            ]  # fmt: skip
     if bundle.moving is not None and clip.moving.any():
         inter = float((bundle.moving & clip.moving).sum())
         union = float((bundle.moving | clip.moving).sum())
@@ -263,6 +277,13 @@ def run(out_dir: Path, frames: int = 40, width: int = 320, height: int = 180,
             f"  {r['kind']}: {'PASS' if not fails else 'FAIL ' + ', '.join(fails)}; field of view "
             f"{r['fov_deg']:.1f} (true {r['fov_true_deg']:g}) {r['fov_source']}: {r['fov_note']}"
         )
+        if r.get("depth_by_range"):
+            parts = []
+            for g in r["depth_by_range"]:
+                span = f"{g['from_m']:g}-{g['to_m']:g}" if g["to_m"] else f"{g['from_m']:g}+"
+                parts.append(f"{span} m {g['absrel_path_scale']:.3f} ({100 * g['share']:.0f}% of px, adds "
+                             f"{g['contribution']:.3f})")  # fmt: skip
+            print(f"    AbsRel (path scale) by true distance: {'; '.join(parts)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     host = host_tag()
     path = out_dir / (f"capture-{host}.json" if world == 0 else f"capture-{host}-world{world}.json")

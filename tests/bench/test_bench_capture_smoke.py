@@ -25,6 +25,10 @@ def test_bench_capture_smoke(tmp_path: Path):
     assert walk["tracking"] == "free motion" and walk["rotation_error_deg_median"] < 2.0
     assert walk["translation_error_rel"] < 0.05 and "depth_delta_1_25" in walk and walk["depth_delta_1_25"] > 0.3
     assert 0.0 <= walk["depth_absrel_path_scale"] <= 1.0 and "depth_absrel_path_scale" not in pan
+    # the error by true distance adds up to the whole, over every pixel measured
+    ranges = walk["depth_by_range"]
+    assert sum(g["share"] for g in ranges) == pytest.approx(1.0)
+    assert sum(g["contribution"] for g in ranges) == pytest.approx(walk["depth_absrel_path_scale"], rel=1e-4)
     # the tripod pan is rotation only and covers its real 90 degrees (its rotations are right)
     assert pan["rotation_only"] and pan["rotation_error_deg_median"] < 3.0 and pan["rotation_error_deg_max"] < 6.0
     assert abs(walk["fov_deg"] - walk["fov_true_deg"]) < 6.0
