@@ -236,8 +236,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
 def run(out_dir: Path, frames: int = 40, width: int = 320, height: int = 180,
         kinds: tuple[str, ...] = CLIP_KINDS, fov: float = 48.0, given_fov: bool = False,
         world: int = 0) -> dict[str, Any]:  # fmt: skip
-    """Measure every clip kind, print the table, write out_dir/capture-<hostname>.json (…-world<N>.json for a
-    procedural world other than 0); returns the report."""
+    """Measure every clip kind, print the table, write out_dir/capture-<hostname>[-given-fov][-world<N>].json
+    (the field of view given to the import; a procedural world other than 0); returns the report."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="starbridge-capture-") as tmp:
         for kind in kinds:
@@ -286,7 +286,8 @@ def run(out_dir: Path, frames: int = 40, width: int = 320, height: int = 180,
             print(f"    AbsRel (path scale) by true distance: {'; '.join(parts)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     host = host_tag()
-    path = out_dir / (f"capture-{host}.json" if world == 0 else f"capture-{host}-world{world}.json")
+    name = f"capture-{host}" + ("-given-fov" if given_fov else "") + (f"-world{world}" if world else "")
+    path = out_dir / f"{name}.json"
     path.write_text(json.dumps(report, indent=2, default=float) + "\n")
     print(f"wrote {path}")
     return report
