@@ -16,8 +16,11 @@ frame's depth, the cameras) cannot explain. Per frame, in a downscaled copy (lon
    the residual exceeds half of it. A pixel is moving when at least `min_votes` neighbours and at least
    `min_fraction` of those that had a say voted so.
 4. **Clean up** with morphology: an opening (removes the thin lines left by misregistered edges), a closing,
-   components smaller than `min_area` (fraction of the frame) dropped, holes filled; then upsampled to the
-   frame size.
+   components smaller than `min_area` (fraction of the frame) dropped, holes filled.
+5. **Carry along time** (dynamic_carry.py): a plain mover that overlaps itself between the frames compared is
+   flagged at its outline only; each frame's mask, carried to the next frame (forwards and backwards), adds
+   the pixels there whose colour is the object's rather than the background's. Then upsampled to the frame
+   size.
 
 Depth and poses may be in any scale (they only need to agree). The residuals compare colours, so a moving
 object's shadow is flagged as well (it changes the static world's look); a moving object of the same colour
@@ -36,6 +39,7 @@ from scipy import ndimage
 from ...errors import InvalidArgument
 from ...geometry.camera import Intrinsics
 from .depth_ops import bilinear, cv_poses, nearest, pixel_rays, project, relative, resize_rgb, working_size
+from .dynamic_carry import carry_masks
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -76,10 +80,23 @@ class DynamicConfig:
     #: 2: ask again without the neighbours' pixels flagged the first time (fewer false positives around
     #: moving objects); 1: one pass.
     passes: int = 2
+    #: Carry the masks along time (dynamic_carry.py): each region of a frame's mask, dilated by `carry_grow`
+    #: times the square root of its area, is a prior in the next frame (forwards, then backwards), where a
+    #: pixel joins when its colour is within `carry_colour` of the object's flagged colours and nearer to them
+    #: than `carry_ratio` times to the ring around the prior; at most `carry_samples` colours of each. 0: off.
+    carry_grow: float = 0.15
+    carry_colour: float = 0.05
+    carry_ratio: float = 0.3
+    carry_samples: int = 300
 
     def __post_init__(self) -> None:
         if not self.offsets_s or not all(np.isfinite(o) and o > 0 for o in self.offsets_s):
             raise InvalidArgument("DynamicConfig: offsets_s must be positive seconds", field="dynamic_config")
+        if not (self.carry_grow >= 0 and self.carry_colour > 0 and self.carry_ratio > 0 and self.carry_samples >= 1):
+            raise InvalidArgument(
+                "DynamicConfig: need carry_grow >= 0, carry_colour > 0, carry_ratio > 0, carry_samples >= 1",
+                field="dynamic_config",
+            )
         if not (16 <= self.max_side <= 4096 and self.photometric > 0 and self.min_votes >= 1):
             raise InvalidArgument(
                 "DynamicConfig: need max_side in [16, 4096], photometric > 0, min_votes >= 1", field="dynamic_config"
@@ -176,6 +193,16 @@ def moving_masks(
         for i in range(n):
             masks[i] = flag(i, first)
             report("moving", n + i + 1, total)
+    if cfg.carry_grow > 0:
+        masks = carry_masks(
+            rgb,
+            masks,
+            grow=cfg.carry_grow,
+            colour=cfg.carry_colour,
+            ratio=cfg.carry_ratio,
+            samples=cfg.carry_samples,
+            min_pixels=max(1, int(cfg.min_area * h * w)),
+        )
     out = np.zeros((n, height, width), bool)
     for i in range(n):
         out[i] = _upsample_mask(masks[i], (height, width))
