@@ -16,6 +16,10 @@ from starbridge.errors import InvalidArgument
 from starbridge.scenes.capture.dynamic import DynamicConfig
 from starbridge.scenes.capture.dynamic_carry import carry_masks
 
+CFG = DynamicConfig()
+SETTINGS = {"grow": CFG.carry_grow, "colour": CFG.carry_colour, "ratio": CFG.carry_ratio,
+            "samples": CFG.carry_samples, "min_pixels": 20}  # fmt: skip
+
 H, W, N = 90, 160, 8
 RED, BLUE = (200, 30, 25), (40, 60, 200)
 
@@ -49,7 +53,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_a_plain_mover_flagged_at_its_edge_is_carried_whole() -> None:
     frames, truth, flagged, blue = _scene()
-    carried = carry_masks(frames, flagged, grow=0.15, colour=0.05, ratio=0.3, samples=300, min_pixels=20)
+    carried = carry_masks(frames, flagged, **SETTINGS)
     before = [_iou(flagged[k], truth[k]) for k in range(1, N)]
     after = [_iou(carried[k], truth[k]) for k in range(N)]
     assert max(before) < 0.4  # the crescents alone
@@ -61,14 +65,14 @@ def test_a_plain_mover_flagged_at_its_edge_is_carried_whole() -> None:
 def test_nothing_flagged_stays_nothing_and_flags_are_kept() -> None:
     frames, truth, flagged, _ = _scene()
     empty = np.zeros_like(flagged)
-    assert not carry_masks(frames, empty, grow=0.15, colour=0.05, ratio=0.3, samples=300, min_pixels=20).any()
+    assert not carry_masks(frames, empty, **SETTINGS).any()
     # an object flagged in one frame only is not carried into frames where it is not (the colour decides)
     one = np.zeros_like(flagged)
     one[3] = truth[3]
     frames_once = np.repeat(frames[:1], N, axis=0).copy()
     frames_once[:, truth[0]] = (130, 130, 130)  # the red disc exists in frame 3 only
     frames_once[3] = frames[3]
-    carried = carry_masks(frames_once, one, grow=0.15, colour=0.05, ratio=0.3, samples=300, min_pixels=20)
+    carried = carry_masks(frames_once, one, **SETTINGS)
     assert (carried[3] == truth[3]).all() and not carried[[0, 1, 2, 4, 5, 6, 7]].any()
 
 
