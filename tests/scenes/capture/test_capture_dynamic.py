@@ -116,7 +116,12 @@ def test_progress_and_depth_at_another_size() -> None:
     seen: list[tuple[str, int, int]] = []
     mask = moving_masks(clip.frames, small, clip.intrinsics, clip.poses, progress=lambda *a: seen.append(a))
     assert mask.shape == clip.moving.shape
-    assert seen[-1] == ("moving", 8, 8)  # two passes over 4 frames
+    assert seen[-1] == ("moving", 16, 16)  # two passes over 4 frames, then carried forwards and backwards
+    assert [done for _, done, _ in seen] == list(range(1, 17))
+    seen.clear()
+    moving_masks(clip.frames, small, clip.intrinsics, clip.poses, progress=lambda *a: seen.append(a),
+                 config=DynamicConfig(carry_grow=0.0))  # fmt: skip
+    assert seen[-1] == ("moving", 8, 8)  # two passes, no carrying
 
 
 @pytest.mark.parametrize("change", ["frames", "depth", "poses", "intrinsics"])

@@ -189,7 +189,8 @@ def moving_masks(
 
     # Pass 1 flags what disagrees; pass 2 asks again, without the neighbours' pixels flagged in pass 1: a
     # moving object in a neighbour must not make the static world behind it look like it moved.
-    total = n * cfg.passes
+    carrying = cfg.carry_grow > 0
+    total = n * cfg.passes + (2 * n if carrying else 0)  # the carrying goes over every frame twice
     first = np.zeros((n, h, w), bool)
     for i in range(n):
         first[i] = flag(i, None)
@@ -200,7 +201,7 @@ def moving_masks(
         for i in range(n):
             masks[i] = flag(i, first)
             report("moving", n + i + 1, total)
-    if cfg.carry_grow > 0:
+    if carrying:
         masks = carry_masks(
             rgb,
             masks,
@@ -209,6 +210,7 @@ def moving_masks(
             ratio=cfg.carry_ratio,
             samples=cfg.carry_samples,
             min_pixels=max(1, int(cfg.min_area * h * w)),
+            progress=lambda done: report("moving", n * cfg.passes + done, total),
         )
     out = np.zeros((n, height, width), bool)
     for i in range(n):

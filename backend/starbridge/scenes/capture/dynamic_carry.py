@@ -23,6 +23,8 @@ moving already).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
@@ -37,13 +39,16 @@ def carry_masks(
     ratio: float,
     samples: int,
     min_pixels: int,
+    progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """(N, h, w) bool: `masks` (N, h, w) bool with what carrying them forwards and backwards in time adds
-    (module docstring); `rgb` (N, h, w, 3) uint8 or float colours (uint8 are scaled to [0, 1])."""
+    (module docstring); `rgb` (N, h, w, 3) uint8 or float colours (uint8 are scaled to [0, 1]).
+    `progress(done)` after each frame of each pass (done up to 2N)."""
     n = len(masks)
     colours = rgb.astype(np.float32) * np.float32(1.0 / 255.0) if rgb.dtype == np.uint8 else rgb.astype(np.float32)
-    forward = _carry(colours, masks, list(range(n)), grow, colour, ratio, samples, min_pixels)
-    backward = _carry(colours, masks, list(range(n - 1, -1, -1)), grow, colour, ratio, samples, min_pixels)
+    tick = progress or (lambda done: None)
+    forward = _carry(colours, masks, list(range(n)), grow, colour, ratio, samples, min_pixels, tick, 0)
+    backward = _carry(colours, masks, list(range(n - 1, -1, -1)), grow, colour, ratio, samples, min_pixels, tick, n)
     both = forward | backward
     return np.stack([ndimage.binary_fill_holes(m) for m in both]) if n else both
 
@@ -57,12 +62,18 @@ def _carry(
     ratio: float,
     samples: int,
     min_pixels: int,
+    tick: Callable[[int], None],
+    done: int,
 ) -> np.ndarray:
-    """One pass in the given frame order: each frame's carried mask is the next one's prior."""
+    """One pass in the given frame order: each frame's carried mask is the next one's prior. `tick(done + i)`
+    after the i-th frame (1-based)."""
     carried = flagged.copy()
-    for prev, k in zip(order[:-1], order[1:], strict=True):
+    if order:
+        tick(done + 1)  # the first frame has no prior: as flagged
+    for step, (prev, k) in enumerate(zip(order[:-1], order[1:], strict=True), start=2):
         labels, count = ndimage.label(carried[prev])
         if count == 0:
+            tick(done + step)
             continue
         added = np.zeros_like(flagged[k])
         for j in range(1, count + 1):
@@ -88,4 +99,5 @@ def _carry(
             take = (near_object < tolerance) & (near_object < ratio * near_background)
             added[candidates] |= take
         carried[k] = flagged[k] | added
+        tick(done + step)
     return carried
