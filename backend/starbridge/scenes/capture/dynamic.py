@@ -24,7 +24,7 @@ frame's depth, the cameras) cannot explain. Per frame, in a downscaled copy (lon
 
 Depth and poses may be in any scale (they only need to agree). The residuals compare colours, so a moving
 object's shadow is flagged as well (it changes the static world's look); a moving object of the same colour
-as what is behind it is not. A pixel seen in no neighbour is never flagged.
+as what is behind it is not. A pixel seen in no neighbour is flagged only by the carrying (step 5).
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ class DynamicConfig:
     #: Carry the masks along time (dynamic_carry.py): each region of a frame's mask, dilated by `carry_grow`
     #: times the square root of its area, is a prior in the next frame (forwards, then backwards), where a
     #: pixel joins when its colour is within `carry_colour` of the object's flagged colours and nearer to them
-    #: than `carry_ratio` times to the ring beyond the prior; at most `carry_samples` colours of each. 0: off.
+    #: than `carry_ratio` times to the ring beyond the prior; about `carry_samples` colours of each (fewer than
+    #: twice as many). 0: off.
     #: Harness on the same tracked poses and depth (bench_capture's 40-frame 320x180 clips, field of view
     #: given; novel-view gap in dB, world 1's dolly / walk among moving objects, world 0's handheld / dolly /
     #: orbit / walk among moving objects): 3.11 / 2.61 / 1.91 / 1.74 / 2.05 / 1.77 without it -> 2.55 / 2.43 /

@@ -14,7 +14,8 @@ k-1, not the carried ones, so a mistake does not teach the colour model) and nea
 times its distance to the colours of a 3-pixel ring as far again beyond the prior in frame k (the background
 the object is seen against; beyond its own reach, so the object's pixels that outgrew the prior are not taken
 for background). Colours are the blurred working-size RGB in [0, 1], Euclidean; the object's and the
-ring's colours are at most `carry_samples` pixels each, taken at a fixed stride (deterministic).
+ring's colours are taken at a fixed stride (deterministic): all of them up to `carry_samples`, else between
+`carry_samples` and twice as many.
 
 What it cannot do: an object the votes never flag is never carried; an object the same colour as what is
 behind it is not told apart by colour either; a flagged shadow is carried like an object (it is flagged as
