@@ -17,7 +17,8 @@ view that is assumed rather than measured shows as an error), encoded to H.264 M
 * depth: AbsRel (each pixel's error capped at 1, so a few wild pixels do not swamp it) and the fraction with
   max(d / d*, d* / d) < 1.25, on static pixels with finite true depth, after one median scale for the whole clip
   (the capture's scale is arbitrary); also the AbsRel at the camera path's scale (`depth_absrel_path_scale`,
-  the column "path"), which surfaces placed too near cannot shift as they shift the median;
+  the column "path"), which surfaces placed too near cannot shift as they shift the median; and that by true
+  distance (`depth_by_range`: 0-8, 8-25 and 25+ m, each range's share of the pixels and what it adds to the mean);
 * moving masks: IoU with the true masks (the `moving` clip);
 * novel views: PSNR against the true image of the explicit render at poses 0.3 m beside the path (for a
   rotation-only capture, which has no parallax to show, turned 8 degrees instead), from the captured scene and
