@@ -2,8 +2,9 @@
 
 A plain-coloured object that overlaps itself between the frames compared (a ball coming towards the camera,
 larger in every frame than it moved) matches its own colour wherever it lands, so the votes flag its outline
-and its patterned parts only: on bench_capture's dolly in procedural world 1 the near ball was 46% flagged in
-frame 36, and the rest kept the stereo's depth (noise) in the render. Its neighbours in time had it whole.
+and its patterned parts only: on bench_capture's dolly in procedural world 1 the near ball was mostly missed in
+frame 36 (that frame's masks at IoU 0.46), and the rest kept the stereo's depth (noise) in the render. Its
+neighbours in time had it whole.
 
 So each frame's mask is carried to the next frame and the pixels it covers are decided by colour, once
 forwards and once backwards in time (the union of both, holes filled): every connected region of the
