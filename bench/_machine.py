@@ -92,9 +92,10 @@ def host_tag() -> str:
 
 
 def write_json(path: Path, report: dict[str, Any]) -> Path:
-    """Write a benchmark's report whole or not at all (a temporary file, then rename); returns `path`."""
+    """Write a benchmark's report whole or not at all (a temporary file, then rename); returns `path`. NumPy
+    scalars are written as numbers."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.write_text(json.dumps(report, indent=2, default=float) + "\n")
     os.replace(tmp, path)
     return path
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import math
 import sys
 import tempfile
@@ -53,7 +52,7 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench._machine import add_out_argument, host_tag, machine_info, out_dir  # noqa: E402
+from bench._machine import add_out_argument, host_tag, machine_info, out_dir, write_json  # noqa: E402
 from starbridge import __version__  # noqa: E402
 from starbridge.runtime.explicit import ExplicitGenerator  # noqa: E402
 from starbridge.runtime.generator import FrameRequest  # noqa: E402
@@ -288,8 +287,7 @@ def run(out_dir: Path, frames: int = 40, width: int = 320, height: int = 180,
     out_dir.mkdir(parents=True, exist_ok=True)
     host = host_tag()
     name = f"capture-{host}" + ("-given-fov" if given_fov else "") + (f"-world{world}" if world else "")
-    path = out_dir / f"{name}.json"
-    path.write_text(json.dumps(report, indent=2, default=float) + "\n")
+    path = write_json(out_dir / f"{name}.json", report)
     print(f"wrote {path}")
     return report
 

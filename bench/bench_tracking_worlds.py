@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench._machine import add_out_argument, host_tag, machine_info, out_dir  # noqa: E402
+from bench._machine import add_out_argument, host_tag, machine_info, out_dir, write_json  # noqa: E402
 from bench.bench_capture import rotation_errors  # noqa: E402
 from starbridge import __version__  # noqa: E402
 from starbridge.scenes.capture.track_types import TrackingError  # noqa: E402
@@ -143,8 +142,7 @@ def run(out_dir_: Path, seeds: list[int], kinds: tuple[str, ...], frames: int = 
     print(f"\nStarBridge tracking across worlds: {frames} frames at {width}x{height}, filmed at {fov:g} degrees")
     print(_table(rows, kinds))
     out_dir_.mkdir(parents=True, exist_ok=True)
-    path = out_dir_ / f"tracking-worlds-{host_tag()}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path = write_json(out_dir_ / f"tracking-worlds-{host_tag()}.json", report)
     print(f"wrote {path}")
     return report
 
