@@ -3,6 +3,8 @@
 `moving_masks(frames, depth, intrinsics, poses_c2w)` flags, in every frame, what the static world (the
 frame's depth, the cameras) cannot explain. Per frame, in a downscaled copy (long side `max_side`):
 
+Steps 1-3 run per pair of frames in a compiled loop (dynamic_compare.py), frames on threads.
+
 1. **Warp the neighbours into the frame.** For each neighbour `offsets_s` seconds away in time, every pixel is
    unprojected with the frame's depth (+inf: a direction, rotated only), moved into the neighbour's camera
    and projected; the neighbour's colour and depth are read there.
@@ -29,7 +31,9 @@ as what is behind it is not. A pixel seen in no neighbour is flagged only by the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,8 +42,9 @@ from scipy import ndimage
 
 from ...errors import InvalidArgument
 from ...geometry.camera import Intrinsics
-from .depth_ops import bilinear, cv_poses, nearest, pixel_rays, project, relative, resize_rgb, working_size
+from .depth_ops import cv_poses, pixel_rays, project, relative, resize_rgb, working_size
 from .dynamic_carry import carry_masks
+from .dynamic_compare import compare_into
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -96,6 +101,8 @@ class DynamicConfig:
     carry_colour: float = 0.05
     carry_ratio: float = 0.2
     carry_samples: int = 300
+    #: Threads over frames (0: min(4, CPU count)).
+    workers: int = 0
 
     def __post_init__(self) -> None:
         if not self.offsets_s or not all(np.isfinite(o) and o > 0 for o in self.offsets_s):
@@ -105,6 +112,8 @@ class DynamicConfig:
                 "DynamicConfig: need carry_grow >= 0, carry_colour > 0, carry_ratio > 0, carry_samples >= 1",
                 field="dynamic_config",
             )
+        if self.workers < 0:
+            raise InvalidArgument("DynamicConfig: workers must be >= 0", field="dynamic_config")
         if not (16 <= self.max_side <= 4096 and self.photometric > 0 and self.min_votes >= 1):
             raise InvalidArgument(
                 "DynamicConfig: need max_side in [16, 4096], photometric > 0, min_votes >= 1", field="dynamic_config"
@@ -154,20 +163,7 @@ def moving_masks(
     offsets = frame_offsets(cfg, fps)
     h, w = working_size(height, width, cfg.max_side)
     intr = intrinsics.scaled(w, h)
-    # Colours blurred, then kept as uint8 (a 10 s clip holds three copies: the frames, their lows and highs).
-    rgb = np.empty((n, h, w, 3), np.uint8)
-    lo = np.empty_like(rgb)
-    hi = np.empty_like(rgb)
-    size = (2 * cfg.tolerance_px + 1, 2 * cfg.tolerance_px + 1, 1)
-    for k in range(n):
-        small = resize_rgb(frames[k], (h, w)) * np.float32(255.0)
-        if cfg.blur_px > 0:
-            small = ndimage.gaussian_filter(small, sigma=(cfg.blur_px, cfg.blur_px, 0), mode="nearest")
-        rgb[k] = np.clip(np.rint(small), 0, 255)
-        # The range of colours within `tolerance_px` of each pixel: a warp off by that much still matches.
-        lo[k] = ndimage.minimum_filter(rgb[k], size=size, mode="nearest")
-        hi[k] = ndimage.maximum_filter(rgb[k], size=size, mode="nearest")
-    inv = np.stack([_inverse_depth_small(d, (h, w)) for d in depth])  # (N, h, w), 0 at infinity
+    rgb, lo, hi, inv = working_images(frames, depth, (h, w), cfg)
     c2w = cv_poses(poses)
     rays = pixel_rays(intr)
     report = progress or (lambda stage, done, total: None)
@@ -177,11 +173,12 @@ def moving_masks(
         votes = np.zeros(h * w, np.int32)
         said = np.zeros(h * w, np.int32)
         for j in neighbours[i]:
-            moving, has_say = _compare(
-                i, j, rgb, lo, hi, inv, c2w, rays, intr, cfg, None if first is None else first[j]
-            )
-            votes += moving
-            said += has_say
+            rot, t = relative(c2w[i], c2w[j])
+            ignore = None if first is None else first[j]
+            compare_into(
+                votes, said, inv[i], rays, rot, t, intr, rgb[i], lo[j], hi[j], inv[j], ignore, cfg.photometric,
+                cfg.depth_tolerance,
+            )  # fmt: skip
         flagged = (votes >= cfg.min_votes) & (votes >= cfg.min_fraction * np.maximum(said, 1))
         if first is not None:
             # Too few unflagged neighbours to decide again: keep the first answer.
@@ -193,15 +190,18 @@ def moving_masks(
     carrying = cfg.carry_grow > 0
     total = n * cfg.passes + (2 * n if carrying else 0)  # the carrying goes over every frame twice
     first = np.zeros((n, h, w), bool)
-    for i in range(n):
-        first[i] = flag(i, None)
-        report("moving", i + 1, total)
-    masks = first
-    if cfg.passes > 1:
-        masks = np.zeros((n, h, w), bool)
-        for i in range(n):
-            masks[i] = flag(i, first)
-            report("moving", n + i + 1, total)
+    workers = cfg.workers or min(4, os.cpu_count() or 1)
+    # Frames are independent within a pass (the kernel and SciPy's morphology release the GIL).
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for i, mask in enumerate(pool.map(lambda k: flag(k, None), range(n))):
+            first[i] = mask
+            report("moving", i + 1, total)
+        masks = first
+        if cfg.passes > 1:
+            masks = np.zeros((n, h, w), bool)
+            for i, mask in enumerate(pool.map(lambda k: flag(k, first), range(n))):
+                masks[i] = mask
+                report("moving", n + i + 1, total)
     if carrying:
         masks = carry_masks(
             rgb,
@@ -217,6 +217,30 @@ def moving_masks(
     for i in range(n):
         out[i] = _upsample_mask(masks[i], (height, width))
     return out
+
+
+def working_images(
+    frames: np.ndarray, depth: np.ndarray, size: tuple[int, int], cfg: DynamicConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(rgb, lo, hi, inv) at the working `size` (h, w): the blurred colours, their minimum and maximum within
+    `tolerance_px` of each pixel ((N, h, w, 3) uint8: a 10 s clip holds three copies), and the inverse depths
+    ((N, h, w) float32, 0 at infinity)."""
+    n = len(frames)
+    h, w = size
+    rgb = np.empty((n, h, w, 3), np.uint8)
+    lo = np.empty_like(rgb)
+    hi = np.empty_like(rgb)
+    window = (2 * cfg.tolerance_px + 1, 2 * cfg.tolerance_px + 1, 1)
+    for k in range(n):
+        small = resize_rgb(frames[k], (h, w)) * np.float32(255.0)
+        if cfg.blur_px > 0:
+            small = ndimage.gaussian_filter(small, sigma=(cfg.blur_px, cfg.blur_px, 0), mode="nearest")
+        rgb[k] = np.clip(np.rint(small), 0, 255)
+        # The range of colours within `tolerance_px` of each pixel: a warp off by that much still matches.
+        lo[k] = ndimage.minimum_filter(rgb[k], size=window, mode="nearest")
+        hi[k] = ndimage.maximum_filter(rgb[k], size=window, mode="nearest")
+    inv = np.stack([_inverse_depth_small(d, (h, w)) for d in depth])
+    return rgb, lo, hi, inv
 
 
 def _neighbours(
@@ -261,49 +285,6 @@ def _inverse_depth_small(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray
     if inv.shape != size:
         inv = np.asarray(Image.fromarray(inv).resize((size[1], size[0]), Image.Resampling.NEAREST))
     return inv
-
-
-def _compare(
-    i: int,
-    j: int,
-    rgb: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    inv: np.ndarray,
-    c2w: np.ndarray,
-    rays: np.ndarray,
-    intr: Intrinsics,
-    cfg: DynamicConfig,
-    ignore: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(moving vote, has a say) per pixel of frame i against neighbour j, flat (h*w,) int32. Pixels of j
-    flagged in `ignore` give no say."""
-    h, w = intr.height, intr.width
-    rho = inv[i].ravel().astype(np.float64)
-    at_inf = rho <= 0
-    rot, t = relative(c2w[i], c2w[j])
-    pts = rot @ (rays / np.where(at_inf, 1.0, rho)) + t[:, None]
-    pts = np.where(at_inf, rot @ rays, pts)
-    x, y, z = project(pts, intr)
-    inside = (z > 0) & (x > -0.5) & (x < w - 0.5) & (y > -0.5) & (y < h - 0.5)
-    ref = rgb[i].reshape(-1, 3).astype(np.float32)
-    # Distance from the pixel's colour to the range of colours around where it lands in j (0 inside it).
-    below = bilinear(lo[j], x, y) - ref
-    above = ref - bilinear(hi[j], x, y)
-    residual = np.maximum(np.maximum(below, above), 0.0).mean(axis=1) * np.float32(1.0 / 255.0)
-    residual = np.where(np.isfinite(residual), residual, 0.0)
-    rho_j, seen = nearest(inv[j], x, y, fill=0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho_point = np.where(at_inf, 0.0, 1.0 / z)  # the point's inverse depth in j's camera
-    tol = cfg.depth_tolerance
-    hidden = rho_j > rho_point * (1.0 + tol) + 1e-12  # j sees something nearer there
-    gone = (rho_j < rho_point * (1.0 - tol)) & ~at_inf  # j sees past the point
-    has_say = inside & seen & ~hidden
-    if ignore is not None:
-        flagged, _ = nearest(ignore.astype(np.float32), x, y, fill=0.0)
-        has_say &= flagged < 0.5
-    moving = has_say & ((residual > cfg.photometric) | (gone & (residual > 0.5 * cfg.photometric)))
-    return moving.astype(np.int32), has_say.astype(np.int32)
 
 
 def _clean(mask: np.ndarray, cfg: DynamicConfig) -> np.ndarray:
