@@ -11,6 +11,7 @@ from scipy import ndimage
 
 from ...geometry.camera import Intrinsics
 from .depth_config import DepthConfig
+from .depth_cost import insert_view_costs
 from .depth_ops import relative
 from .depth_sgm import sgm
 
@@ -63,48 +64,18 @@ def sweep(ctx: SweepContext, i: int) -> SweptFrame:
     kinv = np.linalg.inv(kmat)
     pix = kmat @ ctx.rays  # (3, P) homogeneous pixel centres
     keep = _views_kept(ctx, i)
-    best: list[np.ndarray] = []  # the `keep` smallest costs so far, ascending (inf = none)
-    invalid_cost = np.float32(np.inf)
-    noise = np.float32(cfg.zncc_noise**2)
-    var_r_noise = var_r + noise
+    # the `keep` smallest costs over the views so far, ascending (inf = none), per plane and pixel
+    best = np.full((keep, count, h, w), np.inf, np.float32)
+    filled = 0
+    var_r_noise = var_r + np.float32(cfg.zncc_noise**2)
     for j in ctx.sources[i]:
         rot, t = relative(ctx.c2w[i], ctx.c2w[j])
-        a = (kmat @ rot @ kinv @ pix).astype(np.float32)  # (3, P)
-        b = (kmat @ t).astype(np.float32)  # (3,)
-        pz = a[2][None, :] + rhos[:, None] * b[2]  # (D, P)
-        front = pz > 1e-6
-        inv_z = np.divide(1.0, pz, out=np.zeros_like(pz), where=front)
-        x = a[0][None, :] + rhos[:, None] * b[0]
-        x *= inv_z
-        x -= 0.5
-        y = a[1][None, :] + rhos[:, None] * b[1]
-        y *= inv_z
-        y -= 0.5
-        inside = front & (x > -0.5) & (x < w - 0.5) & (y > -0.5) & (y < h - 0.5)
-        warped = _bilinear_clamped(ctx.grey[j], x, y).reshape(count, h, w)
-        # 1 - ZNCC, computed in place over the (D, h, w) volume (the sweep's hot loop)
-        mu_w = box_mean(warped, k)
-        var_w = box_mean(warped * warped, k)
-        var_w -= mu_w * mu_w
-        np.maximum(var_w, 0.0, out=var_w)
-        cov = box_mean(warped * ref, k)
-        cov -= mu_w * mu_r
-        var_w += noise
-        var_w *= var_r_noise
-        np.sqrt(var_w, out=var_w)
-        cov /= var_w
-        np.subtract(1.0, cov, out=cov)
-        cost = np.where(inside.reshape(count, h, w), cov, invalid_cost)
-        # Insert into the running list of the smallest costs (a small sorting network per view).
-        for slot in range(len(best)):
-            lo = np.minimum(best[slot], cost)
-            cost = np.maximum(best[slot], cost)
-            best[slot] = lo
-        if len(best) < keep:
-            best.append(cost)
+        a = (kmat @ rot @ kinv @ pix).astype(np.float32)  # (3, P): the pixel's ray, in the source's pixels
+        b = (kmat @ t).astype(np.float32)  # (3,): plus b times the plane's inverse depth
+        filled = insert_view_costs(best, filled, ctx.grey[j], a, b, rhos, ref, mu_r, var_r_noise, cfg.zncc_noise**2, k)
     total = np.zeros_like(best[0])
     used = np.zeros(best[0].shape, np.float32)
-    for c in best:
+    for c in best[:filled]:
         ok = np.isfinite(c)
         total += np.where(ok, c, 0.0)
         used += ok
@@ -147,34 +118,3 @@ def _views_kept(ctx: SweepContext, i: int) -> int:
             cosines.append(abs(float(base[2])) / norm)
     forward = bool(cosines) and float(np.mean(cosines)) >= cfg.forward_motion_cos
     return min(cfg.forward_best_views if forward else cfg.best_views, len(ctx.sources[i]))
-
-
-def _bilinear_clamped(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Bilinear samples of `image` (h, w) at array coordinates (x, y), clamped to the image (edges repeated).
-    In place on its temporaries, and the four corners gathered from shifted views of the flat image (no index
-    arrays added up): the warp is the sweep's largest cost."""
-    h, w = image.shape
-    fx = np.clip(x, 0.0, w - 1.001)
-    fy = np.clip(y, 0.0, h - 1.001)
-    x0 = np.floor(fx)
-    y0 = np.floor(fy)
-    fx -= x0
-    fy -= y0
-    y0 *= w
-    y0 += x0
-    base = y0.astype(np.intp)
-    flat = image.ravel()
-    top = flat.take(base)
-    right = flat[1:].take(base)
-    bottom = flat[w:].take(base)
-    corner = flat[w + 1 :].take(base)
-    right -= top
-    right *= fx
-    top += right
-    corner -= bottom
-    corner *= fx
-    bottom += corner
-    bottom -= top
-    bottom *= fy
-    bottom += top
-    return bottom
