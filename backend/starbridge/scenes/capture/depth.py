@@ -47,12 +47,13 @@ surfaces): the renderer treats +inf as a direction. Per frame:
    is kept (`DepthResult.inverse`): a scene bundle stores it and redoes this step when it is loaded.
 
 Rotation-only input (no camera translation, or less than `min_parallax_px` of parallax at the sparse points'
-depth between any two frames) gives +inf everywhere at once, with a note. Speed: about 0.3 s of CPU per frame
-at the default size with sparse points (about 50 planes); 0.6-0.7 s without them (up to 96 planes; process
-time, 10 frames at 320x180). Of that (cProfile), the sweep is 83%: the bilinear warp 28%, the box filters 20%,
-the ZNCC arithmetic 17%, SGM 14%; the consistency, fill and upsampling 13%. The shiftable windows add about
-5% (40-frame 320x180 handheld clip, one thread: 20.0 -> 21.6 s of CPU). Frames run on `workers` threads (NumPy
-and SciPy release the GIL).
+depth between any two frames) gives +inf everywhere at once, with a note. Speed: about 0.4 s of CPU per frame
+at the default size with sparse points (150 frames of bench_import_time's 512x288 walk, one thread; 0.61 s
+before the per-view cost and SGM were compiled, with the same output). Of that, the per-view warp and ZNCC
+(depth_cost.py, compiled) is about 45%, SGM (depth_sgm.py, compiled) under 10%, the confidence, fill, edge
+snapping and upsampling (depth_fill.py, NumPy) about 35-40%. The shiftable windows add about 5% (measured before the
+compiling: 40-frame 320x180 handheld clip, one thread: 20.0 -> 21.6 s of CPU). Frames run on `workers`
+threads (the compiled loops, NumPy and SciPy release the GIL).
 
 Error budget (bench_capture's 40-frame 320x180 clips, field of view given, AbsRel at the path's scale, each
 pixel's share of the mean; measured by pixel class against the true depth and by putting the true depth in
@@ -82,9 +83,9 @@ the more textured side of a depth edge still fattens over the other by a pixel
 or two (less with the shiftable windows), and a flat face whose only texture runs along the motion takes its
 depth from the fill, which leaks across weak colour edges.
 
-Modules: depth_config.py (settings), depth_sweep.py (steps 3-4, with depth_sgm.py), depth_fill.py (steps 5-7,
-with depth_planes.py and depth_snap.py), depth_upsample.py (step 8), depth_ops.py (image and camera helpers);
-depth_align.py aligns a user's monocular depth to the tracked scale.
+Modules: depth_config.py (settings), depth_sweep.py (steps 3-4, with depth_cost.py and depth_sgm.py),
+depth_fill.py (steps 5-7, with depth_planes.py and depth_snap.py), depth_upsample.py (step 8), depth_ops.py
+(image and camera helpers); depth_align.py aligns a user's monocular depth to the tracked scale.
 """
 
 from __future__ import annotations
