@@ -57,11 +57,22 @@ def import_once(tree: Path, clip: Path, store: Path, fov: float | None) -> dict[
         raise SystemExit(f"import by {tree} failed ({done.returncode}):\n{done.stderr[-2000:]}")
     report = json.loads((store / "clip" / "scene.json").read_text())["capture"]
     return {
-        "tree": str(tree), "wall_s": round(wall, 2),
+        "tree": str(tree), "commit": _commit(tree), "wall_s": round(wall, 2),
         "cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2),
         "stage_s": report["seconds"], "frames": report["frames_tracked"],
         "depth_coverage": report["depth_coverage"], "moving_fraction": report["moving_fraction"],
     }  # fmt: skip
+
+
+def _commit(tree: Path) -> str | None:
+    """The tree's git commit (None outside git); "+" when it has uncommitted changes to tracked files."""
+    try:
+        head = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "-C", str(tree), "diff", "--quiet", "HEAD"], capture_output=True).returncode
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+" if dirty else "")
 
 
 def same_scene(a: Path, b: Path) -> dict[str, float]:

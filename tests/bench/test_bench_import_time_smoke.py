@@ -26,6 +26,7 @@ def test_bench_import_time_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[s
         stages = run["stage_s"]
         assert set(bench_import_time.STAGES) <= set(stages) and stages["depth"] > 0 and stages["tracking"] > 0
         assert run["wall_s"] >= stages["total"] > 0 and run["cpu_s"] > 0 and run["frames"] == 24
+        assert run["commit"] is None or len(run["commit"].rstrip("+")) >= 7  # which code was timed
     # the same code twice makes the same scene
     assert report["same_scene"] == {"depth_pixels_differing": 0.0, "mask_pixels_differing": 0.0}
     assert "tracking s" in capsys.readouterr().out

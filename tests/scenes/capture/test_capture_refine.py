@@ -35,6 +35,7 @@ from starbridge.scenes.capture.track_features import LUMA
 from starbridge.scenes.capture.track_refine import (
     PatchConfig,
     RefineConfig,
+    _sample,
     adjust_all,
     align_patches,
     refine_observations,
@@ -168,3 +169,33 @@ def test_the_refinement_tightens_the_stereo_pairs_relative_rotations(tmp_path) -
     assert np.median(rel) < 0.10  # before: 0.123
     assert np.median(absolute) < 0.16  # before: 0.20
     assert [name for name, _ in result.stage_seconds][-1] == "refinement"
+
+
+def _sample_numpy(img: np.ndarray, frame: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The NumPy bilinear sampling track_refine used until it was compiled (the reference)."""
+    _, h, w = img.shape
+    x = np.clip(x, 0.0, w - 1.001)
+    y = np.clip(y, 0.0, h - 1.001)
+    x0 = np.floor(x).astype(np.intp)
+    y0 = np.floor(y).astype(np.intp)
+    fx, fy = x - x0, y - y0
+    f = frame[:, None]
+    a = img[f, y0, x0] * (1 - fx) + img[f, y0, x0 + 1] * fx
+    b = img[f, y0 + 1, x0] * (1 - fx) + img[f, y0 + 1, x0 + 1] * fx
+    return a * (1 - fy) + b * fy
+
+
+def test_the_compiled_patch_sampling_is_the_numpy_one() -> None:
+    """The same samples to the bit, inside, at the borders (clamped) and beyond them, in several frames."""
+    rng = np.random.default_rng(5)
+    img = rng.random((4, 30, 50), dtype=np.float32)
+    frame = rng.integers(0, 4, 60).astype(np.intp)
+    off = np.arange(-7, 8, dtype=np.float32)
+    ox, oy = (a.ravel()[None] for a in np.meshgrid(off, off))
+    centres = np.stack([rng.uniform(-3, 53, 60), rng.uniform(-3, 33, 60)], axis=1).astype(np.float32)
+    x, y = centres[:, :1] + ox, centres[:, 1:] + oy
+    want = _sample_numpy(img, frame, x, y)
+    got = _sample(img, frame, x, y)
+    assert want.dtype == got.dtype == np.float64
+    np.testing.assert_array_equal(got, want)
+    assert ((x < 0) | (x > 49)).any() and ((x > 2) & (x < 47)).any()  # both clamped and inner samples
