@@ -1,9 +1,8 @@
 """Moving objects: the pixels that disagree with the static reconstruction across views.
 
 `moving_masks(frames, depth, intrinsics, poses_c2w)` flags, in every frame, what the static world (the
-frame's depth, the cameras) cannot explain. Per frame, in a downscaled copy (long side `max_side`):
-
-Steps 1-3 run per pair of frames in a compiled loop (dynamic_compare.py), frames on threads.
+frame's depth, the cameras) cannot explain. Per frame, in a downscaled copy (long side `max_side`; steps 1-3
+run per pair of frames in a compiled loop, dynamic_compare.py, and the frames on threads):
 
 1. **Warp the neighbours into the frame.** For each neighbour `offsets_s` seconds away in time, every pixel is
    unprojected with the frame's depth (+inf: a direction, rotated only), moved into the neighbour's camera
