@@ -30,31 +30,20 @@ point at continuous position (x, y) in that grid is drawn when 0 <= x < width + 
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numba import njit
 from numba import types as nt
 
+from ..jit import JIT_OPTIONS, cached
+
 log = logging.getLogger(__name__)
 
 
-def _cached() -> bool:
-    """Whether numba's cache already holds this module's kernels (its index files, beside this file or in
-    NUMBA_CACHE_DIR); False means the import is about to compile them."""
-    here = Path(__file__)
-    folder = Path(os.environ.get("NUMBA_CACHE_DIR") or here.parent / "__pycache__")  # (the one numba uses first)
-    return folder.is_dir() and next(folder.rglob(f"{here.stem}.*.nbi"), None) is not None
-
-
-if not _cached():
+if not cached(__file__):
     log.info("compiling the explicit renderer's kernels for this install (once; about 15 s on two cores)")
 
-#: The options of every kernel (njit: no Python objects): the GIL released, cached on disk; IEEE division
-#: (x / 0 = inf, no exception) and no bounds checks (indices are computed in range).
-_JIT: dict[str, Any] = {"nogil": True, "cache": True, "error_model": "numpy", "boundscheck": False}
+_JIT = JIT_OPTIONS
 _F32, _F64, _I64, _U8, _BOOL = nt.float32, nt.float64, nt.int64, nt.uint8, nt.boolean
 
 

@@ -17,14 +17,17 @@ NumPy version). Compiled once per install (signature given, `cache=True`), as de
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import Any
 
 import numpy as np
 from numba import njit
 from numba import types as nt
 
-_JIT: dict[str, Any] = {"nogil": True, "cache": True, "error_model": "numpy", "boundscheck": False}
+from ...jit import JIT_OPTIONS, announce_compile
+
+_JIT = JIT_OPTIONS
+announce_compile(__file__, logging.getLogger(__name__), "the depth stage's cost loop")
 _F32 = nt.float32
 _IN_F32_1 = nt.Array(_F32, 1, "C", readonly=True)
 _IN_F32_2 = nt.Array(_F32, 2, "C", readonly=True)

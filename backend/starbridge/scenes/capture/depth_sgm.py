@@ -14,15 +14,17 @@ releases the GIL. Float32 arithmetic in the NumPy version's order, so both give 
 
 from __future__ import annotations
 
-from typing import Any
+import logging
 
 import numpy as np
 from numba import njit
 from numba import types as nt
 
+from ...jit import JIT_OPTIONS, announce_compile
 from .depth_config import DepthConfig
 
-_JIT: dict[str, Any] = {"nogil": True, "cache": True, "error_model": "numpy", "boundscheck": False}
+_JIT = JIT_OPTIONS
+announce_compile(__file__, logging.getLogger(__name__), "the depth stage's semi-global matching")
 _F32 = nt.float32
 
 

@@ -24,15 +24,16 @@ clip: about 0.35 s on two cores, with the area-averaged colour). Compiled once p
 
 from __future__ import annotations
 
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 from numba import njit
 from numba import types as nt
 
 from ...errors import InvalidArgument
+from ...jit import JIT_OPTIONS, announce_compile
 from .depth_ops import resize_rgb
 
 #: Name of this upsampling in a bundle's storage record (scene.json "storage.depth.upsample").
@@ -40,7 +41,8 @@ METHOD = "colour-guided"
 #: Bilinear-distance penalty of the colour choice (per unit of weight lost), in colour units.
 TIE_PENALTY = 0.02
 
-_JIT: dict[str, Any] = {"nogil": True, "cache": True, "error_model": "numpy", "boundscheck": False}
+_JIT = JIT_OPTIONS
+announce_compile(__file__, logging.getLogger(__name__), "the depth upsampling")
 _F32 = nt.float32
 _IN_F32_2 = nt.Array(_F32, 2, "C", readonly=True)
 _IN_F32_3 = nt.Array(_F32, 3, "C", readonly=True)

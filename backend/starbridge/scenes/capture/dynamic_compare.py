@@ -18,16 +18,18 @@ install (signature given, `cache=True`), as depth_upsample.py.
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import Any
 
 import numpy as np
 from numba import njit
 from numba import types as nt
 
 from ...geometry.camera import Intrinsics
+from ...jit import JIT_OPTIONS, announce_compile
 
-_JIT: dict[str, Any] = {"nogil": True, "cache": True, "error_model": "numpy", "boundscheck": False}
+_JIT = JIT_OPTIONS
+announce_compile(__file__, logging.getLogger(__name__), "the moving masks' comparison")
 _F64 = nt.float64
 _IN_F32_2 = nt.Array(nt.float32, 2, "C", readonly=True)
 _IN_F64_2 = nt.Array(_F64, 2, "C", readonly=True)

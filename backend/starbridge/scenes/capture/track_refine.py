@@ -32,6 +32,7 @@ refinement took 11.8 s instead of 16.2 (tracking 32.8 s instead of 37.6, the sam
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -41,7 +42,10 @@ from numba import njit
 from numba import types as nt
 
 from ...errors import InvalidArgument
+from ...jit import JIT_OPTIONS, announce_compile
 from .track_mapping import adjust
+
+announce_compile(__file__, logging.getLogger(__name__), "the tracking's patch sampling")
 
 #: Observations reprojecting further than this (tracking pixels) after the first adjustment are dropped.
 OUTLIER_PX = 3.0
@@ -218,10 +222,7 @@ class PatchConfig:
         nt.Array(nt.float32, 2, "C", readonly=True),
         nt.Array(nt.float64, 2, "C"),
     ),  # fmt: skip
-    nogil=True,
-    cache=True,
-    error_model="numpy",
-    boundscheck=False,
+    **JIT_OPTIONS,
 )
 def _sample_kernel(img, frame, x, y, out):  # pragma: no cover - compiled
     _, h, w = img.shape
