@@ -27,6 +27,7 @@ from starbridge.scenes.capture.moving_depth import (
     _solid,
     place_moving_objects,
 )
+from starbridge.scenes.capture.shadows import ShadowConfig
 from starbridge.scenes.procedural.clips import ClipConfig, GroundTruthClip, render_clip
 
 GARBAGE = 1.8  # the moving pixels' depth in the stereo input, times the truth
@@ -92,6 +93,28 @@ def test_moving_objects_stand_on_the_ground(clip: GroundTruthClip) -> None:
     assert np.array_equal(placed.depth[far], stereo.depth[far])
     # the working-size inverse depth is what the full size is the upsampling of (what a bundle stores)
     assert np.array_equal(upsample_frames(placed.inverse, clip.frames, BLEND), placed.depth)
+
+
+def test_a_moving_shadow_lies_on_the_ground_and_the_objects_stand_where_they_did(clip: GroundTruthClip) -> None:
+    """The masks flag a mover's shadow with it (`DemoWorld.moving_shadow_mask`, the truth): the shadow takes the
+    ground's depth, and the objects are placed as well as when only they are flagged."""
+    shadow = clip.moving_shadows()
+    stereo = stereo_of(clip)
+    args = (clip.intrinsics, clip.poses, clip.config.fps)
+    objects_only = place_moving_objects(stereo, clip.frames, clip.moving, *args)
+    placed = place_moving_objects(stereo, clip.frames, clip.moving | shadow, *args)
+    assert "moving shadows laid on the ground" in placed.note and "shadows" not in objects_only.note
+    inner = ndimage.binary_erosion(shadow, structure=np.ones((1, 3, 3), bool))  # clear of the upsampling's edges
+    inner &= ~ndimage.binary_dilation(clip.moving, structure=np.ones((1, 7, 7), bool))
+    assert inner.sum() > 200
+    assert log_error(placed.depth, clip.depth, inner) < 0.02  # on the ground (the plane fitted to the stereo)
+    seen = clip.moving & np.isfinite(clip.depth)
+    before, after = log_error(objects_only.depth, clip.depth, seen), log_error(placed.depth, clip.depth, seen)
+    assert after < before + 0.02, (before, after)
+    off = place_moving_objects(
+        stereo, clip.frames, clip.moving | shadow, *args, MovingDepthConfig(shadows=ShadowConfig(enabled=False))
+    )
+    assert "shadows" not in off.note
 
 
 def test_a_region_with_no_ground_below_it_keeps_the_stereo_depth(clip: GroundTruthClip) -> None:

@@ -9,32 +9,46 @@ the prior that holds for most of what moves in footage: it stands on the ground.
 
 1. **The ground**: the plane (ground.py: RANSAC, its normal near the cameras' mean down axis, the cameras
    above it) through the confident stereo points of the static pixels of every `cloud_every`-th frame.
-2. **Objects**: the connected moving regions of each frame (at least `min_area` of the frame), linked from
+2. **Shadows** (shadows.py): the flagged pixels that are the ground darkened by a mover are laid on the ground
+   (its depth) and left out of the objects: joined to its object a shadow stood it at the shadow's near edge.
+3. **Objects**: the connected moving regions of each frame (at least `min_area` of the frame), linked from
    frame to frame into tracks where they overlap (IoU at least `link_iou`).
-3. **Contact**: the ray through the bottom edge of each of a region's columns meets the ground at a depth;
+4. **Contact**: the ray through the bottom edge of each of a region's columns meets the ground at a depth;
    their median is the region's contact depth. Where the object touches the ground that is its depth; where
    it floats (a ball in mid-bounce) the ground seen below it lies behind it, so it is an upper bound either
    way. A column whose pixels just below the region are nearer than its contact (an occluder in front of the
    object's foot) or moving is left out; a region needs `min_columns` columns.
-4. **Distance along a track**: an object's size on screen is inversely proportional to its distance, so
+5. **Distance along a track**: an object's size on screen is inversely proportional to its distance, so
    (contact x size) bounds one constant per track, and the least of it over the track (the frame where the
    object touches the ground, or comes nearest to) gives every frame's depth: that constant over the frame's
-   size (the square root of its area, median-filtered over `size_smooth_s`). A track shorter than
-   `min_track_s` keeps each frame's own contact.
-5. **A billboard**: each region takes its one depth (it faces the camera), written into the working-size
+   size (the diameter of the largest disc inside the region, median-filtered over `size_smooth_s`). A track
+   shorter than `min_track_s` keeps each frame's own contact.
+6. **A billboard**: each region takes its one depth (it faces the camera), written into the working-size
    inverse depth (the working pixels mostly inside the region) and upsampled again, as the bundle does at load.
 
 Regions with no contact (no ground found, the ray above the horizon, every column occluded) keep the stereo's
 depth. Measured on bench_capture's 40-frame 320x180 clips (field of view given, the same tracked poses and
 masks): novel-view gap (dB) handheld / dolly / moving / orbit 2.81 / 2.65 / 2.60 / 2.50 without this stage;
-see the README's capture table for the numbers with it. Limits: a thing that never touches the ground in
-the clip (a bird, a thrown ball) is placed on the ground behind it, too far; an object on a table or a stand
-is placed on the floor behind its support; a flat object (a car seen from the side turning towards the
-camera) changes size on screen for reasons other than distance; a moving shadow (flagged as moving: its
-look changes) stands up at its near edge instead of lying on the ground (a test for regions whose confident
-stereo depth is the ground's was measured and dropped: neutral on the bench at half of the pixels, and at a
-third it took the bouncing ball, whose stereo noise is often the ground behind it: moving clip 2.02 ->
-2.65 dB); and the masks miss parts of plain-coloured movers (dynamic.py), which keep the stereo's depth.
+see the README's capture table for the numbers with it. The shadows, the size as the largest inscribed disc
+(it was the square root of the area) and the size smoothing reflected at a track's ends (it repeated the first
+and last sizes over half the window: a first frame whose mask covered half the ball set the whole track) were
+measured together and one at a time on the same tracked poses, depth and masks (gap dB; world 0's handheld /
+walk among moving objects / dolly / orbit, world 2's orbit, world 1's handheld / dolly): before 1.94 / 1.77 /
+1.72 / 1.98 / 3.40 / 2.37 / 2.55; all three 1.92 / 1.72 / 1.69 / 1.95 / 3.09 / 2.03 / 2.19; without the
+shadows 1.91 / 1.72 / 1.69 / 1.93 / 3.12 / 2.06 / 2.35; with the area's size 2.08 / 1.71 / 1.69 / 1.95 / 3.00 /
+2.25 / 2.28 (the shadow no longer inflated the first frames' areas, which had cancelled the later frames' merges);
+on clips not used to choose them (walks among moving objects in worlds 1, 2 and 5, orbits in worlds 1 and 7, a
+handheld walk in world 3) 2.18 / 2.53 / 2.18 / 1.17 / 2.80 / 2.17 -> 2.13 / 2.55 / 2.12 / 1.16 / 2.80 / 2.21. The
+least (contact x size) of the track rather than a low percentile of it: at the 20th percentile the bouncing
+ball, in the air most of the time, went too far (world 0's handheld 1.92 -> 2.73 dB).
+
+Limits: a thing that never touches the ground in the clip (a bird, a thrown ball) is placed on the ground
+behind it, too far; an object on a table or a stand is placed on the floor behind its support; a flat object
+(a car seen from the side turning towards the camera) changes size on screen for reasons other than distance;
+a moving shadow that shadows.py does not find (on a wall, on another object, over ground no other frame sees
+unshadowed) stands up at its near edge instead of lying on the ground; the masks miss parts of plain-coloured
+movers (dynamic.py), which keep the stereo's depth, and a mask that misses part of an object makes it look
+smaller, hence placed too far in that frame (and too near in every frame if that frame sets the track).
 """
 
 from __future__ import annotations
@@ -54,6 +68,7 @@ from .depth import DepthResult, confident_points
 from .depth_ops import cv_poses
 from .depth_upsample import upsample_frames
 from .ground import Ground, GroundSearch, find_ground
+from .shadows import ShadowConfig, find_shadows, ground_depth
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,8 @@ class MovingDepthConfig:
     #: with each row's and column's span filled, 2.18 / 1.84 / 2.02 / 2.02 with the hull. Between a walker's
     #: legs the hull takes the walker's depth (the render's moving mask is still the flagged one).
     solid: bool = True
+    #: Moving shadows (shadows.py): taken out of the objects' regions and laid on the ground (module docstring).
+    shadows: ShadowConfig = field(default_factory=ShadowConfig)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -131,14 +148,24 @@ class _Region:
     mask: np.ndarray  # (H, W) bool
     contact: float = math.nan  # z-depth where its foot meets the ground (nan: none)
     area: int = field(init=False)  # pixels in `mask`
+    _size: float | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.area = int(self.mask.sum())
 
     @property
     def size(self) -> float:
-        """Its size on screen: the square root of its area, pixels."""
-        return math.sqrt(self.area)
+        """Its size on screen, pixels: the diameter of the largest disc inside it. Unlike the square root of
+        its area, it does not grow when the region takes in a sliver of background or merges with another mover
+        beside it (the masks' usual errors), which would place the object too near."""
+        if self._size is None:
+            ys, xs = np.nonzero(self.mask)
+            if not len(ys):
+                self._size = 0.0
+            else:
+                box = np.pad(self.mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1], 1)
+                self._size = 2.0 * float(ndimage.distance_transform_edt(box).max())
+        return self._size
 
 
 def place_moving_objects(
@@ -171,24 +198,34 @@ def place_moving_objects(
             stereo.depth, stereo.inverse, None, 0, 0, 0,
             "moving objects keep the stereo's depth: no ground plane found to stand them on",
         )  # fmt: skip
+    h, w = stereo.working_size
+    inverse = stereo.inverse.copy()
+    shadow = find_shadows(frames, moving, stereo.depth, intrinsics, c2w, ground, fps, config.shadows)
+    objects = moving & ~shadow
+    static_depth = stereo.depth
+    if shadow.any():
+        static_depth = stereo.depth.copy()
+        for i in np.nonzero(shadow.any(axis=(1, 2)))[0]:
+            # a shadow lies on the ground: its depth is the ground's (where the objects' contacts look below)
+            static_depth[i][shadow[i]] = ground_depth(intrinsics, c2w[i], ground, (height, width))[shadow[i]]
+            inside = _working_mask(shadow[i], (h, w))
+            inverse[i][inside] = 1.0 / ground_depth(intrinsics, c2w[i], ground, (h, w))[inside]
+    shadow_frames = int(shadow.any(axis=(1, 2)).sum())
+    shadow_note = f"; moving shadows laid on the ground in {shadow_frames} frame(s)" if shadow_frames else ""
     min_area = config.min_area * height * width
     regions = [
-        [_Region(i, _solid(m) if config.solid else m) for m in _components(moving[i], min_area)] for i in range(n)
+        [_Region(i, _solid(m) if config.solid else m) for m in _components(objects[i], min_area)] for i in range(n)
     ]
     if not any(regions):
-        return PlacedObjects(
-            stereo.depth, stereo.inverse, ground, 0, 0, 0,
-            f"moving objects keep the stereo's depth: none is larger than {config.min_area:.2%} of the frame",
-        )  # fmt: skip
+        note = f"moving objects keep the stereo's depth: none is larger than {config.min_area:.2%} of the frame"
+        return _placed(stereo, frames, inverse, ground, 0, 0, 0, note + shadow_note, shadow_frames > 0)
     for frame_regions in regions:
         for reg in frame_regions:
-            reg.contact = _contact(reg, stereo.depth[reg.frame], moving[reg.frame], intrinsics, c2w[reg.frame],
+            reg.contact = _contact(reg, static_depth[reg.frame], objects[reg.frame], intrinsics, c2w[reg.frame],
                                    ground, config)  # fmt: skip
     tracks = _link(regions, config.link_iou, config.link_area_ratio)
     min_track = max(2, round(config.min_track_s * fps))
     smooth = max(1, round(config.size_smooth_s * fps)) | 1
-    inverse = stereo.inverse.copy()
-    h, w = stereo.working_size
     placed_objects = placed = left = 0
     for track in tracks:
         depths = _track_depths(track, min_track, smooth)
@@ -202,17 +239,32 @@ def place_moving_objects(
             inverse[reg.frame][inside] = np.float32(1.0 / z)
             placed += 1
     if not placed:
-        return PlacedObjects(
-            stereo.depth, stereo.inverse, ground, 0, 0, left,
-            f"moving objects keep the stereo's depth: none of their {left} regions meets the ground",
-        )  # fmt: skip
-    depth = upsample_frames(inverse, frames, stereo.upsample_blend)
+        note = f"moving objects keep the stereo's depth: none of their {left} regions meets the ground"
+        return _placed(stereo, frames, inverse, ground, 0, 0, left, note + shadow_note, shadow_frames > 0)
     note = (
         f"{placed_objects} moving object(s) stood on the ground ({ground.fraction:.0%} of the static stereo points "
         f"lie on it), one depth each per frame, in {placed} frame region(s)"
         + (f"; {left} region(s) with no contact keep the stereo's depth" if left else "")
     )
-    return PlacedObjects(depth, inverse, ground, placed_objects, placed, left, note)
+    return _placed(stereo, frames, inverse, ground, placed_objects, placed, left, note + shadow_note, True)
+
+
+def _placed(
+    stereo: DepthResult,
+    frames: np.ndarray,
+    inverse: np.ndarray,
+    ground: Ground,
+    objects: int,
+    regions: int,
+    left: int,
+    note: str,
+    changed: bool,
+) -> PlacedObjects:
+    """The result; the full-size depth upsampled again from `inverse` when anything was `changed` in it."""
+    if not changed:
+        return PlacedObjects(stereo.depth, stereo.inverse, ground, objects, regions, left, note)
+    depth = upsample_frames(inverse, frames, stereo.upsample_blend)
+    return PlacedObjects(depth, inverse, ground, objects, regions, left, note)
 
 
 # ------------------------------------------------------------------------------------------------ the steps
@@ -309,7 +361,8 @@ def _track_depths(track: Sequence[_Region], min_track: int, smooth: int) -> np.n
     contact = np.array([r.contact for r in track])
     if len(track) < min_track:
         return contact
-    size = np.exp(ndimage.median_filter(np.log([r.size for r in track]), size=smooth, mode="nearest"))
+    # reflected at the ends: "nearest" would repeat the first and last frames' sizes over half the window
+    size = np.exp(ndimage.median_filter(np.log([r.size for r in track]), size=smooth, mode="reflect"))
     known = np.isfinite(contact)
     if not known.any():
         return contact

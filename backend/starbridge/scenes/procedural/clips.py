@@ -77,6 +77,17 @@ class GroundTruthClip:
     def rotation_only(self) -> bool:
         return bool(np.allclose(self.poses[:, :3, 3], 0.0))
 
+    def moving_shadows(self) -> np.ndarray:
+        """(N, H, W) bool: the static world's pixels in a moving object's shadow (rendered again: the truth for
+        shadows.py, not kept with the clip)."""
+        world = DemoWorld(DemoWorldConfig(seed=self.config.world_seed))
+        return np.stack(
+            [
+                world.moving_shadow_mask(p, self.intrinsics, float(t))
+                for p, t in zip(self.poses, self.times, strict=True)
+            ]
+        )
+
     def write_mp4(self, path: Path, *, crf: int = 16) -> Path:
         """Encode the frames as an H.264 MP4 (high quality, as a phone would record), like a real clip."""
         return write_video(path, self.frames, self.config.fps, crf=crf)

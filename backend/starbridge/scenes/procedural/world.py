@@ -156,6 +156,14 @@ class DemoWorld:
         _, static = self._render(self.static_scene(), c2w_wire, intrinsics)
         return depth < static * np.float32(1.0 - 1e-4)
 
+    def moving_shadow_mask(self, c2w_wire: np.ndarray, intrinsics: Intrinsics, t_seconds: float) -> np.ndarray:
+        """(H, W) bool: the static world's pixels in a moving object's shadow at `t_seconds` (darker by more than
+        15% than the world without its movers, outside the movers themselves): ground truth for shadows.py."""
+        rgb, depth = self._render(self.scene_at(t_seconds), c2w_wire, intrinsics)
+        static_rgb, static_depth = self._render(self.static_scene(), c2w_wire, intrinsics)
+        darker = rgb.astype(np.float32).sum(axis=2) < 0.85 * static_rgb.astype(np.float32).sum(axis=2)
+        return darker & ~(depth < static_depth * np.float32(1.0 - 1e-4)) & np.isfinite(static_depth)
+
     def _render(self, scene: RayScene, c2w_wire: np.ndarray, intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
         c2w = np.array(c2w_wire, dtype=np.float64)
         if c2w.shape != (4, 4) or not np.isfinite(c2w).all():
