@@ -11,7 +11,7 @@ from starbridge.errors import InvalidArgument
 from starbridge.geometry.camera import Intrinsics
 from starbridge.scenes.capture.depth_ops import cv_poses
 from starbridge.scenes.capture.ground import Ground
-from starbridge.scenes.capture.shadows import ShadowConfig, find_shadows, ground_depth
+from starbridge.scenes.capture.shadows import ShadowConfig, _clean, find_shadows, ground_depth
 from starbridge.scenes.procedural.clips import ClipConfig, GroundTruthClip, render_clip
 
 
@@ -79,3 +79,20 @@ def test_bad_settings_are_refused() -> None:
                 {"offsets_s": (-1.0,)}, {"min_area": 1.0}):  # fmt: skip
         with pytest.raises(InvalidArgument, match="ShadowConfig"):
             ShadowConfig(**bad)
+
+
+def test_the_cleaning_in_a_box_is_the_cleaning_of_the_frame() -> None:
+    """`_clean` works in the box around the mask (speed); it must be the full frame's opening and size filter,
+    at the frame's edges too."""
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        mask = rng.random((40, 60)) < 0.02
+        for _ in range(int(rng.integers(1, 5))):
+            y, x = rng.integers(0, 40), rng.integers(0, 60)
+            h, w = rng.integers(1, 8, 2)
+            mask[y : y + h, x : x + w] = True
+        labels, _ = ndimage.label(ndimage.binary_opening(mask))
+        keep = np.bincount(labels.ravel()) >= 4
+        keep[0] = False
+        assert np.array_equal(_clean(mask, 4), keep[labels])
+    assert not _clean(np.zeros((5, 5), bool), 1).any()

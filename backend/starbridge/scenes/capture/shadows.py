@@ -200,11 +200,17 @@ def _linear(frame: np.ndarray) -> np.ndarray:
 
 
 def _clean(mask: np.ndarray, min_pixels: int) -> np.ndarray:
-    """An opening (one pixel), then components smaller than `min_pixels` dropped."""
-    mask = ndimage.binary_opening(mask)
-    labels, count = ndimage.label(mask)
-    if not count:
-        return mask
-    keep = np.bincount(labels.ravel()) >= min_pixels
-    keep[0] = False
-    return keep[labels]
+    """An opening (one pixel), then components smaller than `min_pixels` dropped; in the box around the mask's
+    pixels (a few percent of the frame), padded so the opening sees the frame's edges as it would."""
+    ys, xs = np.nonzero(mask)
+    out = np.zeros_like(mask)
+    if not len(ys):
+        return out
+    y0, y1, x0, x1 = max(ys.min() - 2, 0), ys.max() + 3, max(xs.min() - 2, 0), xs.max() + 3
+    box = ndimage.binary_opening(mask[y0:y1, x0:x1])
+    labels, count = ndimage.label(box)
+    if count:
+        keep = np.bincount(labels.ravel()) >= min_pixels
+        keep[0] = False
+        out[y0:y1, x0:x1] = keep[labels]
+    return out
