@@ -202,12 +202,12 @@ def place_moving_objects(
     inverse = stereo.inverse.copy()
     shadow = find_shadows(frames, moving, stereo.depth, intrinsics, c2w, ground, fps, config.shadows)
     objects = moving & ~shadow
-    static_depth = stereo.depth
+    shadowed: dict[int, np.ndarray] = {}  # frame -> its depth with the shadows on the ground (frames with shadows)
     if shadow.any():
-        static_depth = stereo.depth.copy()
         for i in np.nonzero(shadow.any(axis=(1, 2)))[0]:
             # a shadow lies on the ground: its depth is the ground's (where the objects' contacts look below)
-            static_depth[i][shadow[i]] = ground_depth(intrinsics, c2w[i], ground, (height, width))[shadow[i]]
+            on_ground = ground_depth(intrinsics, c2w[i], ground, (height, width))
+            shadowed[int(i)] = np.where(shadow[i], on_ground, stereo.depth[i])
             inside = _working_mask(shadow[i], (h, w))
             inverse[i][inside] = 1.0 / ground_depth(intrinsics, c2w[i], ground, (h, w))[inside]
     shadow_frames = int(shadow.any(axis=(1, 2)).sum())
@@ -221,8 +221,8 @@ def place_moving_objects(
         return _placed(stereo, frames, inverse, ground, 0, 0, 0, note + shadow_note, shadow_frames > 0)
     for frame_regions in regions:
         for reg in frame_regions:
-            reg.contact = _contact(reg, static_depth[reg.frame], objects[reg.frame], intrinsics, c2w[reg.frame],
-                                   ground, config)  # fmt: skip
+            below = shadowed.get(reg.frame, stereo.depth[reg.frame])
+            reg.contact = _contact(reg, below, objects[reg.frame], intrinsics, c2w[reg.frame], ground, config)
     tracks = _link(regions, config.link_iou, config.link_area_ratio)
     min_track = max(2, round(config.min_track_s * fps))
     smooth = max(1, round(config.size_smooth_s * fps)) | 1
