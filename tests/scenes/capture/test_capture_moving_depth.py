@@ -115,6 +115,11 @@ def test_a_moving_shadow_lies_on_the_ground_and_the_objects_stand_where_they_did
         stereo, clip.frames, clip.moving | shadow, *args, MovingDepthConfig(shadows=ShadowConfig(enabled=False))
     )
     assert "shadows" not in off.note
+    # shadows alone (no mover flagged): nothing to stand up, but the shadows still lie on the ground, and the
+    # result is not the stereo's (the capture keeps it: pipeline.py tests `placed.depth is not stereo.depth`)
+    alone = place_moving_objects(stereo, clip.frames, shadow & ~clip.moving, *args)
+    assert alone.regions == 0 and "moving shadows laid on the ground" in alone.note
+    assert alone.depth is not stereo.depth and log_error(alone.depth, clip.depth, inner) < 0.02
 
 
 def test_a_region_with_no_ground_below_it_keeps_the_stereo_depth(clip: GroundTruthClip) -> None:

@@ -185,7 +185,7 @@ def capture_video(
     if stereo is not None and moving is not None:
         report("moving-depth", 0, 1)
         placed = place_moving_objects(stereo, frames, moving, intrinsics, poses, fps, config.moving_depth)
-        if placed.regions:
+        if placed.depth is not stereo.depth:  # objects placed, or only shadows laid on the ground
             depth = placed.depth
             working = WorkingDepth(placed.inverse, blend=stereo.upsample_blend)
         moving_note = placed.note
