@@ -68,6 +68,15 @@ class Ground:
         """The share of the points searched that lie on the ground."""
         return float(self.inliers.mean()) if self.inliers.size else 0.0
 
+    def ray_depths(self, c2w_cv: np.ndarray, rays_cam: np.ndarray) -> np.ndarray:
+        """(M,) z-depth at which camera rays (3, M) with z = 1 (OpenCV) from the camera `c2w_cv` (4, 4) meet the
+        ground; NaN where a ray does not descend to it in front of the camera (at or above the horizon)."""
+        descent = -(self.up @ (c2w_cv[:3, :3] @ rays_cam))  # how fast each ray falls per unit of z-depth
+        height_above = float((c2w_cv[:3, 3] - self.centre) @ self.up)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(descent > 1e-9, height_above / descent, np.nan)
+        return np.where(z > 0, z, np.nan)
+
 
 @dataclass(frozen=True)
 class GroundSearch:

@@ -312,13 +312,9 @@ def _contact(
     np.maximum.at(bottom, xs, ys)
     cols = np.nonzero(bottom >= 0)[0]
     rows = bottom[cols]
-    # rays through the bottom edge of each column's lowest pixel, in the world
+    # rays through the bottom edge of each column's lowest pixel
     cam = np.stack([(cols + 0.5 - intr.cx) / intr.fx, (rows + 1.0 - intr.cy) / intr.fy, np.ones(len(cols))])
-    rays = c2w[:3, :3] @ cam
-    down_rate = -(ground.up @ rays)  # how fast each ray descends towards the ground per unit of z-depth
-    height_above = float((c2w[:3, 3] - ground.centre) @ ground.up)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(down_rate > 1e-9, height_above / down_rate, np.nan)
+    z = ground.ray_depths(c2w, cam)
     below = np.minimum(rows + config.below_px, height - 1)
     seen_below = depth[below, cols]
     hidden = (below <= rows) | moving[below, cols] | (seen_below < config.occluder_ratio * z)

@@ -36,6 +36,7 @@ from scipy import ndimage
 
 from ...errors import InvalidArgument
 from ...geometry.camera import Intrinsics
+from .depth_ops import pixel_rays
 from .ground import Ground
 
 
@@ -141,26 +142,23 @@ def ground_depth(intrinsics: Intrinsics, c2w: np.ndarray, ground: Ground, size: 
     ground; +inf where it does not (at or above the horizon)."""
     h, w = size
     intr = intrinsics.scaled(w, h)
-    ys, xs = np.mgrid[0:h, 0:w]
-    points, ok = _on_ground(xs.ravel(), ys.ravel(), intr, c2w, ground)
-    z = np.full(h * w, np.inf, np.float32)
-    cam = c2w[:3, :3].T @ (points[:, ok] - c2w[:3, 3:4])
-    z[ok] = cam[2]
-    return z.reshape(h, w)
+    z = ground.ray_depths(c2w, pixel_rays(intr))
+    return np.where(np.isfinite(z), z, np.inf).astype(np.float32).reshape(h, w)
 
 
 def _on_ground(
     xs: np.ndarray, ys: np.ndarray, intr: Intrinsics, c2w: np.ndarray, ground: Ground
 ) -> tuple[np.ndarray, np.ndarray]:
     """((3, M) world points where the pixels' rays meet the ground, (M,) bool: they do, in front)."""
-    cam = np.stack([(xs + 0.5 - intr.cx) / intr.fx, (ys + 0.5 - intr.cy) / intr.fy, np.ones(len(xs))])
-    rays = c2w[:3, :3] @ cam
-    descent = -(ground.up @ rays)
-    height_above = float((c2w[:3, 3] - ground.centre) @ ground.up)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(descent > 1e-9, height_above / descent, np.nan)
-    ok = np.isfinite(t) & (t > 0)
-    return c2w[:3, 3:4] + rays * np.where(ok, t, 0.0), ok
+    cam = _rays(xs, ys, intr)
+    z = ground.ray_depths(c2w, cam)
+    ok = np.isfinite(z)
+    return c2w[:3, 3:4] + (c2w[:3, :3] @ cam) * np.where(ok, z, 0.0), ok
+
+
+def _rays(xs: np.ndarray, ys: np.ndarray, intr: Intrinsics) -> np.ndarray:
+    """(3, M) camera rays (z = 1) through the centres of pixels (xs, ys)."""
+    return np.stack([(xs + 0.5 - intr.cx) / intr.fx, (ys + 0.5 - intr.cy) / intr.fy, np.ones(len(xs))])
 
 
 def _look_up(
