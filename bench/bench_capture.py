@@ -19,7 +19,10 @@ view that is assumed rather than measured shows as an error), encoded to H.264 M
   (the capture's scale is arbitrary); also the AbsRel at the camera path's scale (`depth_absrel_path_scale`,
   the column "path"), which surfaces placed too near cannot shift as they shift the median; and that by true
   distance (`depth_by_range`: 0-8, 8-25 and 25+ m, each range's share of the pixels and what it adds to the mean);
-* moving masks: IoU with the true masks (the `moving` clip);
+* moving masks: IoU with the true masks (the `moving` clip); the moving objects' own depth (moving_depth.py
+  stands them on the ground; stereo cannot measure them): AbsRel at the path's scale on the pixels that move and
+  are flagged (`moving_depth_absrel_path_scale`, the column "mov") and the median ratio to the truth
+  (`moving_depth_ratio_median`: above 1 too far, below 1 too near);
 * novel views: PSNR against the true image of the explicit render at poses 0.3 m beside the path (for a
   rotation-only capture, which has no parallax to show, turned 8 degrees instead), from the captured scene and
   from the exact-geometry scene (the frames as rendered with the true depth, poses and field of view), and the
@@ -143,13 +146,15 @@ def measure(kind: str, frames: int, width: int, height: int, work: Path, fov: fl
     seconds = time.perf_counter() - t0
     report = dict(bundle.meta.capture or {})
     rot = rotation_errors(bundle.poses, clip.poses)
+    # the similarity that aligns the captured camera path with the true one: its scale is metres per captured unit
+    translation_error, path_scale = _similarity_error(bundle.poses, clip.poses)
     out: dict[str, Any] = {
         "kind": kind, "frames": frames, "size": [width, height], "mp4_bytes": mp4.stat().st_size,
         "bundle_bytes": bundle.size_bytes(), "import_s": round(seconds, 2), "stage_s": report.get("seconds"),
         "tracking": report.get("tracking"), "tracked_fraction": report.get("tracked_fraction"),
         "rotation_only": bundle.meta.rotation_only, "reprojection_error_px": report.get("reprojection_error_px"),
         "rotation_error_deg_median": float(np.median(rot)), "rotation_error_deg_max": float(rot.max()),
-        "translation_error_rel": _similarity_error(bundle.poses, clip.poses)[0],
+        "translation_error_rel": translation_error,
         "fov_deg": bundle.meta.intrinsics.vertical_fov_deg, "fov_true_deg": clip.intrinsics.vertical_fov_deg,
         "fov_source": report.get("fov_source"), "fov_note": report.get("fov_note"),
         "warnings": report.get("warnings", []),
@@ -167,7 +172,6 @@ def measure(kind: str, frames: int, width: int, height: int, work: Path, fov: fl
         out["scale_to_metres"] = s
         # the same with the camera path's scale (the similarity alignment of the centres, as the novel views
         # use): a scale the depth cannot move; the median scale is pulled by surfaces placed too near
-        path_scale = _similarity_error(bundle.poses, clip.poses)[1]
         if path_scale > 0:
             ratio_path = est[both] * path_scale / clip.depth[both]
             err_path = np.minimum(np.abs(ratio_path - 1), 1.0)
@@ -185,6 +189,13 @@ def measure(kind: str, frames: int, width: int, height: int, work: Path, fov: fl
         inter = float((bundle.moving & clip.moving).sum())
         union = float((bundle.moving | clip.moving).sum())
         out["moving_iou"] = inter / union
+        # the moving objects' own depth (moving_depth.py stands them on the ground): on the pixels that move and
+        # are flagged, at the path's scale, as depth_absrel_path_scale; the median ratio says too far (> 1) or near
+        seen = clip.moving & bundle.moving & np.isfinite(est) & (est > 0)
+        if path_scale > 0 and seen.any():
+            ratio_moving = est[seen] * path_scale / clip.depth[seen]
+            out["moving_depth_absrel_path_scale"] = float(np.mean(np.minimum(np.abs(ratio_moving - 1), 1.0)))
+            out["moving_depth_ratio_median"] = float(np.median(ratio_moving))
     meta = SceneMeta(scene_id=f"{kind}-exact", title="exact", fps=clip.config.fps, frame_count=frames,
                      intrinsics=clip.intrinsics, source="engine", depth_source="exact")  # fmt: skip
     exact = write_bundle(work / "exact" / kind, meta, clip.frames, clip.depth, clip.poses, moving=clip.moving,
@@ -192,7 +203,6 @@ def measure(kind: str, frames: int, width: int, height: int, work: Path, fov: fl
     decoded = decode_video(mp4, max(width, height), 0, lambda *a: None).frames
     exact_decoded = write_bundle(work / "exact-decoded" / kind, meta, decoded, clip.depth, clip.poses,
                                  moving=clip.moving, in_scene_units=True, lossless=True, overwrite=True)  # fmt: skip
-    path_scale = _similarity_error(bundle.poses, clip.poses)[1]  # metres per captured unit
     metres = 1.0 / path_scale if path_scale > 0 else 1.0
     true_fov = write_bundle(work / "true-fov" / kind, meta, bundle.frames, bundle.depth, bundle.poses,
                             moving=bundle.moving, in_scene_units=True, lossless=True, overwrite=True)  # fmt: skip
@@ -214,7 +224,7 @@ def measure(kind: str, frames: int, width: int, height: int, work: Path, fov: fl
 
 def _table(rows: list[dict[str, Any]]) -> str:
     head = (f"{'clip':<9} {'tracking':<14} {'rot med/max':>12} {'trans':>6} {'fov est/true':>13} {'AbsRel':>7} "
-            f"{'d<1.25':>6} {'path':>6} {'IoU':>5} {'PSNR cap/exact':>15} {'mp4/true-fov':>13} "
+            f"{'d<1.25':>6} {'path':>6} {'IoU':>5} {'mov':>6} {'PSNR cap/exact':>15} {'mp4/true-fov':>13} "
             f"{'import s':>8}")  # fmt: skip
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -222,13 +232,14 @@ def _table(rows: list[dict[str, Any]]) -> str:
         delta = f"{r['depth_delta_1_25']:.2f}" if "depth_delta_1_25" in r else "-"
         iou = f"{r['moving_iou']:.2f}" if "moving_iou" in r else "-"
         path = f"{r['depth_absrel_path_scale']:.3f}" if "depth_absrel_path_scale" in r else "-"
+        mov = f"{r['moving_depth_absrel_path_scale']:.3f}" if "moving_depth_absrel_path_scale" in r else "-"
         rot = f"{r['rotation_error_deg_median']:5.2f}/{r['rotation_error_deg_max']:5.2f}"
         fov = f"{r['fov_deg']:6.1f}/{r['fov_true_deg']:5.1f}"
         psnr = f"{r['novel_psnr_captured']:6.2f}/{r['novel_psnr_exact']:6.2f}"
         diag = f"{r['novel_psnr_exact_decoded_frames']:6.2f}/{r['novel_psnr_captured_true_fov']:6.2f}"
         lines.append(
             f"{r['kind']:<9} {str(r['tracking']):<14} {rot:>12} {r['translation_error_rel']:6.3f} {fov:>13} "
-            f"{absrel:>7} {delta:>6} {path:>6} {iou:>5} {psnr:>15} {diag:>13} {r['import_s']:8.1f}"
+            f"{absrel:>7} {delta:>6} {path:>6} {iou:>5} {mov:>6} {psnr:>15} {diag:>13} {r['import_s']:8.1f}"
         )
     return "\n".join(lines)
 

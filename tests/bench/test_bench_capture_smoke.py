@@ -25,6 +25,10 @@ def test_bench_capture_smoke(tmp_path: Path):
     assert walk["tracking"] == "free motion" and walk["rotation_error_deg_median"] < 2.0
     assert walk["translation_error_rel"] < 0.05 and "depth_delta_1_25" in walk and walk["depth_delta_1_25"] > 0.3
     assert 0.0 <= walk["depth_absrel_path_scale"] <= 1.0 and "depth_absrel_path_scale" not in pan
+    # the moving objects' own depth: the walk passes the bouncing ball, which the capture flags and stands on the
+    # ground (the rotation-only pan has no depth to measure it in)
+    assert 0.0 <= walk["moving_depth_absrel_path_scale"] < 0.5 and 0.5 < walk["moving_depth_ratio_median"] < 2.0
+    assert "moving_depth_absrel_path_scale" not in pan
     # the error by true distance adds up to the whole, over every pixel measured
     ranges = walk["depth_by_range"]
     assert sum(g["share"] for g in ranges) == pytest.approx(1.0)
