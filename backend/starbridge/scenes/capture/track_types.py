@@ -160,6 +160,8 @@ class TrackingConfig:
     #: that one's image patch (Lucas-Kanade, track_refine.py): the detector's positions drift with the view.
     refine_patches: bool = True
     refine_patch_frames: int = 40
+    #: The patch's warp in that alignment: "affine" or "translation" (track_refine.PatchConfig.warp says why).
+    refine_patch_warp: str = "affine"
     #: Threads for SIFT and matching (-1: all cores)...
     num_threads: int = -1
     #: ...and for COLMAP's mapper and bundle adjustment (1: the same clip always gives the same result).
@@ -174,6 +176,10 @@ class TrackingConfig:
             raise InvalidArgument(
                 "tracking config: max_side >= 64, min_frames >= 2, some candidates, some positive "
                 f"map_max_error_px, fov_inlier_factor > 0, fov_forward_deg in [0, 90]: {self}"
+            )
+        if self.refine_patch_warp not in ("affine", "translation"):
+            raise InvalidArgument(
+                f"tracking config: refine_patch_warp must be 'affine' or 'translation', got {self.refine_patch_warp!r}"
             )
         for fov in self.fov_candidates_deg:
             check_fov(fov, "fov_candidates_deg")

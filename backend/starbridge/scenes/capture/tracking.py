@@ -29,10 +29,12 @@
    keyframes, RANSAC + refinement at the fixed focal length; for rotation only, its rotation from matches
    with them); a frame that cannot be is interpolated between its neighbours (`pose_sources` says which);
 6. refinement (structure from motion only; timed as ``refinement`` in `stage_seconds`, its progress is the
-   registration's): every observation moved onto its point's middle observation's image patch (the
-   detector's positions drift with the view), then one bundle adjustment of every posed frame and point
+   registration's): every observation moved onto its point's middle observation's image patch by an affine
+   Lucas-Kanade fit (the detector's positions drift with the view; a translation-only fit still centres on
+   the texture of a foreshortened patch), then one bundle adjustment of every posed frame and point
    together, the focal length fixed (track_refine.py: on the benchmark's clips it cuts the rotation errors
-   by 20-45%, those the depth stage's stereo pairs see by 20-70%; they placed far surfaces too near).
+   by 20-45%, those the depth stage's stereo pairs see by 20-70%; they placed far surfaces too near; the
+   affine warp a further 27% on average, PatchConfig.warp).
 
 Poses are returned in the wire convention (camera-to-world, camera looking down -Z, +Y up; see
 geometry/conventions.py) with frame 0 at the identity, in the reconstruction's arbitrary scale, normalised so
@@ -546,7 +548,8 @@ class _Tracker:
         obs = [(frame, xy / self.scale, rows) for frame, xy, rows in registrar.obs]
         if self.cfg.refine_patches:
             assert self.images is not None
-            obs, _ = refine_observations(self.images.grey, obs, PatchConfig(max_frames=self.cfg.refine_patch_frames))
+            patches = PatchConfig(max_frames=self.cfg.refine_patch_frames, warp=self.cfg.refine_patch_warp)
+            obs, _ = refine_observations(self.images.grey, obs, patches)
             registrar.obs = [(frame, xy * self.scale, rows) for frame, xy, rows in obs]
         refined = adjust_all(poses.w2c, registrar.model_points, obs, run.focal, self.size, config)
         poses.w2c.update(refined.w2c)
