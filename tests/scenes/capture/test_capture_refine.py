@@ -32,6 +32,7 @@ from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from starbridge.errors import InvalidArgument
+from starbridge.scenes.capture import track_refine
 from starbridge.scenes.capture.track_features import LUMA
 from starbridge.scenes.capture.track_refine import (
     PatchConfig,
@@ -81,7 +82,9 @@ def test_patch_alignment_recovers_a_subpixel_shift_and_refuses_flat_patches(fram
     assert not ok.any() and np.array_equal(out, sky + 0.3)
 
 
-def test_affine_patch_alignment_follows_the_point_under_foreshortening(frame: np.ndarray) -> None:
+def test_affine_patch_alignment_follows_the_point_under_foreshortening(
+    frame: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A view that stretches the content by 6%, shears and squeezes it (a slanted surface seen from another
     place): the affine warp lands on the physical point; a translation-only fit centres on the texture."""
     grey = _grey(frame)
@@ -104,15 +107,27 @@ def test_affine_patch_alignment_follows_the_point_under_foreshortening(frame: np
     start = truth + rng.normal(0.0, 0.4, truth.shape)
     images = np.stack([grey, moved])
     median = {}
-    for warp in ("translation", "affine"):
-        config = PatchConfig(warp=warp, radius=7)
+    configs = {
+        "translation": PatchConfig(warp="translation"),
+        "affine": PatchConfig(),  # the default: affine, pulled towards the identity by `affine_prior`
+        "affine, no prior": PatchConfig(affine_prior=0.0),
+    }
+    for name, config in configs.items():
         out, ok = align_patches(images, np.zeros(300, np.intp), xy, np.ones(300, np.intp), start, config)
         assert ok.mean() > 0.85
-        median[warp] = float(np.median(np.hypot(*(out[ok] - truth[ok]).T)))
-    assert median["affine"] < 0.08  # measured 0.05
-    assert median["translation"] > 2 * median["affine"]  # measured 0.19 (radius 7)
+        median[name] = float(np.median(np.hypot(*(out[ok] - truth[ok]).T)))
+    assert median["affine, no prior"] < 0.05  # measured 0.032
+    assert median["affine"] < 0.1  # measured 0.072: the prior gives back a little of it for robustness
+    assert median["translation"] > 2 * median["affine"]  # measured 0.245
+    # aligned in chunks (memory): the same result as in one
+    monkeypatch.setattr(track_refine, "AFFINE_CHUNK", 64)
+    chunked = align_patches(images, np.zeros(300, np.intp), xy, np.ones(300, np.intp), start, config)
+    np.testing.assert_allclose(chunked[0], out, atol=1e-9)
+    assert np.array_equal(chunked[1], ok)
     with pytest.raises(InvalidArgument, match="warp"):
         PatchConfig(warp="homography")
+    with pytest.raises(InvalidArgument, match="affine_prior"):
+        PatchConfig(affine_prior=-1.0)
 
 
 def test_observations_move_onto_their_points_middle_patch(frame: np.ndarray) -> None:

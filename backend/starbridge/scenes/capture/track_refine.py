@@ -25,7 +25,8 @@ capture benchmark's clips (40 frames, 320x180 through H.264, the true field of v
   moving 0.26 (0.47) -> 0.21 (0.35); the bundle adjustment alone: 0.40, 0.23, 0.19, 0.35.
 * since, the alignment's warp is affine (`PatchConfig.warp`, which gives the measurements): a slanted
   surface's patch is foreshortened differently in each view, and a translation-only fit centres on its
-  texture, not the point; the mean rotation error over eight clips 0.167 -> 0.122 degree.
+  texture, not the point; pulled towards the identity (`PatchConfig.affine_prior`), the mean rotation
+  error over sixteen clips went 0.164 -> 0.120 degree.
 
 Cost: 2.3-3.6 s per 40-frame clip at 320x180 on two busy cores (the alignment about two thirds of it):
 tracking 23-46% slower (9.1 -> 13.0, 9.0 -> 13.2, 8.7 -> 10.7, 7.7 -> 10.2 s, runs alternated). The patch
@@ -50,6 +51,8 @@ from .track_mapping import adjust
 
 announce_compile(__file__, logging.getLogger(__name__), "the tracking's patch sampling")
 
+#: Observations aligned at once by the affine warp (its Jacobian: this many x window pixels x 6 float64).
+AFFINE_CHUNK = 2048
 #: Observations reprojecting further than this (tracking pixels) after the first adjustment are dropped.
 OUTLIER_PX = 3.0
 
@@ -201,9 +204,9 @@ def _mean_error(rec: pycolmap.Reconstruction) -> float:
 
 @dataclass(frozen=True)
 class PatchConfig:
-    #: Patch half-size, pixels (a (2r+1)^2 window). 9 with the affine warp (six unknowns want more samples): on
-    #: the 8 clips measured (`warp` says which) a radius of 7 left the mean rotation error at 0.132 degree
-    #: instead of 0.122; with the translation-only warp 9 was worse than 7 on the orbit (0.27 against 0.11).
+    #: Patch half-size, pixels (a (2r+1)^2 window). 9 with the affine warp (six unknowns want more samples; at
+    #: 7 the mean rotation error below was 0.132 instead of 0.122 degree, without the prior); with the
+    #: translation-only warp 9 was worse than 7 on world 0's orbit (0.27 against 0.11 degree).
     radius: int = 9
     #: Gauss-Newton steps.
     iterations: int = 10
@@ -220,18 +223,26 @@ class PatchConfig:
     #: The patch's warp: "affine" (translation plus a 2x2 linear map about the patch's centre) or "translation".
     #: A slanted surface's patch is foreshortened differently in each view; a translation-only fit centres on
     #: its texture rather than on the physical point (test_capture_refine: a view stretched by 6% and sheared,
-    #: median error 0.19 px translation-only, 0.05 affine). On bench_capture's world-0 clips (40 frames, field
-    #: of view given; handheld / orbit / dolly / moving at 320x180, then at 512x288), rotation error median,
-    #: degrees, translation (radius 7) -> affine (radius 9): 0.204 / 0.110 / 0.142 / 0.192, 0.229 / 0.086 /
-    #: 0.174 / 0.202 -> 0.115 / 0.106 / 0.132 / 0.136, 0.143 / 0.104 / 0.132 / 0.111 (mean 0.167 -> 0.122);
-    #: with the same depth and moving-object stages, AbsRel at the path's scale 0.149 -> 0.143 (mean) and the
-    #: novel-view gap 2.33 -> 2.26 dB (mean; per clip -0.70..+0.58: 1.51 / 1.58 / 1.78 / 1.64, 2.81 / 3.03 /
-    #: 2.79 / 3.47 -> 1.39 / 1.70 / 1.82 / 1.40, 2.76 / 3.61 / 2.61 / 2.77); the alignment's cost about 1.6x.
+    #: median error 0.25 px translation-only, 0.03 affine, 0.07 with the prior below).
     warp: str = "affine"
+    #: Pull of the affine warp's linear part towards the identity (a Gauss-Newton prior on it), relative to
+    #: the translation's own curvature (0: none): where a patch's texture hardly fixes the linear map, the
+    #: free fit wanders and moves the centre with it. Rotation error median, degrees, on bench_capture's clips
+    #: (40 frames, field of view given; world 0 handheld / orbit / dolly / moving at 320x180, the same in
+    #: worlds 1 and 2, world 0 at 512x288), translation (radius 7) -> affine, prior 0 -> prior 3:
+    #: world 0 0.204 / 0.110 / 0.142 / 0.192 -> 0.115 / 0.106 / 0.132 / 0.136 -> 0.101 / 0.062 / 0.136 / 0.099;
+    #: world 1 0.108 / 0.085 / 0.208 / 0.130 -> 0.079 / 0.185 / 0.206 / 0.085 -> 0.081 / 0.106 / 0.169 / 0.072;
+    #: world 2 0.133 / 0.205 / 0.184 / 0.225 -> 0.140 / 0.122 / 0.186 / 0.314 -> 0.155 / 0.067 / 0.173 / 0.337;
+    #: 512x288 0.229 / 0.086 / 0.174 / 0.202 -> 0.143 / 0.104 / 0.132 / 0.111 -> 0.061 / 0.050 / 0.134 / 0.121;
+    #: means 0.164 -> 0.144 -> 0.120 (prior 10: 0.136 over the 320x180 twelve, against 0.130 at 3). What it
+    #: did to the depth and the novel views: docs/capture-measurements.md. The alignment costs about 1.6x.
+    affine_prior: float = 3.0
 
     def __post_init__(self) -> None:
         if self.warp not in ("translation", "affine"):
             raise InvalidArgument(f"PatchConfig.warp must be 'translation' or 'affine', got {self.warp!r}")
+        if not (self.affine_prior >= 0 and self.radius >= 2 and self.iterations >= 1):
+            raise InvalidArgument(f"PatchConfig: need affine_prior >= 0, radius >= 2, iterations >= 1: {self}")
 
 
 @njit(
@@ -300,7 +311,15 @@ def align_patches(
     ref = np.asarray(ref_xy, dtype=np.float32) - 0.5
     tmpl = _normalised(_sample(grey, ref_frame, ref[:, :1] + ox, ref[:, 1:] + oy))
     if config.warp == "affine":
-        return _align_affine(grey, tmpl, frame, start, np.asarray(xy, dtype=np.float64), ox, oy, config)
+        gy_all, gx_all = np.gradient(grey, axis=(1, 2))
+        xy64 = np.asarray(xy, dtype=np.float64)
+        out, accepted = np.empty((k, 2)), np.empty(k, bool)
+        for lo in range(0, k, AFFINE_CHUNK):  # chunks: the Jacobian is (chunk, window pixels, 6) float64
+            part = slice(lo, lo + AFFINE_CHUNK)
+            out[part], accepted[part] = _align_affine(
+                grey, gx_all, gy_all, tmpl[part], frame[part], start[part], xy64[part], ox, oy, config
+            )
+        return out, accepted
     p = start.copy()
     ok = np.ones(k, bool)
     active = np.arange(k)
@@ -335,6 +354,8 @@ def align_patches(
 
 def _align_affine(
     grey: np.ndarray,
+    gx_all: np.ndarray,
+    gy_all: np.ndarray,
     tmpl: np.ndarray,
     frame: np.ndarray,
     start: np.ndarray,
@@ -344,9 +365,9 @@ def _align_affine(
     config: PatchConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`align_patches` with an affine warp: the window offset o samples at p + M o, M a 2x2 map from the
-    identity; Gauss-Newton over (p, M) with the same normalised residual. Positions as `align_patches`."""
+    identity; Gauss-Newton over (p, M) with the same normalised residual. Positions as `align_patches`;
+    `gx_all`, `gy_all` the images' gradients."""
     k = len(start)
-    gy_all, gx_all = np.gradient(grey, axis=(1, 2))
     p = start.astype(np.float64).copy()
     m = np.tile(np.eye(2), (k, 1, 1))
     ok = np.ones(k, bool)
@@ -368,13 +389,18 @@ def _align_affine(
         gx = (gx - gx.mean(axis=1, keepdims=True)) / norm
         gy = (gy - gy.mean(axis=1, keepdims=True)) / norm
         jac = np.stack([gx, gy, gx * oxd, gx * oyd, gy * oxd, gy * oyd], axis=2)  # (K, P, 6)
-        hess = np.einsum("kpi,kpj->kij", jac, jac)
-        grad = np.einsum("kpi,kp->ki", jac, res)
+        jac_t = jac.transpose(0, 2, 1)
+        hess = jac_t @ jac  # batched (BLAS); einsum took 7x as long
+        grad = (jac_t @ res[..., None])[..., 0]
         # conditioned as the translation's test: the translation block must not be an edge or flat
         a11, a12, a22 = hess[:, 0, 0], hess[:, 0, 1], hess[:, 1, 1]
         good = a11 * a22 - a12 * a12 > 1e-9 * np.maximum(a11 + a22, 1e-12) ** 2
         scale = np.maximum(np.trace(hess, axis1=1, axis2=2), 1e-12)
         hess = hess + (1e-6 * scale)[:, None, None] * np.eye(6)
+        if config.affine_prior > 0:
+            lam = config.affine_prior * 0.5 * (a11 + a22)
+            hess[:, 2:, 2:] += lam[:, None, None] * np.eye(4)
+            grad[:, 2:] -= lam[:, None] * (ma - np.eye(2)).reshape(-1, 4)
         step = np.zeros((len(active), 6))
         if good.any():
             step[good] = np.linalg.solve(hess[good], grad[good][..., None])[..., 0]
