@@ -311,7 +311,6 @@ def align_patches(
     ref = np.asarray(ref_xy, dtype=np.float32) - 0.5
     tmpl = _normalised(_sample(grey, ref_frame, ref[:, :1] + ox, ref[:, 1:] + oy))
     if config.warp == "affine":
-        gy_all, gx_all = np.gradient(grey, axis=(1, 2))
         xy64 = np.asarray(xy, dtype=np.float64)
         out, accepted = np.empty((k, 2)), np.empty(k, bool)
         for lo in range(0, k, AFFINE_CHUNK):  # chunks: the Jacobian is (chunk, window pixels, 6) float64
