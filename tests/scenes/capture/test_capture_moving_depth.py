@@ -203,6 +203,9 @@ def test_the_capture_stands_moving_objects_on_the_ground(tmp_path) -> None:
     off = capture_video(frames, fps=10.0, vertical_fov_deg=clip.intrinsics.vertical_fov_deg,
                         config=CaptureConfig(moving_depth=MovingDepthConfig(enabled=False)))  # fmt: skip
     assert "stood on the ground" in on.report["moving_depth_note"] and off.report["moving_depth_note"] == ""
+    # the ground's holes take its plane with or without the objects stood on it (the same plane either way)
+    assert 0 < on.report["ground_filled_fraction"] < 0.5
+    assert on.report["ground_filled_fraction"] == pytest.approx(off.report["ground_filled_fraction"], abs=1e-3)
     assert np.array_equal(on.moving, off.moving) and np.array_equal(on.poses, off.poses)
     assert on.depth_working is not None and np.array_equal(
         upsample_frames(on.depth_working.inverse, on.frames, on.depth_working.blend), on.depth

@@ -29,6 +29,15 @@ def resize_rgb(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return frame.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
+def working_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w) bool: the working pixels at least half inside the full-size (H, W) `mask`."""
+    h, w = size
+    if mask.shape == (h, w):
+        return mask
+    cover = np.asarray(Image.fromarray(mask.astype(np.float32)).resize((w, h), Image.Resampling.BOX))
+    return cover >= 0.5
+
+
 def grey(rgb: np.ndarray) -> np.ndarray:
     """(h, w) float32 luma (Rec. 601 weights) of an (h, w, 3) float image."""
     return (rgb @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.float32)

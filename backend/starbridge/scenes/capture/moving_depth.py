@@ -58,14 +58,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
 from ...errors import InvalidArgument
 from ...geometry.camera import Intrinsics
 from .depth import DepthResult, confident_points
-from .depth_ops import cv_poses
+from .depth_ops import cv_poses, working_mask
 from .depth_upsample import upsample_frames
 from .ground import Ground, GroundSearch, find_ground
 from .shadows import ShadowConfig, find_shadows, ground_depth
@@ -192,7 +191,7 @@ def place_moving_objects(
     if not config.enabled or not moving.any():
         return unchanged
     c2w = cv_poses(poses_c2w)
-    ground = _ground(stereo, moving, intrinsics, c2w, config)
+    ground = static_ground(stereo, moving, intrinsics, c2w, config)
     if ground is None:
         return PlacedObjects(
             stereo.depth, stereo.inverse, None, 0, 0, 0,
@@ -208,7 +207,7 @@ def place_moving_objects(
             # a shadow lies on the ground: its depth is the ground's (where the objects' contacts look below)
             on_ground = ground_depth(intrinsics, c2w[i], ground, (height, width))
             shadowed[int(i)] = np.where(shadow[i], on_ground, stereo.depth[i])
-            inside = _working_mask(shadow[i], (h, w))
+            inside = working_mask(shadow[i], (h, w))
             inverse[i][inside] = 1.0 / ground_depth(intrinsics, c2w[i], ground, (h, w))[inside]
     shadow_frames = int(shadow.any(axis=(1, 2)).sum())
     shadow_note = f"; moving shadows laid on the ground in {shadow_frames} frame(s)" if shadow_frames else ""
@@ -235,7 +234,7 @@ def place_moving_objects(
             if not math.isfinite(z) or z <= 0:
                 left += 1
                 continue
-            inside = _working_mask(reg.mask, (h, w))
+            inside = working_mask(reg.mask, (h, w))
             inverse[reg.frame][inside] = np.float32(1.0 / z)
             placed += 1
     if not placed:
@@ -270,10 +269,11 @@ def _placed(
 # ------------------------------------------------------------------------------------------------ the steps
 
 
-def _ground(
+def static_ground(
     stereo: DepthResult, moving: np.ndarray, intrinsics: Intrinsics, c2w: np.ndarray, config: MovingDepthConfig
 ) -> Ground | None:
-    """The ground plane through the static stereo points, or None."""
+    """The ground plane through the static stereo points (`moving` (N, H, W) left out; `c2w` (N, 4, 4) OpenCV
+    camera-to-world) with the cameras above it, or None."""
     pts = confident_points(stereo, intrinsics, c2w, range(0, len(c2w), config.cloud_every), exclude=moving)
     if len(pts) < 100:
         return None
@@ -382,12 +382,3 @@ def _solid(mask: np.ndarray) -> np.ndarray:
     out = mask.copy()
     out[y0:y1, x0:x1] |= inside.all(axis=0).reshape(gy.shape)
     return out
-
-
-def _working_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(h, w) bool: the working pixels at least half inside the full-size `mask`."""
-    h, w = size
-    if mask.shape == (h, w):
-        return mask
-    cover = np.asarray(Image.fromarray(mask.astype(np.float32)).resize((w, h), Image.Resampling.BOX))
-    return cover >= 0.5

@@ -12,6 +12,8 @@ Stages, in order, each with progress (`progress(stage, done, total)`):
 4. **moving** (dynamic.py): pixels that disagree with the static reconstruction across views; then, for
    multi-view stereo's depth, the moving objects stood on the ground (moving_depth.py: stereo cannot measure
    what moves between the frames it matches).
+5. **ground fill** (ground_fill.py): the depth's holes on the ground (far ground, strips between objects)
+   take the ground plane's depth instead of the depth stage's fill from the objects around them.
 
 The result is in the tracking's arbitrary scale; the bundle writer rescales it so the median depth is the
 scene convention's (4 m) and records the factor.
@@ -31,8 +33,12 @@ from ..bundle import WorkingDepth
 from .cuts import choose_shot, find_shots
 from .depth import DepthConfig, estimate_depth
 from .depth_align import align_depth, observations_from_points
+from .depth_ops import cv_poses
+from .depth_upsample import upsample_frames
 from .dynamic import DynamicConfig, moving_masks
-from .moving_depth import MovingDepthConfig, place_moving_objects
+from .ground import Ground
+from .ground_fill import GroundFillConfig, fill_ground
+from .moving_depth import MovingDepthConfig, place_moving_objects, static_ground
 from .tracking import TrackingConfig, TrackingError, track_camera
 
 ProgressFn = Callable[[str, int, int], None]
@@ -44,6 +50,7 @@ class CaptureConfig:
     depth: DepthConfig = field(default_factory=DepthConfig)
     dynamic: DynamicConfig = field(default_factory=DynamicConfig)
     moving_depth: MovingDepthConfig = field(default_factory=MovingDepthConfig)
+    ground_fill: GroundFillConfig = field(default_factory=GroundFillConfig)
 
 
 @dataclass(frozen=True)
@@ -182,6 +189,8 @@ def capture_video(
     if not rotation_only:
         moving = moving_masks(frames, depth, intrinsics, poses, fps=fps, progress=report, config=config.dynamic)
     moving_note = ""
+    ground_filled = None
+    ground: Ground | None = None
     if stereo is not None and moving is not None:
         report("moving-depth", 0, 1)
         placed = place_moving_objects(stereo, frames, moving, intrinsics, poses, fps, config.moving_depth)
@@ -189,8 +198,25 @@ def capture_video(
             depth = placed.depth
             working = WorkingDepth(placed.inverse, blend=stereo.upsample_blend)
         moving_note = placed.note
+        ground = placed.ground
         report("moving-depth", 1, 1)
     seconds["moving"] = time.perf_counter() - t0
+
+    # 5. the ground into the depth's holes
+    t0 = time.perf_counter()
+    if stereo is not None and moving is not None and working is not None and config.ground_fill.enabled:
+        c2w = cv_poses(poses)
+        ground = ground or static_ground(stereo, moving, intrinsics, c2w, config.moving_depth)
+        if ground is not None:
+            filled = fill_ground(
+                working.inverse, stereo.inverse, stereo.confident, moving, frames, intrinsics, c2w, ground,
+                config.depth.fill_sigma_s, config.depth.fill_sigma_r, config.ground_fill,
+            )  # fmt: skip
+            ground_filled = round(filled.changed, 4)
+            if filled.changed > 0:
+                working = WorkingDepth(filled.inverse, blend=stereo.upsample_blend)
+                depth = upsample_frames(filled.inverse, frames, stereo.upsample_blend)
+    seconds["ground-fill"] = time.perf_counter() - t0
 
     doc: dict[str, Any] = {
         "frames_in_clip": n_in,
@@ -209,6 +235,7 @@ def capture_video(
         "depth_infinite_fraction": round(float(np.isinf(depth).mean()), 3),
         "moving_fraction": None if moving is None else round(float(moving.mean()), 4),
         "moving_depth_note": moving_note,
+        "ground_filled_fraction": ground_filled,
         "warnings": warnings,
         "seconds": {k: round(v, 2) for k, v in seconds.items()} | {"total": round(time.perf_counter() - started, 2)},
     }
