@@ -216,6 +216,9 @@ def capture_summary(report: Mapping[str, Any]) -> str:
     coverage = f"coverage {100 * r.get('depth_coverage', 0):.0f}%"
     lines.append(f"depth         {r.get('depth')}: {r.get('depth_note')}; {coverage}, "
                  f"{100 * r.get('depth_infinite_fraction', 0):.0f}% at infinity")  # fmt: skip
+    if r.get("ground_filled_fraction"):
+        lines.append(f"ground        its plane carried into {100 * r['ground_filled_fraction']:.1f}% of pixels "
+                     "(holes in the depth on the ground)")  # fmt: skip
     if r.get("moving_fraction") is not None:
         lines.append(f"moving        {100 * r['moving_fraction']:.1f}% of pixels marked as moving objects"
                      + (f"; {r['moving_depth_note']}" if r.get("moving_depth_note") else ""))  # fmt: skip

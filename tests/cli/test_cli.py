@@ -105,3 +105,12 @@ def test_a_missing_dependency_is_one_line(monkeypatch, capsys):
     assert main(["doctor"]) == 1
     err = capsys.readouterr().err
     assert "'PIL' is missing" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_capture_summary_says_where_the_ground_filled_the_depth() -> None:
+    from starbridge.cli import capture_summary
+
+    report = {"frames_in_clip": 40, "tracking": "free motion", "depth": "multi-view-stereo", "depth_coverage": 0.4}
+    assert "ground" not in capture_summary(report)
+    assert "its plane carried into 5.2% of pixels" in capture_summary(report | {"ground_filled_fraction": 0.052})
+    assert "ground" not in capture_summary(report | {"ground_filled_fraction": None})
