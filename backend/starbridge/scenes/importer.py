@@ -102,7 +102,7 @@ def import_video(
     field of view when known (None: estimated). lens_mm: instead, the 35 mm-equivalent focal length of the lens
     when known (a phone's spec sheet or a photo's EXIF: 26 for most main cameras); the field of view is that
     lens's over the clip's frame. progress(stage, done, total): stages "decode", the capture's
-    ("shots", "track-*", "depth", "moving", "moving-depth"), "write".
+    ("shots", "track-*", "depth", "moving", "moving-depth", "ground-fill"), "write".
     """
     video_path = Path(video_path)
     _check_args(max_side, max_frames, vertical_fov_deg, depth_dir, depth_model, lens_mm)

@@ -208,6 +208,7 @@ def capture_video(
         c2w = cv_poses(poses)
         ground = ground or static_ground(stereo, moving, intrinsics, c2w, config.moving_depth)
         if ground is not None:
+            report("ground-fill", 0, 1)
             filled = fill_ground(
                 working.inverse, stereo.inverse, stereo.confident, moving, frames, intrinsics, c2w, ground,
                 config.depth.fill_sigma_s, config.depth.fill_sigma_r, config.ground_fill,
@@ -216,6 +217,7 @@ def capture_video(
             if filled.changed > 0:
                 working = WorkingDepth(filled.inverse, blend=stereo.upsample_blend)
                 depth = upsample_frames(filled.inverse, frames, stereo.upsample_blend)
+            report("ground-fill", 1, 1)
     seconds["ground-fill"] = time.perf_counter() - t0
 
     doc: dict[str, Any] = {
