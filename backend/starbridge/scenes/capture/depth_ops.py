@@ -8,11 +8,18 @@ everything here works in the OpenCV camera frame (+X right, +Y down, +Z forward)
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+from numba import njit
+from numba import types as nt
 from PIL import Image
 
 from ...geometry.camera import Intrinsics
 from ...geometry.conventions import GL_TO_CV
+from ...jit import JIT_OPTIONS, announce_compile
+
+announce_compile(__file__, logging.getLogger(__name__), "the edge-aware filter's recursive passes")
 
 
 def working_size(height: int, width: int, max_side: int) -> tuple[int, int]:
@@ -130,13 +137,26 @@ def domain_transform(
     return out
 
 
+@njit(nt.void(nt.Array(nt.float64, 3, "A"), nt.Array(nt.float64, 2, "A")), **JIT_OPTIONS)
+def _recursive_kernel(view, wts):  # pragma: no cover - compiled
+    n, m, c = view.shape
+    for k in range(1, n):
+        for j in range(m):
+            a = wts[k - 1, j]
+            for q in range(c):
+                view[k, j, q] += a * (view[k - 1, j, q] - view[k, j, q])
+    for k in range(n - 2, -1, -1):
+        for j in range(m):
+            a = wts[k, j]
+            for q in range(c):
+                view[k, j, q] += a * (view[k + 1, j, q] - view[k, j, q])
+
+
 def _recursive_pass(img: np.ndarray, weights: np.ndarray, axis: int) -> None:
-    """In place: a causal then an anti-causal first-order recursive filter along `axis` with per-step weights."""
-    n = img.shape[axis]
+    """In place: a causal then an anti-causal first-order recursive filter along `axis` with per-step weights.
+    Compiled (numba): in NumPy each step was a Python iteration over a row or column, 25 ms a frame for two
+    channels at the 192-pixel working size; the arithmetic is the same, element by element (float64, no fused
+    multiply-add), so the output is the same to the bit (tests/scenes/capture/test_capture_depth_ops.py)."""
     view = img if axis == 0 else img.swapaxes(0, 1)
     wts = weights if axis == 0 else weights.swapaxes(0, 1)
-    wts = wts[..., None]
-    for k in range(1, n):
-        view[k] += wts[k - 1] * (view[k - 1] - view[k])
-    for k in range(n - 2, -1, -1):
-        view[k] += wts[k] * (view[k + 1] - view[k])
+    _recursive_kernel(view, np.asarray(wts, dtype=np.float64))
