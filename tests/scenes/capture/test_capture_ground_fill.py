@@ -116,6 +116,11 @@ def test_bad_input_is_refused(case: Case) -> None:
             case.inverse, case.inverse[:, :-1], full_size(case.confident, case.clip), case.clip.moving,
             case.clip.frames, case.clip.intrinsics, cv_poses(case.clip.poses), case.plane, SIGMA_S, SIGMA_R,
         )  # fmt: skip
+    with pytest.raises(InvalidArgument, match="must agree"):  # one frame short
+        fill_ground(
+            case.inverse, case.inverse, full_size(case.confident, case.clip)[1:], case.clip.moving[1:],
+            case.clip.frames[1:], case.clip.intrinsics, cv_poses(case.clip.poses), case.plane, SIGMA_S, SIGMA_R,
+        )  # fmt: skip
     for bad in ({"min_share": 0.0}, {"label_tolerance": 1.5}, {"fit_iterations": 0}, {"min_pixels": 2}):
         with pytest.raises(InvalidArgument, match="GroundFillConfig"):
             GroundFillConfig(**bad)

@@ -120,7 +120,8 @@ def fill_ground(
     working long side) and `sigma_r` (colour) the depth fill's."""
     n, h, w = inverse.shape
     full = frames.shape[:3]
-    if measured.shape != inverse.shape or confident.shape != full or moving.shape != full or len(c2w_cv) != n:
+    mismatch = measured.shape != inverse.shape or confident.shape != full or moving.shape != full
+    if mismatch or full[0] != n or len(c2w_cv) != n:
         raise InvalidArgument(
             f"fill_ground: inverse {inverse.shape}, measured {measured.shape}, confident {confident.shape}, "
             f"moving {moving.shape}, frames {frames.shape} and {len(c2w_cv)} poses must agree",
