@@ -1,6 +1,7 @@
 """Camera tracking across procedural worlds: how often does it hold, not how well on one lucky world.
 
     python bench/bench_tracking_worlds.py [--seeds 0-7] [--kinds dolly,handheld,orbit,moving,pan]
+        [--mappers global,incremental] [--crfs 16] [--no-estimated]
         [--frames 40] [--width 320] [--height 180] [--fov 48] [--out DIR]
 
 bench_capture.py measures the whole import on one world (seed 0). This one films every clip kind
@@ -9,7 +10,9 @@ objects), encodes each clip to H.264 MP4, decodes it as the import does, and tra
 field of view given (as `scene import --fov`) and with it estimated. Per clip: the median and largest angle
 between the tracked and the true camera rotations (degrees), the field of view, and whether the tracker gave
 up (its message). The table counts, per kind, the worlds whose median rotation error is within the capture
-target (1 degree).
+target (1 degree). `--mappers` tracks every clip with each of COLMAP's mappers side by side
+(TrackingConfig.mapper; track_mapping.py); `--crfs` encodes every clip at each H.264 quality, which changes
+nothing but the compression noise: a tracker that holds only on some of them is fragile, not unlucky.
 
 Why it exists: on seed 0 every kind was within 0.4 degrees, but a vehicle dolly in most other worlds came out
 7-12 degrees off (a textured ground plane seen while travelling forward: COLMAP's 4-pixel RANSAC threshold,
@@ -38,7 +41,7 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
 from bench._machine import add_out_argument, host_tag, machine_info, out_dir, write_json  # noqa: E402
 from bench.bench_capture import rotation_errors  # noqa: E402
 from starbridge import __version__  # noqa: E402
-from starbridge.scenes.capture.track_types import TrackingError  # noqa: E402
+from starbridge.scenes.capture.track_types import MAPPERS, TrackingConfig, TrackingError  # noqa: E402
 from starbridge.scenes.capture.tracking import track_camera  # noqa: E402
 from starbridge.scenes.procedural.clips import CLIP_KINDS, ClipConfig, render_clip  # noqa: E402
 from starbridge.scenes.video import decode_video  # noqa: E402
@@ -46,10 +49,10 @@ from starbridge.scenes.video import decode_video  # noqa: E402
 TARGET_ROTATION_DEG = 1.0
 
 
-def track_once(frames: np.ndarray, truth: np.ndarray, fov: float | None) -> dict[str, Any]:
+def track_once(frames: np.ndarray, truth: np.ndarray, fov: float | None, mapper: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
-        tr = track_camera(frames, vertical_fov_deg=fov)
+        tr = track_camera(frames, vertical_fov_deg=fov, config=TrackingConfig(mapper=mapper))
     except TrackingError as e:
         return {"failed": str(e), "seconds": round(time.perf_counter() - t0, 2)}
     err = rotation_errors(tr.poses, truth)
@@ -65,40 +68,53 @@ def track_once(frames: np.ndarray, truth: np.ndarray, fov: float | None) -> dict
     }
 
 
-def measure(kind: str, seed: int, frames: int, width: int, height: int, fov: float, work: Path) -> dict[str, Any]:
+def measure(kind: str, seed: int, frames: int, width: int, height: int, fov: float, work: Path,
+            mappers: tuple[str, ...] = ("global",), crfs: tuple[int, ...] = (16,),
+            estimated: bool = True) -> list[dict[str, Any]]:  # fmt: skip
+    """One clip kind in one world: a row per CRF and mapper."""
     clip = render_clip(ClipConfig(kind=kind, frames=frames, width=width, height=height, vertical_fov_deg=fov,
                                   world_seed=seed))  # fmt: skip
-    mp4 = clip.write_mp4(work / f"{kind}-{seed}.mp4")
-    decoded = decode_video(mp4, max(width, height), 0, lambda *a: None).frames
-    return {
-        "kind": kind,
-        "world_seed": seed,
-        "given": track_once(decoded, clip.poses, fov),
-        "estimated": track_once(decoded, clip.poses, None),
-    }
+    rows = []
+    for crf in crfs:
+        mp4 = clip.write_mp4(work / f"{kind}-{seed}-{crf}.mp4", crf=crf)
+        decoded = decode_video(mp4, max(width, height), 0, lambda *a: None).frames
+        for mapper in mappers:
+            row = {"kind": kind, "world_seed": seed, "crf": crf, "mapper": mapper,
+                   "given": track_once(decoded, clip.poses, fov, mapper)}  # fmt: skip
+            if estimated:
+                row["estimated"] = track_once(decoded, clip.poses, None, mapper)
+            rows.append(row)
+    return rows
 
 
 def _ok(run: dict[str, Any]) -> bool:
     return "failed" not in run and run["rotation_error_deg_median"] <= TARGET_ROTATION_DEG
 
 
-def _cell(run: dict[str, Any]) -> str:
+def _cell(run: dict[str, Any] | None) -> str:
+    if run is None:
+        return "-"
     if "failed" in run:
         return "gave up"
     return f"{run['rotation_error_deg_median']:.2f}/{run['rotation_error_deg_max']:.2f} {run['fov_deg']:.1f}"
 
 
-def _table(rows: list[dict[str, Any]], kinds: tuple[str, ...]) -> str:
-    lines = [f"{'clip':<10} {'seed':>4}  {'FOV given: rot med/max, fov':<28} {'FOV estimated: rot med/max, fov':<32}"]
+def _table(rows: list[dict[str, Any]], kinds: tuple[str, ...], mappers: tuple[str, ...]) -> str:
+    lines = [f"{'clip':<10} {'seed':>4} {'crf':>3} {'mapper':<12} {'FOV given: rot med/max, fov':<28} "
+             f"{'FOV estimated: rot med/max, fov':<32}"]  # fmt: skip
     for r in rows:
-        lines.append(f"{r['kind']:<10} {r['world_seed']:>4}  {_cell(r['given']):<28} {_cell(r['estimated']):<32}")
+        lines.append(f"{r['kind']:<10} {r['world_seed']:>4} {r['crf']:>3} {r['mapper']:<12} {_cell(r['given']):<28} "
+                     f"{_cell(r.get('estimated')):<32}")  # fmt: skip
     lines.append("")
-    lines.append(f"worlds within {TARGET_ROTATION_DEG:g} degree (median rotation error), given / estimated:")
-    for kind in kinds:
-        mine = [r for r in rows if r["kind"] == kind]
-        given = sum(_ok(r["given"]) for r in mine)
-        est = sum(_ok(r["estimated"]) for r in mine)
-        lines.append(f"  {kind:<10} {given} / {est} of {len(mine)}")
+    lines.append(f"clips within {TARGET_ROTATION_DEG:g} degree (median rotation error), given / estimated, and the")
+    lines.append("worst median error with the FOV given:")
+    for mapper in mappers:
+        for kind in kinds:
+            mine = [r for r in rows if r["kind"] == kind and r["mapper"] == mapper]
+            given = sum(_ok(r["given"]) for r in mine)
+            est = sum(_ok(r["estimated"]) for r in mine if "estimated" in r)
+            worst = max((r["given"].get("rotation_error_deg_median", np.inf) for r in mine), default=np.nan)
+            lines.append(f"  {mapper:<12} {kind:<10} {given} / {est} of {len(mine)}   worst {worst:.2f}")
     return "\n".join(lines)
 
 
@@ -114,14 +130,16 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def run(out_dir_: Path, seeds: list[int], kinds: tuple[str, ...], frames: int = 40, width: int = 320,
-        height: int = 180, fov: float = 48.0) -> dict[str, Any]:  # fmt: skip
-    rows = []
+        height: int = 180, fov: float = 48.0, mappers: tuple[str, ...] = ("global",), crfs: tuple[int, ...] = (16,),
+        estimated: bool = True) -> dict[str, Any]:  # fmt: skip
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="starbridge-tracking-") as tmp:
         for kind in kinds:
             for seed in seeds:
-                rows.append(measure(kind, seed, frames, width, height, fov, Path(tmp)))
-                print(f"  {kind} {seed}: given {_cell(rows[-1]['given'])}, estimated {_cell(rows[-1]['estimated'])}",
-                      flush=True)  # fmt: skip
+                for row in measure(kind, seed, frames, width, height, fov, Path(tmp), mappers, crfs, estimated):
+                    rows.append(row)
+                    print(f"  {kind} {seed} crf {row['crf']} {row['mapper']}: given {_cell(row['given'])}, "
+                          f"estimated {_cell(row.get('estimated'))}", flush=True)  # fmt: skip
     report = {
         "benchmark": "tracking-worlds",
         "timestamp_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -132,6 +150,9 @@ def run(out_dir_: Path, seeds: list[int], kinds: tuple[str, ...], frames: int = 
             "vertical_fov_deg": fov,
             "kinds": list(kinds),
             "seeds": seeds,
+            "mappers": list(mappers),
+            "crfs": list(crfs),
+            "estimated": estimated,
         },  # fmt: skip
         "machine": machine_info(),
         "versions": {"starbridge": __version__},
@@ -140,7 +161,7 @@ def run(out_dir_: Path, seeds: list[int], kinds: tuple[str, ...], frames: int = 
         "clips": rows,
     }
     print(f"\nStarBridge tracking across worlds: {frames} frames at {width}x{height}, filmed at {fov:g} degrees")
-    print(_table(rows, kinds))
+    print(_table(rows, kinds, mappers))
     out_dir_.mkdir(parents=True, exist_ok=True)
     path = write_json(out_dir_ / f"tracking-worlds-{host_tag()}.json", report)
     print(f"wrote {path}")
@@ -155,13 +176,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=180)
     p.add_argument("--fov", type=float, default=48.0, help="vertical field of view the clips are filmed at")
+    p.add_argument("--mappers", default="global", help=f"comma-separated COLMAP mappers: {', '.join(MAPPERS)}")
+    p.add_argument("--crfs", default="16", help="comma-separated H.264 qualities each clip is encoded at (0-51)")
+    p.add_argument("--no-estimated", action="store_true", help="track with the true field of view given only")
     add_out_argument(p)
     args = p.parse_args(argv)
     kinds = tuple(args.kinds.split(","))
     unknown = [k for k in kinds if k not in CLIP_KINDS]
     if unknown:
         raise SystemExit(f"--kinds: unknown {unknown}; one of {', '.join(CLIP_KINDS)}")
-    run(out_dir(args.out), parse_seeds(args.seeds), kinds, args.frames, args.width, args.height, args.fov)
+    mappers = tuple(args.mappers.split(","))
+    if not mappers or any(m not in MAPPERS for m in mappers):
+        raise SystemExit(f"--mappers: {args.mappers!r}; comma-separated, each one of {', '.join(MAPPERS)}")
+    try:
+        crfs = tuple(int(c) for c in args.crfs.split(","))
+    except ValueError:
+        raise SystemExit(f"--crfs: comma-separated integers 0-51, got {args.crfs!r}") from None
+    if any(not 0 <= c <= 51 for c in crfs):
+        raise SystemExit(f"--crfs: each within 0-51 (H.264's range), got {args.crfs!r}")
+    run(out_dir(args.out), parse_seeds(args.seeds), kinds, args.frames, args.width, args.height, args.fov,
+        mappers, crfs, not args.no_estimated)  # fmt: skip
     return 0
 
 

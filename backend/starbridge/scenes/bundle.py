@@ -69,6 +69,7 @@ import numpy as np
 
 from ..errors import InvalidArgument, SceneError
 from ..geometry.camera import Intrinsics
+from .video import X264_REPRODUCIBLE
 
 log = logging.getLogger(__name__)
 
@@ -1017,7 +1018,7 @@ def _write_colour(folder: Path, frames: np.ndarray, fps: float, lossless: bool, 
     h, w = frames.shape[1:3]
     if codec == "libx264rgb":
         quality = {"qp": "0"} if lossless else {"crf": str(crf)}
-        options = {**quality, "preset": COLOUR_PRESET}
+        options = {**quality, "preset": COLOUR_PRESET, "x264-params": X264_REPRODUCIBLE}
         _write_video(folder / COLOUR_FILE, frames, fps, (w, h), "libx264rgb", "rgb24", "rgb24", options)
         return {"encoding": "video", "file": COLOUR_FILE, "codec": codec, "lossless": lossless,
                 "crf": None if lossless else crf}  # fmt: skip

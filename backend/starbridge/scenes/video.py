@@ -32,6 +32,11 @@ FALLBACK_FPS = 30.0
 #: H.264 quality (constant rate factor; lower is better, 18 is visually lossless) and speed preset.
 H264_CRF = 20
 H264_PRESET = "veryfast"
+#: libx264 options every H.264 encode here passes: the same frames give the same bytes. Without them the
+#: encoder's assembly paths (its macroblock tree) made the output differ from encode to encode in one process
+#: (5 different files in 5 encodes of one clip when a decode ran in between; a clip's camera tracking hinged on
+#: that noise: 0.11 or 0.70 degrees median rotation error); tests/scenes/test_video_reproducible.py checks it.
+X264_REPRODUCIBLE = "cpu-independent=1"
 
 
 class VideoWriter:
@@ -61,7 +66,7 @@ class VideoWriter:
         self._stream.width, self._stream.height = width - width % 2, height - height % 2
         self._stream.pix_fmt = "yuv420p"
         if codec == "libx264":
-            self._stream.options = {"crf": str(crf), "preset": H264_PRESET}
+            self._stream.options = {"crf": str(crf), "preset": H264_PRESET, "x264-params": X264_REPRODUCIBLE}
         else:
             self._stream.bit_rate = 8_000_000
         self._av = av

@@ -45,7 +45,7 @@ from scipy.spatial.transform import Rotation
 
 from starbridge.errors import InvalidArgument, SceneError
 from starbridge.scenes.capture.track_features import FeatureEngine, keyframe_pairs, prepare_images
-from starbridge.scenes.capture.track_mapping import MapBuilder, focal_of
+from starbridge.scenes.capture.track_mapping import MapBuilder, MapRun, focal_of, summarize
 from starbridge.scenes.capture.track_types import FOV_STRUCTURE
 from starbridge.scenes.capture.tracking import (
     FOV_DEFAULT,
@@ -304,6 +304,8 @@ def test_bad_arguments_are_refused() -> None:
         TrackingConfig(fov_candidates_deg=(200.0,))
     with pytest.raises(InvalidArgument):
         TrackingConfig(fov_inlier_factor=0.0)
+    with pytest.raises(InvalidArgument, match="mapper"):
+        TrackingConfig(mapper="hierarchical")
     for levels in ((), (0.0, 4.0)):
         with pytest.raises(InvalidArgument):
             TrackingConfig(map_max_error_px=levels)
@@ -336,37 +338,80 @@ def test_a_dolly_over_a_textured_ground_is_not_taken_for_a_plane_decomposition()
 
 
 @pytest.mark.slow
+def test_the_global_mapper_holds_a_dolly_the_incremental_one_lets_drift() -> None:
+    """World 2's dolly, encoded at CRF 14 (the encode is reproducible: scenes/video.py): the incremental mapper
+    grows its model from a starting pair, and the forward camera's short pairs barely tell a turn from a step
+    aside: its first 21 frames turn 13 degrees too far while the reprojection error stays low (12.4 degrees
+    median rotation error). The global mapper averages every pair's rotation first (the long pairs are
+    right to 0.1-0.3 degrees) and holds it (0.10)."""
+    clip = render_clip(ClipConfig(kind="dolly", frames=40, width=320, height=180, vertical_fov_deg=48.0,
+                                  world_seed=2))  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        frames = decode_video(clip.write_mp4(Path(tmp) / "dolly.mp4", crf=14), 320, 0, lambda *a: None).frames
+    drifted = track_camera(frames, vertical_fov_deg=48.0, config=TrackingConfig(mapper="incremental"))
+    held = track_camera(frames, vertical_fov_deg=48.0)
+    old_rot, new_rot = rotation_errors(drifted, clip.poses), rotation_errors(held, clip.poses)
+    print(f"\nworld 2 dolly at CRF 14, rotation error median / max: incremental {np.median(old_rot):.2f} / "
+          f"{old_rot.max():.2f}, global {np.median(new_rot):.2f} / {new_rot.max():.2f} deg")  # fmt: skip
+    assert np.median(old_rot) > 3.0  # the defect (the same bytes on every machine: PyAV bundles its x264)
+    assert np.median(new_rot) <= 0.5 and new_rot.max() <= 1.0
+    assert centre_errors(held, clip.poses).mean() <= 0.03
+    assert held.registered_fraction == 1.0
+
+
+@pytest.mark.slow
 def test_a_threshold_that_maps_nothing_falls_back_to_the_next() -> None:
-    """World 3's dolly maps nothing at 0.7 px (no initial pair that strict): the next threshold, 1 px, maps it;
-    with 0.7 px alone the clip cannot be tracked, and says so."""
+    """World 3's dolly: the incremental mapper maps nothing at 0.7 px (no initial pair that strict): the next
+    threshold, 1 px, maps it; with 0.7 px alone the clip cannot be tracked, and says so. (The global mapper, the
+    default, needs no initial pair and maps it at 0.7 px: the ladder is checked with the mapper that climbs it.)"""
     clip, frames = _filmed_in_world("dolly", 3)
     with pytest.raises(TrackingError) as info:
-        track_camera(frames, vertical_fov_deg=48.0, config=TrackingConfig(map_max_error_px=(0.7,)))
+        track_camera(
+            frames, vertical_fov_deg=48.0, config=TrackingConfig(map_max_error_px=(0.7,), mapper="incremental")
+        )
     assert "structure from motion placed" in info.value.message
-    result = track_camera(frames, vertical_fov_deg=48.0)
+    result = track_camera(frames, vertical_fov_deg=48.0, config=TrackingConfig(mapper="incremental"))
     rot = rotation_errors(result, clip.poses)
     assert np.median(rot) <= 1.0 and result.registered_fraction >= 0.9
     assert [s.stage for s in result.fov_scores] == ["given"]  # the failed attempt's score is not reported
 
 
 @pytest.mark.slow
-def test_a_strict_map_that_cannot_place_the_frames_between_keyframes_falls_back() -> None:
-    """World 5's orbit, field of view estimated: at 0.7 px the mapper places the keyframes, but its map holds
-    too few points to register the frames between them (9 of 40), so the whole track would give up. The ladder
-    registers a strict level's map once before accepting it (`_check_registration`) and goes on to 1 px, which
-    tracks every frame. Measured: 0.7 px alone gives up (9 of 40); the default 1.21 degrees median, every frame
-    (the field of view is not measured on this orbit: the default 44.4 is assumed; 4 px alone estimates 48.8 but
-    is 3.05 degrees off)."""
+def test_a_strict_map_that_cannot_place_the_frames_between_keyframes_falls_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A strict level's map can place the keyframes but hold too few points to register the frames between
+    them (world 5's orbit did, at 0.7 px with the incremental mapper: 9 of 40 frames; no clip of this round's
+    encoder and mapper does), so the whole track would give up. The ladder registers a strict level's map once
+    before accepting it (`_check_registration`) and goes on to the next. Here the 0.7 px maps are made so (all
+    but 12 of their points removed, the real mapper's output otherwise): 0.7 px alone gives up, the default
+    ladder tracks every frame from its 1 px map."""
     clip, frames = _filmed_in_world("orbit", 5)
+    assert len(track_camera(frames, vertical_fov_deg=48.0).keyframes) < 20
+    real_run = MapBuilder.run
+
+    def thinned(self: MapBuilder, focal: float, subset: list[int] | None = None) -> MapRun:
+        run = real_run(self, focal, subset)
+        if self.max_error_px < 1.0 and run.reconstruction is not None:
+            rec = run.reconstruction
+            for point_id in sorted(rec.point3D_ids())[12:]:
+                rec.delete_point3D(point_id)
+            run = summarize(rec, run.focal, run.vertical_fov_deg)
+        return run
+
+    monkeypatch.setattr(MapBuilder, "run", thinned)
+    # more than the keyframes alone (14 of 40) must be placed, as the frames between them were missing then
+    strict = TrackingConfig(map_max_error_px=(0.7,), min_registered_fraction=0.5)
     with pytest.raises(TrackingError) as info:
-        track_camera(frames, config=TrackingConfig(map_max_error_px=(0.7,)))
+        track_camera(frames, vertical_fov_deg=48.0, config=strict)
     assert "frames could be placed" in info.value.message
-    result = track_camera(frames)
+    result = track_camera(frames, vertical_fov_deg=48.0, config=TrackingConfig(min_registered_fraction=0.5))
     rot = rotation_errors(result, clip.poses)
-    print(f"\nworld 5 orbit, FOV {result.vertical_fov_deg:.1f} ({result.fov_source}): rotation error median / max "
-          f"{np.median(rot):.2f} / {rot.max():.2f} deg, registered {result.registered_fraction:.2f}")  # fmt: skip
+    print(f"\nworld 5 orbit: rotation error median / max {np.median(rot):.2f} / {rot.max():.2f} deg, registered "
+          f"{result.registered_fraction:.2f}")  # fmt: skip
     assert result.registered_fraction >= 0.9
-    assert np.median(rot) <= 1.5
+    assert np.median(rot) <= 1.0
+    assert [s.stage for s in result.fov_scores] == ["given"]  # the failed level's score is not reported
 
 
 @pytest.mark.slow

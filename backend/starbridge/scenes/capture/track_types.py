@@ -21,6 +21,9 @@ POSE_KEYFRAME = "keyframe"  # a keyframe posed by the map (or the rotation-only 
 POSE_REGISTERED = "registered"  # registered against the map from its own features
 POSE_INTERPOLATED = "interpolated"  # could not be registered: between its posed neighbours
 
+#: The structure-from-motion mappers (track_mapping.py says how they differ and why "global" is the default).
+MAPPERS = ("global", "incremental")
+
 #: How the field of view was chosen.
 FOV_GIVEN = "given"
 FOV_ESTIMATED = "estimated"
@@ -123,7 +126,10 @@ class TrackingConfig:
     #: is a third cue; False: not searched (it costs a stereo pass of a few keyframes per model tried, 2-4).
     fov_structure: bool = True
     fov_structure_above_deg: float = 3.0
-    #: The mapper's initial pair needs at least this triangulation angle, degrees.
+    #: COLMAP's mapper for the keyframes: "global" (rotation averaging, then positions and points) or
+    #: "incremental" (pair by pair from a starting pair; it let forward motion drift: track_mapping.py).
+    mapper: str = "global"
+    #: The incremental mapper's initial pair needs at least this triangulation angle, degrees.
     init_min_tri_angle_deg: float = 4.0
     #: Structure from motion is tried at these inlier thresholds in turn (tracking pixels), the next only when
     #: the previous could not map the keyframes: each keyframe pair's two-view geometry re-estimated from its
@@ -177,6 +183,8 @@ class TrackingConfig:
                 "tracking config: max_side >= 64, min_frames >= 2, some candidates, some positive "
                 f"map_max_error_px, fov_inlier_factor > 0, fov_forward_deg in [0, 90]: {self}"
             )
+        if self.mapper not in MAPPERS:
+            raise InvalidArgument(f"tracking config: mapper must be one of {', '.join(MAPPERS)}, got {self.mapper!r}")
         if self.refine_patch_warp not in ("affine", "translation"):
             raise InvalidArgument(
                 f"tracking config: refine_patch_warp must be 'affine' or 'translation', got {self.refine_patch_warp!r}"

@@ -381,6 +381,7 @@ class _Tracker:
                 seed=cfg.seed,
                 init_min_tri_angle_deg=cfg.init_min_tri_angle_deg,
                 max_error_px=level,
+                mapper=cfg.mapper,
             )
             scores, warnings = len(self.fov_scores), len(self.warnings)
             last = n + 1 == len(cfg.map_max_error_px)
