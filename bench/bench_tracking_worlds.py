@@ -106,15 +106,18 @@ def _table(rows: list[dict[str, Any]], kinds: tuple[str, ...], mappers: tuple[st
         lines.append(f"{r['kind']:<10} {r['world_seed']:>4} {r['crf']:>3} {r['mapper']:<12} {_cell(r['given']):<28} "
                      f"{_cell(r.get('estimated')):<32}")  # fmt: skip
     lines.append("")
-    lines.append(f"clips within {TARGET_ROTATION_DEG:g} degree (median rotation error), given / estimated, and the")
-    lines.append("worst median error with the FOV given:")
+    lines.append(f"clips within {TARGET_ROTATION_DEG:g} degree (median rotation error), FOV given / estimated, and")
+    lines.append("the mean and worst median error with the FOV given:")
     for mapper in mappers:
         for kind in kinds:
             mine = [r for r in rows if r["kind"] == kind and r["mapper"] == mapper]
             given = sum(_ok(r["given"]) for r in mine)
-            est = sum(_ok(r["estimated"]) for r in mine if "estimated" in r)
-            worst = max((r["given"].get("rotation_error_deg_median", np.inf) for r in mine), default=np.nan)
-            lines.append(f"  {mapper:<12} {kind:<10} {given} / {est} of {len(mine)}   worst {worst:.2f}")
+            tracked = [r["given"]["rotation_error_deg_median"] for r in mine if "failed" not in r["given"]]
+            est = str(sum(_ok(r["estimated"]) for r in mine)) if all("estimated" in r for r in mine) else "-"
+            mean, worst = (np.mean(tracked), max(tracked)) if tracked else (np.nan, np.nan)
+            gave_up = f"  ({len(mine) - len(tracked)} gave up)" if len(tracked) < len(mine) else ""
+            lines.append(f"  {mapper:<12} {kind:<10} {given} / {est} of {len(mine)}   mean {mean:.2f}  "
+                         f"worst {worst:.2f}{gave_up}")  # fmt: skip
     return "\n".join(lines)
 
 

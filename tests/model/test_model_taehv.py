@@ -200,7 +200,10 @@ def test_onnx_memory_crosses_blocks_as_in_pytorch(bundle, taew):
         with torch.no_grad():
             want_frames, *t_dec = dec_graph(want, *t_dec)
         assert got_frames.shape == (12, PRESET.height, PRESET.width, 4)
-        assert np.abs(got_frames.astype(int) - want_frames.numpy().astype(int)).max() <= 1, block
+        # two runtimes' kernels (MLAS, ATen; they differ by CPU: AMD EPYC 1 level, Intel Xeon 2 at one pixel of
+        # 295k) round a few values on either side of a level: within 2 levels, and nearly all within 1
+        diff = np.abs(got_frames.astype(int) - want_frames.numpy().astype(int))
+        assert diff.max() <= 2 and (diff > 1).mean() < 1e-4, (block, diff.max(), (diff > 1).sum())
     enc_mem.reset()
     again = enc_mem.run({"frames": frames[1]})
     fresh = GraphMemory(enc).run({"frames": frames[1]})

@@ -202,23 +202,30 @@ def test_adjust_all_with_the_focal_length_free_finds_it_where_the_motion_measure
 
 @pytest.mark.slow
 def test_the_refinement_tightens_the_stereo_pairs_relative_rotations(tmp_path) -> None:  # noqa: ANN001
-    """The capture benchmark's dolly (40 frames, 320x180, filmed at 48 degrees, through H.264), its field of
-    view given: the relative rotation of frames 8 apart, what a stereo pair's disparity depends on, median
-    0.123 degree before the refinement (rotation error median 0.20), 0.077 after (0.11). Mapped at COLMAP's
-    4-pixel threshold, as measured; at the default 0.7 px (TrackingConfig.map_max_error_px, which holds in the
-    worlds where 4 px bent the map) this world's dolly lands at 0.119 (0.14)."""
-    clip = render_clip(ClipConfig(kind="dolly", frames=40, width=320, height=180, vertical_fov_deg=48.0))
-    frames = decode_video(clip.write_mp4(tmp_path / "dolly.mp4"), 320, 0, lambda *a: None).frames
-    result = track_camera(frames, vertical_fov_deg=48.0, config=TrackingConfig(map_max_error_px=(4.0,)))
-    est, truth = result.poses[:, :3, :3], clip.poses[:, :3, :3]
-    rel = [
-        np.degrees(Rotation.from_matrix((est[i].T @ est[i + 8]).T @ (truth[i].T @ truth[i + 8])).magnitude())
-        for i in range(len(est) - 8)
-    ]
-    absolute = np.degrees(Rotation.from_matrix(np.einsum("nji,njk->nik", est, truth)).magnitude())
-    assert np.median(rel) < 0.10  # before: 0.123
-    assert np.median(absolute) < 0.16  # before: 0.20
-    assert [name for name, _ in result.stage_seconds][-1] == "refinement"
+    """The capture benchmark's walk (world 0, 40 frames, 320x180, filmed at 48 degrees, through H.264), its field
+    of view given, tracked with and without the refinement in one run: the relative rotation of frames 8 apart,
+    what a stereo pair's disparity depends on, median 0.185 -> 0.089 degree, the rotation error median 0.40 ->
+    0.15. (Over eight clips of worlds 0-2 with the global mapper: relative 0.103 -> 0.085 degree on average,
+    better on 6 of 8; rotation error 0.188 -> 0.142. Until this round it was measured on the dolly with the
+    incremental mapper, 0.123 -> 0.077; the global mapper's dolly starts at 0.101 and gains less.)"""
+    clip = render_clip(ClipConfig(kind="handheld", frames=40, width=320, height=180, vertical_fov_deg=48.0))
+    frames = decode_video(clip.write_mp4(tmp_path / "walk.mp4"), 320, 0, lambda *a: None).frames
+    truth = clip.poses[:, :3, :3]
+    errors = {}
+    for refine in (False, True):
+        result = track_camera(frames, vertical_fov_deg=48.0, config=TrackingConfig(final_adjustment=refine))
+        est = result.poses[:, :3, :3]
+        rel = [
+            np.degrees(Rotation.from_matrix((est[i].T @ est[i + 8]).T @ (truth[i].T @ truth[i + 8])).magnitude())
+            for i in range(len(est) - 8)
+        ]
+        absolute = np.degrees(Rotation.from_matrix(np.einsum("nji,njk->nik", est, truth)).magnitude())
+        errors[refine] = (float(np.median(rel)), float(np.median(absolute)))
+        assert ([name for name, _ in result.stage_seconds][-1] == "refinement") == refine
+    print(f"\nrelative / absolute rotation error median, without -> with the refinement: {errors[False]} -> "
+          f"{errors[True]}")  # fmt: skip
+    assert errors[True][0] < 0.7 * errors[False][0]
+    assert errors[True][1] < 0.7 * errors[False][1]
 
 
 def _sample_numpy(img: np.ndarray, frame: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

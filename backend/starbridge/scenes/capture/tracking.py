@@ -8,9 +8,10 @@
    loop closure), kept by epipolar geometry (no focal length assumed);
 4. ``mapping``: first, do the keyframes fit a pure rotation (a tripod pan, a fixed camera) nearly as well as
    their noise allows? Then the clip is solved as rotation only (track_rotation.py: rotations and the focal
-   length from the homographies, translations zero). Else COLMAP's incremental mapper runs on the keyframes
-   with the focal length *fixed* (self-calibration from scratch is fragile on short clips): once per candidate
-   field of view (60, then 40..90 degrees; every other keyframe when there are many); from each model that
+   length from the homographies, translations zero). Else COLMAP's global mapper (rotation averaging, then
+   positions and points; `TrackingConfig.mapper`, track_mapping.py says why not the incremental one) runs on
+   the keyframes with the focal length *fixed* (self-calibration from scratch is fragile on short clips): once
+   per candidate field of view (60, then 40..90 degrees; every other keyframe when there are many); from each model that
    registered (nearly) the most keyframes, one bundle adjustment with the focal length free, then another
    without the observations it leaves far off (outliers pull the focal length); all keyframes mapped at the
    median of those, adjusted the same way and mapped again until the value stays put. Its uncertainty
