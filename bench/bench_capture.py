@@ -1,7 +1,7 @@
 """Capture benchmark: import ground-truth videos as if they were real, and compare with the truth.
 
     python bench/bench_capture.py [--frames 40] [--width 320] [--height 180] [--fov 48] [--kinds handheld,orbit,...]
-        [--given-fov] [--world N]
+        [--given-fov] [--world N] [--mapper global|incremental]
         [--out DIR]
 
 For each clip kind (scenes/procedural/clips.py: handheld walk, drone orbit, vehicle dolly, tripod pan, a
@@ -60,6 +60,8 @@ from starbridge import __version__  # noqa: E402
 from starbridge.runtime.explicit import ExplicitGenerator  # noqa: E402
 from starbridge.runtime.generator import FrameRequest  # noqa: E402
 from starbridge.scenes.bundle import SceneMeta, write_bundle  # noqa: E402
+from starbridge.scenes.capture.pipeline import CaptureConfig  # noqa: E402
+from starbridge.scenes.capture.track_types import MAPPERS, TrackingConfig  # noqa: E402
 from starbridge.scenes.procedural.clips import CLIP_KINDS, ClipConfig, GroundTruthClip, render_clip  # noqa: E402
 from starbridge.scenes.procedural.paths import pose  # noqa: E402
 from starbridge.scenes.procedural.world import DemoWorld, DemoWorldConfig  # noqa: E402
@@ -135,14 +137,16 @@ def _novel_views(scenes: dict[str, Any], clip: GroundTruthClip, rotation_only: b
 
 
 def measure(kind: str, frames: int, width: int, height: int, work: Path, fov: float = 48.0,
-            given_fov: bool = False, world: int = 0) -> dict[str, Any]:  # fmt: skip
+            given_fov: bool = False, world: int = 0, mapper: str = "global") -> dict[str, Any]:  # fmt: skip
     clip = render_clip(ClipConfig(kind=kind, frames=frames, width=width, height=height, vertical_fov_deg=fov,
                                   world_seed=world))  # fmt: skip
     mp4 = clip.write_mp4(work / f"{kind}.mp4")
     store = SceneStore(work / "store")
     t0 = time.perf_counter()
+    capture = CaptureConfig(tracking=TrackingConfig(mapper=mapper))
     bundle = store.import_video(mp4, scene_id=kind, max_side=max(width, height), overwrite=True,
-                                vertical_fov_deg=fov if given_fov else None, progress=lambda *a: None)  # fmt: skip
+                                vertical_fov_deg=fov if given_fov else None, progress=lambda *a: None,
+                                capture=capture)  # fmt: skip
     seconds = time.perf_counter() - t0
     report = dict(bundle.meta.capture or {})
     rot = rotation_errors(bundle.poses, clip.poses)
@@ -246,13 +250,13 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 def run(out_dir: Path, frames: int = 40, width: int = 320, height: int = 180,
         kinds: tuple[str, ...] = CLIP_KINDS, fov: float = 48.0, given_fov: bool = False,
-        world: int = 0) -> dict[str, Any]:  # fmt: skip
+        world: int = 0, mapper: str = "global") -> dict[str, Any]:  # fmt: skip
     """Measure every clip kind, print the table, write out_dir/capture-<hostname>[-given-fov][-world<N>].json
     (the field of view given to the import; a procedural world other than 0); returns the report."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="starbridge-capture-") as tmp:
         for kind in kinds:
-            rows.append(measure(kind, frames, width, height, Path(tmp), fov, given_fov, world))
+            rows.append(measure(kind, frames, width, height, Path(tmp), fov, given_fov, world, mapper))
     report = {
         "benchmark": "capture",
         "timestamp_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -264,6 +268,7 @@ def run(out_dir: Path, frames: int = 40, width: int = 320, height: int = 180,
             "fov_given_to_import": given_fov,
             "kinds": list(kinds),
             "world_seed": world,
+            "mapper": mapper,
         },  # fmt: skip
         "machine": machine_info(),
         "versions": {"starbridge": __version__},
@@ -298,6 +303,7 @@ def run(out_dir: Path, frames: int = 40, width: int = 320, height: int = 180,
     out_dir.mkdir(parents=True, exist_ok=True)
     host = host_tag()
     name = f"capture-{host}" + ("-given-fov" if given_fov else "") + (f"-world{world}" if world else "")
+    name += f"-{mapper}" if mapper != "global" else ""
     path = write_json(out_dir / f"{name}.json", report)
     print(f"wrote {path}")
     return report
@@ -321,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--world", type=int, default=0,
                    help="procedural world (seed) the clips are filmed in (default 0; bench_tracking_worlds.py "
                         "checks the tracking across worlds)")  # fmt: skip
+    p.add_argument("--mapper", default="global", choices=MAPPERS,
+                   help="COLMAP's mapper for the tracking (TrackingConfig.mapper; default global)")  # fmt: skip
     add_out_argument(p)
     args = p.parse_args(argv)
     if args.world < 0:
@@ -334,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         args.fov,
         args.given_fov,
         args.world,
+        args.mapper,
     )
     return 0
 

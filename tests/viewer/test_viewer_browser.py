@@ -232,8 +232,13 @@ def test_coverage_overlay_tints_what_no_reference_frame_saw(page):
     assert 0.2 < seen < 0.9, seen
     changed = np.abs(tinted.astype(np.int16) - plain.astype(np.int16)).sum(axis=2) > 30
     assert abs(changed.mean() - (1 - seen)) < 0.1, (changed.mean(), 1 - seen)
-    greener = tinted[..., 1].astype(np.int16) - plain[..., 1]  # the magenta tint takes green away
-    assert (greener[changed] < 0).mean() > 0.9
+    # the half-opaque magenta moves every channel of a tinted pixel towards it (green away, except where there
+    # is none to take: black pixels, which CI met as a quarter of the unseen ones; "takes green away" failed)
+    tint = np.array([255, 0, 200])
+    before = np.abs(plain[..., :3].astype(np.int16) - tint).sum(axis=2)
+    after = np.abs(tinted[..., :3].astype(np.int16) - tint).sum(axis=2)
+    assert (after[changed] < before[changed]).mean() > 0.95
+    assert (tinted[..., 1].astype(np.int16) <= plain[..., 1])[changed].mean() > 0.95
     page.find_element(By.ID, "coverage").click()
     page.execute_script("viewer.camera.reset();")
 
