@@ -13,7 +13,7 @@ field of view is searched):
   loop offsets) are each one voice against many. Measured (40-frame 320x180 clips in procedural worlds 0 and
   2, FOV given, each clip encoded at CRF 14-18 to vary only the compression noise): incremental 3 of 30 tracks
   2.6-12.4 degrees off (median error), global none beyond 0.4 (its median error 0.06-0.39 degrees);
-  bench/bench_tracking_worlds.py --mapper says it across worlds.
+  bench/bench_tracking_worlds.py --mappers global,incremental measures both across worlds.
 * "incremental": COLMAP's incremental mapper (what tracking used until this round), for comparison.
 
 `MapBuilder.adjusted(run)` then lets one robust bundle adjustment move the focal length from a good start, with
