@@ -360,6 +360,20 @@ def test_the_global_mapper_holds_a_dolly_the_incremental_one_lets_drift() -> Non
 
 
 @pytest.mark.slow
+def test_the_same_clip_tracks_to_the_same_poses(tmp_path: Path) -> None:
+    """TrackingConfig's seed and single mapping thread make tracking repeat: the same frames give the same poses,
+    points and field of view, also with other encodes and decodes run between (what once made libx264's output
+    vary; the global mapper's random starting positions are seeded)."""
+    clip, frames = _filmed_in_world("moving", 2)
+    first = track_camera(frames, vertical_fov_deg=48.0)
+    decode_video(clip.write_mp4(tmp_path / "again.mp4", crf=18), 320, 0, lambda *a: None)
+    second = track_camera(frames, vertical_fov_deg=48.0)
+    assert np.array_equal(first.poses, second.poses)
+    assert np.array_equal(first.points, second.points)
+    assert first.vertical_fov_deg == second.vertical_fov_deg
+
+
+@pytest.mark.slow
 def test_a_threshold_that_maps_nothing_falls_back_to_the_next() -> None:
     """World 3's dolly: the incremental mapper maps nothing at 0.7 px (no initial pair that strict): the next
     threshold, 1 px, maps it; with 0.7 px alone the clip cannot be tracked, and says so. (The global mapper, the
