@@ -50,3 +50,17 @@ def test_bench_capture_films_the_world_it_is_asked_for(tmp_path: Path):
     assert pan["novel_psnr_exact"] > 25.0 and pan["rotation_only"]
     with pytest.raises(SystemExit):
         bench_capture.main(["--world", "-1"])
+
+
+@pytest.mark.slow
+def test_bench_capture_tracks_with_the_mapper_it_is_asked_for(tmp_path: Path):
+    """`--mapper incremental`: the import's tracking uses it (a walk, so the mapper runs), the JSON says so
+    under a name of its own; an unknown mapper is refused."""
+    report = bench_capture.run(out_dir=tmp_path, frames=16, width=160, height=90, kinds=("handheld",),
+                               mapper="incremental")  # fmt: skip
+    assert [p.name for p in tmp_path.glob("capture-*.json")] == [f"capture-{bench_capture.host_tag()}-incremental.json"]
+    assert report["settings"]["mapper"] == "incremental"
+    (walk,) = report["clips"]
+    assert walk["tracking"] == "free motion"
+    with pytest.raises(SystemExit):
+        bench_capture.main(["--mapper", "sequential"])
