@@ -123,7 +123,12 @@ def test_fly_that_fell_behind_survives_a_killed_backend(serve, flights, tmp_path
         proc.send_signal(signal.SIGCONT)
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 1, stderr
-    assert "from the backend at" in _one_line_error(stderr)
+    # Two checks see the dead backend, and which fires first is the scheduler's: after the stall the piled-up
+    # frames are read, then either no frame comes for the stall limit ("frames stopped after N from the backend
+    # at ...") or the poses cannot be sent for the lost limit ("lost the connection to the backend at ..."); CI
+    # met both. Either is the clean one-line error this guards.
+    error = _one_line_error(stderr)
+    assert "the backend at" in error and "it stopped" in error, error
     assert "frames received" in stdout
 
 
