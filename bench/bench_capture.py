@@ -251,8 +251,10 @@ def _table(rows: list[dict[str, Any]]) -> str:
 def run(out_dir: Path, frames: int = 40, width: int = 320, height: int = 180,
         kinds: tuple[str, ...] = CLIP_KINDS, fov: float = 48.0, given_fov: bool = False,
         world: int = 0, mapper: str = "global") -> dict[str, Any]:  # fmt: skip
-    """Measure every clip kind, print the table, write out_dir/capture-<hostname>[-given-fov][-world<N>].json
-    (the field of view given to the import; a procedural world other than 0); returns the report."""
+    """Measure every clip kind, print the table, write
+    out_dir/capture-<hostname>[-given-fov][-world<N>][-<mapper>][-<W>x<H>].json (the field of view given to the
+    import; a procedural world other than 0; the incremental mapper; a size other than 320x180); returns the
+    report."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="starbridge-capture-") as tmp:
         for kind in kinds:
@@ -304,6 +306,7 @@ def run(out_dir: Path, frames: int = 40, width: int = 320, height: int = 180,
     host = host_tag()
     name = f"capture-{host}" + ("-given-fov" if given_fov else "") + (f"-world{world}" if world else "")
     name += f"-{mapper}" if mapper != "global" else ""
+    name += f"-{width}x{height}" if (width, height) != (320, 180) else ""
     path = write_json(out_dir / f"{name}.json", report)
     print(f"wrote {path}")
     return report

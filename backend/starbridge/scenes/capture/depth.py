@@ -28,20 +28,24 @@ surfaces): the renderer treats +inf as a direction. Per frame:
    depth there, project back: within `consistency_px` pixels and `consistency_depth` relative depth); a
    confident depth is averaged with those of its consistent views (`fuse`). `DepthResult.coverage` is the
    confident fraction of each frame, before filling.
-6. **Infinity.** Confident inverse depths within `far_planes` plane steps of zero are at infinity. Sky: flat
+6. **Fusion across frames** (depth_fuse.py): the confident depths of the frames within `fuse_frames` of
+   this one, projected into it where its colour agrees (a hidden point lands on another colour), average
+   with its confident pixels and make confident the pixels where `fuse_votes` of them agree: a surface this
+   frame's own source views could not measure, another frame often did.
+7. **Infinity.** Confident inverse depths within `far_planes` plane steps of zero are at infinity. Sky: flat
    colour (every channel's local std below `sky_texture`) touching the top border, grown a few pixels into
    neighbours of nearly the same colour, whose confident surroundings are far (their `sky_ring_percentile`
    inverse depth at most `sky_far_ratio` times the frame's median): +inf; unless the region is a wall (it
    encloses confident depth, at least `sky_wall_inner` of its area, about as far as its own outline: windows
    in a plain facade), which is filled like any other hole.
-7. **Fill** the rest by first-order normalised convolution: a plane in inverse depth (linear in the image on
+8. **Fill** the rest by first-order normalised convolution: a plane in inverse depth (linear in the image on
    any planar surface, so slanted ground is not flattened) fitted at every pixel to the confident inverse
    depths with the edge-aware weights of the domain transform's recursive filter, guided by the colour;
    the nearest confident value where there is no support. Optionally (`planes`, off: depth_config.py says
    why) a RANSAC plane per plain-colour superpixel replaces the fill there (depth_planes.py). Then the depth
    edges are snapped to the colour edges (`snap`, depth_snap.py): a pixel beside a depth jump whose colour
    is the other side's takes that side's depth (the fattened outline of a textured thing over a plain one).
-8. **Upsample** to the frame size (depth_upsample.py, compiled): bilinear in inverse depth where the four
+9. **Upsample** to the frame size (depth_upsample.py, compiled): bilinear in inverse depth where the four
    low-resolution neighbours agree within `upsample_blend` (relative), else the neighbour whose colour is
    nearest the full-resolution pixel's (no flying pixels across depth edges). The working-size inverse depth
    is kept (`DepthResult.inverse`): a scene bundle stores it and redoes this step when it is loaded.
@@ -84,8 +88,9 @@ or two (less with the shiftable windows), and a flat face whose only texture run
 depth from the fill, which leaks across weak colour edges.
 
 Modules: depth_config.py (settings), depth_sweep.py (steps 3-4, with depth_cost.py and depth_sgm.py),
-depth_fill.py (steps 5-7, with depth_planes.py and depth_snap.py), depth_upsample.py (step 8), depth_ops.py
-(image and camera helpers); depth_align.py aligns a user's monocular depth to the tracked scale.
+depth_fill.py (steps 5 and 7-8, with depth_planes.py and depth_snap.py), depth_fuse.py (step 6),
+depth_upsample.py (step 9), depth_ops.py (image and camera helpers); depth_align.py aligns a user's monocular
+depth to the tracked scale.
 """
 
 from __future__ import annotations
@@ -102,7 +107,8 @@ import numpy as np
 from ...errors import InvalidArgument
 from ...geometry.camera import Intrinsics
 from .depth_config import DepthConfig
-from .depth_fill import finish, upsample_nearest
+from .depth_fill import check, fill, upsample_nearest
+from .depth_fuse import fuse_frame
 from .depth_ops import cv_poses, grey, pixel_rays, project, resize_rgb, working_size
 from .depth_sweep import SweepContext, SweptFrame, sweep
 from .depth_upsample import upsample
@@ -225,9 +231,13 @@ def estimate_depth(
     coverage = np.zeros(n)
     infinite = np.zeros(n)
     swept: list[SweptFrame] = []
+    checked: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def check_frame(k: int) -> tuple[np.ndarray, np.ndarray]:
+        return check(ctx, swept, k)
 
     def finish_frame(k: int) -> int:
-        rho, conf = finish(ctx, swept, k)
+        rho, conf = fill(ctx, k, *fuse_frame(ctx, checked, k))
         coverage[k] = conf.mean()
         out_inverse[k] = rho
         depth_full = upsample(rho, ctx.rgb[k], frames[k], config.upsample_blend)
@@ -242,6 +252,7 @@ def estimate_depth(
         for i, res in enumerate(sweeps):
             swept.append(res)
             report("depth", i + 1, n)
+        checked.extend(pool.map(check_frame, range(n)) if pool else (check_frame(k) for k in range(n)))
         finished = pool.map(finish_frame, range(n)) if pool else (finish_frame(k) for k in range(n))
         for i, _ in enumerate(finished):
             report("depth-fill", i + 1, n)

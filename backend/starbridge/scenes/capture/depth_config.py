@@ -83,6 +83,19 @@ class DepthConfig:
     consistency_depth: float = 0.05
     #: Average each confident inverse depth with those of the consistent source views (less noise).
     fuse: bool = True
+    #: Fusion across frames (depth_fuse.py): the confident depths of the frames within `fuse_frames` of a
+    #: frame (0: off) projected into it, kept where its colour there is within `fuse_colour` (largest channel
+    #: difference, colour in [0, 1]) of theirs; a confident pixel is averaged with those within
+    #: `consistency_depth` (its own with weight `fuse_own_weight`), one that is not becomes confident where
+    #: `fuse_votes` of them agree. On bench_capture's sixteen 40-frame clips (field of view given, the same
+    #: tracked poses) mean novel-view gap 2.288 -> 2.119 dB, AbsRel at the path's scale 0.141 -> 0.133,
+    #: within 2 dB 6 -> 8 of 16. On world 0's four 320x180 clips (mean gap 1.77 dB without): averaging only
+    #: (no new confident pixels) 1.75; 8 frames 1.59, 16 1.55, all 40 1.55; 2 votes 1.60; colour 0.05
+    #: 1.57, 0.15 1.65 (occluded points let in); agreement 0.03 instead of 0.05 1.55.
+    fuse_frames: int = 16
+    fuse_votes: int = 3
+    fuse_colour: float = 0.08
+    fuse_own_weight: float = 2.0
     #: Confident inverse depths below this many plane steps are at infinity.
     far_planes: float = 0.35
     #: Sky: regions of flat colour (local std of every channel below `sky_texture`) touching the top border,
@@ -178,6 +191,10 @@ class DepthConfig:
             (len(self.parallax_px) > 0 and min(self.parallax_px) > 0, "parallax_px must be positive"),
             (self.near_margin >= 1.0 and 0 <= self.near_percentile < 50, "near_margin >= 1, near_percentile < 50"),
             (self.workers >= 0, "workers must be >= 0"),
+            (
+                self.fuse_frames >= 0 and self.fuse_votes >= 1 and self.fuse_colour > 0 and self.fuse_own_weight >= 0,
+                "need fuse_frames >= 0, fuse_votes >= 1, fuse_colour > 0 and fuse_own_weight >= 0",
+            ),
             (self.cost_shift >= 0 and self.cost_shift_penalty >= 0, "cost_shift and cost_shift_penalty must be >= 0"),
             (
                 self.snap_jump > 0 and self.snap_band >= 1 and 1 <= self.snap_radius <= 16,

@@ -1,6 +1,7 @@
-"""After the sweep (steps 5-7 of depth.py): geometric consistency between views and fusion, infinity and sky,
-the edge-aware fill of what is not confident; and the nearest-neighbour upsampling of the confidence mask (the
-colour-guided upsampling of the depth, step 8, is depth_upsample.py)."""
+"""After the sweep (steps 5 and 7-8 of depth.py): geometric consistency between views and fusion with them
+(`check`), then infinity and sky, the edge-aware fill of what is not confident and the edge snapping (`fill`;
+between the two, depth_fuse.py fuses the checked depths across frames); and the nearest-neighbour upsampling
+of the confidence mask (the colour-guided upsampling of the depth, step 9, is depth_upsample.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from .depth_snap import snap_edges
 from .depth_sweep import SweepContext, SweptFrame
 
 
-def finish(ctx: SweepContext, swept: list[SweptFrame], i: int) -> tuple[np.ndarray, np.ndarray]:
-    """Consistency filter, sky, fill: (inverse depth (h, w) with 0 at infinity, confident (h, w))."""
+def check(ctx: SweepContext, swept: list[SweptFrame], i: int) -> tuple[np.ndarray, np.ndarray]:
+    """Geometric consistency with the source views, and their fusion: (inverse depth (h, w), 0 where not
+    confident or at infinity; confident (h, w))."""
     cfg = ctx.config
     h, w = ctx.intr.height, ctx.intr.width
     cur = swept[i]
@@ -59,7 +61,18 @@ def finish(ctx: SweepContext, swept: list[SweptFrame], i: int) -> tuple[np.ndarr
             fused_count += agree
     conf = cur.conf & (votes.reshape(h, w) >= min(cfg.min_consistent_views, len(ctx.sources[i])))
     rho_fused = (fused / fused_count).reshape(h, w)
-    out = np.where(conf & (cur.rho > far), rho_fused, 0.0).astype(np.float32)
+    return np.where(conf & (cur.rho > far), rho_fused, 0.0).astype(np.float32), conf
+
+
+def fill(ctx: SweepContext, i: int, rho: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sky, fill and edge snapping of frame `i`'s checked (and fused) inverse depth `rho` (0 where not
+    confident): (inverse depth (h, w) with 0 at infinity, confident (h, w))."""
+    cfg = ctx.config
+    h, w = ctx.intr.height, ctx.intr.width
+    if not ctx.sources[i]:
+        return np.zeros((h, w), np.float32), np.zeros((h, w), bool)
+    out = rho.copy()
+    conf = conf.copy()
     sky = _sky(ctx.rgb[i], conf, out, cfg)
     conf &= ~sky
     holes = ~conf & ~sky

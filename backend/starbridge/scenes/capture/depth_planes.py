@@ -1,4 +1,4 @@
-"""Piecewise-planar refinement of filled inverse depth (step 7b of depth.py, after the edge-aware fill).
+"""Piecewise-planar refinement of filled inverse depth (step 8b of depth.py, after the edge-aware fill).
 
 Box faces, the ground and facades are planes, and a plane is linear in inverse depth over the image
 (rho = a x + b y + c). The frame's colour is cut into superpixels by a watershed of its colour gradient

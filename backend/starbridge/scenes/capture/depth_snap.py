@@ -1,4 +1,4 @@
-"""Depth edges snapped to colour edges (step 7b of depth.py, after the fill), at the working size.
+"""Depth edges snapped to colour edges (step 8b of depth.py, after the fill), at the working size.
 
 Stereo puts a depth edge where the matching windows, SGM and the fill put it, not where the image has its edge: the
 more textured side of an occluding edge takes a few of the other side's pixels (a box fattened onto the wall behind

@@ -1,4 +1,4 @@
-"""Colour-guided upsampling of working-size inverse depth to the frame size (step 8 of depth.py), compiled.
+"""Colour-guided upsampling of working-size inverse depth to the frame size (step 9 of depth.py), compiled.
 
 One function serves both ends of a captured scene: multi-view stereo upsamples its working-size depth with it,
 and a scene bundle that stores only the working-size depth (bundle.py, "colour-guided") redoes the same

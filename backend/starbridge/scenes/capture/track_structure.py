@@ -116,8 +116,10 @@ class StructureCue:
 #: The cue's stereo: the measured geometry, without the fill stage's depth-edge snapping (a colour heuristic
 #: made for pictures: with it the 48-degree orbit's walls crossed zero at 51.2 instead of 49.6 degrees; the cue's
 #: uncertainty and tests were measured without it), and with the four source views at two parallaxes they were
-#: measured with (the capture's own depth has used six at three since: depth_config.py).
-CLOUD_DEPTH = DepthConfig(snap=False, source_views=4, parallax_px=(6.0, 18.0))
+#: measured with (the capture's own depth has used six at three since: depth_config.py), and without the fusion
+#: across frames (depth_fuse.py; with it the 48-degree orbit's walls were upright at 50.8 instead of 49.2
+#: degrees, and that orbit's estimate 51.2 instead of 49.7: the cue was calibrated on the unfused depth).
+CLOUD_DEPTH = DepthConfig(snap=False, source_views=4, parallax_px=(6.0, 18.0), fuse_frames=0)
 
 
 def model_cloud(
