@@ -42,9 +42,11 @@ def test_bench_capture_smoke(tmp_path: Path):
 def test_bench_capture_films_the_world_it_is_asked_for(tmp_path: Path):
     """`--world N`: the clips, the exact scene and the novel views' truth all come from procedural world N (a
     truth rendered in another world would put the exact scene's novel views far below 25 dB), and the JSON says
-    which world it was, under a name of its own."""
+    which world it was, under a name of its own (with the size, which is not the default 320x180)."""
     report = bench_capture.run(out_dir=tmp_path, frames=16, width=160, height=90, kinds=("pan",), world=2)
-    assert [p.name for p in tmp_path.glob("capture-*.json")] == [f"capture-{bench_capture.host_tag()}-world2.json"]
+    assert [p.name for p in tmp_path.glob("capture-*.json")] == [
+        f"capture-{bench_capture.host_tag()}-world2-160x90.json"
+    ]
     assert report["settings"]["world_seed"] == 2
     (pan,) = report["clips"]
     assert pan["novel_psnr_exact"] > 25.0 and pan["rotation_only"]
@@ -58,7 +60,9 @@ def test_bench_capture_tracks_with_the_mapper_it_is_asked_for(tmp_path: Path):
     under a name of its own; an unknown mapper is refused."""
     report = bench_capture.run(out_dir=tmp_path, frames=16, width=160, height=90, kinds=("handheld",),
                                mapper="incremental")  # fmt: skip
-    assert [p.name for p in tmp_path.glob("capture-*.json")] == [f"capture-{bench_capture.host_tag()}-incremental.json"]
+    assert [p.name for p in tmp_path.glob("capture-*.json")] == [
+        f"capture-{bench_capture.host_tag()}-incremental-160x90.json"
+    ]
     assert report["settings"]["mapper"] == "incremental"
     (walk,) = report["clips"]
     assert walk["tracking"] == "free motion"
