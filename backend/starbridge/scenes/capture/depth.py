@@ -27,7 +27,7 @@ surfaces): the renderer treats +inf as a direction. Per frame:
    and geometric consistency with `min_consistent_views` source views (project into the source, read its
    depth there, project back: within `consistency_px` pixels and `consistency_depth` relative depth); a
    confident depth is averaged with those of its consistent views (`fuse`). `DepthResult.coverage` is the
-   confident fraction of each frame, before filling.
+   confident fraction of each frame, before filling (and after step 6).
 6. **Fusion across frames** (depth_fuse.py): the confident depths of the frames within `fuse_frames` of
    this one, projected into it where its colour agrees (a hidden point lands on another colour), average
    with its confident pixels and make confident the pixels where `fuse_votes` of them agree: a surface this
