@@ -95,6 +95,14 @@ def test_a_surface_hidden_behind_something_else_is_not_carried_in() -> None:
     assert conf[18:30, 26:38].mean() < 0.02, "wall depths carried onto a box that hides the wall"
 
 
+def test_nothing_of_the_same_colour_nearby_leaves_the_frame_as_it_was() -> None:
+    ctx = _wall_context(DepthConfig(fuse_frames=2))
+    ctx.rgb[[0, 1, 3, 4]] = 0.0  # every neighbour sees black, 0.1 or more from every colour of the wall
+    checked = _checked(ctx, hole=True)
+    rho, conf = fuse_frame(ctx, checked, 2)
+    assert np.array_equal(rho, checked[2][0]) and np.array_equal(conf, checked[2][1])
+
+
 def test_confident_depths_are_averaged_with_their_neighbours() -> None:
     ctx = _wall_context(DepthConfig(fuse_frames=2, fuse_own_weight=1.0))
     checked = _checked(ctx, hole=False, noise=0.02)

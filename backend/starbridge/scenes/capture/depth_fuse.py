@@ -61,10 +61,10 @@ def fuse_frame(
         same = np.abs(rgb_i[pixel] - colour_j).max(axis=1) <= cfg.fuse_colour
         targets.append(pixel[same])
         values.append(1.0 / z[inside][same])
-    if not targets:
+    pixel = np.concatenate(targets) if targets else np.zeros(0, np.intp)
+    value = np.concatenate(values) if values else np.zeros(0)
+    if pixel.size == 0:  # nothing measured nearby, or nothing whose colour agrees
         return rho, conf
-    pixel = np.concatenate(targets)
-    value = np.concatenate(values)
     # sorted by pixel, then value: one argsort of pixel + value scaled into [0, 1) (ten times lexsort's speed)
     order = np.argsort(pixel + value / (float(value.max()) * (1.0 + 1e-6)))
     pixel, value = pixel[order], value[order]
