@@ -88,7 +88,7 @@ class DepthConfig:
     #: difference, colour in [0, 1]) of theirs; a confident pixel is averaged with those within
     #: `consistency_depth` (its own with weight `fuse_own_weight`), one that is not becomes confident where
     #: `fuse_votes` of them agree. On bench_capture's sixteen 40-frame clips (field of view given, the same
-    #: tracked poses) mean novel-view gap 2.288 -> 2.119 dB, AbsRel at the path's scale 0.141 -> 0.133,
+    #: tracked poses) mean novel-view gap 2.288 -> 2.119 dB, AbsRel at the path's scale 0.141 -> 0.132,
     #: within 2 dB 6 -> 8 of 16. On world 0's four 320x180 clips (mean gap 1.77 dB without): averaging only
     #: (no new confident pixels) 1.75; 8 frames 1.59, 16 1.55, all 40 1.55; 2 votes 1.60; colour 0.05
     #: 1.57, 0.15 1.65 (occluded points let in); agreement 0.03 instead of 0.05 1.55.
