@@ -105,6 +105,12 @@ def _similarity_error(est: np.ndarray, truth: np.ndarray) -> tuple[float, float]
     return float(np.sqrt(((aligned - b) ** 2).sum(1).mean()) / length), scale
 
 
+def _capped_error(ratio: np.ndarray) -> np.ndarray:
+    """Per-pixel relative depth error |d / d* - 1| from the ratios d / d*, capped at 1 (a few wild pixels do not
+    swamp a mean): AbsRel is its mean."""
+    return np.minimum(np.abs(ratio - 1), 1.0)
+
+
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
     return 10 * math.log10(255.0**2 / max(mse, 1e-10))
@@ -175,10 +181,9 @@ def measure(kind: str, frames: int, width: int, height: int, work: Path, fov: fl
         # 1.4x off on world 2's orbit; still reported as depth_absrel_ratio_of_medians)
         s = float(np.median(clip.depth[both] / est[both]))
         ratio = est[both] * s / clip.depth[both]
-        out["depth_absrel"] = float(np.mean(np.minimum(np.abs(ratio - 1), 1.0)))  # per-pixel error capped at 1
+        out["depth_absrel"] = float(_capped_error(ratio).mean())
         s_medians = float(np.median(clip.depth[both]) / np.median(est[both]))
-        ratio_medians = est[both] * s_medians / clip.depth[both]
-        out["depth_absrel_ratio_of_medians"] = float(np.mean(np.minimum(np.abs(ratio_medians - 1), 1.0)))
+        out["depth_absrel_ratio_of_medians"] = float(_capped_error(est[both] * s_medians / clip.depth[both]).mean())
         out["depth_absrel_median"] = float(np.median(np.abs(ratio - 1)))
         out["depth_delta_1_25"] = float(np.mean(np.maximum(ratio, 1 / ratio) < 1.25))
         out["depth_finite_where_true_finite"] = float(both.sum() / max(static.sum(), 1))
@@ -187,7 +192,7 @@ def measure(kind: str, frames: int, width: int, height: int, work: Path, fov: fl
         # use): a scale the depth cannot move; the median scale is pulled by surfaces placed too near
         if path_scale > 0:
             ratio_path = est[both] * path_scale / clip.depth[both]
-            err_path = np.minimum(np.abs(ratio_path - 1), 1.0)
+            err_path = _capped_error(ratio_path)
             out["depth_absrel_path_scale"] = float(np.mean(err_path))
             # by the true distance: where the error is (the far, hazy, horizontally striped towers are most of it)
             true_depth = clip.depth[both]
@@ -207,7 +212,7 @@ def measure(kind: str, frames: int, width: int, height: int, work: Path, fov: fl
         seen = clip.moving & bundle.moving & np.isfinite(est) & (est > 0)
         if path_scale > 0 and seen.any():
             ratio_moving = est[seen] * path_scale / clip.depth[seen]
-            out["moving_depth_absrel_path_scale"] = float(np.mean(np.minimum(np.abs(ratio_moving - 1), 1.0)))
+            out["moving_depth_absrel_path_scale"] = float(_capped_error(ratio_moving).mean())
             out["moving_depth_ratio_median"] = float(np.median(ratio_moving))
     meta = SceneMeta(scene_id=f"{kind}-exact", title="exact", fps=clip.config.fps, frame_count=frames,
                      intrinsics=clip.intrinsics, source="engine", depth_source="exact")  # fmt: skip
