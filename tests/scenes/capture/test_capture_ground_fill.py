@@ -13,8 +13,7 @@ import pytest
 from PIL import Image
 
 from starbridge.errors import InvalidArgument
-from starbridge.scenes.capture.depth_fill import upsample_nearest
-from starbridge.scenes.capture.depth_ops import cv_poses, working_size
+from starbridge.scenes.capture.depth_ops import cv_poses, resize_nearest, working_size
 from starbridge.scenes.capture.ground import Ground
 from starbridge.scenes.capture.ground_fill import GroundFillConfig, fill_ground
 from starbridge.scenes.procedural.clips import ClipConfig, GroundTruthClip, render_clip
@@ -78,7 +77,7 @@ def run(case: Case, config: GroundFillConfig = GroundFillConfig(), plane: Ground
 
 def full_size(mask: np.ndarray, clip: GroundTruthClip) -> np.ndarray:
     """(N, H, W): each working pixel's value over the full-size pixels nearest to it (as the depth stage does)."""
-    return np.stack([upsample_nearest(m, clip.depth.shape[1:]) for m in mask])
+    return np.stack([resize_nearest(m, clip.depth.shape[1:]) for m in mask])
 
 
 @pytest.mark.parametrize(("min_share", "reached"), [(0.5, 0.4), (0.05, 0.6)])

@@ -2,7 +2,8 @@
 monocular depth to the tracked scale.
 
 `estimate_depth(frames, intrinsics, poses_c2w)` works in a downscaled copy of the video (long side
-`DepthConfig.max_side`, 192 px by default) and returns z-depth at the frames' size, in the poses' units
+`DepthConfig.max_side`, 256 px by default), keeps the inverse depth at a smaller size (`store_side`, 192) and
+returns z-depth at the frames' size, in the poses' units
 (whatever scale the tracking chose: nothing here assumes metres), +inf for what is at infinity (sky, very far
 surfaces): the renderer treats +inf as a direction. Per frame:
 
@@ -45,10 +46,11 @@ surfaces): the renderer treats +inf as a direction. Per frame:
    why) a RANSAC plane per plain-colour superpixel replaces the fill there (depth_planes.py). Then the depth
    edges are snapped to the colour edges (`snap`, depth_snap.py): a pixel beside a depth jump whose colour
    is the other side's takes that side's depth (the fattened outline of a textured thing over a plain one).
-9. **Upsample** to the frame size (depth_upsample.py, compiled): bilinear in inverse depth where the four
+9. **Keep** the inverse depth at `store_side` (each kept pixel takes the working pixel under its centre) and
+   **upsample** it to the frame size (depth_upsample.py, compiled): bilinear in inverse depth where the four
    low-resolution neighbours agree within `upsample_blend` (relative), else the neighbour whose colour is
-   nearest the full-resolution pixel's (no flying pixels across depth edges). The working-size inverse depth
-   is kept (`DepthResult.inverse`): a scene bundle stores it and redoes this step when it is loaded.
+   nearest the full-resolution pixel's (no flying pixels across depth edges). The kept inverse depth is
+   `DepthResult.inverse`: a scene bundle stores it and redoes the upsampling when it is loaded.
 
 Rotation-only input (no camera translation, or less than `min_parallax_px` of parallax at the sparse points'
 depth between any two frames) gives +inf everywhere at once, with a note. Speed: about 0.4 s of CPU per frame
@@ -107,9 +109,9 @@ import numpy as np
 from ...errors import InvalidArgument
 from ...geometry.camera import Intrinsics
 from .depth_config import DepthConfig
-from .depth_fill import check, fill, upsample_nearest
+from .depth_fill import check, fill
 from .depth_fuse import fuse_frame
-from .depth_ops import cv_poses, grey, pixel_rays, project, resize_rgb, working_size
+from .depth_ops import cv_poses, grey, pixel_rays, project, resize_nearest, resize_rgb, working_size
 from .depth_sweep import SweepContext, SweptFrame, sweep
 from .depth_upsample import upsample
 
@@ -125,14 +127,14 @@ class DepthResult:
 
     #: (N, H, W) float32 z-depth at the frames' size; +inf at infinity (sky, very far). Never NaN or <= 0.
     depth: np.ndarray = field(repr=False)
-    #: (N, h, w) float32 inverse depth at the working size (0 at infinity), which `depth` is the
+    #: (N, h, w) float32 inverse depth at the kept size `working_size` (0 at infinity), which `depth` is the
     #: colour-guided upsampling of (depth_upsample.py, with `upsample_blend`): what a bundle stores.
     inverse: np.ndarray = field(repr=False)
     #: The `upsample_blend` that made `depth` from `inverse`.
     upsample_blend: float
     #: (N, H, W) bool: the depth came from a confident, geometrically consistent match (not filled).
     confident: np.ndarray = field(repr=False)
-    #: (N,) fraction of each frame's pixels with a confident depth before filling (at the working size).
+    #: (N,) fraction of each frame's pixels with a confident depth before filling (at the matching size).
     coverage: np.ndarray
     #: (N,) fraction of each frame's pixels set to +inf (sky and very far).
     infinite: np.ndarray
@@ -140,7 +142,8 @@ class DepthResult:
     sources: np.ndarray = field(repr=False)
     #: (N,) nearest depth swept per frame (poses' units); +inf for a frame without stereo.
     near: np.ndarray = field(repr=False)
-    #: (height, width) of the working images.
+    #: (height, width) of `inverse`: the size the later stages (moving objects, ground fill) and a bundle work
+    #: at (`DepthConfig.store_side`; the matching itself ran at `max_side`).
     working_size: tuple[int, int]
     #: Wall time, seconds.
     seconds: float
@@ -177,13 +180,14 @@ def estimate_depth(
     frames, poses = _check_inputs(frames, intrinsics, poses_c2w)
     n, height, width = frames.shape[:3]
     h, w = working_size(height, width, config.max_side)
+    kept = working_size(height, width, min(config.max_side, config.store_side))
     intr = intrinsics.scaled(w, h)
     c2w = cv_poses(poses)
     centres = c2w[:, :3, 3]
     extent = float(np.max(np.linalg.norm(centres - centres.mean(axis=0), axis=1))) * 2.0 if n > 1 else 0.0
     scale_ref = max(1.0, float(np.abs(centres).max()))
     if extent <= 1e-9 * scale_ref:
-        return _all_infinite(frames, config, (h, w), start, "rotation-only input (no camera translation)")
+        return _all_infinite(frames, config, kept, start, "rotation-only input (no camera translation)")
 
     near, typical = _depth_range(c2w, intr, sparse_points, extent, config)
     allowed = np.zeros(n, bool)
@@ -202,7 +206,7 @@ def estimate_depth(
         return _all_infinite(
             frames,
             config,
-            (h, w),
+            kept,
             start,
             f"rotation-only input: no pair of frames has {config.min_parallax_px:g} px of parallax "
             "at the scene's depth",
@@ -226,7 +230,7 @@ def estimate_depth(
     report = progress or (lambda stage, done, total: None)
 
     out_depth = np.empty((n, height, width), np.float32)
-    out_inverse = np.empty((n, h, w), np.float32)
+    out_inverse = np.empty((n, *kept), np.float32)
     out_conf = np.empty((n, height, width), bool)
     coverage = np.zeros(n)
     infinite = np.zeros(n)
@@ -239,11 +243,14 @@ def estimate_depth(
     def finish_frame(k: int) -> int:
         rho, conf = fill(ctx, k, *fuse_frame(ctx, checked, k))
         coverage[k] = conf.mean()
+        rgb = ctx.rgb[k]
+        if kept != (h, w):
+            rho, rgb = resize_nearest(rho, kept), resize_rgb(frames[k], kept)
         out_inverse[k] = rho
-        depth_full = upsample(rho, ctx.rgb[k], frames[k], config.upsample_blend)
+        depth_full = upsample(rho, rgb, frames[k], config.upsample_blend)
         out_depth[k] = depth_full
         infinite[k] = float(np.isinf(depth_full).mean())
-        out_conf[k] = upsample_nearest(conf, (height, width))
+        out_conf[k] = resize_nearest(conf, (height, width))
         return k
 
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
@@ -269,7 +276,7 @@ def estimate_depth(
         src_arr[i, : len(s)] = s
     near_out = np.where([bool(s) for s in sources], near, np.inf)
     return DepthResult(
-        out_depth, out_inverse, config.upsample_blend, out_conf, coverage, infinite, src_arr, near_out, (h, w),
+        out_depth, out_inverse, config.upsample_blend, out_conf, coverage, infinite, src_arr, near_out, kept,
         time.perf_counter() - start, tuple(notes),
     )  # fmt: skip
 

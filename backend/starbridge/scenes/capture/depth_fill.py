@@ -227,10 +227,3 @@ def _linear_fill(
     sol = np.linalg.solve(a[ok], rhs[ok][..., None])[..., 0]
     out[ok] = sol[:, 2]
     return out
-
-
-def upsample_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    h, w = mask.shape
-    rows = np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.intp), h - 1)
-    cols = np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.intp), w - 1)
-    return mask[rows[:, None], cols[None, :]]

@@ -36,6 +36,15 @@ def resize_rgb(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return frame.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
+def resize_nearest(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`image` (h, w, ...) resized to `size` (H, W) by taking, for each output pixel, the input pixel under its
+    centre: no value is blended with another (masks, and depths across edges, stay what they were)."""
+    h, w = image.shape[:2]
+    rows = np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.intp), h - 1)
+    cols = np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.intp), w - 1)
+    return image[rows[:, None], cols[None, :]]
+
+
 def working_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(h, w) bool: the working pixels at least half inside the full-size (H, W) `mask`."""
     h, w = size

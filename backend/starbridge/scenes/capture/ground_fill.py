@@ -41,8 +41,7 @@ import numpy as np
 
 from ...errors import InvalidArgument
 from ...geometry.camera import Intrinsics
-from .depth_fill import upsample_nearest
-from .depth_ops import domain_transform, pixel_rays, resize_rgb, working_mask
+from .depth_ops import domain_transform, pixel_rays, resize_nearest, resize_rgb, working_mask
 from .ground import Ground
 
 
@@ -137,7 +136,7 @@ def fill_ground(
     for i in range(n):
         rho = measured[i].astype(np.float64)
         still = ~working_mask(moving[i], (h, w))
-        sure = upsample_nearest(confident[i], (h, w))
+        sure = resize_nearest(confident[i], (h, w))
         conf = sure & still & (rho > 0)
         clip_plane = _plane_inverse(ground, c2w_cv[i], rays).reshape(h, w)
         fit = _frame_plane(rho, conf, clip_plane, design, config)

@@ -9,7 +9,7 @@ mapped at 40/50/60, the walls' median lean +7.9, -0.7, -8.0 degrees -> 49.6 +- 2
 60/70/80, +9.2, -1.1, -8.2 -> 69.7 +- 2.5; at 60, 48 frames at 384x216: 61.8). So, per candidate model (the
 keyframes mapped at a fixed field of view):
 
-1. a dense cloud: multi-view stereo (depth.py, its default working size) of a few keyframes with the model's
+1. a dense cloud: multi-view stereo (depth.py, `CLOUD_DEPTH`: matched at 192 px) of a few keyframes with the model's
    poses at its field of view; the confident pixels back-projected (the sparse points are too few at the
    benchmark's 320x180: 170-440 per model, and their local normals are noise);
 2. the ground (ground.py, `StructureConfig.planes`): the plane (RANSAC, within `plane_tol` of the median
@@ -118,8 +118,9 @@ class StructureCue:
 #: uncertainty and tests were measured without it), and with the four source views at two parallaxes they were
 #: measured with (the capture's own depth has used six at three since: depth_config.py), and without the fusion
 #: across frames (depth_fuse.py; with it the 48-degree orbit's walls were upright at 50.8 instead of 49.2
-#: degrees, and that orbit's estimate 51.2 instead of 49.7: the cue was calibrated on the unfused depth).
-CLOUD_DEPTH = DepthConfig(snap=False, source_views=4, parallax_px=(6.0, 18.0), fuse_frames=0)
+#: degrees, and that orbit's estimate 51.2 instead of 49.7: the cue was calibrated on the unfused depth), at
+#: the 192-pixel matching size it was calibrated at.
+CLOUD_DEPTH = DepthConfig(max_side=192, snap=False, source_views=4, parallax_px=(6.0, 18.0), fuse_frames=0)
 
 
 def model_cloud(
