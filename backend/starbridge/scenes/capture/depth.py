@@ -53,11 +53,12 @@ surfaces): the renderer treats +inf as a direction. Per frame:
    `DepthResult.inverse`: a scene bundle stores it and redoes the upsampling when it is loaded.
 
 Rotation-only input (no camera translation, or less than `min_parallax_px` of parallax at the sparse points'
-depth between any two frames) gives +inf everywhere at once, with a note. Speed: about 0.4 s of CPU per frame
-at the default size with sparse points (150 frames of bench_import_time's 512x288 walk, one thread; 0.61 s
-before the per-view cost and SGM were compiled, with the same output). Of that, the per-view warp and ZNCC
-(depth_cost.py, compiled) is about 45%, SGM (depth_sgm.py, compiled) under 10%, the confidence, fill, edge
-snapping and upsampling (depth_fill.py, NumPy) about 35-40%. The shiftable windows add about 5% (measured before the
+depth between any two frames) gives +inf everywhere at once, with a note. Speed: about 0.8 s of CPU per frame
+at the default size with sparse points (matched at 256: 40 frames of bench_import_time's 512x288 walk, one
+thread, 33 s; matched at 192 it was 0.4 s, and 0.61 s before the per-view cost and SGM were compiled). Of that,
+the per-view warp and ZNCC (depth_cost.py, compiled) is about 45%, the rest of the sweep (shiftable windows'
+minimum filter, SGM, winner) about 30%, the fusion, fill and edge snapping (depth_fuse.py, depth_fill.py,
+NumPy) about 25%. The shiftable windows add about 5% (measured before the
 compiling: 40-frame 320x180 handheld clip, one thread: 20.0 -> 21.6 s of CPU). Frames run on `workers`
 threads (the compiled loops, NumPy and SciPy release the GIL).
 

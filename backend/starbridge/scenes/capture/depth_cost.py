@@ -7,7 +7,7 @@ variances), and the plane's costs inserted into the running list of the `keep` s
 so far (a small sorting network: slot 0 the smallest).
 
 Why numba: in NumPy each view was a chain of (planes, h, w) temporaries (the warp's four gathers, three box
-filters, the ZNCC arithmetic), 0.35 s of CPU per frame at the default 192-pixel working size, the depth
+filters, the ZNCC arithmetic), 0.35 s of CPU per frame at the 192-pixel working size of then, the depth
 stage's largest cost; the compiled loop goes plane by plane through one row-sized and a few image-sized
 buffers, several times faster, and releases the GIL (frames run on threads). The arithmetic follows the NumPy
 version's float32 dtypes (the box sums are accumulated in float64, as SciPy's uniform filter does), so the

@@ -164,7 +164,7 @@ def _recursive_kernel(view, wts):  # pragma: no cover - compiled
 def _recursive_pass(img: np.ndarray, weights: np.ndarray, axis: int) -> None:
     """In place: a causal then an anti-causal first-order recursive filter along `axis` with per-step weights.
     Compiled (numba): in NumPy each step was a Python iteration over a row or column, 25 ms a frame for two
-    channels at the 192-pixel working size; the arithmetic is the same, element by element (float64, no fused
+    channels at the 192-pixel working size of then; the arithmetic is the same, element by element (float64, no fused
     multiply-add), so the output is the same to the bit (tests/scenes/capture/test_capture_depth_ops.py)."""
     view = img if axis == 0 else img.swapaxes(0, 1)
     wts = weights if axis == 0 else weights.swapaxes(0, 1)
