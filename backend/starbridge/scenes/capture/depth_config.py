@@ -15,13 +15,13 @@ class DepthConfig:
     max_side: int = 256
     #: Long side of the inverse depth kept (`DepthResult.inverse`, what a bundle stores and the later stages
     #: work on), pixels: the working one sampled at these pixels' centres (no blending across depth edges),
-    #: then upsampled to the frames guided by their colour. At least `max_side`: the working size itself.
+    #: then upsampled to the frames guided by their colour. At or above `max_side`: the working size itself.
     #: Matching at 256 and keeping 192 rather than matching at 192 (with the fusion across frames): on
     #: bench_capture's sixteen 40-frame clips (field of view given, the same tracked poses) mean novel-view
     #: gap 2.119 -> 2.039 dB, AbsRel at the path's scale 0.132 -> 0.128, within 2 dB 8 -> 9 of 16; the
     #: 512x288 ones (the import's default size) 2.40 -> 2.20. Keeping 256 as well: 1.988 (the 320x180 clips
     #: 1.98 -> 1.91, the 512x288 ones 2.20 -> 2.21) for 1.8x the stored pixels (bundle, later stages).
-    #: Matching at 256 costs the depth stage about 1.7x its time.
+    #: Matching at 256 costs the depth stage 1.8x its time (bench_import_time's 10 s walk: 72 -> 129 s).
     store_side: int = 192
     #: Source views per frame, and how many of the best of them make each plane's cost (the best few: at an
     #: occluding edge the views that see behind the edge's near side are left out). Occlusion-aware view sets
