@@ -23,7 +23,7 @@ orbit      0.061 / 0.917 (0.10 / 0.89)  0.104 / 0.855 (0.15 / 0.81)  0.93 (0.85)
 dolly      0.075 / 0.920 (0.12 / 0.86)  0.132 / 0.836 (0.19 / 0.77)  0.94 (0.85)
 =========  ==========================  ==========================  ===========
 
-Matched at 192x108 (before the fusion across frames): 0.068 / 0.924, 0.135 / 0.826; 0.074 / 0.908, 0.119 /
+Matched at 192x108 (as measured in an earlier round): 0.068 / 0.924, 0.135 / 0.826; 0.074 / 0.908, 0.119 /
 0.841; 0.086 / 0.905, 0.146 / 0.815 (the dolly's with `forward_best_views` 3; it was 0.100 / 0.888 and 0.157 /
 0.803 with the best two views of four: test_capture_depth_forward.py). The dolly is the hard case for stereo
 (forward motion: little parallax near the image centre, and a box filling a third of the last frames 1.2 m away
