@@ -9,6 +9,8 @@ what the stage corrects), and the true masks and poses: what is measured is the 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -22,9 +24,11 @@ from starbridge.scenes.capture.ground import fit_ground
 from starbridge.scenes.capture.moving_depth import (
     MovingDepthConfig,
     _components,
+    _cut,
     _link,
     _Region,
     _solid,
+    _track_depths,
     place_moving_objects,
 )
 from starbridge.scenes.capture.shadows import ShadowConfig
@@ -93,6 +97,69 @@ def test_moving_objects_stand_on_the_ground(clip: GroundTruthClip) -> None:
     assert np.array_equal(placed.depth[far], stereo.depth[far])
     # the working-size inverse depth is what the full size is the upsampling of (what a bundle stores)
     assert np.array_equal(upsample_frames(placed.inverse, clip.frames, BLEND), placed.depth)
+
+
+def _ball(moving: np.ndarray) -> np.ndarray:
+    """The largest moving region of a frame (the ball, in this clip)."""
+    labels, count = ndimage.label(moving)
+    return labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+
+
+def test_a_region_hidden_in_part_does_not_set_its_track_nearer(clip: GroundTruthClip) -> None:
+    """Frames 13-17, about the ball's second touch of the ground (where contact x size sets its track), with its
+    left quarter behind a static post standing nearer: it looks a quarter smaller than it is there, and unless
+    the stage sees that those regions are cut it stands the ball too near in every other frame of the track (a
+    single cut frame the size smoothing takes care of; five it does not)."""
+    depth, moving = clip.depth.copy(), clip.moving.copy()
+    post = np.zeros_like(clip.moving)
+    for k in range(13, 18):
+        ball = _ball(clip.moving[k])
+        cols = np.nonzero(ball.any(axis=0))[0]
+        post[k][:, : cols[0] + len(cols) // 4] = True
+        post[k] &= ndimage.binary_dilation(ball, iterations=3)  # the ball's left quarter and beside it
+        depth[k][post[k]] = 0.5 * float(np.median(clip.depth[k][ball]))
+    moving &= ~post
+    hidden = dataclasses.replace(clip, depth=depth, moving=moving)
+    stereo = stereo_of(hidden)
+    args = (hidden.frames, hidden.moving, hidden.intrinsics, hidden.poses, hidden.config.fps)
+    placed = place_moving_objects(stereo, *args)
+    edges_only = place_moving_objects(stereo, *args, MovingDepthConfig(cut_fraction=1.0))
+    for i in range(1, len(clip.frames)):  # frame 0's ball is a track of its own (it leaves the ground fast)
+        b = _ball(clip.moving[i]) & ~post[i]
+        truth = float(np.median(clip.depth[i][b]))
+        ratio = float(np.median(placed.depth[i][b])) / truth
+        assert 0.85 < ratio < 1.15, f"frame {i}: the ball placed at {ratio:.2f} times its depth"
+        if not post[i].any():  # without the occluder test the cut regions set the track: too near elsewhere
+            assert float(np.median(edges_only.depth[i][b])) / truth < ratio - 0.1
+
+
+def test_a_region_is_cut_by_the_frame_edge_or_a_nearer_neighbour() -> None:
+    disc = np.hypot(*np.mgrid[-20:21, -30:31]) <= 8
+    depth = np.full(disc.shape, 10.0)
+    still = np.zeros_like(disc)
+    config = MovingDepthConfig()
+    whole = _Region(0, disc, contact=9.0)
+    assert not _cut(whole, depth, still, config)  # all around it is farther than its contact
+    assert _cut(_Region(0, np.roll(disc, 28, axis=1), contact=9.0), depth, still, config)  # at the right edge
+    beside = depth.copy()
+    beside[:, :26] = 5.0  # a nearer post against its left side
+    assert _cut(whole, beside, still, config)
+    moving_post = np.zeros_like(disc)
+    moving_post[:, :26] = True  # the same pixels moving: another mover, not a static occluder
+    assert not _cut(whole, beside, moving_post, config)
+    assert not _cut(_Region(0, disc), beside, still, config)  # no contact: no test
+    assert not _cut(whole, beside, still, MovingDepthConfig(cut_fraction=1.0))  # only the frame's edges
+    with pytest.raises(InvalidArgument, match="MovingDepthConfig"):
+        MovingDepthConfig(cut_fraction=0.0)
+    # a track whose touching-down region (contact 1.0) is cut to 20 pixels of its 30: it takes its whole
+    # neighbour's size, so the track's constant is 30 (not 20) and each region's depth 30 / its size
+    track = [_Region(i, disc, contact=c, cut=(i == 0)) for i, c in enumerate((1.0, 1.5, 2.0, 2.5, 3.0))]
+    sizes = (20.0, 30.0, 30.0, 30.0, 30.0)
+    for region, size in zip(track, sizes, strict=True):
+        region._size = size
+    assert np.allclose(_track_depths(track, 2, 1), 1.0)
+    track[0].cut = False
+    assert np.allclose(_track_depths(track, 2, 1), [1.0, 20 / 30, 20 / 30, 20 / 30, 20 / 30])
 
 
 def test_a_moving_shadow_lies_on_the_ground_and_the_objects_stand_where_they_did(clip: GroundTruthClip) -> None:
