@@ -179,6 +179,48 @@ def test_adjust_all_keeps_exact_observations_in_place() -> None:
     assert all(kept.all() for kept in out.kept.values())
 
 
+def test_a_point_implausibly_near_a_camera_is_left_out_of_the_adjustment() -> None:
+    """A sideways walk past points 6-14 m away, and one "point" 0.4 m in front of the middle camera (what
+    mismatched observations that happen to triangulate by the camera path look like: at 0.04 of the median
+    depth): it is left out with its observations, the rest kept and the poses held; with the test off it is
+    adjusted like any other. `_implausibly_near` also flags a point behind a camera that sees it."""
+    rng = np.random.default_rng(4)
+    focal, size = 200.0, (320, 180)
+    points = rng.uniform([-4, -2, 6], [4, 2, 14], (200, 3))
+    poses = []
+    for f in range(6):
+        rot = Rotation.from_euler("y", 2.0 * f, degrees=True).as_matrix()
+        poses.append(np.column_stack([rot, -rot @ np.array([0.3 * f, 0.0, 0.0])]))
+    w2c = dict(enumerate(poses))
+    centre2 = -poses[2][:, :3].T @ poses[2][:, 3]
+    near = centre2 + poses[2][:, :3].T @ np.array([0.02, 0.01, 0.4])
+    points = np.vstack([points, near])
+    observations = []
+    for f, pose in w2c.items():
+        cam = points @ pose[:, :3].T + pose[:, 3]
+        xy = focal * cam[:, :2] / cam[:, 2:] + np.array(size) / 2
+        inside = (cam[:, 2] > 0) & (xy >= 0).all(axis=1) & (xy < np.array(size)).all(axis=1)
+        observations.append((f, xy[inside], np.flatnonzero(inside)))
+    seen_near = [f for f, _, rows in observations if 200 in rows]
+    assert len(seen_near) >= 2  # frames 1-3 see it
+    flagged = track_refine._implausibly_near(w2c, points, observations, 0.05)
+    assert np.flatnonzero(flagged).tolist() == [200]
+    out = adjust_all(w2c, points, observations, focal, size)
+    assert math.isnan(out.errors[200]) and np.isfinite(out.errors[:200]).all()
+    for f, _, rows in observations:
+        assert np.array_equal(out.kept[f], rows != 200)  # its observations dropped, every other kept
+        angle = np.degrees(Rotation.from_matrix(out.w2c[f][:, :3] @ w2c[f][:, :3].T).magnitude())
+        assert angle < 0.01
+    off = adjust_all(w2c, points, observations, focal, size, RefineConfig(min_point_depth=0.0))
+    assert np.isfinite(off.errors[200]) and all(kept.all() for kept in off.kept.values())
+    behind = points.copy()
+    behind[0] = centre2 - poses[2][:, :3].T @ np.array([0.0, 0.0, 5.0])  # 5 m behind camera 2, which sees row 0
+    assert track_refine._implausibly_near(w2c, behind, observations, 0.05)[0]
+    assert not track_refine._implausibly_near(w2c, points, observations, 0.0).any()
+    with pytest.raises(InvalidArgument, match="min_point_depth"):
+        RefineConfig(min_point_depth=1.0)
+
+
 def test_adjust_all_with_the_focal_length_free_finds_it_where_the_motion_measures_it() -> None:
     """Exact observations of a camera that turns about two axes while it moves (not a critical motion): started
     5% off, the free focal length comes back to the true one; held fixed (the default), it stays as given."""
