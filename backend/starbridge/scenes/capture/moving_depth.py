@@ -104,9 +104,10 @@ class MovingDepthConfig:
     #: time where that is larger. 1: only the frame's edge. On bench_capture's sixteen 40-frame clips (field of
     #: view given, the same tracked poses, depth and masks) mean novel-view gap 2.039 -> 1.988 dB: world 2's
     #: walk 2.49 -> 2.02 (the ball touches the ground in the first frames, half behind a box: that size had set
-    #: its track 11% too near) and dolly 2.95 -> 2.68, none worse by more than 0.014; 0.1 and 0.2 1.998 / -
-    #: (world 2's dolly 2.83 / 2.82), the frame's edge only 2.039. Moving objects' own AbsRel at the path's scale
-    #: 0.131 -> 0.133: the ball's billboard now stands at its centre's depth, behind its visible surface.
+    #: its track 11% too near) and dolly 2.95 -> 2.68, none worse by more than 0.014; 0.1: 1.998 (world 2's
+    #: dolly 2.83; 0.2 on world 2's four as 0.1), the frame's edge only 2.039. Moving objects' own AbsRel at the
+    #: path's scale 0.131 -> 0.133: the ball's billboard now stands at its centre's depth, behind its visible
+    #: surface.
     cut_fraction: float = 0.05
     #: Tracks shorter than this (seconds) use each frame's contact; sizes median-filtered over this long.
     min_track_s: float = 0.25
