@@ -211,6 +211,12 @@ def capture_summary(report: Mapping[str, Any]) -> str:
         tracked = f"{r.get('frames_tracked')} frames tracked ({100 * r.get('tracked_fraction', 0):.0f}%)"
         error = f"mean reprojection error {r.get('reprojection_error_px')} px"
         lines.append(f"camera        {tracking}; {tracked}, {error}")
+    if r.get("orientation") or r.get("lens_metadata_mm"):
+        said = [r["orientation"]] if r.get("orientation") else []
+        said += (
+            [f"its metadata names a {r['lens_metadata_mm']:g} mm-equivalent lens"] if r.get("lens_metadata_mm") else []
+        )
+        lines.append("video         " + "; ".join(said))
     lines.append(f"field of view {r.get('vertical_fov_deg')} degrees vertical, {r.get('fov_source')}"
                  + (f" ({r['fov_note']})" if r.get("fov_note") else ""))  # fmt: skip
     coverage = f"coverage {100 * r.get('depth_coverage', 0):.0f}%"

@@ -19,6 +19,7 @@ import logging
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ from .capture.user_depth import (
     run_depth_model,
 )
 from .demo import DEMO_SCENE_ID
-from .video import decode_video, output_size
+from .video import DecodedVideo, decode_video, output_size
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ MAX_IMPORT_SIDE = 8192
 DEFAULT_MAX_SIDE = 512
 #: 0: every frame.
 DEFAULT_MAX_FRAMES = 0
-#: None: the vertical field of view is estimated by the camera tracking (videos do not say).
+#: None: the vertical field of view is estimated by the camera tracking (most videos do not say; the lens an
+#: Apple device names in the file's metadata is the estimate's prior, video_meta.py).
 DEFAULT_FOV_DEG: float | None = None
 
 
@@ -101,7 +103,9 @@ def import_video(
     upscaled). max_frames: keep at most this many frames (0: all). vertical_fov_deg: the camera's vertical
     field of view when known (None: estimated). lens_mm: instead, the 35 mm-equivalent focal length of the lens
     when known (a phone's spec sheet or a photo's EXIF: 26 for most main cameras); the field of view is that
-    lens's over the clip's frame. progress(stage, done, total): stages "decode", the capture's
+    lens's over the clip's frame (given neither, a lens the file's own metadata names is the estimate's prior).
+    Frames are stood upright by the file's display matrix (a portrait phone clip). progress(stage, done,
+    total): stages "decode", the capture's
     ("shots", "track-*", "depth", "moving", "moving-depth", "ground-fill"), "write".
     """
     video_path = Path(video_path)
@@ -138,7 +142,9 @@ def import_video(
             with np.errstate(divide="ignore"):
                 disparity = np.where(np.isfinite(depth), 1.0 / depth, 0.0).astype(np.float32)
             user = UserDepth(disparity, "disparity", f"depth-model:{Path(depth_model).name}")  # type: ignore[arg-type]
-        # 3. capture
+        # 3. capture (the lens the file's metadata names, when the user gave none: the field of view's prior)
+        if vertical_fov_deg is None and video.lens_35mm is not None:
+            capture = replace(capture, tracking=capture.tracking.with_lens(video.lens_35mm))
         cap = capture_video(video.frames, fps=video.fps, vertical_fov_deg=vertical_fov_deg, user_depth=user,
                             progress=report, config=capture)  # fmt: skip
         if lens_mm is not None:  # the report says where the given field of view came from
@@ -146,6 +152,7 @@ def import_video(
                 f"given as a {lens_mm:g} mm-equivalent lens: {vertical_fov_deg:.1f} degrees over this {width}x{height} "
                 "frame"
             )
+        _report_video(cap.report, video)
         meta = SceneMeta(
             scene_id=scene_id,
             title=video_path.stem,
@@ -166,6 +173,17 @@ def import_video(
         report.close()
     log.info("imported %s as scene %r: %s", video_path.name, scene_id, bundle)
     return bundle
+
+
+def _report_video(report: dict, video: DecodedVideo) -> None:
+    """What the file itself said, into the capture report: how its frames were stood upright, the lens its
+    metadata names, and any warning about either (video_meta.py)."""
+    if video.orientation:
+        report["orientation"] = video.orientation
+    if video.lens_35mm is not None:
+        report["lens_metadata_mm"] = video.lens_35mm
+    if video.warnings:
+        report["warnings"] = [*report.get("warnings", []), *video.warnings]
 
 
 def slug(text: str) -> str:

@@ -17,8 +17,10 @@ from typing import cast
 
 import av
 import numpy as np
+from av.sidedata.sidedata import Type as SideDataType
 
 from ..errors import InvalidArgument, SceneError
+from .video_meta import Orientation, lens_of, orientation_of
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +114,16 @@ def write_video(path: Path, frames: np.ndarray, fps: float, *, crf: int = H264_C
 
 @dataclass(frozen=True)
 class DecodedVideo:
-    """frames (N, H, W, 3) uint8 sRGB, rows top to bottom; fps; whether `max_frames` cut the video short."""
+    """frames (N, H, W, 3) uint8 sRGB, rows top to bottom, upright as a player shows them; fps; whether
+    `max_frames` cut the video short; how the frames were turned to stand upright ('' for not at all) and the
+    35 mm-equivalent lens the file's metadata names (None: it does not), video_meta.py; warnings about either."""
 
     frames: np.ndarray
     fps: float
     limited: bool
+    orientation: str = ""
+    lens_35mm: float | None = None
+    warnings: tuple[str, ...] = ()
 
 
 def output_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -155,14 +162,20 @@ def decode_video(path: Path, max_side: int, max_frames: int, report: ProgressFn)
             fps = FALLBACK_FPS
         announced = int(stream.frames or 0)
         total = min(announced, max_frames) if max_frames else announced
+        lens, lens_warning = lens_of(container.metadata)
         frames: list[np.ndarray] = []
         size: tuple[int, int] | None = None
+        upright = Orientation()
+        turn_warning = ""
         try:
             for frame in container.decode(stream):
                 if size is None:
                     size = output_size(frame.width, frame.height, max_side)
+                    # the first frame's display matrix (a file has one for its track) stands every frame upright
+                    matrix = frame.side_data.get(SideDataType.DISPLAYMATRIX)
+                    upright, turn_warning = orientation_of(bytes(matrix) if matrix is not None else None)
                 rgb = frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="AREA")
-                frames.append(rgb.to_ndarray())
+                frames.append(upright.apply(rgb.to_ndarray()))
                 report("decode", len(frames), total)
                 if max_frames and len(frames) >= max_frames:
                     break
@@ -180,4 +193,7 @@ def decode_video(path: Path, max_side: int, max_frames: int, report: ProgressFn)
             f"video file {path.name}: truncated: decoded {len(frames)} of the {announced} frames it announces",
             field="video_path",
         )
-    return DecodedVideo(np.stack(frames), fps, limited)
+    warnings = tuple(f"video file {path.name}: {w}" for w in (turn_warning, lens_warning) if w)
+    for w in warnings:
+        log.warning("%s", w)
+    return DecodedVideo(np.stack(frames), fps, limited, upright.words(), lens, warnings)

@@ -86,7 +86,7 @@ class TrackingConfig:
     #: walk: its refinements land on 43-47, not accepted as agreeing; its true field of view is unknown) is
     #: assumed at 36.1 instead of 60.
     default_focal_35mm: float = 26.0
-    #: How the default was chosen, for the report (set by `for_frames`).
+    #: How the default was chosen, for the report (set by `for_frames`, or `with_lens`).
     default_fov_words: str = ""
     #: The estimate's standard deviation: the bundle adjustment's (which assumes independent feature errors;
     #: they are not quite, the same texture is found in neighbouring keyframes) times this, combined with
@@ -116,6 +116,10 @@ class TrackingConfig:
     #: Prior on the field of view: default_fov_deg +- this (0: none). It only matters where the motion
     #: measures the field of view poorly (it pulls a +-1 degree estimate by less than 0.01 degree).
     fov_prior_sigma_deg: float = 15.0
+    #: The prior's spread when the clip's own metadata names its lens (`with_lens`; video_meta.py): the
+    #: lens the camera reports, which the video frame can show a few per cent narrower (a 16:9 crop of a 4:3
+    #: sensor, stabilisation): about 10% of the focal length, 4 degrees of a phone's 44.
+    lens_prior_sigma_deg: float = 4.0
     #: The vanishing points' cue (track_vanishing.py) is combined with the motion's estimate when it agrees
     #: with it within this many combined standard deviations (else the motion's is kept if it is within
     #: fov_tolerance_deg, the surer one if not); fov_vanishing False: not searched.
@@ -194,6 +198,11 @@ class TrackingConfig:
         if self.default_fov_deg is not None:
             check_fov(self.default_fov_deg, "default_fov_deg")
         check_equivalent_focal(self.default_focal_35mm, "default_focal_35mm")
+        if not self.lens_prior_sigma_deg > 0:
+            raise InvalidArgument(
+                f"tracking config: lens_prior_sigma_deg must be > 0, got {self.lens_prior_sigma_deg}",
+                field="lens_prior_sigma_deg",
+            )
 
     @property
     def assumed_fov_deg(self) -> float:
@@ -216,8 +225,18 @@ class TrackingConfig:
         `height` clip."""
         if self.default_fov_deg is not None:
             return self
-        words = f" (a {self.default_focal_35mm:g} mm-equivalent lens, a phone's main camera)"
+        words = self.default_fov_words or f" (a {self.default_focal_35mm:g} mm-equivalent lens, a phone's main camera)"
         return replace(self, default_fov_deg=self.default_fov(width, height), default_fov_words=words)
+
+    def with_lens(self, focal_35mm: float) -> TrackingConfig:
+        """This config with the lens a clip's metadata names as its default and the prior's centre, the prior
+        `lens_prior_sigma_deg` wide: the motion and the scene still measure the field of view where they can."""
+        check_equivalent_focal(focal_35mm, "focal_35mm")
+        words = f" (the {focal_35mm:g} mm-equivalent lens the clip's metadata names)"
+        return replace(
+            self, default_fov_deg=None, default_focal_35mm=focal_35mm, default_fov_words=words,
+            fov_prior_sigma_deg=self.lens_prior_sigma_deg,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

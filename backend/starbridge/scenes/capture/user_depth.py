@@ -4,7 +4,7 @@ wrong, and no partial scene is ever written.
 
 Order of use (what `scene import --depth-dir / --depth-model` does)::
 
-    header = probe_video(video)                                   # the container header: no decoding
+    header = probe_video(video)                                   # the header and the first frame
     folder = check_depth_dir(depth_dir, header.size, header.frame_count, allow_extra=max_frames > 0)  # ms
     depth = load_depth_dir(folder, stored_size)                    # every value checked, resized
     ... decode the video (n frames kept) ...
@@ -54,6 +54,7 @@ from PIL import Image
 
 from ...errors import SceneError
 from ..bundle import SCENE_MEDIAN_DEPTH_M, npy_header
+from ..video_meta import orientation_of
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -83,7 +84,8 @@ def _no_progress(stage: str, done: int, total: int) -> None:
 
 @dataclass(frozen=True)
 class VideoHeader:
-    """What a video's container says about its first video stream, without decoding a frame."""
+    """What a video's container says about its first video stream (and its first frame's display matrix: the
+    size is the upright picture's, as decode_video gives it)."""
 
     width: int
     height: int
@@ -116,11 +118,26 @@ def probe_video(path: Path | str) -> VideoHeader:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
         count = int(stream.frames or 0)
+        width, height = _upright_size(container, stream, width, height)
     finally:
         container.close()
     if width < 1 or height < 1:
         raise SceneError(f"video file {path.name}: the header gives no frame size", field="video_path")
     return VideoHeader(width, height, count, fps if math.isfinite(fps) and fps > 0 else 0.0)
+
+
+def _upright_size(container, stream, width: int, height: int) -> tuple[int, int]:
+    """(width, height) once the first frame's display matrix is applied (a portrait phone clip is stored
+    landscape); the header's when the first frame does not decode (decode_video reports that)."""
+    import av
+    from av.sidedata.sidedata import Type
+
+    try:
+        frame = next(container.decode(stream), None)
+    except (av.FFmpegError, OSError, ValueError):
+        return width, height
+    matrix = frame.side_data.get(Type.DISPLAYMATRIX) if frame is not None else None
+    return orientation_of(bytes(matrix) if matrix is not None else None)[0].size(width, height)
 
 
 # ---------------------------------------------------------------------------------------------- depth files

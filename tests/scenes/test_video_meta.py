@@ -1,0 +1,193 @@
+"""What a video file says about itself: its display matrix stands a portrait phone clip upright, and the lens
+an Apple device names in its metadata becomes the field of view's prior. Real MP4s written by FFmpeg (PyAV)
+with the matrix and the metadata key a phone writes; decoded and imported as a user's clip would be."""
+
+from __future__ import annotations
+
+import math
+import struct
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from starbridge.cli import capture_summary
+from starbridge.errors import InvalidArgument
+from starbridge.geometry.camera import fov_of_equivalent_focal
+from starbridge.scenes.capture.track_types import TrackingConfig
+from starbridge.scenes.capture.user_depth import probe_video
+from starbridge.scenes.store import SceneStore
+from starbridge.scenes.video import decode_video
+from starbridge.scenes.video_meta import LENS_KEYS, Orientation, lens_of, orientation_of
+
+LENS_KEY = LENS_KEYS[0]
+
+
+def picture(width: int = 96, height: int = 48) -> np.ndarray:
+    """Grey, with a red block at the top left, a green one at the top right and a blue one at the bottom left:
+    every turn and mirror of it is a different picture."""
+    img = np.full((height, width, 3), 128, np.uint8)
+    b = height // 3
+    img[:b, :b] = (230, 20, 20)
+    img[:b, -b:] = (20, 230, 20)
+    img[-b:, :b] = (20, 20, 230)
+    return img
+
+
+def write_clip(path: Path, frames: np.ndarray, *, rotation: float = 0.0, hflip: bool = False, vflip: bool = False,
+               lens: str | None = None, fps: int = 25) -> Path:  # fmt: skip
+    """An H.264 MP4 of `frames` as coded, with the display matrix of a counter-clockwise `rotation` (then
+    mirrors) and, when given, the lens metadata key as text (what FFmpeg writes with use_metadata_tags)."""
+    options = {"movflags": "use_metadata_tags"} if lens is not None else {}
+    container = av.open(str(path), "w", options=options)
+    stream = container.add_stream("libx264", rate=fps)
+    stream.height, stream.width = frames.shape[1:3]
+    stream.pix_fmt = "yuv420p"
+    stream.options = {"crf": "12"}
+    if rotation or hflip or vflip:
+        stream.set_display_rotation(rotation, hflip=hflip, vflip=vflip)
+    if lens is not None:
+        container.metadata[LENS_KEY] = lens
+    for f in frames:
+        for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path
+
+
+def retype_lens(path: Path, value_type: int, payload: bytes) -> None:
+    """Rewrite the lens key's value in place as QuickTime value type `value_type` (23: big-endian float32, 21:
+    big-endian signed integer), as Apple's recorders store numbers; the text written must be 4 bytes."""
+    data = path.read_bytes()
+    at = data.find(LENS_KEY.encode())
+    assert at > 0
+    value = data.find(b"data", at)  # the ilst's 'data' atom: type (4), locale (4), payload
+    assert value > 0 and len(payload) == 4
+    start = value + 4
+    path.write_bytes(data[:start] + struct.pack(">I", value_type) + data[start + 4 : start + 8] + payload
+                     + data[start + 12 :])  # fmt: skip
+
+
+def block_colours(img: np.ndarray) -> tuple[int, int, int]:
+    """Which channel dominates at the top left, top right and bottom left (-1: grey)."""
+    h, w = img.shape[:2]
+    b = min(h, w) // 6
+
+    def dominant(patch: np.ndarray) -> int:
+        mean = patch.reshape(-1, 3).mean(axis=0)
+        return int(np.argmax(mean)) if mean.max() - mean.min() > 100 else -1
+
+    return dominant(img[:b, :b]), dominant(img[:b, -b:]), dominant(img[-b:, :b])
+
+
+#: (rotation, hflip, vflip) -> the coded picture as a player shows it
+ORIENTATIONS = [
+    ((90, False, False), lambda p: np.rot90(p, 1)),
+    ((-90, False, False), lambda p: np.rot90(p, -1)),
+    ((180, False, False), lambda p: np.rot90(p, 2)),
+    ((0, True, False), lambda p: p[:, ::-1]),
+    ((0, False, True), lambda p: p[::-1]),
+    ((90, True, False), lambda p: np.rot90(p, 1)[:, ::-1]),
+    ((-90, True, False), lambda p: np.rot90(p, -1)[:, ::-1]),
+]
+
+
+@pytest.mark.parametrize(("turn", "shown"), ORIENTATIONS, ids=[str(t) for t, _ in ORIENTATIONS])
+def test_frames_are_decoded_as_a_player_shows_them(tmp_path: Path, turn, shown):
+    coded = picture()
+    clip = write_clip(tmp_path / "turned.mp4", np.stack([coded] * 3), rotation=turn[0], hflip=turn[1], vflip=turn[2])
+    video = decode_video(clip, 512, 0, lambda *a: None)
+    expected = shown(coded)
+    assert video.frames.shape[1:3] == expected.shape[:2]
+    assert block_colours(video.frames[0]) == block_colours(expected)
+    assert np.abs(video.frames[1].astype(int) - expected).mean() < 6  # the codec's noise, not another picture
+    assert video.orientation.endswith("(the file's display matrix)")
+    assert probe_video(clip).size == (expected.shape[1], expected.shape[0])
+
+
+def test_a_clip_without_a_display_matrix_is_left_as_it_is(tmp_path: Path):
+    coded = picture()
+    video = decode_video(write_clip(tmp_path / "plain.mp4", np.stack([coded] * 2)), 512, 0, lambda *a: None)
+    assert video.orientation == "" and video.lens_35mm is None and video.warnings == ()
+    assert block_colours(video.frames[0]) == block_colours(coded) == (0, 1, 2)
+
+
+def test_the_display_matrix_is_read_as_ffmpeg_writes_it():
+    def matrix(a: float, b: float, c: float, d: float) -> bytes:
+        fixed = [round(v * 65536) for v in (a, b, 0, c, d, 0, 0, 0, 0)]
+        fixed[8] = 1 << 30
+        return struct.pack("=9i", *fixed)
+
+    assert orientation_of(None) == (Orientation(), "")
+    assert orientation_of(matrix(1, 0, 0, 1)) == (Orientation(), "")
+    assert orientation_of(matrix(0, -1, 1, 0))[0] == Orientation(swap=True, flip_rows=True)  # 90 counter-clockwise
+    assert orientation_of(matrix(0, -1, 1, 0))[0].words().startswith("turned 90 degrees counter-clockwise")
+    assert orientation_of(matrix(0, 1, -1, 0))[0].words().startswith("turned 90 degrees clockwise (")
+    s = math.sqrt(0.5)
+    kept, warning = orientation_of(matrix(s, -s, s, s))  # 45 degrees: not something to guess at
+    assert kept.identity and "45.0 degrees (not a quarter turn)" in warning
+    kept, warning = orientation_of(b"\0" * 12)
+    assert kept.identity and "12 bytes" in warning
+    img = np.arange(24).reshape(2, 4, 3)
+    assert Orientation(swap=True).apply(img).shape == (4, 2, 3) and Orientation(swap=True).size(4, 2) == (2, 4)
+
+
+@pytest.mark.parametrize(
+    ("text", "retype", "expected"),
+    [("13.0", None, 13.0), ("26.0", (23, struct.pack(">f", 77.0)), 77.0), ("26.0", (21, struct.pack(">i", 26)), 26.0)],
+    ids=["text", "float32", "integer"],
+)
+def test_the_lens_an_apple_device_names_is_read(tmp_path: Path, text, retype, expected):
+    clip = write_clip(tmp_path / "lens.mp4", np.stack([picture()] * 2), lens=text)
+    if retype is not None:
+        retype_lens(clip, *retype)
+    video = decode_video(clip, 512, 0, lambda *a: None)
+    assert video.lens_35mm == pytest.approx(expected) and video.warnings == ()
+
+
+def test_a_lens_value_that_cannot_be_a_lens_is_ignored_with_a_warning(tmp_path: Path):
+    assert lens_of({}) == (None, "")
+    mm, warning = lens_of({LENS_KEY: "wide"})
+    assert mm is None and "not a number ('wide')" in warning
+    mm, warning = lens_of({LENS_KEY: "0.5"})
+    assert mm is None and "0.5 mm-equivalent lens, outside [4, 1000] mm: ignored" in warning
+    clip = write_clip(tmp_path / "odd.mp4", np.stack([picture()] * 2), lens="5000")
+    video = decode_video(clip, 512, 0, lambda *a: None)
+    assert video.lens_35mm is None and len(video.warnings) == 1 and video.warnings[0].startswith("video file odd.mp4:")
+
+
+def test_the_metadata_lens_is_the_field_of_views_prior():
+    config = TrackingConfig().with_lens(13.0)
+    assert config.default_focal_35mm == 13.0 and config.fov_prior_sigma_deg == config.lens_prior_sigma_deg == 4.0
+    framed = config.for_frames(72, 128)  # portrait
+    assert framed.assumed_fov_deg == pytest.approx(fov_of_equivalent_focal(13.0, 72, 128))
+    assert "the 13 mm-equivalent lens the clip's metadata names" in framed.default_fov_words
+    assert "a phone's main camera" in TrackingConfig().for_frames(128, 72).default_fov_words
+    with pytest.raises(InvalidArgument, match="lens_prior_sigma_deg"):
+        TrackingConfig(lens_prior_sigma_deg=0)
+
+
+def test_a_portrait_phone_clip_imports_upright_with_its_lens(store: SceneStore, sample_video: Path, tmp_path: Path):
+    """Big Buck Bunny's frames as a phone held upright stores them (the sensor's landscape frames, the display
+    matrix turning them a quarter clockwise) with a 13 mm-equivalent lens named: the scene is the portrait
+    picture a player shows, its field of view that lens's over the portrait frame, and `scene show` says so."""
+    source = decode_video(sample_video, 128, 8, lambda *a: None).frames  # (8, 72, 128, 3): the coded frames
+    clip = write_clip(tmp_path / "portrait.mp4", source, rotation=-90, lens="13")
+    bundle = store.import_video(clip, max_side=128, progress=lambda *a: None)
+    upright = np.rot90(source, -1, axes=(1, 2))  # (8, 128, 72, 3)
+    assert (bundle.meta.width, bundle.meta.height) == (72, 128)
+    assert np.abs(bundle.frames.astype(int) - upright).mean() < 8  # two H.264 encodes apart, not a quarter turn
+    turned_wrong = np.abs(bundle.frames.astype(int) - np.rot90(source, 1, axes=(1, 2))).mean()
+    assert turned_wrong > 20
+    report = bundle.meta.capture
+    assert report["orientation"].startswith("turned 90 degrees clockwise") and report["lens_metadata_mm"] == 13.0
+    # a fixed camera measures no field of view: the metadata's lens is taken, over the portrait frame
+    assert bundle.meta.rotation_only
+    assert bundle.meta.intrinsics.vertical_fov_deg == pytest.approx(fov_of_equivalent_focal(13.0, 72, 128), abs=0.05)
+    assert "the 13 mm-equivalent lens the clip's metadata names" in report["fov_note"]
+    summary = capture_summary(report)
+    expected = "video         turned 90 degrees clockwise (the file's display matrix); its metadata names a 13 mm"
+    assert expected in summary
