@@ -191,3 +191,103 @@ def test_a_portrait_phone_clip_imports_upright_with_its_lens(store: SceneStore, 
     summary = capture_summary(report)
     expected = "video         turned 90 degrees clockwise (the file's display matrix); its metadata names a 13 mm"
     assert expected in summary
+
+
+# ---------------------------------------------------------------------------------------------- HDR clips
+
+M709_TO_2020 = np.array([[0.6274, 0.3293, 0.0433], [0.0691, 0.9195, 0.0114], [0.0164, 0.0880, 0.8956]])  # BT.2087
+
+
+def hlg_signal(nits: np.ndarray) -> np.ndarray:
+    """Display light (cd/m2, BT.2020) -> HLG signal, as a camera writes it: the inverse of the OOTF for a
+    1000 cd/m2 display, then the OETF (BT.2100)."""
+    a, b = 0.17883277, 1 - 4 * 0.17883277
+    c = 0.5 - a * np.log(4 * a)
+    luma = nits @ np.array([0.2627, 0.6780, 0.0593])
+    scene = nits / (1000.0 * np.maximum(luma / 1000.0, 1e-12)[..., None] ** (0.2 / 1.2))
+    return np.where(scene <= 1 / 12, np.sqrt(3 * scene), a * np.log(np.maximum(12 * scene - b, 1e-12)) + c)
+
+
+def pq_signal(nits: np.ndarray) -> np.ndarray:
+    """Display light (cd/m2) -> PQ signal (BT.2100's inverse EOTF)."""
+    m1, m2, c1, c2, c3 = 2610 / 16384, 2523 / 4096 * 128, 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+    y = (np.clip(nits, 0, 10000) / 10000.0) ** m1
+    return ((c1 + c2 * y) / (1 + c3 * y)) ** m2
+
+
+def patches() -> np.ndarray:
+    """An SDR picture of flat patches (16x16 each, so 4:2:0 chroma is exact inside them): greys, saturated
+    primaries and skin, all below the tone curve's knee (code 226), and a white one at the top of SDR."""
+    colours = [(20, 20, 20), (90, 90, 90), (200, 200, 200), (200, 40, 30), (40, 180, 60), (30, 60, 200),
+               (210, 160, 130), (220, 210, 40), (255, 255, 255)]  # fmt: skip
+    img = np.zeros((16, 16 * len(colours), 3), np.uint8)
+    for i, c in enumerate(colours):
+        img[:, 16 * i : 16 * (i + 1)] = c
+    return np.concatenate([img, img], axis=0)
+
+
+def write_hdr_clip(path: Path, sdr: np.ndarray, transfer: str, frames: int = 3) -> Path:
+    """`sdr` as an HDR phone would have filmed it: its display light (BT.1886, 1.0 = reference white, 203
+    cd/m2) in BT.2020 primaries, through HLG or PQ, as lossless 10-bit HEVC tagged as such."""
+    from av.video.reformatter import Colorspace
+
+    light = (sdr / 255.0) ** 2.4 @ M709_TO_2020.T * 203.0
+    signal = hlg_signal(light) if transfer == "hlg" else pq_signal(light)
+    rgb16 = np.round(np.clip(signal, 0, 1) * 65535).astype(np.uint16)
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx265", rate=25)
+    stream.height, stream.width = sdr.shape[:2]
+    stream.pix_fmt = "yuv420p10le"
+    stream.options = {"x265-params": "lossless=1:log-level=error"}
+    trc = 18 if transfer == "hlg" else 16
+    ctx = stream.codec_context
+    ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = 9, trc, 9, 1
+    for _ in range(frames):
+        frame = av.VideoFrame.from_ndarray(rgb16, format="rgb48le").reformat(
+            format="yuv420p10le", dst_colorspace=Colorspace.BT2020, dst_color_range=1
+        )
+        frame.color_primaries, frame.color_trc, frame.colorspace, frame.color_range = 9, trc, 9, 1
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path
+
+
+def centres(img: np.ndarray) -> np.ndarray:
+    """The colour at the middle of each patch of `patches()` (first row)."""
+    return img[8, 8::16].astype(int)
+
+
+def test_the_hdr_curves_meet_their_published_anchors():
+    from starbridge.scenes.video_colour import HdrSignal, display_light, tone_map
+
+    hlg, pq = HdrSignal("hlg", True), HdrSignal("pq", True)
+    # BT.2408: HLG's 75% signal is the 203 cd/m2 reference white on a 1000 cd/m2 display; PQ writes it at 58%
+    assert display_light(np.full(3, 0.75), hlg) == pytest.approx(np.full(3, 203.0), rel=0.005)
+    assert display_light(np.full(3, 0.5807), pq) == pytest.approx(np.full(3, 203.0), rel=0.005)
+    assert display_light(np.ones(3), hlg) == pytest.approx(np.full(3, 1000.0), rel=1e-3)
+    assert display_light(np.ones(3), pq) == pytest.approx(np.full(3, 10000.0))
+    # the roll-off: nothing below the knee, monotone above it, the display's peak on SDR's white
+    x = np.linspace(0, 1000 / 203, 200)[:, None] * np.ones(3)
+    y = tone_map(x)[:, 0]
+    assert np.all(np.diff(y) > 0) and y[-1] == pytest.approx(1.0)
+    assert np.allclose(y[x[:, 0] <= 0.75], x[x[:, 0] <= 0.75, 0])
+
+
+@pytest.mark.parametrize("transfer", ["hlg", "pq"])
+def test_an_hdr_phone_clip_decodes_to_the_sdr_picture(tmp_path: Path, transfer: str):
+    sdr = patches()
+    clip = write_hdr_clip(tmp_path / f"{transfer}.mp4", sdr, transfer)
+    video = decode_video(clip, 512, 0, lambda *a: None)
+    assert video.colour.startswith(f"HDR ({transfer.upper()}, BT.2020 primaries) converted to SDR")
+    got, want = centres(video.frames[0]), centres(sdr)
+    # below the knee: the colours filmed, to the 10-bit rounding (the primaries matrix amplifies it in a saturated
+    # green's red: 4 levels with PQ)
+    assert np.abs(got[:-1] - want[:-1]).max() <= 4
+    assert 235 <= got[-1].min() < 255  # SDR's white rolled off a little, still the brightest
+    # read as if it were SDR (what the import did before), the same file is another picture
+    with av.open(str(clip)) as container:
+        naive = centres(next(container.decode(video=0)).reformat(format="rgb24").to_ndarray())
+    assert np.abs(naive - want).max() > 40

@@ -177,9 +177,11 @@ def import_video(
 
 def _report_video(report: dict, video: DecodedVideo) -> None:
     """What the file itself said, into the capture report: how its frames were stood upright, the lens its
-    metadata names, and any warning about either (video_meta.py)."""
+    metadata names, any warning about either (video_meta.py), and how an HDR clip became SDR (video_colour.py)."""
     if video.orientation:
         report["orientation"] = video.orientation
+    if video.colour:
+        report["colour"] = video.colour
     if video.lens_35mm is not None:
         report["lens_metadata_mm"] = video.lens_35mm
     if video.warnings:

@@ -20,6 +20,7 @@ import numpy as np
 from av.sidedata.sidedata import Type as SideDataType
 
 from ..errors import InvalidArgument, SceneError
+from .video_colour import HdrSignal, hdr_of, to_sdr
 from .video_meta import Orientation, lens_of, orientation_of
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,8 @@ def write_video(path: Path, frames: np.ndarray, fps: float, *, crf: int = H264_C
 class DecodedVideo:
     """frames (N, H, W, 3) uint8 sRGB, rows top to bottom, upright as a player shows them; fps; whether
     `max_frames` cut the video short; how the frames were turned to stand upright ('' for not at all) and the
-    35 mm-equivalent lens the file's metadata names (None: it does not), video_meta.py; warnings about either."""
+    35 mm-equivalent lens the file's metadata names (None: it does not), video_meta.py; warnings about either;
+    how an HDR clip was converted to SDR."""
 
     frames: np.ndarray
     fps: float
@@ -124,6 +126,8 @@ class DecodedVideo:
     orientation: str = ""
     lens_35mm: float | None = None
     warnings: tuple[str, ...] = ()
+    #: How an HDR clip's colours were brought to SDR ('' for an SDR clip), video_colour.py.
+    colour: str = ""
 
 
 def output_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -167,6 +171,7 @@ def decode_video(path: Path, max_side: int, max_frames: int, report: ProgressFn)
         size: tuple[int, int] | None = None
         upright = Orientation()
         turn_warning = ""
+        hdr: HdrSignal | None = None
         try:
             for frame in container.decode(stream):
                 if size is None:
@@ -174,8 +179,15 @@ def decode_video(path: Path, max_side: int, max_frames: int, report: ProgressFn)
                     # the first frame's display matrix (a file has one for its track) stands every frame upright
                     matrix = frame.side_data.get(SideDataType.DISPLAYMATRIX)
                     upright, turn_warning = orientation_of(bytes(matrix) if matrix is not None else None)
-                rgb = frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="AREA")
-                frames.append(upright.apply(rgb.to_ndarray()))
+                    hdr = hdr_of(frame.color_trc, frame.color_primaries)
+                if hdr is None:
+                    rgb = frame.reformat(
+                        width=size[0], height=size[1], format="rgb24", interpolation="AREA"
+                    ).to_ndarray()
+                else:  # 16 bits a channel through the curves (video_colour.py)
+                    wide = frame.reformat(width=size[0], height=size[1], format="rgb48le", interpolation="AREA")
+                    rgb = to_sdr(wide.to_ndarray(), hdr)
+                frames.append(upright.apply(rgb))
                 report("decode", len(frames), total)
                 if max_frames and len(frames) >= max_frames:
                     break
@@ -196,4 +208,5 @@ def decode_video(path: Path, max_side: int, max_frames: int, report: ProgressFn)
     warnings = tuple(f"video file {path.name}: {w}" for w in (turn_warning, lens_warning) if w)
     for w in warnings:
         log.warning("%s", w)
-    return DecodedVideo(np.stack(frames), fps, limited, upright.words(), lens, warnings)
+    colour = hdr.words() if hdr is not None else ""
+    return DecodedVideo(np.stack(frames), fps, limited, upright.words(), lens, warnings, colour)
