@@ -19,7 +19,7 @@ from starbridge.scenes.capture.track_types import TrackingConfig
 from starbridge.scenes.capture.user_depth import probe_video
 from starbridge.scenes.store import SceneStore
 from starbridge.scenes.video import decode_video
-from starbridge.scenes.video_meta import LENS_KEYS, Orientation, lens_of, orientation_of
+from starbridge.scenes.video_meta import LENS_KEYS, Orientation, lens_of, orientation_of, square_size
 
 LENS_KEY = LENS_KEYS[0]
 
@@ -191,6 +191,35 @@ def test_a_portrait_phone_clip_imports_upright_with_its_lens(store: SceneStore, 
     summary = capture_summary(report)
     expected = "video         turned 90 degrees clockwise (the file's display matrix); its metadata names a 13 mm"
     assert expected in summary
+
+
+def test_non_square_pixels_are_resampled_to_square(tmp_path: Path):
+    """An anamorphic clip (each stored pixel 4/3 as wide as high, as DV's 16:9 modes): a square in the picture
+    is stored 18 pixels wide and 24 high; decoded, it is square again and the frame 4:3 wider."""
+    from fractions import Fraction
+
+    coded = np.full((48, 64, 3), 40, np.uint8)
+    coded[12:36, 20:38] = 220  # 18 stored pixels x 4/3 = 24 shown
+    path = tmp_path / "anamorphic.mp4"
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=25)
+    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+    stream.codec_context.sample_aspect_ratio = Fraction(4, 3)
+    for _ in range(2):
+        for packet in stream.encode(av.VideoFrame.from_ndarray(coded, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    frame = decode_video(path, 512, 0, lambda *a: None).frames[0]
+    assert frame.shape[:2] == (48, 84)  # 64 x 4/3 = 85.3, to even sides
+    assert probe_video(path).size == (85, 48)
+    bright = frame[..., 0] > 130
+    rows, cols = np.flatnonzero(bright.any(axis=1)), np.flatnonzero(bright.any(axis=0))
+    assert abs((rows[-1] - rows[0]) - (cols[-1] - cols[0])) <= 1  # square, not 18 x 24
+    assert square_size(64, 48, 0)[0] == (64, 48) and square_size(64, 48, None)[0] == (64, 48)
+    kept, warning = square_size(64, 48, Fraction(100, 1))
+    assert kept == (64, 48) and "not believable" in warning
 
 
 # ---------------------------------------------------------------------------------------------- HDR clips

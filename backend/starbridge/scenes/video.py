@@ -21,7 +21,7 @@ from av.sidedata.sidedata import Type as SideDataType
 
 from ..errors import InvalidArgument, SceneError
 from .video_colour import HdrSignal, hdr_of, to_sdr
-from .video_meta import Orientation, lens_of, orientation_of
+from .video_meta import Orientation, lens_of, orientation_of, square_size
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,8 @@ def write_video(path: Path, frames: np.ndarray, fps: float, *, crf: int = H264_C
 
 @dataclass(frozen=True)
 class DecodedVideo:
-    """frames (N, H, W, 3) uint8 sRGB, rows top to bottom, upright as a player shows them; fps; whether
+    """frames (N, H, W, 3) uint8 sRGB, rows top to bottom, upright and with square pixels as a player shows
+    them; fps; whether
     `max_frames` cut the video short; how the frames were turned to stand upright ('' for not at all) and the
     35 mm-equivalent lens the file's metadata names (None: it does not), video_meta.py; warnings about either;
     how an HDR clip was converted to SDR."""
@@ -167,6 +168,8 @@ def decode_video(path: Path, max_side: int, max_frames: int, report: ProgressFn)
         announced = int(stream.frames or 0)
         total = min(announced, max_frames) if max_frames else announced
         lens, lens_warning = lens_of(container.metadata)
+        sample_aspect = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+        pixel_warning = ""
         frames: list[np.ndarray] = []
         size: tuple[int, int] | None = None
         upright = Orientation()
@@ -175,7 +178,8 @@ def decode_video(path: Path, max_side: int, max_frames: int, report: ProgressFn)
         try:
             for frame in container.decode(stream):
                 if size is None:
-                    size = output_size(frame.width, frame.height, max_side)
+                    (square_w, square_h), pixel_warning = square_size(frame.width, frame.height, sample_aspect)
+                    size = output_size(square_w, square_h, max_side)
                     # the first frame's display matrix (a file has one for its track) stands every frame upright
                     matrix = frame.side_data.get(SideDataType.DISPLAYMATRIX)
                     upright, turn_warning = orientation_of(bytes(matrix) if matrix is not None else None)
@@ -205,7 +209,7 @@ def decode_video(path: Path, max_side: int, max_frames: int, report: ProgressFn)
             f"video file {path.name}: truncated: decoded {len(frames)} of the {announced} frames it announces",
             field="video_path",
         )
-    warnings = tuple(f"video file {path.name}: {w}" for w in (turn_warning, lens_warning) if w)
+    warnings = tuple(f"video file {path.name}: {w}" for w in (turn_warning, lens_warning, pixel_warning) if w)
     for w in warnings:
         log.warning("%s", w)
     colour = hdr.words() if hdr is not None else ""

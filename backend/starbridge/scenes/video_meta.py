@@ -8,6 +8,10 @@ world turned 90 degrees. The matrix is 3x3 (16.16 fixed point in its first two c
 vectors [x y 1] with x right and y down: [x' y'] = [x y] [[a b] [c d]]. Here only its quarter turns and
 mirrors are applied (every phone and camera writes those); any other angle is left as decoded, with a warning.
 
+**Pixel shape.** Some files store non-square pixels (DV and DVD-era footage, anamorphic modes: 720x480 shown
+as 4:3 or 16:9) and a *sample aspect ratio* saying how wide each is; decoded as square, the picture comes out
+squeezed and every angle in it wrong. The frames are resampled to square pixels (`square_size`).
+
 **Lens.** Apple devices write the lens's 35 mm-equivalent focal length into the file's metadata
 (`com.apple.quicktime.camera.focal_length.35mm_equivalent`, a QuickTime `mdta` key, as text or a number;
 FFmpeg reads it into the container's metadata). It is what the camera reports for its lens; what the video
@@ -102,6 +106,28 @@ def orientation_of(matrix: bytes | None) -> tuple[Orientation, str]:
     return Orientation(), (
         f"the file asks for its picture to be turned {angle:.1f} degrees (not a quarter turn): frames kept as decoded"
     )
+
+
+#: Sample aspect ratios outside this range are not believed (a broken header): the pixels are taken as square.
+SAR_RANGE = (0.25, 4.0)
+
+
+def square_size(width: int, height: int, sample_aspect: object) -> tuple[tuple[int, int], str]:
+    """(width, height) of a decoded `width` x `height` frame with square pixels, given its sample aspect ratio
+    (a Fraction, or None / 0 for square), and a warning ('' when none) for a ratio not believed. The width is
+    stretched or squeezed; the height, the lines the camera recorded, is kept."""
+    try:
+        sar = float(sample_aspect) if sample_aspect else 1.0  # type: ignore[arg-type]
+    except (TypeError, ValueError, ZeroDivisionError):
+        sar = 1.0
+    if sar == 1.0:
+        return (width, height), ""
+    if not (math.isfinite(sar) and SAR_RANGE[0] <= sar <= SAR_RANGE[1]):
+        return (
+            width,
+            height,
+        ), f"the file's sample aspect ratio {sample_aspect} is not believable: pixels taken as square"
+    return (max(1, round(width * sar)), height), ""
 
 
 def lens_of(metadata: Mapping[str, str]) -> tuple[float | None, str]:

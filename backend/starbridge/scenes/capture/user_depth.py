@@ -54,7 +54,7 @@ from PIL import Image
 
 from ...errors import SceneError
 from ..bundle import SCENE_MEDIAN_DEPTH_M, npy_header
-from ..video_meta import orientation_of
+from ..video_meta import orientation_of, square_size
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -84,8 +84,8 @@ def _no_progress(stage: str, done: int, total: int) -> None:
 
 @dataclass(frozen=True)
 class VideoHeader:
-    """What a video's container says about its first video stream (and its first frame's display matrix: the
-    size is the upright picture's, as decode_video gives it)."""
+    """What a video's container says about its first video stream (with its sample aspect ratio and its first
+    frame's display matrix: the size is the upright, square-pixel picture's, as decode_video gives it)."""
 
     width: int
     height: int
@@ -118,6 +118,9 @@ def probe_video(path: Path | str) -> VideoHeader:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
         count = int(stream.frames or 0)
+        (width, height), _ = square_size(
+            width, height, stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+        )
         width, height = _upright_size(container, stream, width, height)
     finally:
         container.close()
