@@ -2,7 +2,8 @@
 
 1. **Check** the arguments and any depth the user brings (`--depth-dir` files or a `--depth-model` ONNX file,
    capture/user_depth.py) before decoding anything, so bad input fails in milliseconds.
-2. **Decode** with PyAV (scenes/video.py): RGB frames, the longest side at most `max_side`.
+2. **Decode** with PyAV (scenes/video.py): RGB frames, the longest side at most `max_side`, upright, square
+   pixels, SDR (video_meta.py, video_colour.py); black bars baked into the picture cropped (borders.py).
 3. **Capture** (capture/pipeline.py): shots, camera tracking, depth (the user's, aligned to the tracked
    scale, or multi-view stereo), moving-object masks, and a report of how the scene was made.
 4. **Write** the bundle (bundle.py: compact, atomic), scaled so the median depth is the scene convention's;
@@ -27,6 +28,7 @@ from tqdm import tqdm
 
 from ..errors import InvalidArgument, SceneInUse
 from ..geometry.camera import check_equivalent_focal, check_fov, fov_of_equivalent_focal
+from .borders import find_borders
 from .bundle import BundleExists, SceneBundle, SceneMeta, write_bundle
 from .capture.pipeline import CaptureConfig, UserDepth, capture_video
 from .capture.user_depth import (
@@ -104,9 +106,10 @@ def import_video(
     field of view when known (None: estimated). lens_mm: instead, the 35 mm-equivalent focal length of the lens
     when known (a phone's spec sheet or a photo's EXIF: 26 for most main cameras); the field of view is that
     lens's over the clip's frame (given neither, a lens the file's own metadata names is the estimate's prior).
-    Frames are stood upright by the file's display matrix (a portrait phone clip). progress(stage, done,
-    total): stages "decode", the capture's
-    ("shots", "track-*", "depth", "moving", "moving-depth", "ground-fill"), "write".
+    Frames are stood upright by the file's display matrix (a portrait phone clip), and black bars baked into
+    the picture are cropped (borders.py: the field of view, given or estimated, is the picture's inside them).
+    progress(stage, done, total): stages "decode", the capture's ("shots", "track-*", "depth", "moving",
+    "moving-depth", "ground-fill"), "write".
     """
     video_path = Path(video_path)
     _check_args(max_side, max_frames, vertical_fov_deg, depth_dir, depth_model, lens_mm)
@@ -130,22 +133,26 @@ def import_video(
             model = load_depth_model(depth_model)
         # 2. decode
         video = decode_video(video_path, max_side, max_frames, report)
-        n, height, width = video.frames.shape[:3]
+        n, full_height, full_width = video.frames.shape[:3]
+        borders = find_borders(video.frames)  # black bars baked into the picture are no part of the world
+        frames = borders.crop_frames(video.frames)
+        height, width = frames.shape[1:3]
         if lens_mm is not None:
             vertical_fov_deg = fov_of_equivalent_focal(lens_mm, width, height)
         user = None
         if folder is not None:
             check_frame_count(folder, n, video.limited)
-            user = UserDepth(load_depth_dir(folder, (height, width), count=n, progress=report), "depth", "depth-files")
+            depth_files = load_depth_dir(folder, (full_height, full_width), count=n, progress=report)
+            user = UserDepth(borders.crop_maps(depth_files), "depth", "depth-files")
         elif model is not None:
-            depth = run_depth_model(model, video.frames, report)
+            depth = run_depth_model(model, frames, report)
             with np.errstate(divide="ignore"):
                 disparity = np.where(np.isfinite(depth), 1.0 / depth, 0.0).astype(np.float32)
             user = UserDepth(disparity, "disparity", f"depth-model:{Path(depth_model).name}")  # type: ignore[arg-type]
         # 3. capture (the lens the file's metadata names, when the user gave none: the field of view's prior)
         if vertical_fov_deg is None and video.lens_35mm is not None:
             capture = replace(capture, tracking=capture.tracking.with_lens(video.lens_35mm))
-        cap = capture_video(video.frames, fps=video.fps, vertical_fov_deg=vertical_fov_deg, user_depth=user,
+        cap = capture_video(frames, fps=video.fps, vertical_fov_deg=vertical_fov_deg, user_depth=user,
                             progress=report, config=capture)  # fmt: skip
         if lens_mm is not None:  # the report says where the given field of view came from
             cap.report["fov_note"] = (
@@ -153,6 +160,8 @@ def import_video(
                 "frame"
             )
         _report_video(cap.report, video)
+        if not borders.none:
+            cap.report["borders"] = borders.words(full_width, full_height)
         meta = SceneMeta(
             scene_id=scene_id,
             title=video_path.stem,
