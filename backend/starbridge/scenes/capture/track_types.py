@@ -117,8 +117,9 @@ class TrackingConfig:
     #: measures the field of view poorly (it pulls a +-1 degree estimate by less than 0.01 degree).
     fov_prior_sigma_deg: float = 15.0
     #: The prior's spread when the clip's own metadata names its lens (`with_lens`; video_meta.py): the
-    #: lens the camera reports, which the video frame can show a few per cent narrower (a 16:9 crop of a 4:3
-    #: sensor, stabilisation): about 10% of the focal length, 4 degrees of a phone's 44.
+    #: lens the camera reports, which the video frame can show narrower than its equivalent focal length over
+    #: the frame's diagonal says: a 16:9 crop of a 4:3 sensor's full width (26 mm: 41.0 degrees vertical
+    #: instead of 44.4), and stabilisation's few per cent more: about 4 degrees.
     lens_prior_sigma_deg: float = 4.0
     #: The vanishing points' cue (track_vanishing.py) is combined with the motion's estimate when it agrees
     #: with it within this many combined standard deviations (else the motion's is kept if it is within
