@@ -2,8 +2,8 @@
 
 Stages, in order, each with progress (`progress(stage, done, total)`):
 
-1. **shots** (cuts.py): a clip with several shots keeps its longest one (a backdrop is one place); the
-   report says which frames were kept and why.
+1. **shots** (cuts.py): a clip with several shots keeps its longest one (a backdrop is one place), less a
+   fade-in or fade-out at its ends (fades.py); the report says which frames were kept and why.
 2. **tracking** (tracking.py): every frame's camera and the field of view (estimated unless given). A clip
    that cannot be tracked (too dark, featureless, too short) still imports, as rotation-only (a fixed
    camera, depth at infinity), and the report says so in plain words.
@@ -36,6 +36,7 @@ from .depth_align import align_depth, observations_from_points
 from .depth_ops import cv_poses
 from .depth_upsample import upsample_frames
 from .dynamic import DynamicConfig, moving_masks
+from .fades import find_fades, split_at_flat
 from .ground import Ground
 from .ground_fill import GroundFillConfig, fill_ground
 from .moving_depth import MovingDepthConfig, place_moving_objects, static_ground
@@ -106,16 +107,26 @@ def capture_video(
     warnings: list[str] = []
     n_in = len(frames)
 
-    # 1. shots
+    # 1. shots, less fades (fades.py): an edited clip's fade-in and fade-out are no part of the place; found
+    # on the whole clip first (a short fade steps fast enough to pass for cuts), then at the ends of the shot
+    # kept (either side of a dip to black between two shots)
     t0 = time.perf_counter()
-    shots = find_shots(frames, progress=report)
+    ends = find_fades(frames)
+    first, last = ends.fade_in, n_in - ends.fade_out
+    shots = [(s + first, e + first) for s, e in find_shots(frames[first:last], progress=report)]
+    shots = split_at_flat(frames, shots)  # a dip to black, however slow, parts two shots
     start, end = choose_shot(shots)
+    inner = find_fades(frames[start:end])
     seconds["shots"] = time.perf_counter() - t0
     if len(shots) > 1:
         warnings.append(
             f"the clip has {len(shots)} shots (cuts at frames {', '.join(str(s) for s, _ in shots[1:])}); "
             f"kept the longest, frames {start} to {end - 1}: import the others separately if you want them"
         )
+    for fades, (a, b) in ((ends, (0, n_in)), (inner, (start, end))):
+        if fades.fade_in or fades.fade_out:
+            warnings.append(f"{fades.words(a, b)}: the picture fading from or to a plain colour")
+    start, end = start + inner.fade_in, end - inner.fade_out
     frames = frames[start:end]
     if user_depth is not None:
         user_depth = UserDepth(user_depth.values[start:end], user_depth.kind, user_depth.source)

@@ -1,0 +1,140 @@
+"""Fades at a shot's ends: the frames where an edited clip fades in from black (or white) or out to it.
+
+Cut detection (cuts.py) finds jumps; a fade is gradual, so it stays inside the shot. Its frames are no part of
+the place: their picture is the place's, scaled towards a flat colour, so the tracking finds few features there
+and the moving-object masks (dynamic.py), which compare frames' colours, flag the brightening picture as moving
+(a 10-frame fade-in before bench_capture's 40-frame walk: 20.5% of all pixels marked as moving). They are left
+out of the scene, as the shots outside the longest one are.
+
+A shot's picture has a typical contrast (the `TYPICAL_PERCENTILE` over its frames of the luma's standard
+deviation, on a thumbnail of at most `THUMB_SIDE` pixels). A fade-in is a run of frames from the shot's start that
+
+1. starts flat: the first frame's contrast below `FLAT` of the typical (black, white, any plain colour); and
+2. goes on as the same picture, dimmer: each frame's contrast below `FADED` of the typical, its thumbnail,
+   normalised (zero mean, unit deviation), correlating with that of the first frame past the run by at least
+   `SAME_PICTURE` (frames flatter than `FLAT` carry too little picture to compare and are taken as they are).
+
+The run ends at the first frame at `FADED` of the typical contrast or more; the same from the shot's end for a
+fade-out. Inside a clip, a dip to black between two shots is found by its flat frames (`split_at_flat`): the
+shots on either side are cut apart there, and each keeps its own fade at that end, which `find_fades` then
+leaves out. A camera that starts on plain sky and tilts down is no fade: its first frames are flat, but the
+picture that follows is another, so only the flat frames (nothing to track or see) are left out.
+Dissolves between two shots (one picture through another, never flat) are not detected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Pixels on the long side of the thumbnails compared (motion during a fade blurs away at this size).
+THUMB_SIDE = 32
+#: The shot's typical contrast: this percentile of its frames' (a fade can be most of a short shot; the
+#: picture itself is what the brightest frames show).
+TYPICAL_PERCENTILE = 90.0
+#: A frame whose contrast is below this fraction of the shot's typical is flat.
+FLAT = 0.1
+#: Frames below this fraction of the typical contrast are still fading.
+FADED = 0.95
+#: A fading frame's normalised thumbnail correlates with the first full frame's at least this much.
+SAME_PICTURE = 0.8
+#: What is left of a shot after its fades: at least this many frames and this fraction of them.
+MIN_KEPT_FRAMES = 3
+KEPT_FRACTION = 0.25
+
+
+@dataclass(frozen=True)
+class Fades:
+    """Frames left out at each end of a shot (counts; 0 for none)."""
+
+    fade_in: int = 0
+    fade_out: int = 0
+
+    def words(self, start: int, end: int) -> str:
+        """Which frames of the shot [start, end) were left out, in plain words ('' for none)."""
+        parts = []
+        if self.fade_in:
+            parts.append(f"a fade-in, frames {start} to {start + self.fade_in - 1}")
+        if self.fade_out:
+            parts.append(f"a fade-out, frames {end - self.fade_out} to {end - 1}")
+        return ("left out " + " and ".join(parts)) if parts else ""
+
+
+def _thumbs(frames: np.ndarray) -> np.ndarray:
+    """(N, h, w) float32 luma thumbnails."""
+    h, w = frames.shape[1:3]
+    step = max(1, -(-max(h, w) // THUMB_SIDE))
+    small = frames[:, ::step, ::step, :3].astype(np.float32)
+    return small @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _normalised(thumb: np.ndarray) -> np.ndarray:
+    centred = thumb - thumb.mean()
+    return centred / max(float(np.linalg.norm(centred)), 1e-6)
+
+
+def _run(thumbs: np.ndarray, contrast: np.ndarray, typical: float) -> int:
+    """Length of the fade at the start of `thumbs` (0 for none)."""
+    n = len(thumbs)
+    if n == 0 or contrast[0] >= FLAT * typical:
+        return 0
+    end = 0
+    while end < n and contrast[end] < FADED * typical:
+        end += 1
+    if end >= n:
+        return 0  # never reaches its picture: a dim or plain shot, not a fade
+    full = _normalised(thumbs[end])
+    for i in range(end):
+        if contrast[i] >= FLAT * typical and float(np.sum(_normalised(thumbs[i]) * full)) < SAME_PICTURE:
+            # another picture before this one: only the flat frames before it are left out
+            return next(k for k in range(i + 1) if contrast[k] >= FLAT * typical)
+    return end
+
+
+def split_at_flat(frames: np.ndarray, shots: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """`shots` ([start, end) ranges of `frames`) cut where their picture goes flat (a dip to black between two
+    shots, however slow, or a covered lens: below `FLAT` of the clip's typical contrast), the flat frames
+    dropped but the one next to each piece (a fade's start, for `find_fades`); a shot that is all flat is
+    dropped whole (unless every frame is: then `shots` as given)."""
+    n = len(frames)
+    if n == 0:
+        return list(shots)
+    contrast = _thumbs(frames).reshape(n, -1).std(axis=1)
+    flat = contrast < FLAT * float(np.percentile(contrast, TYPICAL_PERCENTILE))
+    if flat.all():
+        return list(shots)
+    pieces: list[tuple[int, int]] = []
+    for start, end in shots:
+        k = start
+        while k < end:
+            if flat[k]:
+                k += 1
+                continue
+            stop = k
+            while stop < end and not flat[stop]:
+                stop += 1
+            # with the flat frame on either side, so that `find_fades` sees the fade start from flat
+            pieces.append((k - 1 if k > start else k, stop + 1 if stop < end else stop))
+            k = stop
+    return pieces or list(shots)
+
+
+def find_fades(frames: np.ndarray) -> Fades:
+    """The fade-in and fade-out of one shot's (N, H, W, 3) uint8 frames (module docstring); fades that would
+    leave fewer than `MIN_KEPT_FRAMES` or `KEPT_FRACTION` of the frames are not left out (the shot is kept
+    whole: a clip that is mostly fading is better seen than refused)."""
+    n = len(frames)
+    if n < 3:
+        return Fades()
+    thumbs = _thumbs(frames)
+    contrast = thumbs.reshape(n, -1).std(axis=1)
+    typical = float(np.percentile(contrast, TYPICAL_PERCENTILE))
+    if typical <= 0:
+        return Fades()
+    fade_in = _run(thumbs, contrast, typical)
+    fade_out = _run(thumbs[::-1], contrast[::-1], typical)
+    if n - fade_in - fade_out < max(MIN_KEPT_FRAMES, KEPT_FRACTION * n):
+        return Fades()
+    return Fades(fade_in, fade_out)

@@ -1,0 +1,102 @@
+"""Fades at a shot's ends (capture/fades.py): an edited clip's fade-in and fade-out are left out, through H.264;
+a camera that starts on plain sky keeps the picture it tilts to; real clips keep every frame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_capture_cuts import decode, mp4_of, sample_clip
+
+from starbridge.scenes.capture.cuts import find_shots
+from starbridge.scenes.capture.fades import Fades, find_fades, split_at_flat
+from starbridge.scenes.procedural.clips import ClipConfig, render_clip
+from starbridge.scenes.store import SceneStore
+
+
+def walk(frames: int = 24) -> np.ndarray:
+    return render_clip(ClipConfig(kind="handheld", frames=frames, width=128, height=72, vertical_fov_deg=48.0)).frames
+
+
+def fade(picture: np.ndarray, to: int, count: int, inwards: bool) -> np.ndarray:
+    """`count` frames of `picture` mixed with the flat grey level `to` (0 black, 255 white): from the flat
+    colour to the picture (`inwards`), or away from it."""
+    weights = np.arange(count) / count if inwards else 1.0 - np.arange(1, count + 1) / count
+    flat = np.full_like(picture, to, dtype=np.float32)
+    return np.stack([(w * picture + (1 - w) * flat).round().astype(np.uint8) for w in weights])
+
+
+def test_a_fade_in_from_black_and_out_to_white_are_left_out(tmp_path: Path):
+    shot = walk()
+    frames = np.concatenate([fade(shot[0], 0, 16, True), shot, fade(shot[-1], 255, 12, False)])
+    decoded = mp4_of(frames, tmp_path / "faded.mp4")
+    found = find_fades(decoded)
+    # the fade-in's last frame, at 15/16 of the picture, is within 5% of the walk's contrast and is kept
+    assert found == Fades(15, 12)
+    assert found.words(0, len(decoded)) == "left out a fade-in, frames 0 to 14 and a fade-out, frames 40 to 51"
+    assert find_fades(mp4_of(shot, tmp_path / "plain.mp4")) == Fades()
+
+
+def test_a_camera_that_starts_on_plain_sky_keeps_the_picture_it_finds():
+    shot = walk()
+    sky = np.broadcast_to(np.array([150, 180, 230], np.uint8), shot[:1].shape).repeat(3, axis=0)
+    # three frames of plain sky, then another, dimmer picture (the first frames flipped), then the walk
+    other = (shot[:3, ::-1].astype(np.float32) * 0.5).astype(np.uint8)
+    assert find_fades(np.concatenate([sky, shot])) == Fades(3, 0)  # the plain frames: nothing to see there
+    assert find_fades(np.concatenate([sky, other, shot])) == Fades(3, 0)  # not a fade of the walk
+    # a clip that is dim all through, or mostly fade, is kept whole
+    assert find_fades((shot * 0.05).astype(np.uint8)) == Fades()
+    assert find_fades(np.concatenate([fade(shot[0], 0, 30, True), shot[:6]])) == Fades()
+    assert find_fades(shot[:2]) == Fades()
+
+
+@pytest.mark.parametrize("name", ["bigbuckbunny.mp4", "carphone_pristine.mp4", "bikes.mp4"])
+def test_real_shots_keep_every_frame(name: str):
+    frames = decode(sample_clip(name))
+    for start, end in find_shots(frames):
+        assert find_fades(frames[start:end]) == Fades(), (start, end)
+
+
+def test_the_import_leaves_out_the_fades_and_a_dip_to_black_and_says_so(tmp_path: Path):
+    """An edited real clip: Big Buck Bunny's first 16 frames fading in from black and out to it, then another
+    shot (later frames, mirrored) fading in from black: the scene is the longer second shot without its fade,
+    and the report says what was left out."""
+    from starbridge.scenes.video import write_video
+
+    real = decode(sample_clip("bigbuckbunny.mp4"))
+    first, second = real[:16], np.ascontiguousarray(real[100:124, :, ::-1])
+    frames = np.concatenate([fade(first[0], 0, 6, True), first, fade(first[-1], 0, 5, False),
+                             fade(second[0], 0, 6, True), second])  # fmt: skip
+    clip = write_video(tmp_path / "edited.mp4", frames, 24.0)
+    bundle = SceneStore(tmp_path / "store").import_video(clip, max_side=256, progress=lambda *a: None)
+    report = bundle.meta.capture
+    assert bundle.meta.frame_count == 24 and report["kept_frames"] == [33, 57]
+    said = " | ".join(report["warnings"])
+    assert "left out a fade-in, frames 0 to 5:" in said  # the clip's own start
+    # the dip (the fade-out and fade-in, 22-32) steps fast enough to be cut off as a shot of its own
+    assert "kept the longest, frames 33 to 56" in said
+    assert np.abs(bundle.frames.astype(int) - second).mean() < 6
+
+
+def test_a_slow_dip_to_black_parts_two_shots(tmp_path: Path):
+    """Two shots joined by a slow dip to black (20 frames out, 20 in: no step large enough for a cut): without
+    the flat frames they would be one shot gluing two places; cut apart there, the longer one is kept without
+    its fade-in."""
+    from starbridge.scenes.video import write_video
+
+    real = decode(sample_clip("bigbuckbunny.mp4"))
+    first, second = real[:16], np.ascontiguousarray(real[100:124, :, ::-1])
+    frames = np.concatenate([first, fade(first[-1], 0, 20, False), fade(second[0], 0, 20, True), second])
+    decoded = mp4_of(frames, tmp_path / "dip.mp4")
+    shots = find_shots(decoded)
+    assert len(shots) == 1  # gradual: cut detection alone sees one shot
+    pieces = split_at_flat(decoded, shots)
+    assert len(pieces) == 2 and pieces[0][0] == 0 and pieces[1][1] == 80
+    # the flat frames about 35-36 dropped, but the one next to each piece (its fade starts from it)
+    assert 30 <= pieces[0][1] <= 37 and 35 <= pieces[1][0] <= 42
+    clip = write_video(tmp_path / "dip-import.mp4", frames, 24.0)
+    bundle = SceneStore(tmp_path / "store").import_video(clip, max_side=256, progress=lambda *a: None)
+    # the fade-in's last frame, at 19/20 of the picture, is within 5% of its contrast and is kept
+    assert bundle.meta.frame_count == 25 and bundle.meta.capture["kept_frames"] == [55, 80]
+    assert np.abs(bundle.frames[1:].astype(int) - second).mean() < 6
