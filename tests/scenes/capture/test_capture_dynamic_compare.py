@@ -51,7 +51,7 @@ def prepared():
     clip = render_clip(ClipConfig(kind="moving", frames=12, width=192, height=108, fps=10.0))
     cfg = DynamicConfig(max_side=192)
     intr = clip.intrinsics
-    rgb, lo, hi, inv = working_images(clip.frames, clip.depth, (intr.height, intr.width), cfg)
+    rgb, lo, hi, inv = working_images(clip.frames, clip.depth, cv_poses(clip.poses), intr.scaled(192, 108), cfg)
     return clip, cfg, rgb, lo, hi, inv
 
 

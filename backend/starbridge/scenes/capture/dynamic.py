@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -44,6 +44,7 @@ from ...geometry.camera import Intrinsics
 from .depth_ops import cv_poses, pixel_rays, project, relative, resize_rgb, working_size
 from .dynamic_carry import carry_masks
 from .dynamic_compare import compare_into
+from .exposure import ExposureConfig, exposure_gains
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -102,6 +103,9 @@ class DynamicConfig:
     carry_samples: int = 300
     #: Threads over frames (0: min(4, CPU count)).
     workers: int = 0
+    #: Each frame's colours brought to the clip's typical exposure before comparing (exposure.py); None: as
+    #: filmed.
+    exposure: ExposureConfig | None = field(default_factory=ExposureConfig)
 
     def __post_init__(self) -> None:
         if not self.offsets_s or not all(np.isfinite(o) and o > 0 for o in self.offsets_s):
@@ -162,8 +166,8 @@ def moving_masks(
     offsets = frame_offsets(cfg, fps)
     h, w = working_size(height, width, cfg.max_side)
     intr = intrinsics.scaled(w, h)
-    rgb, lo, hi, inv = working_images(frames, depth, (h, w), cfg)
     c2w = cv_poses(poses)
+    rgb, lo, hi, inv = working_images(frames, depth, c2w, intr, cfg)
     rays = pixel_rays(intr)
     report = progress or (lambda stage, done, total: None)
     neighbours = [_neighbours(i, inv, c2w, intr, cfg, offsets) for i in range(n)]
@@ -219,26 +223,33 @@ def moving_masks(
 
 
 def working_images(
-    frames: np.ndarray, depth: np.ndarray, size: tuple[int, int], cfg: DynamicConfig
+    frames: np.ndarray, depth: np.ndarray, c2w: np.ndarray, intr: Intrinsics, cfg: DynamicConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(rgb, lo, hi, inv) at the working `size` (h, w): the blurred colours, their minimum and maximum within
-    `tolerance_px` of each pixel ((N, h, w, 3) uint8: a 10 s clip holds three copies), and the inverse depths
-    ((N, h, w) float32, 0 at infinity)."""
+    """(rgb, lo, hi, inv) at the working size of `intr` (OpenCV camera-to-world `c2w`): the blurred colours at
+    one exposure, their minimum and maximum within `tolerance_px` of each pixel ((N, h, w, 3) uint8: a 10 s
+    clip holds three copies), and the inverse depths ((N, h, w) float32, 0 at infinity)."""
     n = len(frames)
-    h, w = size
+    h, w = intr.height, intr.width
     rgb = np.empty((n, h, w, 3), np.uint8)
     lo = np.empty_like(rgb)
     hi = np.empty_like(rgb)
     window = (2 * cfg.tolerance_px + 1, 2 * cfg.tolerance_px + 1, 1)
+    inv = np.stack([_inverse_depth_small(d, (h, w)) for d in depth])
     for k in range(n):
-        small = resize_rgb(frames[k], (h, w)) * np.float32(255.0)
+        rgb[k] = np.clip(np.rint(resize_rgb(frames[k], (h, w)) * np.float32(255.0)), 0, 255)
+    # each frame brought to the clip's typical exposure (exposure.py): a phone's exposure changing as it turns
+    # is no moving object
+    gains = exposure_gains(rgb, inv, c2w, intr, pixel_rays(intr), cfg.exposure) if cfg.exposure else None
+    for k in range(n):
+        small = rgb[k].astype(np.float32)
+        if gains is not None:
+            small /= gains[k].astype(np.float32)
         if cfg.blur_px > 0:
             small = ndimage.gaussian_filter(small, sigma=(cfg.blur_px, cfg.blur_px, 0), mode="nearest")
         rgb[k] = np.clip(np.rint(small), 0, 255)
         # The range of colours within `tolerance_px` of each pixel: a warp off by that much still matches.
         lo[k] = ndimage.minimum_filter(rgb[k], size=window, mode="nearest")
         hi[k] = ndimage.maximum_filter(rgb[k], size=window, mode="nearest")
-    inv = np.stack([_inverse_depth_small(d, (h, w)) for d in depth])
     return rgb, lo, hi, inv
 
 
