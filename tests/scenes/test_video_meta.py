@@ -188,6 +188,9 @@ def test_a_portrait_phone_clip_imports_upright_with_its_lens(store: SceneStore, 
     assert bundle.meta.rotation_only
     assert bundle.meta.intrinsics.vertical_fov_deg == pytest.approx(fov_of_equivalent_focal(13.0, 72, 128), abs=0.05)
     assert "the 13 mm-equivalent lens the clip's metadata names" in report["fov_note"]
+    assert any(
+        "metadata names its lens; give the field of view if the video shows less" in w for w in report["warnings"]
+    )
     summary = capture_summary(report)
     expected = "video         turned 90 degrees clockwise (the file's display matrix); its metadata names a 13 mm"
     assert expected in summary

@@ -246,8 +246,7 @@ class FovSearch:
             self.source = FOV_DEFAULT
             self.warnings.append(
                 f"the field of view could not be measured from this camera motion{' or the scene' if cue else ''}; "
-                f"assumed {cfg.assumed_fov_deg:.1f} degrees{cfg.default_fov_words} (give the true one, or the lens's "
-                "35 mm-equivalent focal length, if you know it)"
+                f"assumed {cfg.assumed_fov_deg:.1f} degrees{cfg.default_fov_words} ({cfg.fov_hint})"
             )
             disagree = ", which do not agree" if refined else ""
             return (
@@ -290,7 +289,7 @@ class FovSearch:
         if sigma_all > cfg.fov_tolerance_deg:
             self.warnings.append(
                 f"the field of view is poorly determined by this camera motion ({fov:.0f} +- {sigma_all:.0f} "
-                "degrees); give the true one, or the lens's 35 mm-equivalent focal length, if you know it"
+                f"degrees); {cfg.fov_hint}"
             )
         return words
 

@@ -88,6 +88,8 @@ class TrackingConfig:
     default_focal_35mm: float = 26.0
     #: How the default was chosen, for the report (set by `for_frames`, or `with_lens`).
     default_fov_words: str = ""
+    #: The default is the lens the clip's metadata names (`with_lens`): the warnings' advice says so.
+    default_from_metadata: bool = False
     #: The estimate's standard deviation: the bundle adjustment's (which assumes independent feature errors;
     #: they are not quite, the same texture is found in neighbouring keyframes) times this, combined with
     #: a floor for what the model leaves out (moving objects, compression) and the spread of the refinements.
@@ -236,8 +238,15 @@ class TrackingConfig:
         words = f" (the {focal_35mm:g} mm-equivalent lens the clip's metadata names)"
         return replace(
             self, default_fov_deg=None, default_focal_35mm=focal_35mm, default_fov_words=words,
-            fov_prior_sigma_deg=self.lens_prior_sigma_deg,
+            fov_prior_sigma_deg=self.lens_prior_sigma_deg, default_from_metadata=True,
         )  # fmt: skip
+
+    @property
+    def fov_hint(self) -> str:
+        """What the user can do about a field of view that was assumed or poorly measured."""
+        if self.default_from_metadata:
+            return "the clip's metadata names its lens; give the field of view if the video shows less of it"
+        return "give the true one, or the lens's 35 mm-equivalent focal length, if you know it"
 
 
 @dataclass(frozen=True)

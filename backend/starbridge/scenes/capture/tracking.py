@@ -537,7 +537,7 @@ class _Tracker:
             self.fov_note += f", nor do the vanishing points ({cue.note})"
         self.warnings.append(
             f"the camera turns too little to measure the field of view; assumed {self.cfg.assumed_fov_deg:.1f} "
-            "degrees (give the true one, or the lens's 35 mm-equivalent focal length, if you know it)"
+            f"degrees{self.cfg.default_fov_words} ({self.cfg.fov_hint})"
         )
         return self._rotation(focal_of(self.cfg.assumed_fov_deg, h))
 
