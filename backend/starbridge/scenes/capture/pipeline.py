@@ -9,9 +9,10 @@ Stages, in order, each with progress (`progress(stage, done, total)`):
    camera, depth at infinity), and the report says so in plain words.
 3. **depth**: the user's depth (files or an ONNX model, aligned to the tracked scale by `align_depth`), or
    multi-view stereo from the tracked cameras (depth.py); a tripod pan has none (rotation only).
-4. **moving** (dynamic.py): pixels that disagree with the static reconstruction across views; then, for
-   multi-view stereo's depth, the moving objects stood on the ground (moving_depth.py: stereo cannot measure
-   what moves between the frames it matches).
+4. **moving** (dynamic.py): the frames first brought to one exposure (exposure.py: gains measured from the
+   tracked geometry; the scene keeps them so), then the pixels that disagree with the static reconstruction
+   across views; then, for multi-view stereo's depth, the moving objects stood on the ground
+   (moving_depth.py: stereo cannot measure what moves between the frames it matches).
 5. **ground fill** (ground_fill.py): the depth's holes on the ground (far ground, strips between objects)
    take the ground plane's depth instead of the depth stage's fill from the objects around them.
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ from .depth_align import align_depth, observations_from_points
 from .depth_ops import cv_poses
 from .depth_upsample import upsample_frames
 from .dynamic import DynamicConfig, moving_masks
+from .exposure import at_one_exposure, clip_gains
 from .fades import find_fades, split_at_flat
 from .ground import Ground
 from .ground_fill import GroundFillConfig, fill_ground
@@ -43,6 +45,9 @@ from .moving_depth import MovingDepthConfig, place_moving_objects, static_ground
 from .tracking import TrackingConfig, TrackingError, track_camera
 
 ProgressFn = Callable[[str, int, int], None]
+
+#: The report mentions the exposure when a frame's gain differs from the clip's typical by more than this.
+EXPOSURE_NOTE = 0.02
 
 
 @dataclass(frozen=True)
@@ -194,11 +199,23 @@ def capture_video(
         warnings.extend(stereo.notes)
     seconds["depth"] = time.perf_counter() - t0
 
-    # 4. moving objects
+    # 4. moving objects, the frames first brought to one exposure (exposure.py: a phone's auto-exposure is no
+    # moving object, and the scene then does not pump where the phone did)
     t0 = time.perf_counter()
+    exposure_note = ""
+    if config.dynamic.exposure is not None and n > 1:
+        gains = clip_gains(frames, depth, intrinsics, poses, config.dynamic.max_side, config.dynamic.exposure)
+        if np.abs(gains - 1.0).max() > 0:
+            frames = at_one_exposure(frames, gains)
+        if np.abs(gains - 1.0).max() > EXPOSURE_NOTE:
+            exposure_note = (
+                f"brought to one exposure: the frames' gains ran {gains.min():.2f}-{gains.max():.2f} of the clip's "
+                "typical (a camera adjusting its exposure or white balance as it filmed)"
+            )
     moving = None
     if not rotation_only:
-        moving = moving_masks(frames, depth, intrinsics, poses, fps=fps, progress=report, config=config.dynamic)
+        dynamic = replace(config.dynamic, exposure=None)  # the frames are at one exposure already
+        moving = moving_masks(frames, depth, intrinsics, poses, fps=fps, progress=report, config=dynamic)
     moving_note = ""
     ground_filled = None
     ground: Ground | None = None
@@ -249,6 +266,7 @@ def capture_video(
         "moving_fraction": None if moving is None else round(float(moving.mean()), 4),
         "moving_depth_note": moving_note,
         "ground_filled_fraction": ground_filled,
+        "exposure_note": exposure_note,
         "warnings": warnings,
         "seconds": {k: round(v, 2) for k, v in seconds.items()} | {"total": round(time.perf_counter() - started, 2)},
     }
