@@ -211,8 +211,8 @@ def capture_summary(report: Mapping[str, Any]) -> str:
         tracked = f"{r.get('frames_tracked')} frames tracked ({100 * r.get('tracked_fraction', 0):.0f}%)"
         error = f"mean reprojection error {r.get('reprojection_error_px')} px"
         lines.append(f"camera        {tracking}; {tracked}, {error}")
-    if r.get("orientation") or r.get("lens_metadata_mm") or r.get("colour") or r.get("borders"):
-        said = [r[k] for k in ("orientation", "colour", "borders") if r.get(k)]
+    if any(r.get(k) for k in ("orientation", "lens_metadata_mm", "colour", "borders", "timing")):
+        said = [r[k] for k in ("orientation", "colour", "borders", "timing") if r.get(k)]
         said += (
             [f"its metadata names a {r['lens_metadata_mm']:g} mm-equivalent lens"] if r.get("lens_metadata_mm") else []
         )

@@ -19,7 +19,7 @@ from starbridge.scenes.capture.track_types import TrackingConfig
 from starbridge.scenes.capture.user_depth import probe_video
 from starbridge.scenes.store import SceneStore
 from starbridge.scenes.video import decode_video
-from starbridge.scenes.video_meta import LENS_KEYS, Orientation, lens_of, orientation_of, square_size
+from starbridge.scenes.video_meta import LENS_KEYS, Orientation, lens_of, orientation_of, square_size, steady_frames
 
 LENS_KEY = LENS_KEYS[0]
 
@@ -223,6 +223,39 @@ def test_non_square_pixels_are_resampled_to_square(tmp_path: Path):
     assert square_size(64, 48, 0)[0] == (64, 48) and square_size(64, 48, None)[0] == (64, 48)
     kept, warning = square_size(64, 48, Fraction(100, 1))
     assert kept == (64, 48) and "not believable" in warning
+
+
+def test_a_variable_frame_rate_is_resampled_to_a_steady_one(tmp_path: Path):
+    """A clip whose frames came at irregular times (a phone in low light, a screen recorder): frame i is grey
+    level 20 i, shown at the given milliseconds; decoded, every 1/29.97 s shows the frame on screen then."""
+    from fractions import Fraction
+
+    shown_ms = [0, 33, 67, 100, 200, 233, 267, 400, 433, 467]
+    path = tmp_path / "vfr.mp4"
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=30)
+    stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+    stream.codec_context.time_base = Fraction(1, 1000)
+    for i, ms in enumerate(shown_ms):
+        frame = av.VideoFrame.from_ndarray(np.full((32, 64, 3), 20 * i, np.uint8), format="rgb24")
+        frame.pts, frame.time_base = ms, Fraction(1, 1000)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    video = decode_video(path, 512, 0, lambda *a: None)
+    assert video.fps == pytest.approx(30000 / 1001)
+    shown = [round(float(f.mean()) / 20) for f in video.frames]
+    assert shown == [0, 1, 2, 3, 3, 4, 4, 5, 6, 6, 7, 7, 7, 8, 9]  # ticks 0, 33.4, 66.7, ... 467 ms
+    assert "variable frame rate (10 frames over 0.47 s, intervals 33-133 ms)" in video.timing
+    assert "15 frames (5 repeated to fill its gaps, 0 dropped)" in video.timing
+    # steady clips, jitter of a millisecond included, and clips without times are kept as decoded
+    assert steady_frames([0.0, 0.033, 0.067, 0.1, 0.134], 30.0) == (None, 30.0, "")
+    assert steady_frames([0.0, None, 0.2], 30.0)[0] is None
+    assert steady_frames([0.0, 0.2, 0.1, 0.3], 30.0)[0] is None
+    picked, fps, _ = steady_frames([0.0, 0.01, 0.02, 0.03, 0.1], 60.0)  # the usual interval 10 ms, not 60 fps
+    assert fps == pytest.approx(100.0) and picked == [0, 1, 2, 3, 3, 3, 3, 4, 4, 4, 4]
 
 
 # ---------------------------------------------------------------------------------------------- HDR clips

@@ -191,6 +191,8 @@ def _report_video(report: dict, video: DecodedVideo) -> None:
         report["orientation"] = video.orientation
     if video.colour:
         report["colour"] = video.colour
+    if video.timing:
+        report["timing"] = video.timing
     if video.lens_35mm is not None:
         report["lens_metadata_mm"] = video.lens_35mm
     if video.warnings:

@@ -21,7 +21,7 @@ from av.sidedata.sidedata import Type as SideDataType
 
 from ..errors import InvalidArgument, SceneError
 from .video_colour import HdrSignal, hdr_of, to_sdr
-from .video_meta import Orientation, lens_of, orientation_of, square_size
+from .video_meta import Orientation, lens_of, orientation_of, square_size, steady_frames
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,8 @@ class DecodedVideo:
     warnings: tuple[str, ...] = ()
     #: How an HDR clip's colours were brought to SDR ('' for an SDR clip), video_colour.py.
     colour: str = ""
+    #: How a variable frame rate was made steady ('' for a steady clip), video_meta.py.
+    timing: str = ""
 
 
 def output_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -171,6 +173,8 @@ def decode_video(path: Path, max_side: int, max_frames: int, report: ProgressFn)
         sample_aspect = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
         pixel_warning = ""
         frames: list[np.ndarray] = []
+        times: list[float | None] = []
+        nominal = stream.guessed_rate or stream.base_rate
         size: tuple[int, int] | None = None
         upright = Orientation()
         turn_warning = ""
@@ -192,6 +196,7 @@ def decode_video(path: Path, max_side: int, max_frames: int, report: ProgressFn)
                     wide = frame.reformat(width=size[0], height=size[1], format="rgb48le", interpolation="AREA")
                     rgb = to_sdr(wide.to_ndarray(), hdr)
                 frames.append(upright.apply(rgb))
+                times.append(frame.time)
                 report("decode", len(frames), total)
                 if max_frames and len(frames) >= max_frames:
                     break
@@ -209,8 +214,14 @@ def decode_video(path: Path, max_side: int, max_frames: int, report: ProgressFn)
             f"video file {path.name}: truncated: decoded {len(frames)} of the {announced} frames it announces",
             field="video_path",
         )
+    # a variable frame rate resampled to a steady one (a scene's frame k stands at k / fps)
+    picked, steady_fps, timing = steady_frames(times, float(nominal) if nominal else fps)
+    if picked is not None:
+        frames, fps = [frames[i] for i in picked], steady_fps
+        if max_frames:
+            frames = frames[:max_frames]
     warnings = tuple(f"video file {path.name}: {w}" for w in (turn_warning, lens_warning, pixel_warning) if w)
     for w in warnings:
         log.warning("%s", w)
     colour = hdr.words() if hdr is not None else ""
-    return DecodedVideo(np.stack(frames), fps, limited, upright.words(), lens, warnings, colour)
+    return DecodedVideo(np.stack(frames), fps, limited, upright.words(), lens, warnings, colour, timing)

@@ -12,6 +12,12 @@ mirrors are applied (every phone and camera writes those); any other angle is le
 as 4:3 or 16:9) and a *sample aspect ratio* saying how wide each is; decoded as square, the picture comes out
 squeezed and every angle in it wrong. The frames are resampled to square pixels (`square_size`).
 
+**Timing.** A phone in low light, a screen recorder (a frame only when the screen changes) and some editors
+write frames at irregular times: variable frame rate. A scene's frame k stands at k / fps seconds, so such a
+clip's frames are resampled to a steady rate (`steady_frames`): for every tick of the clip's usual frame
+interval, the frame shown at that moment (the nearest in time); frames fall in gaps, double frames go. A clip
+whose intervals all lie within half and one and a half of the usual one is steady and kept as decoded.
+
 **Lens.** Apple devices write the lens's 35 mm-equivalent focal length into the file's metadata
 (`com.apple.quicktime.camera.focal_length.35mm_equivalent`, a QuickTime `mdta` key, as text or a number;
 FFmpeg reads it into the container's metadata). It is what the camera reports for its lens; what the video
@@ -148,3 +154,37 @@ def lens_of(metadata: Mapping[str, str]) -> tuple[float | None, str]:
             )
         return mm, ""
     return None, ""
+
+
+#: A clip is steady when every frame interval lies within this range of the median interval.
+STEADY_RANGE = (0.5, 1.5)
+
+
+def steady_frames(times: list[float | None], nominal_fps: float) -> tuple[list[int] | None, float, str]:
+    """For frames shown at `times` (seconds; None where the file gives none): None (steady, or no times to go
+    by) or the frame to show at each tick of a steady rate; that rate (the clip's usual one: `nominal_fps`
+    where it agrees with the median interval within 10%, else the median interval's); and what was done, in
+    plain words ('' when steady)."""
+    if len(times) < 3 or any(t is None or not math.isfinite(t) for t in times):
+        return None, nominal_fps, ""
+    t = np.asarray(times, np.float64)
+    order = np.argsort(t, kind="stable")
+    if np.any(order != np.arange(len(t))):  # out of order: presentation times from a broken mux
+        return None, nominal_fps, ""
+    gaps = np.diff(t)
+    usual = float(np.median(gaps))
+    if usual <= 0 or np.all((gaps >= STEADY_RANGE[0] * usual) & (gaps <= STEADY_RANGE[1] * usual)):
+        return None, nominal_fps, ""
+    fps = nominal_fps if nominal_fps > 0 and abs(nominal_fps * usual - 1.0) <= 0.1 else 1.0 / usual
+    ticks = t[0] + np.arange(int(math.floor((t[-1] - t[0]) * fps + 0.5)) + 1) / fps
+    after = np.clip(np.searchsorted(t, ticks), 1, len(t) - 1)
+    nearest = np.where(ticks - t[after - 1] <= t[after] - ticks, after - 1, after)
+    picked = nearest.tolist()
+    repeated = len(picked) - len(set(picked))
+    dropped = len(t) - len(set(picked))
+    words = (
+        f"variable frame rate ({len(t)} frames over {t[-1] - t[0]:.2f} s, intervals {1000 * gaps.min():.0f}-"
+        f"{1000 * gaps.max():.0f} ms): resampled to a steady {fps:.3g} fps, {len(picked)} frames ({repeated} "
+        f"repeated to fill its gaps, {dropped} dropped)"
+    )
+    return picked, fps, words
