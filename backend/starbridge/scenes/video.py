@@ -1,7 +1,9 @@
 """Video files through PyAV (FFmpeg's libraries): decoding a user's clip into frames, writing MP4s of frames.
 
 PyAV because it is FFmpeg without a subprocess: it decodes everything FFmpeg does, gives frames straight
-as NumPy arrays and ships as wheels with its own FFmpeg. One writer for everyone: `fly` records what an
+as NumPy arrays and ships as wheels with its own FFmpeg. What FFmpeg's libraries leave to a player, decoding
+does here: the display matrix, the sample aspect ratio and a variable frame rate (video_meta.py), HDR to SDR
+(video_colour.py). One writer for everyone: `fly` records what an
 engine received, the capture benchmark and tests encode ground-truth clips to import as if they were real.
 """
 
@@ -116,10 +118,9 @@ def write_video(path: Path, frames: np.ndarray, fps: float, *, crf: int = H264_C
 @dataclass(frozen=True)
 class DecodedVideo:
     """frames (N, H, W, 3) uint8 sRGB, rows top to bottom, upright and with square pixels as a player shows
-    them; fps; whether
-    `max_frames` cut the video short; how the frames were turned to stand upright ('' for not at all) and the
-    35 mm-equivalent lens the file's metadata names (None: it does not), video_meta.py; warnings about either;
-    how an HDR clip was converted to SDR."""
+    them, at a steady rate; fps; whether `max_frames` cut the video short; how the frames were turned to stand
+    upright ('' for not at all) and the 35 mm-equivalent lens the file's metadata names (None: it does not),
+    video_meta.py; warnings about either."""
 
     frames: np.ndarray
     fps: float
