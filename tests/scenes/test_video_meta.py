@@ -18,7 +18,7 @@ from starbridge.geometry.camera import fov_of_equivalent_focal
 from starbridge.scenes.capture.track_types import TrackingConfig
 from starbridge.scenes.capture.user_depth import probe_video
 from starbridge.scenes.store import SceneStore
-from starbridge.scenes.video import decode_video
+from starbridge.scenes.video import X264_REPRODUCIBLE, decode_video
 from starbridge.scenes.video_meta import LENS_KEYS, Orientation, lens_of, orientation_of, square_size, steady_frames
 
 LENS_KEY = LENS_KEYS[0]
@@ -44,7 +44,7 @@ def write_clip(path: Path, frames: np.ndarray, *, rotation: float = 0.0, hflip: 
     stream = container.add_stream("libx264", rate=fps)
     stream.height, stream.width = frames.shape[1:3]
     stream.pix_fmt = "yuv420p"
-    stream.options = {"crf": "12"}
+    stream.options = {"crf": "12", "x264-params": X264_REPRODUCIBLE}  # the same bytes every run
     if rotation or hflip or vflip:
         stream.set_display_rotation(rotation, hflip=hflip, vflip=vflip)
     if lens is not None:
