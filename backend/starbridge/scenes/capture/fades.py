@@ -121,20 +121,29 @@ def split_at_flat(frames: np.ndarray, shots: Sequence[tuple[int, int]]) -> list[
     flat = contrast < FLAT * float(np.percentile(contrast, TYPICAL_PERCENTILE))
     if flat.all():
         return list(shots)
-    pieces: list[tuple[int, int]] = []
-    for start, end in shots:
-        k = start
-        while k < end:
-            if flat[k]:
-                k += 1
-                continue
-            stop = k
-            while stop < end and not flat[stop]:
-                stop += 1
-            # with the flat frame on either side, so that `find_fades` sees the fade start from flat
-            pieces.append((k - 1 if k > start else k, stop + 1 if stop < end else stop))
-            k = stop
+    pieces = [
+        # with the flat frame on either side, so that `find_fades` sees the fade start from flat
+        (k - 1 if k > start else k, stop + 1 if stop < end else stop)
+        for start, end in shots
+        for k, stop in _runs_without(flat, start, end)
+    ]
     return pieces or list(shots)
+
+
+def _runs_without(marked: np.ndarray, start: int, end: int) -> list[tuple[int, int]]:
+    """The [k, stop) runs of unmarked frames within [start, end)."""
+    runs: list[tuple[int, int]] = []
+    k = start
+    while k < end:
+        if marked[k]:
+            k += 1
+            continue
+        stop = k
+        while stop < end and not marked[stop]:
+            stop += 1
+        runs.append((k, stop))
+        k = stop
+    return runs
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -172,19 +181,12 @@ def split_at_dissolves(frames: np.ndarray, shots: Sequence[tuple[int, int]]) -> 
             blended[i - k + 1 : i + k] |= near > DISSOLVE_BLEND * change[m]
     if not blended.any():
         return list(shots)
-    pieces: list[tuple[int, int]] = []
-    for start, end in shots:
-        k = start
-        while k < end:
-            if blended[k]:
-                k += 1
-                continue
-            stop = k
-            while stop < end and not blended[stop]:
-                stop += 1
-            if stop - k >= MIN_KEPT_FRAMES:
-                pieces.append((k, stop))
-            k = stop
+    pieces = [
+        (k, stop)
+        for start, end in shots
+        for k, stop in _runs_without(blended, start, end)
+        if stop - k >= MIN_KEPT_FRAMES
+    ]
     return pieces or list(shots)
 
 
