@@ -127,6 +127,14 @@ class DepthConfig:
     #: a plane per pixel (`fill_linear`, slopes pulled to zero by `fill_ridge` in squared image units where
     #: the support is thin) or a weighted mean. Range sigma 0.16 rather than 0.08: +0.14 / +0.08 / +0.11 dB on
     #: handheld / dolly / moving (orbit -0.01); 0.04 and 0.02 lost 0.2-0.5 dB (holes cut off from support).
+    #: Not kept: a hole whose plane value falls between clusters of its support (under a quarter of the
+    #: support's weight within a bin of it; the edge-aware weights spread over 16 / 24 log bins of inverse
+    #: depth) takes the heaviest cluster's mean instead of the blend. On bench_capture's sixteen 40-frame
+    #: clips (field of view given, the same tracked poses) AbsRel at the path's scale 0.122 -> 0.118 / 0.115
+    #: (14 of 16 better, none worse by more than 0.002) but the novel-view gap 1.885 -> 1.885 / 1.921 dB, and
+    #: plain faces tore where the heavier cluster was the surface behind (world 0's 512x288 dolly: the teal
+    #: box's face partly at the yellow box's depth), also with half the range / spatial sigma and a 60%
+    #: majority; docs/capture-measurements.md "Where the gap is now".
     fill_sigma_s: float = 0.15
     fill_sigma_r: float = 0.16
     fill_linear: bool = True
