@@ -133,8 +133,9 @@ class DepthConfig:
     #: clips (field of view given, the same tracked poses) AbsRel at the path's scale 0.122 -> 0.118 / 0.115
     #: (14 of 16 better, none worse by more than 0.002) but the novel-view gap 1.885 -> 1.885 / 1.921 dB, and
     #: the novel views of world 0's 512x288 dolly tore (the yellow box showing inside the teal box's face), also
-    #: with half the range / spatial sigma, a 60% majority or a colour-guided choice of the cluster; not
-    #: traced further: docs/capture-measurements.md "Where the gap is now".
+    #: with half the range / spatial sigma, a 60% majority or a colour-guided choice of the cluster: that face's
+    #: only confident pixels, on its outline, are wrong, and the blend had hidden it (docs/capture-measurements.md
+    #: "Where the gap is now").
     fill_sigma_s: float = 0.15
     fill_sigma_r: float = 0.16
     fill_linear: bool = True
