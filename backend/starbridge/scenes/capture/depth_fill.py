@@ -71,8 +71,8 @@ def fill(ctx: SweepContext, i: int, rho: np.ndarray, conf: np.ndarray) -> tuple[
     h, w = ctx.intr.height, ctx.intr.width
     if not ctx.sources[i]:
         return np.zeros((h, w), np.float32), np.zeros((h, w), bool)
-    out = rho.copy()
-    conf = conf.copy()
+    conf = erode_near_edges(rho, conf, cfg.edge_erode_px, cfg.edge_erode_jump)
+    out = np.where(conf, rho, 0.0).astype(np.float32)
     sky = _sky(ctx.rgb[i], conf, out, cfg)
     conf &= ~sky
     holes = ~conf & ~sky
@@ -87,6 +87,19 @@ def fill(ctx: SweepContext, i: int, rho: np.ndarray, conf: np.ndarray) -> tuple[
     if cfg.snap and conf.any():
         out = snap_edges(out, ctx.rgb[i], cfg)
     return out, conf
+
+
+def erode_near_edges(rho: np.ndarray, conf: np.ndarray, radius: int, jump: float) -> np.ndarray:
+    """The confident mask without the near side's outermost `radius` pixels at every depth edge the confident
+    matches show: a confident pixel is dropped where a confident neighbour within `radius` (square window) is
+    farther by more than `jump` in relative inverse depth (a confident pixel at infinity, `rho` 0, is the
+    farthest). Those are where the plane sweep fattens a near surface over what lies behind it (a window
+    straddling the edge matches the near side's texture); the fill and the edge snapping then give the pixel
+    the side its colour belongs to. `radius` 0: the mask unchanged."""
+    if radius <= 0 or not conf.any():
+        return conf.copy()
+    far = ndimage.minimum_filter(np.where(conf, rho, np.inf), size=2 * radius + 1, mode="nearest")
+    return conf & ~((rho > 0) & (far < (1.0 - jump) * rho))
 
 
 def _sky(rgb: np.ndarray, conf: np.ndarray, rho: np.ndarray, cfg: DepthConfig) -> np.ndarray:
