@@ -24,9 +24,10 @@ surfaces): the renderer treats +inf as a direction. Per frame:
    `cost_shift_penalty` (a window on one side of a depth edge, not straddling it: less fattening).
 4. **Aggregation** by semi-global matching (`sgm_paths` scan directions, penalties P1/P2, P2 lowered across
    grey edges), winner-take-all, and a parabola through the neighbouring planes (sub-plane refinement).
-5. **Confidence**: texture (local grey std >= `min_texture`), the raw ZNCC at the winner (>= `min_zncc`),
-   and geometric consistency with `min_consistent_views` source views (project into the source, read its
-   depth there, project back: within `consistency_px` pixels and `consistency_depth` relative depth); a
+5. **Confidence**: texture (local grey std >= `min_texture`, and at least `min_epipolar_texture` of the
+   gradient's energy along the epipolar line: not stripes along the motion), the raw ZNCC at the winner (>=
+   `min_zncc`), and geometric consistency with `min_consistent_views` source views (project into the source, read
+   its depth there, project back: within `consistency_px` pixels and `consistency_depth` relative depth); a
    confident depth is averaged with those of its consistent views (`fuse`). `DepthResult.coverage` is the
    confident fraction of each frame, before filling (and after step 6).
 6. **Fusion across frames** (depth_fuse.py): the confident depths of the frames within `fuse_frames` of
@@ -39,13 +40,15 @@ surfaces): the renderer treats +inf as a direction. Per frame:
    inverse depth at most `sky_far_ratio` times the frame's median): +inf; unless the region is a wall (it
    encloses confident depth, at least `sky_wall_inner` of its area, about as far as its own outline: windows
    in a plain facade), which is filled like any other hole.
-8. **Fill** the rest by first-order normalised convolution: a plane in inverse depth (linear in the image on
-   any planar surface, so slanted ground is not flattened) fitted at every pixel to the confident inverse
-   depths with the edge-aware weights of the domain transform's recursive filter, guided by the colour;
-   the nearest confident value where there is no support. Optionally (`planes`, off: depth_config.py says
-   why) a RANSAC plane per plain-colour superpixel replaces the fill there (depth_planes.py). Then the depth
-   edges are snapped to the colour edges (`snap`, depth_snap.py): a pixel beside a depth jump whose colour
-   is the other side's takes that side's depth (the fattened outline of a textured thing over a plain one).
+8. **Fill** the rest (first without the near side's outermost confident pixel at each depth edge,
+   `edge_erode_px`: where the sweep fattens a near surface over what lies behind it) by first-order normalised
+   convolution: a plane in inverse depth (linear in the image on any planar surface, so slanted ground is not
+   flattened) fitted at every pixel to the confident inverse depths with the edge-aware weights of the domain
+   transform's recursive filter, guided by the colour; the nearest confident value where there is no support.
+   Optionally (`planes`, off: depth_config.py says why) a RANSAC plane per plain-colour superpixel replaces the
+   fill there (depth_planes.py). Then the depth edges are snapped to the colour edges (`snap`, depth_snap.py): a
+   pixel beside a depth jump whose colour is the other side's takes that side's depth (the fattened outline of a
+   textured thing over a plain one).
 9. **Keep** the inverse depth at `store_side` (each kept pixel takes the working pixel under its centre) and
    **upsample** it to the frame size (depth_upsample.py, compiled): bilinear in inverse depth where the four
    low-resolution neighbours agree within `upsample_blend` (relative), else the neighbour whose colour is

@@ -101,7 +101,35 @@ def sweep(ctx: SweepContext, i: int) -> SweptFrame:
     rho = ((idx + offset) * ctx.step[i]).astype(np.float32)
     score = 1.0 - raw[idx, rows, cols]
     conf = (std >= cfg.min_texture) & (score >= cfg.min_zncc) & (idx < count - 1)
+    if cfg.min_epipolar_texture > 0:
+        conf &= epipolar_texture(ctx, i) >= cfg.min_epipolar_texture
     return SweptFrame(rho, conf, std)
+
+
+def epipolar_texture(ctx: SweepContext, i: int) -> np.ndarray:
+    """(h, w): the share of frame `i`'s local grey gradient energy (structure tensor over the match window)
+    that lies along the epipolar line through each pixel, the most over its source views. Near 0 where the
+    texture runs along the lines only (stripes parallel to the motion: every plane matches alike)."""
+    cfg = ctx.config
+    h, w = ctx.intr.height, ctx.intr.width
+    gy, gx = np.gradient(ctx.grey[i])
+    k = cfg.window
+    jxx, jxy, jyy = (box_mean(a, k) for a in (gx * gx, gx * gy, gy * gy))
+    total = np.maximum(jxx + jyy, 1e-12)
+    u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    best = np.zeros((h, w))
+    for j in ctx.sources[i]:
+        rot, t = relative(ctx.c2w[i], ctx.c2w[j])
+        e = ctx.intr.K @ (-rot.T @ t)  # source camera's centre in frame i's pixels (homogeneous): the epipole
+        if abs(e[2]) > 1e-9 * max(abs(e[0]), abs(e[1]), 1e-12):
+            dx, dy = u - e[0] / e[2], v - e[1] / e[2]
+        else:
+            dx, dy = np.full((h, w), e[0]), np.full((h, w), e[1])
+        norm = np.maximum(np.hypot(dx, dy), 1e-12)
+        dx, dy = dx / norm, dy / norm
+        along = dx * dx * jxx + 2.0 * dx * dy * jxy + dy * dy * jyy
+        best = np.maximum(best, along / total)
+    return best
 
 
 def _views_kept(ctx: SweepContext, i: int) -> int:
