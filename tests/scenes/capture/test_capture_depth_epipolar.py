@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_capture_depth_snap import _error, _scene
 
 from starbridge.geometry.camera import Intrinsics
+from starbridge.scenes.capture.depth import estimate_depth
 from starbridge.scenes.capture.depth_config import DepthConfig
 from starbridge.scenes.capture.depth_ops import pixel_rays
 from starbridge.scenes.capture.depth_sweep import SweepContext, epipolar_texture
@@ -63,3 +65,19 @@ def test_the_best_source_view_counts() -> None:
     ctx.sources[0] = [1, 2]
     ctx.grey = np.concatenate([ctx.grey, ctx.grey[:1]])
     assert epipolar_texture(ctx, 0)[8:-8, 8:-8].min() > 0.99
+
+
+def test_a_banded_box_is_no_longer_matched_at_the_wall() -> None:
+    """Through the whole depth stage (test_capture_depth_snap's plain box with bands along a sideways walk, in
+    front of a wall): without the test the bands are confident at the wall's depth and the box is filled there;
+    with it the box's interior takes its depth from its sides and the ground. Measured (mean relative error
+    over the box / the whole frame): 0.580 / 0.080 -> 0.481 / 0.042."""
+    frames, depth, mask, poses, intr, points = _scene("box")
+    err = {}
+    for share in (0.0, 0.2):
+        cfg = DepthConfig(workers=1, min_epipolar_texture=share)
+        d = estimate_depth(frames, intr, poses, sparse_points=points, config=cfg).depth[3]
+        err[share] = (_error(d, depth[3], mask), _error(d, depth[3], np.isfinite(depth[3])))
+    print(f"\nbox / whole frame, without / with the test: {err}")
+    assert err[0.2][0] < 0.9 * err[0.0][0]
+    assert err[0.2][1] < 0.7 * err[0.0][1]

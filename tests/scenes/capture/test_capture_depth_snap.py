@@ -119,13 +119,18 @@ def _error(pred: np.ndarray, true: np.ndarray, mask: np.ndarray) -> float:
 
 def _before_after(obstacle: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(depth without the snap, with it, true depth, obstacle mask) of the middle frame. Without the erosion of
-    the near edges before the fill, which came later and moves the same outlines (with it, box / sphere: the
-    outline 0.232 -> 0.254 / 0.143 -> 0.114, the whole frame 0.080 -> 0.080 / 0.065 -> 0.065; its own test,
-    test_capture_depth_fill.py, says what it does to both)."""
+    the near edges before the fill and the epipolar texture test, which came later and move the same outlines
+    (with the erosion, box / sphere: the outline 0.232 -> 0.254 / 0.143 -> 0.114, the whole frame 0.080 ->
+    0.080 / 0.065 -> 0.065; their own tests, test_capture_depth_fill.py and test_capture_depth_epipolar.py,
+    say what they do)."""
     frames, depth, mask, poses, intr, points = _scene(obstacle)
     out = [
         estimate_depth(
-            frames, intr, poses, sparse_points=points, config=DepthConfig(workers=1, snap=snap, edge_erode_px=0)
+            frames,
+            intr,
+            poses,
+            sparse_points=points,
+            config=DepthConfig(workers=1, snap=snap, edge_erode_px=0, min_epipolar_texture=0.0),
         ).depth[3]
         for snap in (False, True)
     ]
