@@ -40,15 +40,15 @@ surfaces): the renderer treats +inf as a direction. Per frame:
    inverse depth at most `sky_far_ratio` times the frame's median): +inf; unless the region is a wall (it
    encloses confident depth, at least `sky_wall_inner` of its area, about as far as its own outline: windows
    in a plain facade), which is filled like any other hole.
-8. **Fill** the rest (first without the near side's outermost confident pixel at each depth edge,
-   `edge_erode_px`: where the sweep fattens a near surface over what lies behind it) by first-order normalised
-   convolution: a plane in inverse depth (linear in the image on any planar surface, so slanted ground is not
-   flattened) fitted at every pixel to the confident inverse depths with the edge-aware weights of the domain
-   transform's recursive filter, guided by the colour; the nearest confident value where there is no support.
-   Optionally (`planes`, off: depth_config.py says why) a RANSAC plane per plain-colour superpixel replaces the
-   fill there (depth_planes.py). Then the depth edges are snapped to the colour edges (`snap`, depth_snap.py): a
-   pixel beside a depth jump whose colour is the other side's takes that side's depth (the fattened outline of a
-   textured thing over a plain one).
+8. **Fill** the rest (the near side's outermost confident pixel at each depth edge, where the sweep fattens a
+   near surface over what lies behind it, is not confident from step 7 on: `edge_erode_px`) by first-order
+   normalised convolution: a plane in inverse depth (linear in the image on any planar surface, so slanted ground
+   is not flattened) fitted at every pixel to the confident inverse depths with the edge-aware weights of the
+   domain transform's recursive filter, guided by the colour; the nearest confident value where there is no
+   support. Optionally (`planes`, off: depth_config.py says why) a RANSAC plane per plain-colour superpixel
+   replaces the fill there (depth_planes.py). Then the depth edges are snapped to the colour edges (`snap`,
+   depth_snap.py): a pixel beside a depth jump whose colour is the other side's takes that side's depth (the
+   fattened outline of a textured thing over a plain one).
 9. **Keep** the inverse depth at `store_side` (each kept pixel takes the working pixel under its centre) and
    **upsample** it to the frame size (depth_upsample.py, compiled): bilinear in inverse depth where the four
    low-resolution neighbours agree within `upsample_blend` (relative), else the neighbour whose colour is
