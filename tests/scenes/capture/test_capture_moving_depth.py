@@ -17,12 +17,14 @@ from PIL import Image
 from scipy import ndimage
 
 from starbridge.errors import InvalidArgument
+from starbridge.geometry.camera import Intrinsics
 from starbridge.scenes.capture.depth import DepthResult, confident_points
 from starbridge.scenes.capture.depth_ops import cv_poses, working_size
 from starbridge.scenes.capture.depth_upsample import upsample_frames
 from starbridge.scenes.capture.ground import fit_ground
 from starbridge.scenes.capture.moving_depth import (
     MovingDepthConfig,
+    _carry_depth,
     _components,
     _cut,
     _link,
@@ -160,6 +162,30 @@ def test_a_region_is_cut_by_the_frame_edge_or_a_nearer_neighbour() -> None:
     assert np.allclose(_track_depths(track, 2, 1), 1.0)
     track[0].cut = False
     assert np.allclose(_track_depths(track, 2, 1), [1.0, 20 / 30, 20 / 30, 20 / 30, 20 / 30])
+
+
+def test_a_cut_region_takes_its_whole_neighbours_size_carried_by_the_cameras_motion() -> None:
+    """A dolly towards a still ball: it touches the ground only in frame 0, where half of it is hidden (cut),
+    and is whole (but in the air: contacts beyond it) from frame 1 on. Its true size on screen is 200 / depth
+    (depth 10 - k in frame k). The whole neighbour's size as it is (22.2 px) sets every depth 10% too far; carried
+    back through the camera's 1 m of motion (the ball 1 m farther from frame 0's camera) it is 20 px."""
+    intr = Intrinsics(fx=100.0, fy=100.0, cx=32.0, cy=32.0, width=64, height=64)
+    c2w = np.tile(np.eye(4), (5, 1, 1))
+    c2w[:, 2, 3] = np.arange(5.0)  # OpenCV: the camera moves 1 m a frame along its view (+z)
+    centre = np.zeros((64, 64), bool)
+    centre[28:36, 28:36] = True  # around the principal point: the object's centre ray is the optical axis
+    true_depth = 10.0 - np.arange(5.0)
+    track = [_Region(k, centre, contact=10.0 if k == 0 else 20.0, cut=(k == 0)) for k in range(5)]
+    for k, region in enumerate(track):
+        region._size = 12.0 if k == 0 else 200.0 / true_depth[k]
+    uncarried = _track_depths(track, 2, 1)
+    assert np.allclose(uncarried[1:], true_depth[1:] * 10 / 9)  # the old rule: the constant 10 x 22.2
+    carried = _track_depths(track, 2, 1, _carry_depth(intr, c2w))
+    assert np.allclose(carried, true_depth, rtol=0.01)
+    assert np.allclose(_track_depths(track, 2, 1, _carry_depth(intr, c2w), rounds=0), uncarried)
+    # a cut region never takes less than its own size: a carried size below it leaves it as it is
+    track[0]._size = 21.0
+    assert _track_depths(track, 2, 1, _carry_depth(intr, c2w))[0] == pytest.approx(10.0)
 
 
 def test_a_moving_shadow_lies_on_the_ground_and_the_objects_stand_where_they_did(clip: GroundTruthClip) -> None:

@@ -24,7 +24,11 @@ the prior that holds for most of what moves in footage: it stands on the ground.
    size (the diameter of the largest disc inside the region, median-filtered over `size_smooth_s`). A track
    shorter than `min_track_s` keeps each frame's own contact. A region that is less than its object (cut by
    the frame's edge, or beside a static surface nearer than its contact: part of it is hidden) looks smaller
-   than it is, and would set the constant too near: it takes the size of the track's nearest whole region.
+   than it is, and would set the constant too near: it takes the size of the track's nearest whole region,
+   carried to its frame through the camera's motion between the two (that region's depth over its depth
+   seen from the cut region's camera; the object taken as still in between). Uncarried, a ball half hidden
+   in a dolly's first frames took the size it has when first seen whole, nearer: world 2's dolly placed it
+   15% too far all along (median ratio to the truth of the moving objects 1.154 -> 1.040).
 6. **A billboard**: each region takes its one depth (it faces the camera), written into the working-size
    inverse depth (the working pixels mostly inside the region) and upsampled again, as the bundle does at load.
 
@@ -58,7 +62,7 @@ centre, behind most of its visible surface (about 6% at 5 m for a 1 m ball).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -245,7 +249,7 @@ def place_moving_objects(
     smooth = max(1, round(config.size_smooth_s * fps)) | 1
     placed_objects = placed = left = 0
     for track in tracks:
-        depths = _track_depths(track, min_track, smooth)
+        depths = _track_depths(track, min_track, smooth, _carry_depth(intrinsics, c2w))
         if np.isfinite(depths).any():
             placed_objects += 1
         for reg, z in zip(track, depths, strict=True):
@@ -384,9 +388,32 @@ def _link(regions: Sequence[Sequence[_Region]], link_iou: float, area_ratio: flo
     return tracks
 
 
-def _track_depths(track: Sequence[_Region], min_track: int, smooth: int) -> np.ndarray:
+#: carry(region j, region k, z_j): the z-depth in region k's frame of the point at z-depth z_j behind region j's
+#: centre (the camera's own motion between the two frames; the object taken as still).
+CarryFn = Callable[["_Region", "_Region", float], float]
+
+
+def _carry_depth(intr: Intrinsics, c2w: np.ndarray) -> CarryFn:
+    """The `CarryFn` of cameras `c2w` ((N, 4, 4) OpenCV camera-to-world) with intrinsics `intr`."""
+    w2c = np.linalg.inv(c2w)
+
+    def carry(reg_j: _Region, reg_k: _Region, z_j: float) -> float:
+        ys, xs = np.nonzero(reg_j.mask)
+        ray = np.array([(xs.mean() + 0.5 - intr.cx) / intr.fx, (ys.mean() + 0.5 - intr.cy) / intr.fy, 1.0])
+        world = c2w[reg_j.frame] @ np.append(z_j * ray, 1.0)
+        return float((w2c[reg_k.frame] @ world)[2])
+
+    return carry
+
+
+def _track_depths(
+    track: Sequence[_Region], min_track: int, smooth: int, carry: CarryFn | None = None, rounds: int = 2
+) -> np.ndarray:
     """Each region's depth: the track's least (contact x size) over its smoothed size; a short track its own
-    contacts (nan: none)."""
+    contacts (nan: none). A cut region takes the size of the track's nearest whole region in time where that
+    is larger, carried to its frame by `carry` (the whole region's size times its depth over that depth seen
+    from the cut region's camera: a ball half hidden in the first frames of a dolly is farther there than
+    where it is first seen whole; `rounds` times, the depths from the previous constant)."""
     contact = np.array([r.contact for r in track])
     if len(track) < min_track:
         return contact
@@ -396,13 +423,23 @@ def _track_depths(track: Sequence[_Region], min_track: int, smooth: int) -> np.n
     if not known.any():
         return contact
     cut = np.array([r.cut for r in track])
-    if cut.any() and not cut.all():
-        # a cut region looks smaller than its object (it would set the constant too near): it takes the size of
-        # the track's nearest whole region in time where that is larger
-        whole = np.nonzero(~cut)[0]
-        for k in np.nonzero(cut)[0]:
-            size[k] = max(size[k], size[whole[np.argmin(np.abs(whole - k))]])
+    if not cut.any() or cut.all():
+        return float(np.min(contact[known] * size[known])) / size
+    # a cut region looks smaller than its object (it would set the constant too near): it takes the size of
+    # the track's nearest whole region in time where that is larger
+    own = size.copy()
+    whole = np.nonzero(~cut)[0]
+    source = {int(k): int(whole[np.argmin(np.abs(whole - k))]) for k in np.nonzero(cut)[0]}
+    for k, j in source.items():
+        size[k] = max(own[k], own[j])
     constant = float(np.min(contact[known] * size[known]))
+    for _ in range(rounds if carry is not None else 0):
+        z = constant / size
+        for k, j in source.items():
+            z_k = carry(track[j], track[k], float(z[j])) if carry is not None else math.nan
+            if math.isfinite(z_k) and z_k > 0:
+                size[k] = max(own[k], own[j] * float(z[j]) / z_k)
+        constant = float(np.min(contact[known] * size[known]))
     return constant / size
 
 
