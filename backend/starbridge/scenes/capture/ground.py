@@ -20,13 +20,20 @@ from ...errors import InvalidArgument
 
 
 def ransac_plane(
-    pts: np.ndarray, rng: np.random.Generator, tol: float, hypotheses: int, accept: Callable[[np.ndarray], bool]
+    pts: np.ndarray,
+    rng: np.random.Generator,
+    tol: float,
+    hypotheses: int,
+    accept: Callable[[np.ndarray], bool],
+    beneath: tuple[np.ndarray, float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """RANSAC: the plane (a point, its unit normal, its inliers) with the most points within `tol` among
-    those whose normal `accept`s; refitted twice by least squares on its inliers. None: no plane accepted."""
+    those whose normal `accept`s; refitted twice by least squares on its inliers. None: no plane accepted.
+    `beneath` (viewpoint (3,), margin, weight): each point more than `margin` beyond the plane as seen from
+    `viewpoint` counts `weight` against it (the ground: nothing static is seen below it)."""
     if len(pts) < 3:
         return None
-    best, most = None, 0
+    best, most = None, -math.inf
     for i, j, k in rng.integers(0, len(pts), (hypotheses, 3)):
         normal = np.cross(pts[j] - pts[i], pts[k] - pts[i])
         length = float(np.linalg.norm(normal))
@@ -35,9 +42,14 @@ def ransac_plane(
         normal /= length
         if not accept(normal):
             continue
-        count = int((np.abs((pts - pts[i]) @ normal) < tol).sum())
-        if count > most:
-            best, most = (pts[i], normal), count
+        signed = (pts - pts[i]) @ normal
+        score = float((np.abs(signed) < tol).sum())
+        if beneath is not None:
+            viewpoint, margin, weight = beneath
+            side = 1.0 if float((viewpoint - pts[i]) @ normal) >= 0 else -1.0
+            score -= weight * float((side * signed < -margin).sum())
+        if score > most:
+            best, most = (pts[i], normal), score
     if best is None:
         return None
     centre, normal = best
@@ -92,6 +104,10 @@ class GroundSearch:
     hypotheses: int = 400
     ground_max_tilt_deg: float = 35.0
     min_ground_fraction: float = 0.05
+    #: Each point more than `beneath_margin` times the plane tolerance below a candidate ground (the side away
+    #: from the cameras) counts `beneath_weight` against it.
+    beneath_margin: float = 3.0
+    beneath_weight: float = 1.0
 
     def __post_init__(self) -> None:
         ok = (
@@ -101,6 +117,8 @@ class GroundSearch:
             and self.hypotheses >= 1
             and 0 < self.ground_max_tilt_deg < 90
             and 0 <= self.min_ground_fraction <= 1
+            and self.beneath_margin > 0
+            and self.beneath_weight >= 0
         )
         if not ok:
             raise InvalidArgument(f"GroundSearch: a setting is out of range: {self}", field="ground")
@@ -128,7 +146,8 @@ def find_ground(points: np.ndarray, c2w_cv: np.ndarray, search: GroundSearch, rn
     if len(pts) > search.max_points:
         pts = pts[rng.permutation(len(pts))[: search.max_points]]
     tol = search.plane_tol * scale
-    ground = fit_ground(pts, c2w_cv, tol, search.hypotheses, search.ground_max_tilt_deg, rng)
+    beneath = search.beneath_margin * tol, search.beneath_weight
+    ground = fit_ground(pts, c2w_cv, tol, search.hypotheses, search.ground_max_tilt_deg, rng, beneath)
     if ground is not None and ground.inliers.sum() < search.min_ground_fraction * len(pts):
         ground = None
     return GroundFound(pts, tol, ground)
@@ -141,13 +160,23 @@ def cameras_down(c2w_cv: np.ndarray) -> np.ndarray:
 
 
 def fit_ground(
-    pts: np.ndarray, c2w_cv: np.ndarray, tol: float, hypotheses: int, max_tilt_deg: float, rng: np.random.Generator
+    pts: np.ndarray,
+    c2w_cv: np.ndarray,
+    tol: float,
+    hypotheses: int,
+    max_tilt_deg: float,
+    rng: np.random.Generator,
+    beneath: tuple[float, float] = (0.0, 0.0),
 ) -> Ground | None:
     """The plane with the most of `pts` (M, 3) within `tol` whose normal is within `max_tilt_deg` of the
-    cameras' mean down axis (`c2w_cv` (N, 4, 4) OpenCV camera-to-world); None when there is none."""
+    cameras' mean down axis (`c2w_cv` (N, 4, 4) OpenCV camera-to-world); None when there is none. `beneath`
+    (margin, weight): each point more than `margin` below the plane (away from the cameras' mean centre) counts
+    `weight` against it."""
     down = cameras_down(c2w_cv)
     cos_ground = math.cos(math.radians(max_tilt_deg))
-    found = ransac_plane(pts, rng, tol, hypotheses, lambda n: abs(n @ down) >= cos_ground)
+    margin, weight = beneath
+    below = (c2w_cv[:, :3, 3].mean(axis=0), margin, weight) if weight > 0 else None
+    found = ransac_plane(pts, rng, tol, hypotheses, lambda n: abs(n @ down) >= cos_ground, below)
     if found is None:
         return None
     centre, normal, inliers = found
