@@ -247,9 +247,10 @@ def place_moving_objects(
     tracks = _link(regions, config.link_iou, config.link_area_ratio)
     min_track = max(2, round(config.min_track_s * fps))
     smooth = max(1, round(config.size_smooth_s * fps)) | 1
+    carry = _carry_depth(intrinsics, c2w)
     placed_objects = placed = left = 0
     for track in tracks:
-        depths = _track_depths(track, min_track, smooth, _carry_depth(intrinsics, c2w))
+        depths = _track_depths(track, min_track, smooth, carry)
         if np.isfinite(depths).any():
             placed_objects += 1
         for reg, z in zip(track, depths, strict=True):
