@@ -1,4 +1,4 @@
-"""Piecewise-planar refinement (capture/depth_planes.py, off by default: DepthConfig.planes says why) and the
+"""Piecewise-planar refinement (capture/depth_planes.py; DepthConfig.planes says where it runs and why) and the
 sky's wall test (depth_fill._sky), on small ray-cast scenes with known depth: a box with plain faces on
 textured ground, a plain facade with windows that reaches the top of the frame beside the sky (and a ball
 floating in that sky), and a curved (non-planar) textured surface.
@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from starbridge.errors import InvalidArgument
 from starbridge.geometry.camera import Intrinsics
 from starbridge.scenes.capture.depth import DepthConfig, estimate_depth
 from starbridge.scenes.capture.depth_ops import resize_rgb
@@ -208,12 +209,13 @@ def test_refine_planes_keeps_confident_and_replaces_only_where_a_plane_fits() ->
     conf = rng.random((h, w)) < 0.1
     rho = np.where(conf, plane, 0.05).astype(np.float32)
     rho[conf.nonzero()[0][0], conf.nonzero()[1][0]] = 0.9  # an outlier among the measured
-    out = refine_planes(rho, conf, rgb, 1.0, DepthConfig())
+    anywhere = DepthConfig(plane_max_change=0.0)  # the default 0.25 would keep this fill, 4-7 times too far
+    out = refine_planes(rho, conf, rgb, 1.0, anywhere)
     np.testing.assert_array_equal(out[conf], rho[conf])
     np.testing.assert_allclose(out[~conf], plane[~conf], rtol=1e-3)
     # measured values that fit no plane (random): the fill stays
     noisy = np.where(conf, rng.uniform(0.1, 1.0, (h, w)), 0.05).astype(np.float32)
-    out = refine_planes(noisy, conf, rgb, 1.0, DepthConfig())
+    out = refine_planes(noisy, conf, rgb, 1.0, anywhere)
     np.testing.assert_array_equal(out, noisy)
 
 
@@ -224,15 +226,15 @@ def test_planes_do_not_harm_box_faces_or_curved_surfaces() -> None:
     the outline, where the textured background fattens over them (so no plane gets 80% inliers); bound: not
     worse by more than 0.005."""
     scene = [_ground, _box, _wall(15.0, 5, 8)]
-    off, truth, tags = _estimate(scene, planes=False)
-    on, _, _ = _estimate(scene, planes=True)
+    off, truth, tags = _estimate(scene, planes="off")
+    on, _, _ = _estimate(scene, planes="fill", plane_max_change=0.0)
     faces = np.isin(tags, (2, 3, 4))
     e_off, e_on = _absrel(off, truth, faces), _absrel(on, truth, faces)
     print(f"\nbox faces AbsRel: planes off {e_off:.4f}, on {e_on:.4f}")
     assert e_on <= e_off + 0.005
     curved = [_ground, _cylinder, _wall(15.0, 5, 8)]
-    c_off, c_truth, c_tags = _estimate(curved, planes=False)
-    c_on, _, _ = _estimate(curved, planes=True)
+    c_off, c_truth, c_tags = _estimate(curved, planes="off")
+    c_on, _, _ = _estimate(curved, planes="fill", plane_max_change=0.0)
     cyl = c_tags == 7
     a_off, a_on = _absrel(c_off, c_truth, cyl), _absrel(c_on, c_truth, cyl)
     print(f"cylinder AbsRel: planes off {a_off:.4f}, on {a_on:.4f}")
@@ -285,3 +287,53 @@ def test_an_object_floating_in_the_sky_leaves_it_sky() -> None:
     print(f"\nsky infinite {np.isinf(pred[sky]).mean():.3f}, ball finite {np.isfinite(pred[ball]).mean():.3f}")
     assert np.isinf(pred[sky]).mean() > 0.9
     assert np.isfinite(pred[ball]).mean() > 0.8
+
+
+def test_refine_planes_max_change_leaves_far_off_fill_alone() -> None:
+    """`plane_max_change`: a filled pixel takes its segment's plane only where the plane is within that share of
+    the fill (a correction inside a surface, not a moved depth edge); 0 replaces every filled pixel."""
+    h, w = 40, 60
+    rgb = np.full((h, w, 3), 0.5, np.float32)
+    yy, xx = np.mgrid[0:h, 0:w] / 60.0
+    plane = (0.2 + 0.1 * xx + 0.05 * yy).astype(np.float32)
+    conf = np.random.default_rng(2).random((h, w)) < 0.1
+    fill = np.where(xx < 0.5, plane * 1.1, plane * 2.0).astype(np.float32)  # near the plane left, far off right
+    rho = np.where(conf, plane, fill).astype(np.float32)
+    out = refine_planes(rho, conf, rgb, 1.0, DepthConfig(plane_max_change=0.25))
+    left, right = ~conf & (xx < 0.5), ~conf & (xx >= 0.5)
+    np.testing.assert_allclose(out[left], plane[left], rtol=1e-3)
+    np.testing.assert_array_equal(out[right], rho[right])
+    np.testing.assert_array_equal(out[conf], rho[conf])
+    out_all = refine_planes(rho, conf, rgb, 1.0, DepthConfig(plane_max_change=0.0))
+    np.testing.assert_allclose(out_all[right], plane[right], rtol=1e-3)
+
+
+def test_refine_static_planes_keeps_moving_objects_and_measured_pixels() -> None:
+    """The pass after the moving objects are placed (`planes` "static"): on a clip's kept inverse depth at half the
+    frames' size, filled pixels of a plain segment take its plane; the confident pixels and the moving
+    objects' billboards (a region the mask covers) are left exactly as they were."""
+    from starbridge.scenes.capture.depth_planes import refine_static_planes
+
+    n, hh, ww = 2, 40, 60
+    frames = np.full((n, 2 * hh, 2 * ww, 3), 128, np.uint8)
+    yy, xx = np.mgrid[0:hh, 0:ww] / 60.0
+    plane = (0.2 + 0.1 * xx + 0.05 * yy).astype(np.float32)
+    rng = np.random.default_rng(3)
+    conf_small = rng.random((n, hh, ww)) < 0.1
+    confident = conf_small.repeat(2, axis=1).repeat(2, axis=2)
+    moving = np.zeros((n, 2 * hh, 2 * ww), bool)
+    moving[:, 20:40, 20:40] = True  # working pixels 10-19
+    measured = np.where(conf_small, plane, plane * 1.1).astype(np.float32)
+    inverse = measured.copy()
+    inverse[:, 10:20, 10:20] = 0.9  # the placed billboard
+    inverse[:, 10:22, 20:22] = 0.8  # its hull beyond the mask (the placement wrote it): kept too
+    out, changed = refine_static_planes(inverse, measured, confident, moving, frames, np.full(n, 0.5), DepthConfig())
+    assert 0.5 < changed < 0.95
+    np.testing.assert_array_equal(out[:, 10:20, 10:20], inverse[:, 10:20, 10:20])
+    np.testing.assert_array_equal(out[:, 10:22, 20:22], inverse[:, 10:22, 20:22])
+    np.testing.assert_array_equal(out[conf_small], inverse[conf_small])
+    hole = ~conf_small
+    hole[:, 10:22, 10:22] = False
+    np.testing.assert_allclose(out[hole], np.broadcast_to(plane, out.shape)[hole], rtol=1e-3)
+    with pytest.raises(InvalidArgument, match="must agree"):
+        refine_static_planes(inverse, measured[:, :-1], confident, moving, frames, np.full(n, 0.5), DepthConfig())

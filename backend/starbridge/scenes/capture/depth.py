@@ -45,10 +45,11 @@ surfaces): the renderer treats +inf as a direction. Per frame:
    normalised convolution: a plane in inverse depth (linear in the image on any planar surface, so slanted ground
    is not flattened) fitted at every pixel to the confident inverse depths with the edge-aware weights of the
    domain transform's recursive filter, guided by the colour; the nearest confident value where there is no
-   support. Optionally (`planes`, off: depth_config.py says why) a RANSAC plane per plain-colour superpixel
-   replaces the fill there (depth_planes.py). Then the depth edges are snapped to the colour edges (`snap`,
-   depth_snap.py): a pixel beside a depth jump whose colour is the other side's takes that side's depth (the
-   fattened outline of a textured thing over a plain one).
+   support. With `planes` "fill" a RANSAC plane per plain-colour superpixel replaces the fill there where it is
+   near it (depth_planes.py); by default ("static") that runs later, on the kept depth after the moving
+   objects are placed (pipeline.py; depth_config.py says why). Then the depth edges are snapped to the colour
+   edges (`snap`, depth_snap.py): a pixel beside a depth jump whose colour is the other side's takes that
+   side's depth (the fattened outline of a textured thing over a plain one).
 9. **Keep** the inverse depth at `store_side` (each kept pixel takes the working pixel under its centre) and
    **upsample** it to the frame size (depth_upsample.py, compiled): bilinear in inverse depth where the four
    low-resolution neighbours agree within `upsample_blend` (relative), else the neighbour whose colour is

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from ...errors import InvalidArgument
 
+#: Where the plane refinement runs (`DepthConfig.planes`).
+PLANE_MODES = ("off", "fill", "static")
+
 
 @dataclass(frozen=True)
 class DepthConfig:
@@ -168,19 +171,29 @@ class DepthConfig:
     #: (seeds: flat-colour regions where the gradient is below `plane_flat_step`, else one per
     #: `plane_segment_px` cell), in each a RANSAC plane (`plane_iterations` samples) in inverse depth through its
     #: confident pixels (at least `plane_min_support`; inliers within `plane_tolerance`, relative, at least
-    #: `plane_min_inliers` of them) replaces the fill of the plain regions' segments. Off: on bench_capture's
-    #: 40-frame 320x180 handheld clip (field of view given) AbsRel at the path's scale 0.167 -> 0.160 but
-    #: novel-view PSNR +0.00 dB (a version that also refined textured cells: dolly -0.03 dB, and with 60%
-    #: inliers handheld -0.12 dB); the plain faces' only support is their lines and outline, where the textured
-    #: background fattens over them, so few box faces get a plane; and a plain region beside a depth edge
-    #: moves the edge (test_shiftable_windows: 0.33 -> 0.51 wrong-side pixels per row). About 30 ms a frame.
-    planes: bool = False
+    #: `plane_min_inliers` of them) replaces the fill of the plain regions' segments where it is within
+    #: `plane_max_change` (relative; 0: anywhere) of the fill: it mends a surface's inside, not where its
+    #: edge is. `planes`: "static" (the default) runs it on the kept depth after the moving objects are
+    #: placed (pipeline.py), on the static pixels; "fill" inside the fill, before them; "off". On
+    #: bench_capture's sixteen 40-frame clips (field of view given, the same tracked poses; harness): "static"
+    #: at 0.25 against "off", mean novel-view gap 1.754 -> 1.744 dB, within 2 dB 11 -> 12 of 16 (world 0's
+    #: 512x288 orbit 2.02 -> 1.92), AbsRel at the path's scale 0.1217 -> 0.1188 (better on 15 of 16), AbsRel
+    #: <= 0.10 3 -> 4 clips; the moving objects' depth unchanged. "fill" at 0.25: gap 1.766, AbsRel 0.1186:
+    #: there the changed static depth moved the moving objects' placement (world 2's orbit +0.13 dB, its
+    #: dolly +0.10, their objects' AbsRel 0.230 -> 0.169, 0.179 -> 0.257), and with no limit on the change
+    #: 512x288 walk +0.32 dB. "static" with no limit / 0.5 on eight of the clips: AbsRel lower still (world 0's
+    #: 512x288 walk 0.101 -> 0.098) but world 0's walk 1.10 -> 1.22 / 1.18 dB (a plane moving a depth edge).
+    #: Before the limit (the fill's pass, no limit, one clip) it was off: AbsRel 0.167 -> 0.160 and +0.00 dB;
+    #: the plain faces' only support is their lines and outline, where the textured background fattens over
+    #: them, so few box faces get a plane. About 10 ms a frame at the kept size.
+    planes: str = "static"
     plane_segment_px: int = 8
     plane_flat_step: float = 0.02
     plane_min_support: int = 12
     plane_tolerance: float = 0.03
     plane_iterations: int = 48
     plane_min_inliers: float = 0.8
+    plane_max_change: float = 0.25
     #: Depth edges snapped to colour edges after the fill (depth_snap.py says how): the band (`snap_band` pixels
     #: about jumps of more than 1 + `snap_jump` in inverse depth), the window (`snap_radius`), colour likeness
     #: (`snap_sigma_colour`, L1 over RGB in [0, 1]), the band's own weight, the support ratio a move needs
@@ -240,6 +253,8 @@ class DepthConfig:
                 "need fuse_frames >= 0, fuse_votes >= 1, fuse_colour > 0 and fuse_own_weight >= 0",
             ),
             (0 <= self.min_epipolar_texture < 1, "min_epipolar_texture must be in [0, 1)"),
+            (self.plane_max_change >= 0, "plane_max_change must be >= 0 (0: no limit)"),
+            (self.planes in PLANE_MODES, f"planes must be one of {', '.join(PLANE_MODES)}"),
             (
                 0 <= self.edge_erode_px <= 8 and 0 < self.edge_erode_jump < 1,
                 "need edge_erode_px in [0, 8] and edge_erode_jump in (0, 1)",

@@ -78,7 +78,7 @@ def fill(ctx: SweepContext, i: int, rho: np.ndarray, conf: np.ndarray) -> tuple[
     holes = ~conf & ~sky
     if holes.any() and conf.any():
         out = _fill(out, conf, holes, ctx.rgb[i], cfg)
-        if cfg.planes:
+        if cfg.planes == "fill":
             rho_max = float(ctx.step[i] * (ctx.planes[i] - 1))
             out = np.where(holes, refine_planes(out, conf, ctx.rgb[i], rho_max, cfg, seed=i), out)
     elif not conf.any():

@@ -1,4 +1,6 @@
-"""Piecewise-planar refinement of filled inverse depth (step 8b of depth.py, after the edge-aware fill).
+"""Piecewise-planar refinement of filled inverse depth: by default a pass over the clip's kept depth after the
+moving objects are placed (`refine_static_planes`, pipeline.py), or step 8b of depth.py, after its edge-aware
+fill (`DepthConfig.planes` "fill"); `DepthConfig.planes` says what each measured.
 
 Box faces, the ground and facades are planes, and a plane is linear in inverse depth over the image
 (rho = a x + b y + c). The frame's colour is cut into superpixels by a watershed of its colour gradient
@@ -8,17 +10,23 @@ follow colour edges, which is what a face's outline is. In each segment grown fr
 textured cell's unconfident pixels lie at depth edges, where the majority's plane would move the edge: the
 fill is better there) a plane is fitted by RANSAC to the confident inverse depths in it (at least
 `plane_min_support`; residuals within `plane_tolerance`, relative); where at least `plane_min_inliers` of
-them agree, the segment's filled (not confident) pixels take the plane's value, unless the plane leaves the
-swept range there (at or behind infinity, nearer than the nearest plane). Measured depths are kept as they
-are, and segments without a plane keep the fill: where the plane does not fit, nothing changes.
+them agree, the segment's filled (not confident) pixels take the plane's value where it is within
+`plane_max_change` of the fill (a surface's inside mended; where they differ more the fill is likely at an edge
+the plane would move), unless the plane leaves the swept range there (at or behind infinity, nearer than the
+nearest plane). Measured depths are kept as they are, and segments without a plane keep the fill: where the
+plane does not fit, nothing changes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy import ndimage
 
+from ...errors import InvalidArgument
 from .depth_config import DepthConfig
+from .depth_ops import resize_nearest, resize_rgb, working_mask
 
 
 def segments(rgb: np.ndarray, spacing: int, flat_step: float) -> tuple[np.ndarray, int]:
@@ -87,6 +95,9 @@ def refine_planes(
             continue
         fit = np.stack([xs[holes] * scale, ys[holes] * scale, np.ones(len(holes))], 1) @ plane
         ok = (fit > 0) & (fit <= rho_max)
+        if cfg.plane_max_change > 0:
+            was = rho_flat[holes]
+            ok &= np.abs(fit - was) <= cfg.plane_max_change * np.maximum(was, fit)
         out[holes[ok]] = fit[ok]
     return out.reshape(h, w).astype(np.float32)
 
@@ -113,3 +124,44 @@ def _ransac(
         return None
     sol, *_ = np.linalg.lstsq(design[inl], target[inl], rcond=None)
     return sol
+
+
+def refine_static_planes(
+    inverse: np.ndarray,
+    measured: np.ndarray,
+    confident: np.ndarray,
+    moving: np.ndarray,
+    frames: np.ndarray,
+    near: np.ndarray,
+    cfg: DepthConfig,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, float]:
+    """The plane refinement run on a clip's kept (working-size) inverse depth after the moving objects are
+    placed (`DepthConfig.planes` "static"): `inverse` (N, h, w) the depth to mend (0 at infinity; the stereo's
+    with the moving objects placed), `measured` the stereo's own (the planes are fitted to its confident static
+    pixels and judged against its fill, so the placement cannot move them), `confident` and `moving` (N, H, W)
+    bool at the frames' size, `frames` (N, H, W, 3) uint8, `near` (N,) the nearest swept depth per frame. Only
+    the filled static pixels the placement left as the stereo had them change; returns (inverse depth, share of
+    the pixels changed). `progress(done, total)` after each frame."""
+    n, h, w = inverse.shape
+    if measured.shape != inverse.shape or confident.shape != moving.shape or confident.shape != frames.shape[:3]:
+        raise InvalidArgument(
+            f"refine_static_planes: inverse {inverse.shape}, measured {measured.shape}, confident "
+            f"{confident.shape}, moving {moving.shape} and frames {frames.shape} must agree",
+            field="depth",
+        )
+    out = np.array(inverse, dtype=np.float32, copy=True)
+    changed = 0
+    for i in range(n):
+        if np.isfinite(near[i]) and near[i] > 0:  # else a frame without stereo: nothing measured to fit
+            rho = measured[i]
+            sure = resize_nearest(confident[i], (h, w))
+            still = ~working_mask(moving[i], (h, w))
+            support = sure & still & (rho > 0)
+            refined = refine_planes(rho, support, resize_rgb(frames[i], (h, w)), 1.0 / float(near[i]), cfg, seed=i)
+            take = still & ~sure & (rho > 0) & (out[i] == rho) & (refined != rho)
+            out[i][take] = refined[take]
+            changed += int(take.sum())
+        if progress is not None:
+            progress(i + 1, n)
+    return out, changed / max(out.size, 1)

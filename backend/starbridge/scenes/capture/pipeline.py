@@ -36,6 +36,7 @@ from .cuts import choose_shot, find_shots
 from .depth import DepthConfig, estimate_depth
 from .depth_align import align_depth, observations_from_points
 from .depth_ops import cv_poses
+from .depth_planes import refine_static_planes
 from .depth_upsample import upsample_frames
 from .dynamic import DynamicConfig, moving_masks
 from .exposure import at_one_exposure, clip_gains
@@ -231,6 +232,19 @@ def capture_video(
         ground = placed.ground
         report("moving-depth", 1, 1)
     seconds["moving"] = time.perf_counter() - t0
+
+    # 4b. a plane per plain segment mends the filled static depth (depth_planes.py; after the moving objects, whose
+    # placement reads the static depth around them)
+    t0 = time.perf_counter()
+    if stereo is not None and moving is not None and working is not None and config.depth.planes == "static":
+        mended, share = refine_static_planes(
+            working.inverse, stereo.inverse, stereo.confident, moving, frames, stereo.near, config.depth,
+            progress=lambda done, total: report("planes", done, total),
+        )  # fmt: skip
+        if share > 0:
+            working = WorkingDepth(mended, blend=stereo.upsample_blend)
+            depth = upsample_frames(mended, frames, stereo.upsample_blend)
+    seconds["planes"] = time.perf_counter() - t0
 
     # 5. the ground into the depth's holes
     t0 = time.perf_counter()
