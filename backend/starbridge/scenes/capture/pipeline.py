@@ -236,6 +236,7 @@ def capture_video(
     # 4b. a plane per plain segment mends the filled static depth (depth_planes.py; after the moving objects, whose
     # placement reads the static depth around them)
     t0 = time.perf_counter()
+    mended_depth = False  # `working` changed since `depth` was upsampled (done once, after step 5)
     if stereo is not None and moving is not None and working is not None and config.depth.planes == "static":
         mended, share = refine_static_planes(
             working.inverse, stereo.inverse, stereo.confident, moving, frames, stereo.near, config.depth,
@@ -243,7 +244,7 @@ def capture_video(
         )  # fmt: skip
         if share > 0:
             working = WorkingDepth(mended, blend=stereo.upsample_blend)
-            depth = upsample_frames(mended, frames, stereo.upsample_blend)
+            mended_depth = True
     seconds["planes"] = time.perf_counter() - t0
 
     # 5. the ground into the depth's holes
@@ -260,8 +261,10 @@ def capture_video(
             ground_filled = round(filled.changed, 4)
             if filled.changed > 0:
                 working = WorkingDepth(filled.inverse, blend=stereo.upsample_blend)
-                depth = upsample_frames(filled.inverse, frames, stereo.upsample_blend)
+                mended_depth = True
             report("ground-fill", 1, 1)
+    if mended_depth and working is not None and stereo is not None:
+        depth = upsample_frames(working.inverse, frames, stereo.upsample_blend)
     seconds["ground-fill"] = time.perf_counter() - t0
 
     doc: dict[str, Any] = {
