@@ -109,7 +109,7 @@ def import_video(
     Frames are stood upright by the file's display matrix (a portrait phone clip), and black bars baked into
     the picture are cropped (borders.py: the field of view, given or estimated, is the picture's inside them).
     progress(stage, done, total): stages "decode", the capture's ("shots", "track-*", "depth", "moving",
-    "moving-depth", "planes", "ground-fill"), "write".
+    "moving-depth", "regions", "planes", "ground-fill"), "write".
     """
     video_path = Path(video_path)
     _check_args(max_side, max_frames, vertical_fov_deg, depth_dir, depth_model, lens_mm)

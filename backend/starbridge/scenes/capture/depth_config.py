@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ...errors import InvalidArgument
 
-#: Where the plane refinement runs (`DepthConfig.planes`).
+#: Where the plane refinement and the regions' choice run (`DepthConfig.planes`, `DepthConfig.regions`).
 PLANE_MODES = ("off", "fill", "static")
 
 
@@ -216,6 +216,19 @@ class DepthConfig:
     snap_margin: float = 2.0
     snap_ramp: float = 0.2
     snap_contrast: float = 0.1
+    #: Each hole region's depth chosen by the source views (depth_regions.py), after the snapping: the holes
+    #: cut into regions (connected within a colour segment of at least `region_min_pixels`), candidates the
+    #: fill and the `region_percentiles` of the confident inverse depths within `region_ring_px` of the region,
+    #: each scored by the mean L1 colour difference of the region warped at it into the source views (the
+    #: `region_best_views` best); a candidate replaces the fill where it scores below `region_margin` times it.
+    #: MEASURED
+    regions: str = "fill"
+    region_margin: float = 0.9
+    region_min_gain: float = 0.0
+    region_percentiles: tuple[float, ...] = (5.0, 50.0, 95.0)
+    region_ring_px: int = 2
+    region_min_pixels: int = 8
+    region_best_views: int = 2
     #: Upsampling: four neighbours within this relative inverse-depth spread are blended bilinearly (else the
     #: nearest in colour is taken). Until the bundle redid this step at load the spread was, by mistake, the
     #: blended inverse depth itself (scale-dependent: ~140% in the tracking units of the clips measured). On
@@ -256,6 +269,18 @@ class DepthConfig:
             (0 <= self.min_epipolar_texture < 1, "min_epipolar_texture must be in [0, 1)"),
             (self.plane_max_change >= 0, "plane_max_change must be >= 0 (0: no limit)"),
             (self.planes in PLANE_MODES, f"planes must be one of {', '.join(PLANE_MODES)}"),
+            (self.regions in PLANE_MODES, f"regions must be one of {', '.join(PLANE_MODES)}"),
+            (
+                0 < self.region_margin <= 1
+                and self.region_min_gain >= 0
+                and len(self.region_percentiles) > 0
+                and all(0 <= q <= 100 for q in self.region_percentiles)
+                and self.region_ring_px >= 1
+                and self.region_min_pixels >= 1
+                and 1 <= self.region_best_views <= self.source_views,
+                "need region_margin in (0, 1], region_min_gain >= 0, region_percentiles in [0, 100], "
+                "region_ring_px >= 1, region_min_pixels >= 1 and 1 <= region_best_views <= source_views",
+            ),
             (
                 0 <= self.edge_erode_px <= 8 and 0 < self.edge_erode_jump < 1,
                 "need edge_erode_px in [0, 8] and edge_erode_jump in (0, 1)",

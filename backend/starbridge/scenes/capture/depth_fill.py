@@ -11,6 +11,7 @@ from scipy import ndimage
 from .depth_config import DepthConfig
 from .depth_ops import domain_transform, nearest, project, relative
 from .depth_planes import refine_planes
+from .depth_regions import choose_regions
 from .depth_snap import snap_edges
 from .depth_sweep import SweepContext, SweptFrame
 
@@ -86,6 +87,8 @@ def fill(ctx: SweepContext, i: int, rho: np.ndarray, conf: np.ndarray) -> tuple[
     out[sky] = 0.0
     if cfg.snap and conf.any():
         out = snap_edges(out, ctx.rgb[i], cfg)
+    if cfg.regions == "fill":
+        out, _ = choose_regions(ctx, i, out, conf)
     return out, conf
 
 

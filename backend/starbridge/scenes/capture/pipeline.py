@@ -37,6 +37,7 @@ from .depth import DepthConfig, estimate_depth
 from .depth_align import align_depth, observations_from_points
 from .depth_ops import cv_poses
 from .depth_planes import refine_static_planes
+from .depth_regions import choose_static_regions
 from .depth_upsample import upsample_frames
 from .dynamic import DynamicConfig, moving_masks
 from .exposure import at_one_exposure, clip_gains
@@ -233,10 +234,22 @@ def capture_video(
         report("moving-depth", 1, 1)
     seconds["moving"] = time.perf_counter() - t0
 
-    # 4b. a plane per plain segment mends the filled static depth (depth_planes.py; after the moving objects, whose
-    # placement reads the static depth around them)
+    # 4b. with `DepthConfig.regions` "static", each hole region's depth chosen by the source views
+    # (depth_regions.py; by default it runs inside the depth stage, "fill"); then a plane per plain segment mends
+    # the rest of the filled static depth (depth_planes.py); both after the moving objects, whose masks and
+    # placement read the static depth around them
     t0 = time.perf_counter()
     mended_depth = False  # `working` changed since `depth` was upsampled (done once, after step 5)
+    if stereo is not None and moving is not None and working is not None and config.depth.regions == "static":
+        chosen, share = choose_static_regions(
+            working.inverse, stereo.inverse, stereo.confident, moving, frames, intrinsics, cv_poses(poses),
+            stereo.sources, config.depth, progress=lambda done, total: report("regions", done, total),
+        )  # fmt: skip
+        if share > 0:
+            working = WorkingDepth(chosen, blend=stereo.upsample_blend)
+            mended_depth = True
+    seconds["regions"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     if stereo is not None and moving is not None and working is not None and config.depth.planes == "static":
         mended, share = refine_static_planes(
             working.inverse, stereo.inverse, stereo.confident, moving, frames, stereo.near, config.depth,
