@@ -49,7 +49,10 @@ surfaces): the renderer treats +inf as a direction. Per frame:
    near it (depth_planes.py); by default ("static") that runs later, on the kept depth after the moving
    objects are placed (pipeline.py; depth_config.py says why). Then the depth edges are snapped to the colour
    edges (`snap`, depth_snap.py): a pixel beside a depth jump whose colour is the other side's takes that
-   side's depth (the fattened outline of a textured thing over a plain one).
+   side's depth (the fattened outline of a textured thing over a plain one). Last (`regions` "fill",
+   depth_regions.py), each region of holes within a colour segment takes, of the fill and a few levels of the
+   confident depths on its border, the one under which it lands on its own colours in the source views (a
+   plain face that the fill gave the wall behind it).
 9. **Keep** the inverse depth at `store_side` (each kept pixel takes the working pixel under its centre) and
    **upsample** it to the frame size (depth_upsample.py, compiled): bilinear in inverse depth where the four
    low-resolution neighbours agree within `upsample_blend` (relative), else the neighbour whose colour is
@@ -95,7 +98,7 @@ or two (less with the shiftable windows), and a flat face whose only texture run
 depth from the fill, which leaks across weak colour edges.
 
 Modules: depth_config.py (settings), depth_sweep.py (steps 3-4, with depth_cost.py and depth_sgm.py),
-depth_fill.py (steps 5 and 7-8, with depth_planes.py and depth_snap.py), depth_fuse.py (step 6),
+depth_fill.py (steps 5 and 7-8, with depth_planes.py, depth_snap.py and depth_regions.py), depth_fuse.py (step 6),
 depth_upsample.py (step 9), depth_ops.py (image and camera helpers); depth_align.py aligns a user's monocular
 depth to the tracked scale.
 """

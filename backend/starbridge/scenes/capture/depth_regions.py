@@ -1,5 +1,6 @@
-"""Each unmatched region's depth chosen by the source views (step 8c of depth.py, after the fill and the edge
-snapping): segment-level hypothesis testing.
+"""Each unmatched region's depth chosen by the source views: segment-level hypothesis testing. By default step
+8c of depth.py, after the fill and the edge snapping (`choose_regions`); with `DepthConfig.regions` "static" a
+pass after the moving objects are placed (`choose_static_regions`, pipeline.py).
 
 The fill gives a hole (a pixel with no confident match: a plain face, stripes along the motion) a blend of the
 confident depths around it, guided by colour. Where a hole borders two surfaces at different depths (a plain
@@ -16,11 +17,15 @@ the middle, the near side); each candidate is scored by the mean colour differen
 region's pixels warped at that depth (fronto-parallel, a constant inverse depth; the fill keeps its own shape)
 into each source view, averaged over the `region_best_views` best views (at an occluding edge the views that
 see behind the near side are left out, as in the sweep's cost); a candidate replaces the fill where its score
-is below `region_margin` times the fill's. Measured on bench_capture's clips (DepthConfig says the numbers).
+is below `region_margin` times the fill's. All of a region's hypotheses are judged on the same views (a view
+counts only where, under each of them, most of the region lands inside it). Measured on bench_capture's
+clips: `DepthConfig.regions` says the numbers.
 
 Limits: a region whose own pixels look alike at every candidate depth (a striped far tower whose only
 telling pixels are its outline, which is confident and not part of the region) keeps the fill; a region is
-given one depth, so a slanted surface keeps its fill unless a constant depth fits the views clearly better.
+given one depth, so a slanted surface keeps its fill unless a constant depth fits the views clearly better;
+inside the depth stage the moving objects are not known yet, so a plain object that moves can take a depth
+under which its motion looks like parallax, and the moving masks then miss it (world 1's walk: a white box).
 """
 
 from __future__ import annotations
