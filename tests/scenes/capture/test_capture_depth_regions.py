@@ -147,6 +147,36 @@ def test_the_static_pass_leaves_moving_and_placed_pixels(box) -> None:
                               ctx.config)  # fmt: skip
 
 
+@pytest.mark.slow
+def test_the_capture_runs_the_static_pass_after_the_moving_objects(tmp_path) -> None:
+    """The whole capture (H.264, tracking, stereo, masks, placement) with `regions` "static" and "off": the
+    pass is a stage of its own, it changes some static depth, and the moving masks, the poses and the depth on
+    the moving pixels are the same to the bit (the masks and the placement ran before it)."""
+    from starbridge.scenes.capture.depth_ops import working_mask
+    from starbridge.scenes.capture.pipeline import CaptureConfig, capture_video
+    from starbridge.scenes.procedural.clips import ClipConfig, render_clip
+    from starbridge.scenes.video import decode_video
+
+    clip = render_clip(ClipConfig(kind="moving", frames=24, width=192, height=108, fps=10.0))
+    frames = decode_video(clip.write_mp4(tmp_path / "moving.mp4"), 192, 0, lambda *a: None).frames
+    fov = clip.intrinsics.vertical_fov_deg
+    runs = {
+        mode: capture_video(
+            frames, fps=10.0, vertical_fov_deg=fov, config=CaptureConfig(depth=DepthConfig(regions=mode))
+        )  # fmt: skip
+        for mode in ("off", "static")
+    }
+    on, off = runs["static"], runs["off"]
+    assert "regions" in on.report["seconds"] and "regions" not in off.report["seconds"]
+    assert np.array_equal(on.moving, off.moving) and np.array_equal(on.poses, off.poses)
+    assert on.depth_working is not None and off.depth_working is not None
+    inv_on, inv_off = on.depth_working.inverse, off.depth_working.inverse
+    assert not np.array_equal(inv_on, inv_off)
+    size = inv_on.shape[1:]
+    moving = np.stack([working_mask(m, size) for m in on.moving])
+    assert np.array_equal(inv_on[moving], inv_off[moving])
+
+
 @pytest.mark.parametrize(
     "bad",
     [

@@ -248,7 +248,7 @@ def capture_video(
         if share > 0:
             working = WorkingDepth(chosen, blend=stereo.upsample_blend)
             mended_depth = True
-    seconds["regions"] = time.perf_counter() - t0
+        seconds["regions"] = time.perf_counter() - t0  # a stage of its own only in this mode
     t0 = time.perf_counter()
     if stereo is not None and moving is not None and working is not None and config.depth.planes == "static":
         mended, share = refine_static_planes(
