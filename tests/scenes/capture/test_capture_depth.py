@@ -245,12 +245,13 @@ def test_shiftable_windows_keep_depth_edges_in_place() -> None:
     """At an occluding edge, the windows straddling it match the edge's own contrast, which moves with the
     near wall: they give the far wall's pixels beside it the near depth (fattening). The shiftable windows
     take a window beside the edge instead. Measured (wrong-side pixels per row, middle frame): 0.57 without,
-    0.33 with; the regions' choice after the fill is off here (it measures this step): with it 0.78 and 0.56,
-    a textured cell's holes at the edge given one level of their border (depth_regions.py)."""
+    0.33 with (the regions' choice after the fill on, in the plain segments only, its default: the same; in
+    every segment, `region_segments` "all", 0.78 and 0.56: a textured cell's holes at the edge given one level of
+    their border, depth_regions.py)."""
     frames, depth, poses, intr, points = _two_planes()
     wrong = {}
     for shift in (0, 1):
-        cfg = DepthConfig(workers=1, cost_shift=shift, regions="off")
+        cfg = DepthConfig(workers=1, cost_shift=shift)
         result = estimate_depth(frames, intr, poses, sparse_points=points, config=cfg)
         d, t = result.depth[2], depth[2]
         mid = np.sqrt(3.0 * 9.0)

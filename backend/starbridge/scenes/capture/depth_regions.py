@@ -10,16 +10,17 @@ views. The views can tell, though not pixel by pixel (a plain or striped pixel m
 epipolar line: why it is a hole): a whole region warped at the right depth lands on its own colours in the
 source views, at a wrong one partly on what lies beside it.
 
-So, per frame: the holes are cut into regions (connected hole pixels within one colour segment, the
-superpixels of depth_planes.py); each region's candidates are the fill itself and a few levels of the
-confident inverse depths on its border (`region_percentiles` of those within `region_ring_px`: the far side,
-the middle, the near side); each candidate is scored by the mean colour difference (L1 over RGB) of the
-region's pixels warped at that depth (fronto-parallel, a constant inverse depth; the fill keeps its own shape)
-into each source view, averaged over the `region_best_views` best views (at an occluding edge the views that
-see behind the near side are left out, as in the sweep's cost); a candidate replaces the fill where its score
-is below `region_margin` times the fill's. All of a region's hypotheses are judged on the same views (a view
-counts only where, under each of them, most of the region lands inside it). Measured on bench_capture's
-clips: `DepthConfig.regions` says the numbers.
+So, per frame: the holes are cut into regions (connected hole pixels within one colour segment, the superpixels
+of depth_planes.py; by default only its plain segments, `DepthConfig.region_segments`: in a textured cell a hole
+sits at a depth edge, where one constant depth would move the edge); each region's candidates are the fill
+itself and a few levels of the confident inverse depths on its border (`region_percentiles` of those within
+`region_ring_px`: the far side, the middle, the near side); each candidate is scored by the mean colour
+difference (L1 over RGB) of the region's pixels warped at that depth (fronto-parallel, a constant inverse depth;
+the fill keeps its own shape) into each source view, averaged over the `region_best_views` best views (at an
+occluding edge the views that see behind the near side are left out, as in the sweep's cost); a candidate
+replaces the fill where its score is below `region_margin` times the fill's. All of a region's hypotheses are
+judged on the same views (a view counts only where, under each of them, most of the region lands inside it).
+Measured on bench_capture's clips: `DepthConfig.regions` says the numbers.
 
 Limits: a region whose own pixels look alike at every candidate depth (a striped far tower whose only
 telling pixels are its outline, which is confident and not part of the region) keeps the fill; a region is
@@ -70,7 +71,9 @@ def choose_regions(
     holes = ~conf & still & (rho > 0)
     if not ctx.sources[i] or not holes.any() or not conf.any():
         return out, 0.0
-    labels, _ = segments(ctx.rgb[i], cfg.plane_segment_px, cfg.plane_flat_step)
+    labels, plain = segments(ctx.rgb[i], cfg.plane_segment_px, cfg.plane_flat_step)
+    if cfg.region_segments == "plain":
+        labels = np.where(labels <= plain, labels, 0)  # a textured cell's holes sit at depth edges: left as filled
     regions = _hole_regions(labels, holes)
     pixels, levels = _candidates(regions, rho, conf & still & (rho > 0), cfg.region_ring_px, cfg.region_min_pixels,
                                  cfg.region_percentiles)  # fmt: skip
