@@ -146,13 +146,16 @@ def _novel_views(scenes: dict[str, Any], clip: GroundTruthClip, rotation_only: b
 
 
 def measure(kind: str, frames: int, width: int, height: int, work: Path, fov: float = 48.0,
-            given_fov: bool = False, world: int = 0, mapper: str = "global") -> dict[str, Any]:  # fmt: skip
+            given_fov: bool = False, world: int = 0, mapper: str = "global",
+            capture: CaptureConfig | None = None) -> dict[str, Any]:  # fmt: skip
+    """One clip filmed, imported and compared with the truth (the module docstring lists what is measured);
+    `capture` the import's settings (default: all defaults, the tracking with `mapper`)."""
     clip = render_clip(ClipConfig(kind=kind, frames=frames, width=width, height=height, vertical_fov_deg=fov,
                                   world_seed=world))  # fmt: skip
     mp4 = clip.write_mp4(work / f"{kind}.mp4")
     store = SceneStore(work / "store")
     t0 = time.perf_counter()
-    capture = CaptureConfig(tracking=TrackingConfig(mapper=mapper))
+    capture = capture or CaptureConfig(tracking=TrackingConfig(mapper=mapper))
     bundle = store.import_video(mp4, scene_id=kind, max_side=max(width, height), overwrite=True,
                                 vertical_fov_deg=fov if given_fov else None, progress=lambda *a: None,
                                 capture=capture)  # fmt: skip
