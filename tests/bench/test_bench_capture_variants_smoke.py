@@ -40,6 +40,7 @@ def test_variants_and_clips_are_parsed() -> None:
         ("x=depth.regions=off", "not a Python literal"),
         ('x=depth.regions="sometimes"', "regions must be one of"),
         ("defaults=depth.source_views=2", "the defaults' own"),
+        ("a/b=depth.source_views=2", "letters, digits"),
     ],
 )
 def test_a_bad_variant_says_what_is_wrong(text: str, match: str) -> None:
