@@ -147,12 +147,13 @@ def _novel_views(scenes: dict[str, Any], clip: GroundTruthClip, rotation_only: b
 
 def measure(kind: str, frames: int, width: int, height: int, work: Path, fov: float = 48.0,
             given_fov: bool = False, world: int = 0, mapper: str = "global",
-            capture: CaptureConfig | None = None) -> dict[str, Any]:  # fmt: skip
+            capture: CaptureConfig | None = None, crf: int = 16) -> dict[str, Any]:  # fmt: skip
     """One clip filmed, imported and compared with the truth (the module docstring lists what is measured);
-    `capture` the import's settings (default: all defaults, the tracking with `mapper`)."""
+    `capture` the import's settings (default: all defaults, the tracking with `mapper`); `crf` the H.264
+    quality the clip is encoded at (lower is better; 16, the default, is what the README's tables use)."""
     clip = render_clip(ClipConfig(kind=kind, frames=frames, width=width, height=height, vertical_fov_deg=fov,
                                   world_seed=world))  # fmt: skip
-    mp4 = clip.write_mp4(work / f"{kind}.mp4")
+    mp4 = clip.write_mp4(work / f"{kind}.mp4", crf=crf)
     store = SceneStore(work / "store")
     t0 = time.perf_counter()
     capture = capture or CaptureConfig(tracking=TrackingConfig(mapper=mapper))
@@ -165,7 +166,7 @@ def measure(kind: str, frames: int, width: int, height: int, work: Path, fov: fl
     # the similarity that aligns the captured camera path with the true one: its scale is metres per captured unit
     translation_error, path_scale = _similarity_error(bundle.poses, clip.poses)
     out: dict[str, Any] = {
-        "kind": kind, "frames": frames, "size": [width, height], "mp4_bytes": mp4.stat().st_size,
+        "kind": kind, "frames": frames, "size": [width, height], "crf": crf, "mp4_bytes": mp4.stat().st_size,
         "bundle_bytes": bundle.size_bytes(), "import_s": round(seconds, 2), "stage_s": report.get("seconds"),
         "tracking": report.get("tracking"), "tracked_fraction": report.get("tracked_fraction"),
         "rotation_only": bundle.meta.rotation_only, "reprojection_error_px": report.get("reprojection_error_px"),

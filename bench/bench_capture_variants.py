@@ -3,7 +3,7 @@ tracked cameras, compared with the truth as bench_capture.py does.
 
     python bench/bench_capture_variants.py --variant 'off=depth.regions="off"'
         [--variant 'NAME=SECTION.KEY=VALUE[;SECTION.KEY=VALUE...]' ...] [--clips all | w0:handheld,w1:orbit,...]
-        [--frames 40] [--estimated-fov] [--out DIR]
+        [--frames 40] [--crfs 16[,15,17...]] [--estimated-fov] [--out DIR]
 
 A variant names settings of the import's `CaptureConfig` (its sections: tracking, depth, dynamic, moving_depth,
 ground_fill; the keys are their dataclass fields), each value a Python literal (`depth.region_percentiles=(10,
@@ -20,6 +20,15 @@ depth's AbsRel (one median scale) and at the path's scale, the moving masks' IoU
 the clips within the targets (gap <= 2 dB, AbsRel <= 0.10) and how many clips it made better or worse than the
 defaults. Written: out/capture-variants-<hostname>.json with every clip's full bench_capture record.
 Sixteen clips take about 9 minutes a variant (the defaults are one) on two cores, the tracking run once a clip.
+
+The noise floor: `--crfs 15,16,17` encodes every clip at each of those H.264 qualities (16 is the README's) and
+runs everything on each encode (each tracked once). The pipeline is chaotic in its input: where in the flat
+valley of a sideways path's cost the tracking lands (README, "The yaw of a sideways path") moves with the
+compression noise, and every later stage with it, so a clip's gap moves by tenths of a dB between encodes that
+differ by one CRF step. The summary then also prints, per variant, its mean gap on each encode and their spread
+(the benchmark's noise floor for a change that alters the tracked input, e.g. the renderer's), and the clips it
+made better or worse on every encode (a depth setting is compared on the same tracking, encode by encode: a
+difference that holds on every encode is the setting's, one that flips sign is noise).
 """
 
 from __future__ import annotations
@@ -57,6 +66,8 @@ ALL_CLIPS = tuple(
     + [f"w0:{k}:512x288" for k in ("handheld", "orbit", "dolly", "moving")]
 )
 BASELINE = "defaults"
+#: The H.264 quality the README's clips are encoded at (bench_capture.measure's default).
+DEFAULT_CRF = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +97,17 @@ def parse_clip(text: str) -> Clip:
             raise InvalidArgument(f"clip {text!r}: size must be <W>x<H>, each at least 32 pixels")
         width, height = int(size[0]), int(size[1])
     return Clip(int(parts[0][1:]), parts[1], width, height)
+
+
+def parse_crfs(text: str) -> tuple[int, ...]:
+    """'15,16,17' -> (15, 16, 17): distinct H.264 CRF values in 0..51; InvalidArgument naming what is wrong."""
+    parts = [t.strip() for t in text.split(",")]
+    if not all(t.isdigit() and 0 <= int(t) <= 51 for t in parts):
+        raise InvalidArgument(f"--crfs {text!r}: expected H.264 CRF values 0..51, comma-separated, e.g. 15,16,17")
+    crfs = tuple(int(t) for t in parts)
+    if len(set(crfs)) != len(crfs):
+        raise InvalidArgument(f"--crfs {text!r}: each value once")
+    return crfs
 
 
 def parse_variant(text: str) -> tuple[str, CaptureConfig, dict[str, Any]]:
@@ -168,9 +190,54 @@ def _summary(rows: dict[str, dict[str, dict[str, Any]]], names: list[str]) -> li
     return out
 
 
+def encoded_name(clip: Clip, crf: int, crfs: tuple[int, ...]) -> str:
+    """A row's name: the clip's, with `@crfN` when several encodes are compared."""
+    return clip.name if len(crfs) == 1 else f"{clip.name}@crf{crf}"
+
+
+def _encodes(
+    rows: dict[str, dict[str, dict[str, Any]]], names: list[str], clips: list[str], crfs: tuple[int, ...]
+) -> list[dict[str, Any]]:
+    """Per variant: the mean gap over the clips on each encode, their spread (max - min), and the clips whose
+    gap the variant moved the same way against the defaults (by more than 0.01 dB) on every encode."""
+    out = []
+    for name in names:
+        means = {crf: float(np.mean([rows[f"{c}@crf{crf}"][name]["novel_psnr_gap_db"] for c in clips])) for crf in crfs}
+        better = worse = 0
+        for c in clips:
+            diffs = [
+                rows[f"{c}@crf{crf}"][name]["novel_psnr_gap_db"] - rows[f"{c}@crf{crf}"][BASELINE]["novel_psnr_gap_db"]
+                for crf in crfs
+            ]
+            better += all(d < -0.01 for d in diffs)
+            worse += all(d > 0.01 for d in diffs)
+        spread = max(means.values()) - min(means.values())
+        out.append({"variant": name, "mean_gap_db_by_crf": {str(k): v for k, v in means.items()},
+                    "spread_db": spread, "better_every_encode": better, "worse_every_encode": worse})  # fmt: skip
+    return out
+
+
+def _encodes_table(encodes: list[dict[str, Any]], crfs: tuple[int, ...]) -> str:
+    head = (
+        f"{'variant':<16} "
+        + " ".join(f"{'CRF ' + str(c):>8}" for c in crfs)
+        + f" {'spread':>7} {'better':>6} {'worse':>5}"
+    )
+    lines = [head, "-" * len(head)]
+    for e in encodes:
+        means = " ".join(f"{e['mean_gap_db_by_crf'][str(c)]:8.3f}" for c in crfs)
+        lines.append(f"{e['variant']:<16} {means} {e['spread_db']:7.3f} {e['better_every_encode']:>6} "
+                     f"{e['worse_every_encode']:>5}")  # fmt: skip
+    lines.append("mean gap (dB) over the clips per encode; spread: the largest difference between those means (the "
+                 "noise floor of a change to the input); better / worse: clips the variant moved the same way on "
+                 "every encode")  # fmt: skip
+    return "\n".join(lines)
+
+
 def run(out: Path, clips: list[Clip], variants: list[tuple[str, CaptureConfig, dict[str, Any]]], frames: int = 40,
-        given_fov: bool = True) -> dict[str, Any]:  # fmt: skip
-    """Every clip under the defaults and each variant; prints the tables, writes the JSON, returns the report."""
+        given_fov: bool = True, crfs: tuple[int, ...] = (DEFAULT_CRF,)) -> dict[str, Any]:  # fmt: skip
+    """Every clip, encoded at each of `crfs`, under the defaults and each variant; prints the tables, writes the
+    JSON, returns the report (rows named `clip` with one encode, `clip@crfN` with several)."""
     runs = [(BASELINE, CaptureConfig(), {})] + variants
     rows: dict[str, dict[str, dict[str, Any]]] = {}
     memo = TrackingMemo(pipeline.track_camera)
@@ -179,29 +246,37 @@ def run(out: Path, clips: list[Clip], variants: list[tuple[str, CaptureConfig, d
     try:
         with tempfile.TemporaryDirectory(prefix="starbridge-variants-") as tmp:
             for clip in clips:
-                rows[clip.name] = {}
-                for name, config, _ in runs:
-                    work = Path(tmp) / f"{clip.name.replace(':', '_')}-{name}"
-                    work.mkdir()
-                    rec = measure(clip.kind, frames, clip.width, clip.height, work, 48.0, given_fov, clip.world,
-                                  config.tracking.mapper, capture=config)  # fmt: skip
-                    rows[clip.name][name] = rec
-                    print(f"{clip.name:<22} {name:<16} gap {rec['novel_psnr_gap_db']:5.2f} dB  AbsRel "
-                          f"{rec.get('depth_absrel', float('nan')):.3f}", flush=True)  # fmt: skip
+                for crf in crfs:
+                    row = encoded_name(clip, crf, crfs)
+                    rows[row] = {}
+                    for name, config, _ in runs:
+                        work = Path(tmp) / f"{row.replace(':', '_').replace('@', '_')}-{name}"
+                        work.mkdir()
+                        rec = measure(clip.kind, frames, clip.width, clip.height, work, 48.0, given_fov, clip.world,
+                                      config.tracking.mapper, capture=config, crf=crf)  # fmt: skip
+                        rows[row][name] = rec
+                        print(f"{row:<28} {name:<16} gap {rec['novel_psnr_gap_db']:5.2f} dB  AbsRel "
+                              f"{rec.get('depth_absrel', float('nan')):.3f}", flush=True)  # fmt: skip
     finally:
         pipeline.track_camera = original  # type: ignore[assignment]
     names = [name for name, _, _ in runs]
     summary = _summary(rows, names)
-    print(f"\nStarBridge capture variants: {len(clips)} clips of {frames} frames, field of view "
-          f"{'given' if given_fov else 'estimated'}; tracking run {memo.runs} times")  # fmt: skip
+    encodes = _encodes(rows, names, [c.name for c in clips], crfs) if len(crfs) > 1 else []
+    print(f"\nStarBridge capture variants: {len(clips)} clips of {frames} frames at CRF "
+          f"{', '.join(map(str, crfs))}, field of view {'given' if given_fov else 'estimated'}; tracking run "
+          f"{memo.runs} times")  # fmt: skip
     print(_clip_table(rows, names))
     print()
     print(_summary_table(summary))
+    if encodes:
+        print()
+        print(_encodes_table(encodes, crfs))
     report = {
         "benchmark": "capture-variants",
         "timestamp_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "settings": {
             "frames": frames,
+            "crfs": list(crfs),
             "fov_given_to_import": given_fov,
             "clips": [c.name for c in clips],
             "variants": {name: settings for name, _, settings in runs},
@@ -212,6 +287,7 @@ def run(out: Path, clips: list[Clip], variants: list[tuple[str, CaptureConfig, d
         "targets": {"depth_absrel": TARGET_ABSREL, "novel_psnr_gap_db": TARGET_PSNR_GAP_DB},
         "tracking_runs": memo.runs,
         "summary": summary,
+        "encodes": encodes,
         "clips": rows,
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -254,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="settings to compare with the defaults (repeat for several)")  # fmt: skip
     p.add_argument("--clips", default="all", help="'all' (the README's sixteen) or w<world>:<kind>[:<W>x<H>],...")
     p.add_argument("--frames", type=int, default=40)
+    p.add_argument("--crfs", default=str(DEFAULT_CRF),
+                   help="H.264 qualities to encode every clip at, comma-separated (several: the noise floor; "
+                        "default %(default)s)")  # fmt: skip
     p.add_argument("--estimated-fov", action="store_true", help="let the import estimate the field of view")
     add_out_argument(p)
     args = p.parse_args(argv)
@@ -267,7 +346,11 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"variant names must differ: {', '.join(names)}")
     if args.frames < 8:
         p.error(f"--frames must be at least 8, got {args.frames}")
-    run(out_dir(args.out), clips, variants, args.frames, not args.estimated_fov)
+    try:
+        crfs = parse_crfs(args.crfs)
+    except InvalidArgument as exc:
+        p.error(str(exc))
+    run(out_dir(args.out), clips, variants, args.frames, not args.estimated_fov, crfs)
     return 0
 
 

@@ -48,6 +48,15 @@ def test_a_bad_variant_says_what_is_wrong(text: str, match: str) -> None:
         bcv.parse_variant(text)
 
 
+def test_encodes_are_parsed_and_bad_ones_refused() -> None:
+    assert bcv.parse_crfs("16") == (16,) and bcv.parse_crfs("15, 16,17") == (15, 16, 17)
+    for text, match in (("x", "CRF values"), ("52", "CRF values"), ("-1", "CRF values"), ("16,16", "each value")):
+        with pytest.raises(InvalidArgument, match=match):
+            bcv.parse_crfs(text)
+    with pytest.raises(SystemExit):
+        bcv.main(["--crfs", "16,abc"])
+
+
 @pytest.mark.parametrize("text", ["w0", "x0:orbit", "w0:spin", "w0:orbit:big", "w0:orbit:16x9"])
 def test_a_bad_clip_says_what_is_wrong(text: str) -> None:
     with pytest.raises(InvalidArgument, match="clip"):
@@ -73,3 +82,26 @@ def test_every_variant_gets_the_clips_one_tracking(tmp_path: Path) -> None:
     assert [s["variant"] for s in on_disk["summary"]] == ["defaults", "two"]
     assert on_disk["settings"]["variants"]["two"]["depth.source_views"] == 2
     assert on_disk["machine"]["cpu_count"]
+
+
+@pytest.mark.slow
+def test_several_encodes_give_the_noise_floor(tmp_path: Path) -> None:
+    """Two encodes of a toy clip, the defaults and a variant: each encode tracked once and shared by both, rows
+    per encode, and the encodes' summary (means per CRF, their spread, the clips moved the same way on each)."""
+    clip = bcv.parse_clip("w0:handheld:160x90")
+    variant = bcv.parse_variant("two=depth.source_views=2;depth.best_views=1;depth.forward_best_views=1")
+    report = bcv.run(tmp_path, [clip], [variant], frames=16, crfs=(14, 24))
+    assert report["tracking_runs"] == 2 and report["settings"]["crfs"] == [14, 24]
+    low, high = report["clips"]["w0:handheld:160x90@crf14"], report["clips"]["w0:handheld:160x90@crf24"]
+    assert low["defaults"]["crf"] == 14 and high["defaults"]["crf"] == 24
+    assert low["defaults"]["mp4_bytes"] > high["defaults"]["mp4_bytes"]  # really two encodes
+    assert low["two"]["rotation_error_deg_median"] == low["defaults"]["rotation_error_deg_median"]
+    encodes = {e["variant"]: e for e in report["encodes"]}
+    base = encodes["defaults"]
+    gaps = [low["defaults"]["novel_psnr_gap_db"], high["defaults"]["novel_psnr_gap_db"]]
+    assert base["mean_gap_db_by_crf"] == {"14": gaps[0], "24": gaps[1]}
+    assert base["spread_db"] == pytest.approx(abs(gaps[0] - gaps[1]))
+    assert base["better_every_encode"] == base["worse_every_encode"] == 0  # the defaults against themselves
+    diffs = [r["two"]["novel_psnr_gap_db"] - r["defaults"]["novel_psnr_gap_db"] for r in (low, high)]
+    assert encodes["two"]["better_every_encode"] == int(all(d < -0.01 for d in diffs))
+    assert encodes["two"]["worse_every_encode"] == int(all(d > 0.01 for d in diffs))
