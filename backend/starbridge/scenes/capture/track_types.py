@@ -139,8 +139,10 @@ class TrackingConfig:
     #: The incremental mapper's initial pair needs at least this triangulation angle, degrees.
     init_min_tri_angle_deg: float = 4.0
     #: Structure from motion is tried at these inlier thresholds in turn (tracking pixels), the next only when
-    #: the previous could not map the keyframes: each keyframe pair's two-view geometry re-estimated from its
-    #: verified matches within the threshold, and the mapper's initial pair held to it (its other limits:
+    #: the previous could not map the keyframes or its map places fewer than `warn_registered_fraction` of the
+    #: frames (the one that placed most is kept; tracking.py's `_structure`): each keyframe pair's two-view
+    #: geometry re-estimated from its verified matches within the threshold, and the mapper's initial pair
+    #: held to it (its other limits:
     #: 4 px for a new keyframe's pose, 2 px for a point's observations, while the threshold is under 4; at 4,
     #: COLMAP's own defaults of 12 and 4). COLMAP's 4-pixel default is made for photographs thousands of
     #: pixels wide; at the tracking size it let one homography explain a textured ground seen while travelling
