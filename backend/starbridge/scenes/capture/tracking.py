@@ -189,11 +189,12 @@ def _quiet_colmap() -> Iterator[None]:
 
 @dataclass
 class _Attempt:
-    """One level's map, how many frames it places, and what its mapping found (the field-of-view scores,
+    """One level's map, its frames registered to it, and what its mapping found (the field-of-view scores,
     warnings and choice), restored when it is the one chosen."""
 
     run: MapRun
-    placed: int
+    registrar: Registrar
+    poses: PosedFrames
     scores: list[FovScore]
     warnings: list[str]
     fov_source: str
@@ -230,6 +231,8 @@ class _Tracker:
         self.rotation_misfit = math.nan
         self._pairs: list[PairMatches] | None = None
         self._cue: VanishingCue | None = None
+        #: the chosen map and its registration (`_structure`), reused by the registration stage
+        self._registered: _Attempt | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -300,14 +303,17 @@ class _Tracker:
 
         outcome = self._map(workdir)
         self.stage_done("mapping")
-        registrar = Registrar(
-            self.frames, engine, self.keyframes, self.quick, self.dense, self.size, self.scale, cfg, self.report
-        )
         if isinstance(outcome, RotationSolution):
+            registrar = self._registrar()
             poses = registrar.to_rotation(outcome)
             self.stage_done("registration")
         else:
-            poses = registrar.to_map(outcome)
+            # the mapping registered the frames to choose its map (`_structure`): that registration is kept
+            chosen = self._registered
+            if chosen is not None and chosen.run is outcome:
+                registrar, poses = chosen.registrar, chosen.poses
+            else:
+                _, registrar, poses = self._register(outcome)
             self.stage_done("registration")
             if cfg.final_adjustment:
                 self._adjust_all(poses, registrar, outcome)
@@ -412,28 +418,33 @@ class _Tracker:
                 del self.fov_scores[scores:], self.warnings[warnings:]  # what a failed attempt found is not the clip's
                 continue
             attempt = _Attempt(
-                run, self._placed(run), self.fov_scores[scores:], self.warnings[warnings:], self.fov_source,
+                *self._register(run), self.fov_scores[scores:], self.warnings[warnings:], self.fov_source,
                 self.fov_sigma, self.fov_note,
             )  # fmt: skip
             del self.fov_scores[scores:], self.warnings[warnings:]  # kept with the attempt until one is chosen
-            if best is None or attempt.placed > best.placed:
+            placed = len(attempt.poses.w2c)
+            if best is None or placed > len(best.poses.w2c):
                 best = attempt
-            if attempt.placed >= cfg.warn_registered_fraction * self.n:
+            if placed >= cfg.warn_registered_fraction * self.n:
                 break
         if best is None:
             raise failure
         self.fov_scores.extend(best.scores)
         self.warnings.extend(best.warnings)
         self.fov_source, self.fov_sigma, self.fov_note = best.fov_source, best.fov_sigma, best.fov_note
+        self._registered = best
         return best.run
 
-    def _placed(self, run: MapRun) -> int:
-        """How many frames a map places (its keyframes and the frames registered to it), found quietly."""
-        quiet = Registrar(
+    def _registrar(self) -> Registrar:
+        return Registrar(
             self.frames, self.engine, self.keyframes, self.quick, self.dense, self.size, self.scale, self.cfg,
-            lambda *a: None,
+            self.report,
         )  # fmt: skip
-        return len(quiet.to_map(run).w2c)
+
+    def _register(self, run: MapRun) -> tuple[MapRun, Registrar, PosedFrames]:
+        """Every frame placed by a map: its keyframes, and the frames registered to it."""
+        registrar = self._registrar()
+        return run, registrar, registrar.to_map(run)
 
     def _map(self, workdir: Path) -> MapRun | RotationSolution:
         """The keyframes' cameras: a pure rotation when they fit one, else structure from motion."""
