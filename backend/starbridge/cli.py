@@ -46,6 +46,7 @@ FLY_FLAGS = {
 IMPORT_FLAGS = {
     "scene_id": "--id", "depth_dir": "--depth-dir", "depth_model": "--depth-model", "max_side": "--max-side",
     "max_frames": "--max-frames", "vertical_fov_deg": "--fov", "lens_mm": "--lens", "overwrite": "--overwrite",
+    "shot": "--shot",
 }  # fmt: skip
 SCENE_ID_FLAGS = {"scene_id": "scene id"}
 #: Plain words replaced even when the error does not name them as its field.
@@ -202,8 +203,12 @@ def capture_summary(report: Mapping[str, Any]) -> str:
     lines = []
     shots = r.get("shots") or []
     kept = r.get("kept_frames") or [0, r.get("frames_in_clip", 0)]
-    lines.append(f"frames        {kept[1] - kept[0]} of {r.get('frames_in_clip')} in the clip"
-                 + (f" (kept the longest of {len(shots)} shots)" if len(shots) > 1 else ""))  # fmt: skip
+    which = ""
+    if len(shots) > 1:
+        chosen = "the longest" if r.get("shot_chosen", "longest") == "longest" else "as asked"
+        # scenes imported before the report named the shot kept were always the longest
+        which = f" (shot {r['shot']} of {len(shots)}, {chosen})" if r.get("shot") else f" (the longest of {len(shots)})"
+    lines.append(f"frames        {kept[1] - kept[0]} of {r.get('frames_in_clip')} in the clip{which}")
     tracking = r.get("tracking", "?")
     if tracking == "failed":
         lines.append("camera        not tracked: imported as rotation-only (see the warnings)")
@@ -264,25 +269,39 @@ def cmd_scene_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_scene_import(args: argparse.Namespace) -> int:
-    bundle = _store(args).import_video(
-        args.video,
-        scene_id=args.id,
-        depth_dir=args.depth_dir,
-        depth_model=args.depth_model,
-        max_side=args.max_side,
-        max_frames=args.max_frames,
-        vertical_fov_deg=args.fov,
-        lens_mm=args.lens,
-        overwrite=args.overwrite,
-    )
-    m = bundle.meta
-    print(
-        f"imported scene {m.scene_id}: {m.frame_count} frames {m.width}x{m.height} @ {m.fps:g} fps, "
-        f"depth: {m.depth_source}{' (rotation-only)' if m.rotation_only else ''} -> {bundle.path}"
-    )
-    if m.capture:
-        print(capture_summary(m.capture))
+    options = dict(
+        scene_id=args.id, depth_dir=args.depth_dir, depth_model=args.depth_model, max_side=args.max_side,
+        max_frames=args.max_frames, vertical_fov_deg=args.fov, lens_mm=args.lens, overwrite=args.overwrite,
+    )  # fmt: skip
+    store = _store(args)
+    if args.shot == "all":
+        bundles = store.import_shots(args.video, **options)
+    else:
+        bundles = [store.import_video(args.video, shot=args.shot, **options)]
+    for bundle in bundles:
+        m = bundle.meta
+        print(
+            f"imported scene {m.scene_id}: {m.frame_count} frames {m.width}x{m.height} @ {m.fps:g} fps, "
+            f"depth: {m.depth_source}{' (rotation-only)' if m.rotation_only else ''} -> {bundle.path}"
+        )
+        if m.capture:
+            print(capture_summary(m.capture))
+    if len(bundles) > 1:
+        print(f"{len(bundles)} scenes, one per shot: {', '.join(b.meta.scene_id for b in bundles)}")
     return 0
+
+
+def shot_arg(text: str) -> int | str:
+    """--shot: a shot number counted from 1, or 'all'."""
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a shot number counted from 1, or 'all'; got {text!r}")
+    return number
 
 
 # ---------------------------------------------------------------------- model (needs the `train` extra: torch)
@@ -519,6 +538,14 @@ def build_parser() -> argparse.ArgumentParser:
     si.add_argument("--lens", type=float, default=None, metavar="MM",
                     help="instead of --fov: the lens's 35 mm-equivalent focal length, mm (a phone's main camera: "
                          "about 26; the field of view is computed for the clip's frame)")  # fmt: skip
+    si.add_argument(
+        "--shot",
+        type=shot_arg,
+        default=None,
+        metavar="N|all",
+        help="of a clip with several shots (cuts): the one to import, counted from 1 (default: the "
+        "longest; the import lists them), or 'all': each as a scene of its own, ID-1, ID-2, ...",
+    )
     si.add_argument("--overwrite", action="store_true", help="replace a scene with the same id")
     si.set_defaults(func=cmd_scene_import, flags=IMPORT_FLAGS)
 

@@ -100,6 +100,13 @@ def test_import_describe_delete(private_backend: Backend, sample_video: Path):
         # importing again without overwrite is refused; nothing is lost
         assert _code(lambda: stub.ImportScene(request, timeout=60)) == grpc.StatusCode.INVALID_ARGUMENT
         assert stub.DescribeScene(bpb.DescribeSceneRequest(scene_id="bunny"), timeout=5).frame_count == 4
+        # a shot the clip does not have (it is one shot) is refused with the clip's shots; nothing is written
+        other = bpb.ImportSceneRequest(video_path=video, scene_id="bunny-2", max_side=96, max_frames=4, shot=2)
+        with pytest.raises(grpc.RpcError) as info:
+            list(stub.ImportScene(other, timeout=60))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "shot 2: the clip has 1 shot (1: frames 0-3)" in info.value.details()
+        assert not private_backend.store.exists("bunny-2")
 
         # a session on the imported scene makes frames; the scene cannot be deleted meanwhile
         welcome = stub.OpenSession(_hello(scene_id="bunny"), timeout=5)

@@ -83,7 +83,7 @@ class DescribeSceneRequest(_message.Message):
     def __init__(self, scene_id: _Optional[str] = ...) -> None: ...
 
 class ImportSceneRequest(_message.Message):
-    __slots__ = ("video_path", "scene_id", "depth_dir", "depth_model", "max_side", "max_frames", "vertical_fov_deg", "overwrite", "lens_mm")
+    __slots__ = ("video_path", "scene_id", "depth_dir", "depth_model", "max_side", "max_frames", "vertical_fov_deg", "overwrite", "lens_mm", "shot")
     VIDEO_PATH_FIELD_NUMBER: _ClassVar[int]
     SCENE_ID_FIELD_NUMBER: _ClassVar[int]
     DEPTH_DIR_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,7 @@ class ImportSceneRequest(_message.Message):
     VERTICAL_FOV_DEG_FIELD_NUMBER: _ClassVar[int]
     OVERWRITE_FIELD_NUMBER: _ClassVar[int]
     LENS_MM_FIELD_NUMBER: _ClassVar[int]
+    SHOT_FIELD_NUMBER: _ClassVar[int]
     video_path: str
     scene_id: str
     depth_dir: str
@@ -102,7 +103,8 @@ class ImportSceneRequest(_message.Message):
     vertical_fov_deg: float
     overwrite: bool
     lens_mm: float
-    def __init__(self, video_path: _Optional[str] = ..., scene_id: _Optional[str] = ..., depth_dir: _Optional[str] = ..., depth_model: _Optional[str] = ..., max_side: _Optional[int] = ..., max_frames: _Optional[int] = ..., vertical_fov_deg: _Optional[float] = ..., overwrite: _Optional[bool] = ..., lens_mm: _Optional[float] = ...) -> None: ...
+    shot: int
+    def __init__(self, video_path: _Optional[str] = ..., scene_id: _Optional[str] = ..., depth_dir: _Optional[str] = ..., depth_model: _Optional[str] = ..., max_side: _Optional[int] = ..., max_frames: _Optional[int] = ..., vertical_fov_deg: _Optional[float] = ..., overwrite: _Optional[bool] = ..., lens_mm: _Optional[float] = ..., shot: _Optional[int] = ...) -> None: ...
 
 class ImportProgress(_message.Message):
     __slots__ = ("stage", "done", "total", "scene")

@@ -122,7 +122,9 @@ TEMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
 
 #: Scene ids: lowercase letters, digits, '-' and '_', 1 to 64 characters (they name folders and URLs).
-SCENE_ID_RE = re.compile(r"[a-z0-9_-]{1,64}")
+#: The longest scene id, characters.
+SCENE_ID_MAX = 64
+SCENE_ID_RE = re.compile(rf"[a-z0-9_-]{{1,{SCENE_ID_MAX}}}")
 #: Allowed `source` values: "demo", "engine", or "video:<file name>".
 SOURCE_RE = re.compile(r"demo|engine|video:.+")
 #: Allowed `depth_source` values.

@@ -9,6 +9,9 @@
 4. **Write** the bundle (bundle.py: compact, atomic), scaled so the median depth is the scene convention's;
    multi-view stereo's depth is stored at its working size (loading redoes the colour-guided upsampling).
 
+`import_video` writes one scene (of a clip with several shots, the longest or the one `shot` names);
+`import_shots` writes each shot as a scene of its own, the video decoded once.
+
 Any bad input (missing, empty, corrupt, truncated, unsupported file, bad depth) raises a SceneError that
 names the file and the problem, and leaves no partial bundle. A clip that cannot be tracked still imports,
 as rotation-only, and its report says why.
@@ -20,17 +23,19 @@ import logging
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import replace
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import InvalidArgument, SceneInUse
+from ..errors import InvalidArgument, SceneInUse, StarBridgeError
 from ..geometry.camera import check_equivalent_focal, check_fov, fov_of_equivalent_focal
-from .borders import find_borders
-from .bundle import BundleExists, SceneBundle, SceneMeta, write_bundle
-from .capture.pipeline import CaptureConfig, UserDepth, capture_video
+from .borders import Borders, find_borders
+from .bundle import SCENE_ID_MAX, BundleExists, SceneBundle, SceneMeta, write_bundle
+from .capture.pipeline import CaptureConfig, UserDepth, capture_video, find_clip_shots
 from .capture.user_depth import (
     check_depth_dir,
     check_frame_count,
@@ -65,15 +70,17 @@ class _Progress:
         self.callback = callback
         self._bar: tqdm | None = None
         self._stage = ""
+        #: Put before each bar's stage name ("shot 2/5 ": import_shots); not passed to a callback.
+        self.prefix = ""
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if self.callback is not None:
             self.callback(stage, done, total)
             return
-        if stage != self._stage:
+        if self.prefix + stage != self._stage:
             self.close()
-            self._stage = stage
-            self._bar = tqdm(total=total or None, desc=stage, unit="frame", file=sys.stderr, leave=False)
+            self._stage = self.prefix + stage
+            self._bar = tqdm(total=total or None, desc=self._stage, unit="frame", file=sys.stderr, leave=False)
         if self._bar is not None:
             if total and self._bar.total != total:
                 self._bar.total = total
@@ -95,6 +102,7 @@ def import_video(
     max_frames: int = DEFAULT_MAX_FRAMES,
     vertical_fov_deg: float | None = DEFAULT_FOV_DEG,
     lens_mm: float | None = None,
+    shot: int | None = None,
     overwrite: bool = False,
     progress: ProgressFn | None = None,
     capture: CaptureConfig = CaptureConfig(),  # noqa: B008 (frozen)
@@ -106,14 +114,173 @@ def import_video(
     field of view when known (None: estimated). lens_mm: instead, the 35 mm-equivalent focal length of the lens
     when known (a phone's spec sheet or a photo's EXIF: 26 for most main cameras); the field of view is that
     lens's over the clip's frame (given neither, a lens the file's own metadata names is the estimate's prior).
-    Frames are stood upright by the file's display matrix (a portrait phone clip), and black bars baked into
-    the picture are cropped (borders.py: the field of view, given or estimated, is the picture's inside them).
+    shot: of a clip with several shots, the one to import, counted from 1 (None: the longest; `import_shots`
+    imports each). Frames are stood upright by the file's display matrix (a portrait phone clip), and black
+    bars baked into the picture are cropped (borders.py: the field of view, given or estimated, is the
+    picture's inside them).
     progress(stage, done, total): stages "decode", the capture's ("shots", "track-*", "depth", "moving",
     "moving-depth", "regions", "planes", "ground-fill"), "write".
     """
     video_path = Path(video_path)
-    _check_args(max_side, max_frames, vertical_fov_deg, depth_dir, depth_model, lens_mm)
+    _check_args(max_side, max_frames, vertical_fov_deg, depth_dir, depth_model, lens_mm, shot)
     scene_id = scene_id or slug(video_path.stem)
+    dest = _free_target(store, scene_id, overwrite)
+    report = _Progress(progress)
+    try:
+        clip = _read(video_path, depth_dir, depth_model, max_side, max_frames, vertical_fov_deg, lens_mm, report)
+        bundle = _capture_and_write(clip, dest, scene_id, shot, overwrite, report, capture)
+    finally:
+        report.close()
+    log.info("imported %s as scene %r: %s", video_path.name, scene_id, bundle)
+    return bundle
+
+
+def import_shots(
+    store,
+    video_path: Path | str,
+    scene_id: str | None = None,
+    depth_dir: Path | str | None = None,
+    depth_model: Path | str | None = None,
+    max_side: int = DEFAULT_MAX_SIDE,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    vertical_fov_deg: float | None = DEFAULT_FOV_DEG,
+    lens_mm: float | None = None,
+    overwrite: bool = False,
+    progress: ProgressFn | None = None,
+    capture: CaptureConfig = CaptureConfig(),  # noqa: B008 (frozen)
+    guard: Callable[[str], AbstractContextManager[Any]] | None = None,
+) -> list[SceneBundle]:
+    """Every shot of `video_path` as a scene of its own, `<scene_id>-1`, `<scene_id>-2`, ... in the clip's order
+    (the options as `import_video`'s; the video is decoded once). The ids are checked before any shot is
+    captured: with one of them taken and no `overwrite`, nothing is written. Each scene is written atomically
+    as its shot is done; a shot that fails stops the import with an error that says which shots were
+    imported. `guard(scene_id)`: a context held while that scene is replaced (the store's lock). The progress
+    stages are `import_video`'s; the bars on stderr name the shot."""
+    video_path = Path(video_path)
+    _check_args(max_side, max_frames, vertical_fov_deg, depth_dir, depth_model, lens_mm)
+    base = (scene_id or slug(video_path.stem))[: SCENE_ID_MAX - 4].rstrip("-_") or "scene"
+    store.path_of(base)  # validates the id before anything is decoded
+    report = _Progress(progress)
+    done: list[SceneBundle] = []
+    try:
+        clip = _read(video_path, depth_dir, depth_model, max_side, max_frames, vertical_fov_deg, lens_mm, report)
+        shots = find_clip_shots(clip.frames).shots
+        ids = [f"{base}-{k}" for k in range(1, len(shots) + 1)]
+        targets = [_free_target(store, i, overwrite) for i in ids]
+        for k, (target_id, dest) in enumerate(zip(ids, targets, strict=True), start=1):
+            report.prefix = f"shot {k}/{len(shots)} "
+            try:
+                with guard(target_id) if guard is not None and overwrite else nullcontext():
+                    done.append(_capture_and_write(clip, dest, target_id, k, overwrite, report, capture))
+            except StarBridgeError as exc:
+                kept = f"; imported before it: {', '.join(b.meta.scene_id for b in done)}" if done else ""
+                first, end = shots[k - 1]
+                raise type(exc)(
+                    f"shot {k} of {len(shots)} (frames {first}-{end - 1}): {exc.message}{kept}", field=exc.field
+                ) from exc
+            log.info("imported shot %d of %d of %s as scene %r", k, len(shots), video_path.name, target_id)
+    finally:
+        report.close()
+    return done
+
+
+@dataclass(frozen=True)
+class _Clip:
+    """A decoded clip ready for the capture: its frames inside any black bars, and what came with them."""
+
+    path: Path
+    video: DecodedVideo
+    frames: np.ndarray
+    borders: Borders
+    vertical_fov_deg: float | None
+    lens_mm: float | None
+    user: UserDepth | None
+
+
+def _read(
+    video_path: Path,
+    depth_dir: Path | str | None,
+    depth_model: Path | str | None,
+    max_side: int,
+    max_frames: int,
+    vertical_fov_deg: float | None,
+    lens_mm: float | None,
+    report: _Progress,
+) -> _Clip:
+    """Steps 1 and 2 of the module docstring: the user's depth checked before the video is decoded."""
+    folder = model = None
+    if depth_dir is not None:
+        header = probe_video(video_path)
+        kept = min(header.frame_count, max_frames) if max_frames and header.frame_count else header.frame_count
+        folder = check_depth_dir(Path(depth_dir), header.size, kept, allow_extra=bool(max_frames))
+    elif depth_model is not None:
+        model = load_depth_model(depth_model)
+    video = decode_video(video_path, max_side, max_frames, report)
+    n, full_height, full_width = video.frames.shape[:3]
+    borders = find_borders(video.frames)  # black bars baked into the picture are no part of the world
+    frames = borders.crop_frames(video.frames)
+    height, width = frames.shape[1:3]
+    if lens_mm is not None:
+        vertical_fov_deg = fov_of_equivalent_focal(lens_mm, width, height)
+    user = None
+    if folder is not None:
+        check_frame_count(folder, n, video.limited)
+        depth_files = load_depth_dir(folder, (full_height, full_width), count=n, progress=report)
+        user = UserDepth(borders.crop_maps(depth_files), "depth", "depth-files")
+    elif model is not None:
+        depth = run_depth_model(model, frames, report)
+        with np.errstate(divide="ignore"):
+            disparity = np.where(np.isfinite(depth), 1.0 / depth, 0.0).astype(np.float32)
+        user = UserDepth(disparity, "disparity", f"depth-model:{Path(depth_model).name}")  # type: ignore[arg-type]
+    return _Clip(video_path, video, frames, borders, vertical_fov_deg, lens_mm, user)
+
+
+def _capture_and_write(
+    clip: _Clip,
+    dest: Path,
+    scene_id: str,
+    shot: int | None,
+    overwrite: bool,
+    report: _Progress,
+    capture: CaptureConfig,
+) -> SceneBundle:
+    """Steps 3 and 4 of the module docstring for one shot of `clip` (None: the longest)."""
+    video, fov = clip.video, clip.vertical_fov_deg
+    # the lens the file's metadata names, when the user gave none: the field of view's prior
+    if fov is None and video.lens_35mm is not None:
+        capture = replace(capture, tracking=capture.tracking.with_lens(video.lens_35mm))
+    cap = capture_video(clip.frames, fps=video.fps, vertical_fov_deg=fov, user_depth=clip.user, shot=shot,
+                        progress=report, config=capture)  # fmt: skip
+    if clip.lens_mm is not None:  # the report says where the given field of view came from
+        height, width = clip.frames.shape[1:3]
+        cap.report["fov_note"] = (
+            f"given as a {clip.lens_mm:g} mm-equivalent lens: {fov:.1f} degrees over this {width}x{height} frame"
+        )
+    _report_video(cap.report, video)
+    if not clip.borders.none:
+        full_height, full_width = video.frames.shape[1:3]
+        cap.report["borders"] = clip.borders.words(full_width, full_height)
+    meta = SceneMeta(
+        scene_id=scene_id,
+        title=clip.path.stem if shot is None else f"{clip.path.stem} (shot {shot})",
+        fps=video.fps,
+        frame_count=len(cap.frames),
+        intrinsics=cap.intrinsics,
+        source=f"video:{clip.path.name}",
+        depth_source=cap.depth_source,
+        rotation_only=cap.rotation_only,
+        capture=cap.report,
+    )
+    report("write", 0, 1)
+    bundle = write_bundle(dest, meta, cap.frames, cap.depth, cap.poses, moving=cap.moving,
+                          depth_working=cap.depth_working, overwrite=overwrite)  # fmt: skip
+    report("write", 1, 1)
+    return bundle
+
+
+def _free_target(store, scene_id: str, overwrite: bool) -> Path:
+    """The folder scene `scene_id` will be written to: refused for the demo's id, and for a scene that exists
+    unless `overwrite`."""
     dest = store.path_of(scene_id)  # validates the id
     if scene_id == DEMO_SCENE_ID:
         raise SceneInUse(
@@ -121,67 +288,7 @@ def import_video(
         )
     if store.exists(scene_id) and not overwrite:
         raise BundleExists(f"scene {scene_id!r} already exists in {store.root} (pass overwrite to replace it)")
-    report = _Progress(progress)
-    try:
-        # 1. check the user's depth before decoding anything
-        folder = model = None
-        if depth_dir is not None:
-            header = probe_video(video_path)
-            kept = min(header.frame_count, max_frames) if max_frames and header.frame_count else header.frame_count
-            folder = check_depth_dir(Path(depth_dir), header.size, kept, allow_extra=bool(max_frames))
-        elif depth_model is not None:
-            model = load_depth_model(depth_model)
-        # 2. decode
-        video = decode_video(video_path, max_side, max_frames, report)
-        n, full_height, full_width = video.frames.shape[:3]
-        borders = find_borders(video.frames)  # black bars baked into the picture are no part of the world
-        frames = borders.crop_frames(video.frames)
-        height, width = frames.shape[1:3]
-        if lens_mm is not None:
-            vertical_fov_deg = fov_of_equivalent_focal(lens_mm, width, height)
-        user = None
-        if folder is not None:
-            check_frame_count(folder, n, video.limited)
-            depth_files = load_depth_dir(folder, (full_height, full_width), count=n, progress=report)
-            user = UserDepth(borders.crop_maps(depth_files), "depth", "depth-files")
-        elif model is not None:
-            depth = run_depth_model(model, frames, report)
-            with np.errstate(divide="ignore"):
-                disparity = np.where(np.isfinite(depth), 1.0 / depth, 0.0).astype(np.float32)
-            user = UserDepth(disparity, "disparity", f"depth-model:{Path(depth_model).name}")  # type: ignore[arg-type]
-        # 3. capture (the lens the file's metadata names, when the user gave none: the field of view's prior)
-        if vertical_fov_deg is None and video.lens_35mm is not None:
-            capture = replace(capture, tracking=capture.tracking.with_lens(video.lens_35mm))
-        cap = capture_video(frames, fps=video.fps, vertical_fov_deg=vertical_fov_deg, user_depth=user,
-                            progress=report, config=capture)  # fmt: skip
-        if lens_mm is not None:  # the report says where the given field of view came from
-            cap.report["fov_note"] = (
-                f"given as a {lens_mm:g} mm-equivalent lens: {vertical_fov_deg:.1f} degrees over this {width}x{height} "
-                "frame"
-            )
-        _report_video(cap.report, video)
-        if not borders.none:
-            cap.report["borders"] = borders.words(full_width, full_height)
-        meta = SceneMeta(
-            scene_id=scene_id,
-            title=video_path.stem,
-            fps=video.fps,
-            frame_count=len(cap.frames),
-            intrinsics=cap.intrinsics,
-            source=f"video:{video_path.name}",
-            depth_source=cap.depth_source,
-            rotation_only=cap.rotation_only,
-            capture=cap.report,
-        )
-        # 4. write
-        report("write", 0, 1)
-        bundle = write_bundle(dest, meta, cap.frames, cap.depth, cap.poses, moving=cap.moving,
-                              depth_working=cap.depth_working, overwrite=overwrite)  # fmt: skip
-        report("write", 1, 1)
-    finally:
-        report.close()
-    log.info("imported %s as scene %r: %s", video_path.name, scene_id, bundle)
-    return bundle
+    return dest
 
 
 def _report_video(report: dict, video: DecodedVideo) -> None:
@@ -201,11 +308,15 @@ def _report_video(report: dict, video: DecodedVideo) -> None:
 
 def slug(text: str) -> str:
     """A valid scene id made from `text`: lowercase, runs of other characters turned into '-'."""
-    s = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")[:64].strip("-_")
+    s = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")[:SCENE_ID_MAX].strip("-_")
     return s or "scene"
 
 
-def _check_args(max_side: int, max_frames: int, fov: float | None, depth_dir, depth_model, lens_mm=None) -> None:
+def _check_args(
+    max_side: int, max_frames: int, fov: float | None, depth_dir, depth_model, lens_mm=None, shot: int | None = None
+) -> None:
+    if shot is not None and (isinstance(shot, bool) or not isinstance(shot, int) or shot < 1):
+        raise InvalidArgument(f"shot must be a shot number counted from 1, got {shot!r}", field="shot")
     if not MIN_SIDE <= max_side <= MAX_IMPORT_SIDE:
         raise InvalidArgument(
             f"max_side must be in [{MIN_SIDE}, {MAX_IMPORT_SIDE}] pixels, got {max_side}", field="max_side"
@@ -222,4 +333,6 @@ def _check_args(max_side: int, max_frames: int, fov: float | None, depth_dir, de
         raise InvalidArgument("give depth_dir or depth_model, not both", field="depth_model")
 
 
-__all__ = ["DEFAULT_FOV_DEG", "DEFAULT_MAX_FRAMES", "DEFAULT_MAX_SIDE", "import_video", "output_size", "slug"]
+__all__ = [
+    "DEFAULT_FOV_DEG", "DEFAULT_MAX_FRAMES", "DEFAULT_MAX_SIDE", "import_shots", "import_video", "output_size", "slug",
+]  # fmt: skip

@@ -376,6 +376,16 @@ class SceneStore:
         with self._exclusive(target):
             return run()
 
+    def import_shots(
+        self, video_path: Path | str, scene_id: str | None = None, *, overwrite: bool = False, **options: Any
+    ) -> builtins.list[SceneBundle]:
+        """Import every shot of a video as a scene of its own (`<id>-1`, `<id>-2`, ...):
+        `starbridge.scenes.importer.import_shots` into this store, each replaced scene locked as `import_video`
+        locks it."""
+        from .importer import import_shots  # PyAV: only when a video is imported
+
+        return import_shots(self, video_path, scene_id=scene_id, overwrite=overwrite, guard=self._exclusive, **options)
+
     def remove_stale_temp(self, max_age_s: float = STALE_TEMP_AGE_S) -> builtins.list[Path]:
         """Remove temporary and trash folders older than `max_age_s` (left over from a crash)."""
         removed: builtins.list[Path] = []

@@ -251,6 +251,7 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServicer):
                     max_frames=request.max_frames,  # 0: every frame
                     vertical_fov_deg=request.vertical_fov_deg or DEFAULT_FOV_DEG,  # 0: estimated
                     lens_mm=request.lens_mm or None,  # 0: not given
+                    shot=request.shot or None,  # 0: the longest
                     overwrite=request.overwrite,
                     progress=progress,
                 )

@@ -126,6 +126,14 @@ class MovingDepthConfig:
     #: with each row's and column's span filled, 2.18 / 1.84 / 2.02 / 2.02 with the hull. Between a walker's
     #: legs the hull takes the walker's depth (the render's moving mask is still the flagged one).
     solid: bool = True
+    #: Not kept: a round region (area at most 1.15 / 1.25 times its largest inscribed disc's; the balls' read
+    #: 1.07-1.19) given a sphere's front surface about the billboard's depth instead of that one depth, on
+    #: bench_capture_variants.py's five clips with moving balls (world 0's walk and walk among moving objects,
+    #: world 2's walk, orbit and walk among moving objects): the moving objects' AbsRel at the path's scale
+    #: better on three (world 0's walk among moving objects 0.078 -> 0.052) and worse on two (world 0's walk
+    #: 0.055 -> 0.062: its ball already stood 1% too near), mean gap 1.697 -> 1.713 dB (world 0's walk 1.03 ->
+    #: 1.11, its walk among moving objects 0.89 -> 0.84): where the track's least (contact x size) sets a ball,
+    #: it is placed at its visible surface more than at its centre.
     #: Moving shadows (shadows.py): taken out of the objects' regions and laid on the ground (module docstring).
     shadows: ShadowConfig = field(default_factory=ShadowConfig)
     seed: int = 0

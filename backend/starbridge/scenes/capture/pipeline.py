@@ -2,7 +2,8 @@
 
 Stages, in order, each with progress (`progress(stage, done, total)`):
 
-1. **shots** (cuts.py): a clip with several shots keeps its longest one (a backdrop is one place), less a
+1. **shots** (cuts.py): a clip with several shots keeps one (a backdrop is one place): the longest, or the one
+   the caller names by its number (`shot`; `find_clip_shots` lists them, for an import of each), less a
    fade-in or fade-out at its ends; a dip to black or a dissolve parts two shots too (fades.py); the report
    says which frames were kept and why.
 2. **tracking** (tracking.py): every frame's camera and the field of view (estimated unless given). A clip
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import InvalidArgument
 from ...geometry.camera import Intrinsics
 from ..bundle import WorkingDepth
 from .cuts import choose_shot, find_shots
@@ -41,7 +43,7 @@ from .depth_regions import choose_static_regions
 from .depth_upsample import upsample_frames
 from .dynamic import DynamicConfig, moving_masks
 from .exposure import at_one_exposure, clip_gains
-from .fades import find_fades, split_at_dissolves, split_at_flat
+from .fades import Fades, find_fades, split_at_dissolves, split_at_flat
 from .ground import Ground
 from .ground_fill import GroundFillConfig, fill_ground
 from .moving_depth import MovingDepthConfig, place_moving_objects, static_ground
@@ -99,39 +101,76 @@ def _no_progress(stage: str, done: int, total: int) -> None:
     pass
 
 
+@dataclass(frozen=True)
+class ClipShots:
+    """A clip's shots: [start, end) frame ranges in order, and the fades at the clip's own ends (left out)."""
+
+    shots: list[tuple[int, int]]
+    ends: Fades
+
+
+def find_clip_shots(frames: np.ndarray, progress: ProgressFn | None = None) -> ClipShots:
+    """The shots of (N, H, W, 3) uint8 `frames` (step 1 of the module docstring): an edited clip's fade-in and
+    fade-out are no part of the place; found on the whole clip first (a short fade steps fast enough to pass for
+    cuts), then the cuts, and a dip to black or a dissolve parts two shots too. `progress` gets "shots"."""
+    n_in = len(frames)
+    ends = find_fades(frames)
+    first, last = ends.fade_in, n_in - ends.fade_out
+    shots = [(s + first, e + first) for s, e in find_shots(frames[first:last], progress=progress)]
+    shots = split_at_flat(frames, shots)  # a dip to black, however slow, parts two shots
+    shots = split_at_dissolves(frames, shots)  # so does a dissolve, its blended frames left out
+    return ClipShots(shots, ends)
+
+
+def shots_words(shots: list[tuple[int, int]]) -> str:
+    """'1: frames 0-29, 2: frames 30-75, ...' (shot numbers count from 1; the last frame inclusive)."""
+    return ", ".join(f"{k}: frames {s}-{e - 1}" for k, (s, e) in enumerate(shots, start=1))
+
+
 def capture_video(
     frames: np.ndarray,
     *,
     fps: float = 30.0,
     vertical_fov_deg: float | None = None,
     user_depth: UserDepth | None = None,
+    shot: int | None = None,
     progress: ProgressFn | None = None,
     config: CaptureConfig = CaptureConfig(),  # noqa: B008 (frozen)
 ) -> Capture:
-    """Run the stages on (N, H, W, 3) uint8 RGB frames, `fps` frames a second (see the module docstring)."""
+    """Run the stages on (N, H, W, 3) uint8 RGB frames, `fps` frames a second (see the module docstring).
+    `shot`: which shot of a clip with several to keep, counted from 1 in the clip's order (None: the longest);
+    a number past the clip's last shot is refused (InvalidArgument) with the list of its shots."""
+    if shot is not None and (isinstance(shot, bool) or not isinstance(shot, int) or shot < 1):
+        raise InvalidArgument(f"shot must be a shot number counted from 1, got {shot!r}", field="shot")
     report = progress or _no_progress
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     warnings: list[str] = []
     n_in = len(frames)
 
-    # 1. shots, less fades (fades.py): an edited clip's fade-in and fade-out are no part of the place; found
-    # on the whole clip first (a short fade steps fast enough to pass for cuts), then at the ends of the shot
-    # kept (either side of a dip to black between two shots)
+    # 1. shots, less fades (fades.py), at the clip's ends and then at the ends of the shot kept (either side
+    # of a dip to black between two shots)
     t0 = time.perf_counter()
-    ends = find_fades(frames)
-    first, last = ends.fade_in, n_in - ends.fade_out
-    shots = [(s + first, e + first) for s, e in find_shots(frames[first:last], progress=report)]
-    shots = split_at_flat(frames, shots)  # a dip to black, however slow, parts two shots
-    shots = split_at_dissolves(frames, shots)  # so does a dissolve, its blended frames left out
-    start, end = choose_shot(shots)
+    ends, shots = (found := find_clip_shots(frames, progress=report)).ends, found.shots
+    if shot is not None and shot > len(shots):
+        raise InvalidArgument(
+            f"shot {shot}: the clip has {len(shots)} shot{'s' if len(shots) > 1 else ''} ({shots_words(shots)})",
+            field="shot",
+        )
+    start, end = choose_shot(shots) if shot is None else shots[shot - 1]
+    number = shots.index((start, end)) + 1
     inner = find_fades(frames[start:end])
     seconds["shots"] = time.perf_counter() - t0
     if len(shots) > 1:
-        warnings.append(
-            f"the clip has {len(shots)} shots (cuts at frames {', '.join(str(s) for s, _ in shots[1:])}); "
-            f"kept the longest, frames {start} to {end - 1}: import the others separately if you want them"
-        )
+        said = f"the clip has {len(shots)} shots ({shots_words(shots)}); "
+        if shot is None:
+            said += (
+                f"kept the longest, frames {start} to {end - 1} (shot {number}): import another by its number, or "
+                "each as a scene of its own"
+            )
+        else:
+            said += f"kept shot {number}, frames {start} to {end - 1}, as asked"
+        warnings.append(said)
     for fades, (a, b) in ((ends, (0, n_in)), (inner, (start, end))):
         if fades.fade_in or fades.fade_out:
             warnings.append(f"{fades.words(a, b)}: the picture fading from or to a plain colour")
@@ -283,6 +322,8 @@ def capture_video(
     doc: dict[str, Any] = {
         "frames_in_clip": n_in,
         "shots": [[s, e] for s, e in shots],
+        "shot": number,
+        "shot_chosen": "longest" if shot is None else "given",
         "kept_frames": [start, end],
         "tracking": "failed" if track is None else ("rotation only" if rotation_only else "free motion"),
         "frames_tracked": n if track is None else round(track.registered_fraction * n),
