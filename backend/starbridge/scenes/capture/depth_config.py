@@ -165,6 +165,13 @@ class DepthConfig:
     #: with half the range / spatial sigma, a 60% majority or a colour-guided choice of the cluster: that face's
     #: only confident pixels, on its outline, are wrong, and the blend had hidden it (docs/capture-measurements.md
     #: "Where the gap is now").
+    #: Not kept either: the fill (its plane per pixel) in log inverse depth rather than inverse depth, so that a
+    #: hole whose support mixes far and near surfaces is not pulled to the near ones as a mean of inverse depths
+    #: pulls it (world 2's orbit: the hazy towers' unmatched pixels filled at a median 0.47 of their depth). On
+    #: bench_capture_variants.py's sixteen clips (CRF 16): mean gap 1.726 -> 1.714 dB, within 2 dB 12 -> 11,
+    #: AbsRel 0.1069 -> 0.1065, better on 10 and worse on 6 (world 0's dolly 1.46 -> 1.64, its 512x288 one 1.95 ->
+    #: 2.07; world 2's orbit 2.30 -> 2.12 and dolly 2.59 -> 2.37): the towers' fill comes from the houses around
+    #: them however it is averaged (docs/capture-measurements.md, "The towers' unmatched pixels").
     fill_sigma_s: float = 0.15
     fill_sigma_r: float = 0.16
     fill_linear: bool = True
