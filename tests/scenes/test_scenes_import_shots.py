@@ -107,3 +107,13 @@ def test_the_cli_imports_a_shot_or_all_of_them(glued: Path, tmp_path: Path, caps
     assert exit_info.value.code == 2
     assert "expected a shot number counted from 1, or 'all'" in capsys.readouterr().err
     assert sorted(m.scene_id for m in SceneStore(store).list() if m.scene_id != "demo") == ["glued", "t-1", "t-2"]
+
+
+def test_a_film_of_many_shots_names_the_first_dozen() -> None:
+    from starbridge.scenes.capture.pipeline import SHOTS_NAMED, shots_words
+
+    shots = [(10 * k, 10 * k + 10) for k in range(40)]
+    said = shots_words(shots)
+    assert said.startswith("1: frames 0-9, 2: frames 10-19") and f"{SHOTS_NAMED}: frames 110-119" in said
+    assert "13: frames" not in said and said.endswith(f"and {40 - SHOTS_NAMED} more (the report's 'shots' lists them)")
+    assert shots_words(shots[:2]) == "1: frames 0-9, 2: frames 10-19"

@@ -122,9 +122,16 @@ def find_clip_shots(frames: np.ndarray, progress: ProgressFn | None = None) -> C
     return ClipShots(shots, ends)
 
 
+#: `shots_words` names at most this many shots (an edited film may have hundreds; the report lists them all).
+SHOTS_NAMED = 12
+
+
 def shots_words(shots: list[tuple[int, int]]) -> str:
-    """'1: frames 0-29, 2: frames 30-75, ...' (shot numbers count from 1; the last frame inclusive)."""
-    return ", ".join(f"{k}: frames {s}-{e - 1}" for k, (s, e) in enumerate(shots, start=1))
+    """'1: frames 0-29, 2: frames 30-75, ...' (shot numbers count from 1; the last frame inclusive), the first
+    `SHOTS_NAMED` of them."""
+    named = ", ".join(f"{k}: frames {s}-{e - 1}" for k, (s, e) in enumerate(shots[:SHOTS_NAMED], start=1))
+    more = len(shots) - SHOTS_NAMED
+    return named + (f", and {more} more (the report's 'shots' lists them)" if more > 0 else "")
 
 
 def capture_video(
