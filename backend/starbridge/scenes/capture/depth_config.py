@@ -268,6 +268,17 @@ class DepthConfig:
     region_ring_px: int = 2
     region_min_pixels: int = 8
     region_best_views: int = 2
+    #: Scored with each region (its candidate depth, and under the fill's hypothesis the fill of the region's
+    #: nearest pixel): the farther half of the confident pixels of its own colour segment within this many
+    #: pixels of it, its outline (0: the region alone). A plain face's telling pixels are its outline (a far
+    #: tower's side against the sky), confident and so not in the region; the nearer half may be a nearer
+    #: neighbour's edge fattened over it. On bench_capture_variants.py's sixteen clips (CRF 16, field of view
+    #: given, the same tracked poses) at 1 / 2 px: mean gap 1.726 -> 1.711 / 1.703 dB, AbsRel 0.1069 -> 0.1065 /
+    #: 0.1066, within 2 dB 12 and AbsRel <= 0.10 8 of 16 either way, gap better on 9 / 10 clips, worse on 3 / 3
+    #: (at 2: world 1's walk among moving objects 1.79 -> 1.62, world 0's 512x288 dolly 1.95 -> 1.89; world 2's
+    #: walk 1.83 -> 1.94, world 0's orbit 1.49 -> 1.53). The whole outline instead of its farther half: 1.714 /
+    #: 1.708 dB but AbsRel 0.1075 / 0.1082 (far faces pulled nearer). bench/results/capture-variants-vm-outline.json.
+    region_outline_px: int = 2
     #: Upsampling: four neighbours within this relative inverse-depth spread are blended bilinearly (else the
     #: nearest in colour is taken). Until the bundle redid this step at load the spread was, by mistake, the
     #: blended inverse depth itself (scale-dependent: ~140% in the tracking units of the clips measured). On
@@ -316,10 +327,12 @@ class DepthConfig:
                 and len(self.region_percentiles) > 0
                 and all(0 <= q <= 100 for q in self.region_percentiles)
                 and self.region_ring_px >= 1
+                and 0 <= self.region_outline_px <= 8
                 and self.region_min_pixels >= 1
                 and 1 <= self.region_best_views <= self.source_views,
                 "need region_margin in (0, 1], region_min_gain >= 0, region_percentiles in [0, 100], "
-                "region_ring_px >= 1, region_min_pixels >= 1 and 1 <= region_best_views <= source_views",
+                "region_ring_px >= 1, region_outline_px in [0, 8], region_min_pixels >= 1 and "
+                "1 <= region_best_views <= source_views",
             ),
             (
                 0 <= self.edge_erode_px <= 8 and 0 < self.edge_erode_jump < 1,

@@ -10,20 +10,21 @@ views. The views can tell, though not pixel by pixel (a plain or striped pixel m
 epipolar line: why it is a hole): a whole region warped at the right depth lands on its own colours in the
 source views, at a wrong one partly on what lies beside it.
 
-So, per frame: the holes are cut into regions (connected hole pixels within one colour segment, the superpixels
-of depth_planes.py; by default only its plain segments, `DepthConfig.region_segments`: in a textured cell a hole
-sits at a depth edge, where one constant depth would move the edge); each region's candidates are the fill
-itself and a few levels of the confident inverse depths on its border (`region_percentiles` of those within
-`region_ring_px`: the far side, the middle, the near side); each candidate is scored by the mean colour
-difference (L1 over RGB) of the region's pixels warped at that depth (fronto-parallel, a constant inverse depth;
-the fill keeps its own shape) into each source view, averaged over the `region_best_views` best views (at an
-occluding edge the views that see behind the near side are left out, as in the sweep's cost); a candidate
-replaces the fill where its score is below `region_margin` times the fill's. All of a region's hypotheses are
-judged on the same views (a view counts only where, under each of them, most of the region lands inside it).
-Measured on bench_capture's clips: `DepthConfig.regions` says the numbers.
+So, per frame: the holes are cut into regions (connected hole pixels within one colour segment, the superpixels of
+depth_planes.py; by default only its plain segments, `DepthConfig.region_segments`: in a textured cell a hole sits
+at a depth edge, where one constant depth would move the edge); each region's candidates are the fill itself and a
+few levels of the confident inverse depths on its border (`region_percentiles` of those within `region_ring_px`:
+the far side, the middle, the near side); each candidate is scored by the mean colour difference (L1 over RGB) of
+the region's pixels, with the farther half of its own segment's confident pixels within `region_outline_px` (its
+outline: a plain face's edges are where its depth shows), warped at that depth (fronto-parallel, a constant inverse
+depth; the fill keeps its own shape) into each source view, averaged over the `region_best_views` best views (at an
+occluding edge the views that see behind the near side are left out, as in the sweep's cost); a candidate replaces
+the fill where its score is below `region_margin` times the fill's. All of a region's hypotheses are judged on the
+same views (a view counts only where, under each of them, most of the region lands inside it). Measured on
+bench_capture's clips: `DepthConfig.regions` says the numbers.
 
-Limits: a region whose own pixels look alike at every candidate depth (a striped far tower whose only
-telling pixels are its outline, which is confident and not part of the region) keeps the fill; a region is
+Limits: a region whose pixels and outline look alike at every candidate depth (a striped far tower whose
+outline is mostly a nearer building's edge fattened over it) keeps the fill; a region is
 given one depth, so a slanted surface keeps its fill unless a constant depth fits the views clearly better;
 inside the depth stage the moving objects are not known yet, so a plain object that moves can take a depth
 under which its motion looks like parallax, and the moving masks then miss it (world 1's walk: a white box).
@@ -75,7 +76,8 @@ def choose_regions(
     if cfg.region_segments == "plain":
         labels = np.where(labels <= plain, labels, 0)  # a textured cell's holes sit at depth edges: left as filled
     regions = _hole_regions(labels, holes)
-    pixels, levels = _candidates(regions, rho, conf & still & (rho > 0), cfg.region_ring_px, cfg.region_min_pixels,
+    known = conf & still & (rho > 0)
+    pixels, levels = _candidates(regions, rho, known, cfg.region_ring_px, cfg.region_min_pixels,
                                  cfg.region_percentiles)  # fmt: skip
     if not levels:
         return out, 0.0
@@ -84,15 +86,63 @@ def choose_regions(
     # hypothesis 0 is the fill itself, 1.. the region's levels (a region with fewer repeats its last one)
     count = max(len(v) for v in levels)
     table = np.array([np.pad(v, (0, count - len(v)), mode="edge") for v in levels], np.float64)  # (R, count)
-    hypotheses = np.concatenate([rho.ravel()[flat][None].astype(np.float64), table[index].T])  # (1 + count, M)
-    rays, colours = ctx.rays[:, flat], ctx.rgb[i].reshape(-1, 3)[flat]
-    score = _scores(ctx, i, rays, colours, hypotheses, index, len(levels), moving)
+    fill = rho.ravel()[flat].astype(np.float64)
+    scored, scored_index, scored_fill = flat, index, fill
+    if cfg.region_outline_px > 0:
+        edge, edge_index, edge_fill = _outlines(regions, pixels, labels, known, rho, cfg.region_outline_px)
+        scored = np.concatenate([flat, edge])
+        scored_index = np.concatenate([index, edge_index])
+        scored_fill = np.concatenate([fill, edge_fill])
+    hypotheses = np.concatenate([scored_fill[None], table[scored_index].T])  # (1 + count, M)
+    rays, colours = ctx.rays[:, scored], ctx.rgb[i].reshape(-1, 3)[scored]
+    score = _scores(ctx, i, rays, colours, hypotheses, scored_index, len(levels), moving)
     best = np.argmin(score, axis=0)  # (R,)
     chosen = score[best, np.arange(len(levels))]
     won = (best > 0) & (chosen < cfg.region_margin * score[0]) & (chosen < score[0] - cfg.region_min_gain)
     take = won[index]
     out.ravel()[flat[take]] = hypotheses[best[index[take]], np.nonzero(take)[0]]
     return out, float(take.sum()) / float(out.size)
+
+
+def _outlines(
+    regions: np.ndarray,
+    pixels: list[np.ndarray],
+    labels: np.ndarray,
+    known: np.ndarray,
+    rho: np.ndarray,
+    outline_px: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The farther half of the confident pixels of each scored region's own colour segment within `outline_px`
+    of it (its outline: where a plain face's depth shows, e.g. a far tower's side against the sky; the nearer
+    half may be a nearer neighbour's fattened edge): (flat indices, the region each belongs to, the fill's
+    inverse depth at the region's nearest pixel: their value under the fill's hypothesis). A pixel near two
+    regions goes with each."""
+    h, w = regions.shape
+    flat_out: list[np.ndarray] = [np.zeros(0, np.intp)]
+    index_out: list[np.ndarray] = [np.zeros(0, np.intp)]
+    fill_out: list[np.ndarray] = [np.zeros(0)]
+    for r, region_pixels in enumerate(pixels):
+        ys, xs = np.divmod(region_pixels, w)
+        y0, x0 = max(ys.min() - outline_px, 0), max(xs.min() - outline_px, 0)
+        y1, x1 = min(ys.max() + 1 + outline_px, h), min(xs.max() + 1 + outline_px, w)
+        region = np.zeros((y1 - y0, x1 - x0), bool)
+        region[ys - y0, xs - x0] = True
+        segment = labels[ys[0], xs[0]]
+        near = ndimage.binary_dilation(region, iterations=outline_px) & ~region
+        edge = near & known[y0:y1, x0:x1] & (labels[y0:y1, x0:x1] == segment)
+        if not edge.any():
+            continue
+        # fattening only makes a face's outline nearer (a nearer neighbour's texture wins the windows that
+        # straddle the edge): the farther half of its own outline is where its depth shows
+        crop = rho[y0:y1, x0:x1]
+        edge &= crop <= np.median(crop[edge])
+        # under the fill's hypothesis an outline pixel takes the fill of the region's pixel nearest to it
+        _, (ny, nx) = ndimage.distance_transform_edt(~region, return_indices=True)
+        ey, ex = np.nonzero(edge)
+        flat_out.append((ey + y0) * w + ex + x0)
+        index_out.append(np.full(len(ey), r, np.intp))
+        fill_out.append(rho[ny[ey, ex] + y0, nx[ey, ex] + x0].astype(np.float64))
+    return np.concatenate(flat_out), np.concatenate(index_out), np.concatenate(fill_out)
 
 
 def _candidates(
