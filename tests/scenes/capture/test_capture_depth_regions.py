@@ -83,17 +83,19 @@ def test_a_plain_face_filled_with_the_wall_behind_it_gets_its_own_depth(
 
 def test_a_regions_outline_is_the_farther_half_of_its_own_segments_confident_pixels() -> None:
     """`_outlines` on a drawn frame: a 4x6 hole region inside a plain segment (label 1), whose confident rim is
-    at two depths, the left half near (inverse depth 0.5: a nearer neighbour's texture fattened over the face)
-    and the right half far (0.1: the face's own side); beside it another segment (label 2), confident too. The
-    outline is the rim within the given distance, of the region's own segment only, and of it the farther half;
-    under the fill's hypothesis each outline pixel takes the fill of the region's pixel nearest to it."""
+    at two depths, the left part near (inverse depth 0.5: a nearer neighbour's texture fattened over the face)
+    and the right part far (0.1: the face's own side); at the left, two pixels from the region, another segment
+    (label 2), confident and far too. The outline is the rim within the given distance, of the region's own
+    segment only, and of it the farther half; under the fill's hypothesis each outline pixel takes the fill of
+    the region's pixel nearest to it."""
     h, w = 12, 16
     labels = np.ones((h, w), np.int32)
-    labels[:, 12:] = 2
+    labels[:, :3] = 2
     regions = np.zeros((h, w), np.int32)
     regions[4:8, 4:10] = 1
     known = regions == 0
     rho = np.where(np.arange(w)[None] < 7, 0.5, 0.1).repeat(h, axis=0).astype(np.float32)
+    rho[:, :3] = 0.1  # the other segment: as far as the face's own side, so only its label keeps it out
     rho[4:8, 4:10] = np.linspace(0.2, 0.3, 6, dtype=np.float32)[None]  # the fill, a ramp across the region
     pixels = [np.flatnonzero(regions.ravel() == 1)]
     for px in (1, 2):
@@ -102,14 +104,15 @@ def test_a_regions_outline_is_the_farther_half_of_its_own_segments_confident_pix
         rim = ndimage.binary_dilation(regions == 1, iterations=px) & (regions == 0)
         assert np.all(rim[ys, xs]) and np.all(labels[ys, xs] == 1) and np.all(index == 0)
         assert np.all(rho[ys, xs] == pytest.approx(0.1))  # the far half only
-        assert len(flat) == int((rim & (rho < 0.3)).sum())  # all of it
+        assert len(flat) == int((rim & (labels == 1) & (rho < 0.3)).sum())  # all of it
+        assert px == 1 or (rim & (labels == 2)).any()  # at 2 px the rim reaches the other segment
         # the fill at the nearest region pixel: the region's rightmost column (0.3) for the pixels right of it
         right = xs >= 10
         assert np.allclose(fill[right], 0.3)
         assert np.all((fill > 0.2 - 1e-6) & (fill < 0.3 + 1e-6))
     # a segment that is confident all round but at one depth keeps its whole rim
     flat, _, _ = _outlines(regions, pixels, labels, known, np.where(known, 0.1, rho).astype(np.float32), 1)
-    assert len(flat) == int((ndimage.binary_dilation(regions == 1) & known).sum())
+    assert len(flat) == int((ndimage.binary_dilation(regions == 1) & known & (labels == 1)).sum())
 
 
 def test_a_right_fill_is_kept(box) -> None:
