@@ -123,3 +123,43 @@ def test_bad_input_is_refused(case: Case) -> None:
     for bad in ({"min_share": 0.0}, {"label_tolerance": 1.5}, {"fit_iterations": 0}, {"min_pixels": 2}):
         with pytest.raises(InvalidArgument, match="GroundFillConfig"):
             GroundFillConfig(**bad)
+
+
+def test_nothing_is_seen_below_the_ground(case: Case) -> None:
+    """`under_ground`: confident ground pixels put under the ground (inverse depth 0.7 times the truth: too far,
+    as the stereo leaves a lean frame's ground) and others 5% too near come onto the ground plane refitted
+    through the clip's confident pixels (the given one is tilted by a degree: the refit is level again, the
+    pixels within 1% of the truth); the facades, boxes and sky keep their depth but for the feet of walls and
+    boxes within the tolerance of the ground; switched off, confident pixels are never changed."""
+    rng = np.random.default_rng(0)
+    ground = case.ground & case.confident
+    under = ground & (rng.random(ground.shape) < 0.2)
+    lean = ground & ~under & (rng.random(ground.shape) < 0.2)
+    inverse = np.where(under, case.inverse * 0.7, np.where(lean, case.inverse * 1.05, case.inverse)).astype(np.float32)
+    moved = dataclasses.replace(case, inverse=inverse)
+    on = run(moved, GroundFillConfig(under_ground=True))
+    off = run(moved)
+    for mask in (under, lean):
+        assert mask.sum() > 100
+        assert np.median(np.abs(inverse[mask] / case.truth[mask] - 1.0)) > 0.04
+        assert np.median(np.abs(on.inverse[mask] / case.truth[mask] - 1.0)) < 0.01
+        assert np.array_equal(off.inverse[mask], inverse[mask])
+    above = case.confident & ~case.ground & (case.truth > 0)
+    assert above.sum() > 1000
+    # only what stands on the ground's depth along its ray (the foot of a wall or a box, the far ground's
+    # mixed pixels at the horizon) may change, and it stays about right
+    changed = above & (on.inverse != inverse)
+    assert changed.sum() < 0.1 * above.sum()
+    assert np.median(np.abs(on.inverse[changed] / case.truth[changed] - 1.0)) < 0.05
+    # the sky keeps its infinity but at the horizon: a pixel at infinity below the plane's horizon is ground
+    # too far to match (the ground is seen up to the horizon, never beyond); here the refit's horizon and the
+    # truth's differ by a row or two
+    sky = case.truth == 0
+    lost = sky & (on.inverse != 0)
+    near_ground = np.zeros_like(sky)
+    for k in range(1, 3):
+        near_ground[:, :-k] |= case.ground[:, k:]
+    assert lost.sum() < 0.01 * sky.sum() and np.all(near_ground[lost])
+    assert on.changed > off.changed
+    with pytest.raises(InvalidArgument, match="GroundFillConfig"):
+        GroundFillConfig(under_tolerance=1.0)

@@ -75,6 +75,14 @@ class GroundFillConfig:
     #: ...and where the frame's plane is within this (relative) of the clip's: a degree or two of tilt
     #: between them is allowed (near the horizon that is tens of per cent), a fit that runs away is not.
     plane_agreement: float = 0.3
+    #: Nothing is seen below the ground: with `under_ground`, the clip's plane is first refitted by least squares
+    #: through the confident static pixels of every other frame near it (a band narrowed `fit_iterations` times
+    #: to 2.5 times its points' median distance), then every static pixel below its horizon whose depth lies
+    #: beyond it along its ray (under the ground, or at infinity), or within `under_tolerance` (relative, in
+    #: inverse depth) in front of it, takes its depth; confident pixels too (the stereo's ground leans by
+    #: degrees from frame to frame, the plane through the whole clip does not).
+    under_ground: bool = False
+    under_tolerance: float = 0.1
 
     def __post_init__(self) -> None:
         ok = (
@@ -84,6 +92,7 @@ class GroundFillConfig:
             and self.min_pixels >= 3
             and 0 < self.min_share <= 1
             and self.plane_agreement > 0
+            and 0 <= self.under_tolerance < 1
         )
         if not ok:
             raise InvalidArgument(f"GroundFillConfig: a setting is out of range: {self}", field="ground_fill")
@@ -158,7 +167,51 @@ def fill_ground(
         )
         out[i][take] = fit[take]
         changed += int(take.sum())
+    if config.under_ground:
+        plane = _refit(ground, measured, confident, moving, c2w_cv, rays, config.fit_iterations)
+        for i in range(n):
+            still = ~working_mask(moving[i], (h, w))
+            on = _plane_inverse(plane, c2w_cv[i], rays).reshape(h, w)
+            take = still & (on > 0) & (out[i] <= (1.0 + config.under_tolerance) * on) & (out[i] != on)
+            out[i][take] = on[take]
+            changed += int(take.sum())
     return GroundFilled(out, changed / max(out.size, 1))
+
+
+def _refit(
+    ground: Ground,
+    measured: np.ndarray,
+    confident: np.ndarray,
+    moving: np.ndarray,
+    c2w_cv: np.ndarray,
+    rays: np.ndarray,
+    iterations: int,
+) -> Ground:
+    """The clip's ground plane refitted by least squares through the confident static pixels of every other
+    frame (`measured` (N, h, w) inverse depth, `rays` (3, h*w) at z = 1) within a band about it: 2% of the
+    points' median distance from the cameras first, then 2.5 times the kept points' median distance to the
+    plane, `iterations` times. The plane as it was when too few points lie near it."""
+    n, h, w = measured.shape
+    points = []
+    for i in range(0, n, 2):
+        rho = measured[i].ravel()
+        use = (rho > 0) & resize_nearest(confident[i], (h, w)).ravel() & ~working_mask(moving[i], (h, w)).ravel()
+        cam = rays[:, use] / rho[use]
+        points.append((c2w_cv[i, :3, :3] @ cam).T + c2w_cv[i, :3, 3])
+    pts = np.concatenate(points) if points else np.zeros((0, 3))
+    if len(pts) < 3:
+        return ground
+    centre, up = np.asarray(ground.centre, np.float64), np.asarray(ground.up, np.float64)
+    band = 0.02 * float(np.median(np.linalg.norm(pts - c2w_cv[:, :3, 3].mean(axis=0), axis=1)))
+    for _ in range(iterations):
+        near = np.abs((pts - centre) @ up) < band
+        if int(near.sum()) < 3:
+            break
+        centre = pts[near].mean(axis=0)
+        normal = np.linalg.svd(pts[near] - centre, full_matrices=False)[2][2]
+        up = normal if normal @ up > 0 else -normal
+        band = max(2.5 * float(np.median(np.abs((pts[near] - centre) @ up))), 1e-9)
+    return Ground(centre, up, ground.inliers)
 
 
 def _plane_inverse(ground: Ground, c2w_cv: np.ndarray, rays: np.ndarray) -> np.ndarray:
