@@ -84,7 +84,7 @@ def full_size(mask: np.ndarray, clip: GroundTruthClip) -> np.ndarray:
 def test_holes_on_the_far_ground_take_the_ground_plane(case: Case, min_share: float, reached: float) -> None:
     """Every hole on the ground beyond 10 m: those whose support is mostly ground (at the default share, about
     half of them here, where the whole far ground is a hole) take the frame's plane, which is not tilted."""
-    out = run(case, GroundFillConfig(min_share=min_share))
+    out = run(case, GroundFillConfig(min_share=min_share, under_ground=False))
     far = case.holes & case.ground
     taken = far & (out.inverse != case.inverse)
     assert far.sum() > 200 and taken.sum() > reached * far.sum()
@@ -95,7 +95,8 @@ def test_holes_on_the_far_ground_take_the_ground_plane(case: Case, min_share: fl
 
 
 def test_confident_pixels_sky_and_other_surfaces_keep_their_depth(case: Case) -> None:
-    out = run(case)
+    """The holes' fill alone (`under_ground` off: the test after the next has it)."""
+    out = run(case, GroundFillConfig(under_ground=False))
     assert np.array_equal(out.inverse[case.confident], case.inverse[case.confident])
     sky = case.truth == 0
     assert sky.any() and np.all(out.inverse[sky] == 0)
@@ -120,7 +121,8 @@ def test_bad_input_is_refused(case: Case) -> None:
             case.inverse, case.inverse, full_size(case.confident, case.clip)[1:], case.clip.moving[1:],
             case.clip.frames[1:], case.clip.intrinsics, cv_poses(case.clip.poses), case.plane, SIGMA_S, SIGMA_R,
         )  # fmt: skip
-    for bad in ({"min_share": 0.0}, {"label_tolerance": 1.5}, {"fit_iterations": 0}, {"min_pixels": 2}):
+    for bad in ({"min_share": 0.0}, {"label_tolerance": 1.5}, {"fit_iterations": 0}, {"min_pixels": 2},
+                {"under_tolerance": -0.1}):
         with pytest.raises(InvalidArgument, match="GroundFillConfig"):
             GroundFillConfig(**bad)
 
@@ -137,8 +139,8 @@ def test_nothing_is_seen_below_the_ground(case: Case) -> None:
     lean = ground & ~under & (rng.random(ground.shape) < 0.2)
     inverse = np.where(under, case.inverse * 0.7, np.where(lean, case.inverse * 1.05, case.inverse)).astype(np.float32)
     moved = dataclasses.replace(case, inverse=inverse)
-    on = run(moved, GroundFillConfig(under_ground=True))
-    off = run(moved)
+    on = run(moved)  # the default
+    off = run(moved, GroundFillConfig(under_ground=False))
     for mask in (under, lean):
         assert mask.sum() > 100
         assert np.median(np.abs(inverse[mask] / case.truth[mask] - 1.0)) > 0.04
