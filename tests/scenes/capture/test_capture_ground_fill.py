@@ -121,8 +121,13 @@ def test_bad_input_is_refused(case: Case) -> None:
             case.inverse, case.inverse, full_size(case.confident, case.clip)[1:], case.clip.moving[1:],
             case.clip.frames[1:], case.clip.intrinsics, cv_poses(case.clip.poses), case.plane, SIGMA_S, SIGMA_R,
         )  # fmt: skip
-    for bad in ({"min_share": 0.0}, {"label_tolerance": 1.5}, {"fit_iterations": 0}, {"min_pixels": 2},
-                {"under_tolerance": -0.1}):
+    for bad in (
+        {"min_share": 0.0},
+        {"label_tolerance": 1.5},
+        {"fit_iterations": 0},
+        {"min_pixels": 2},
+        {"under_tolerance": -0.1},
+    ):
         with pytest.raises(InvalidArgument, match="GroundFillConfig"):
             GroundFillConfig(**bad)
 
