@@ -229,7 +229,7 @@ def capture_summary(report: Mapping[str, Any]) -> str:
                  f"{100 * r.get('depth_infinite_fraction', 0):.0f}% at infinity")  # fmt: skip
     if r.get("ground_filled_fraction"):
         lines.append(f"ground        its plane carried into {100 * r['ground_filled_fraction']:.1f}% of pixels "
-                     "(holes in the depth on the ground)")  # fmt: skip
+                     "(holes on the ground, and depths on or under it)")  # fmt: skip
     if r.get("exposure_note"):
         lines.append(f"exposure      {r['exposure_note']}")
     if r.get("moving_fraction") is not None:
