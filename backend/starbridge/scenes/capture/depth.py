@@ -119,7 +119,17 @@ from ...geometry.camera import Intrinsics
 from .depth_config import DepthConfig
 from .depth_fill import check, fill
 from .depth_fuse import fuse_frame
-from .depth_ops import cv_poses, grey, pixel_rays, project, resize_nearest, resize_rgb, working_size
+from .depth_ops import (
+    back_project,
+    cv_poses,
+    grey,
+    image_rays,
+    pixel_rays,
+    project,
+    resize_nearest,
+    resize_rgb,
+    working_size,
+)
 from .depth_sweep import SweepContext, SweptFrame, sweep
 from .depth_upsample import upsample
 
@@ -301,18 +311,15 @@ def confident_points(
     bool at the frames' size drops pixels (e.g. the moving ones)."""
     h, w = result.working_size
     height, width = result.confident.shape[1:]
-    small = intrinsics.scaled(w, h)
+    rays = pixel_rays(intrinsics.scaled(w, h))
     rows = ((np.arange(h) + 0.5) * height / h).astype(int)
     cols = ((np.arange(w) + 0.5) * width / w).astype(int)
-    v, u = np.mgrid[0:h, 0:w] + 0.5
     out = [np.zeros((0, 3))]
     for i in range(len(result.inverse)) if frames is None else frames:
         ok = result.confident[i][rows][:, cols] & (result.inverse[i] > 0)
         if exclude is not None:
             ok &= ~exclude[i][rows][:, cols]
-        z = 1.0 / result.inverse[i][ok].astype(np.float64)
-        cam = np.stack([(u[ok] - small.cx) / small.fx * z, (v[ok] - small.cy) / small.fy * z, z], axis=1)
-        out.append(cam @ c2w_cv[i][:3, :3].T + c2w_cv[i][:3, 3])
+        out.append(back_project(result.inverse[i], ok, rays, c2w_cv[i][:3, :3], c2w_cv[i][:3, 3]).T)
     return np.concatenate(out)
 
 
@@ -396,7 +403,7 @@ def _choose_sources(
     gx = np.array([0.2, 0.5, 0.8]) * intr.width
     gy = np.array([0.2, 0.5, 0.8]) * intr.height
     gu, gv = np.meshgrid(gx, gy)
-    rays = np.stack([(gu.ravel() - intr.cx) / intr.fx, (gv.ravel() - intr.cy) / intr.fy, np.ones(9)])
+    rays = image_rays(intr, gu, gv)
     probe_w = c2w[i, :3, :3] @ (rays * typical) + c2w[i, :3, 3:4]
     cands: list[tuple[int, float]] = []
     for j in range(n):

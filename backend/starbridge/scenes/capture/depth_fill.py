@@ -9,7 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 from .depth_config import DepthConfig
-from .depth_ops import domain_transform, nearest, project, relative
+from .depth_ops import domain_transform, image_rays, nearest, project, relative
 from .depth_planes import refine_planes
 from .depth_regions import choose_regions
 from .depth_snap import snap_edges
@@ -43,9 +43,7 @@ def check(ctx: SweepContext, swept: list[SweptFrame], i: int) -> tuple[np.ndarra
         inside &= zj > 0
         colj = np.floor(xj + 0.5)
         rowj = np.floor(yj + 0.5)
-        ray_j = np.stack(
-            [(colj + 0.5 - ctx.intr.cx) / ctx.intr.fx, (rowj + 0.5 - ctx.intr.cy) / ctx.intr.fy, np.ones_like(colj)]
-        )
+        ray_j = image_rays(ctx.intr, colj + 0.5, rowj + 0.5)
         far_j = rho_j <= cfg.far_planes * ctx.step[j] if ctx.step[j] > 0 else np.ones_like(inside)
         back = rot.T @ (ray_j / np.maximum(rho_j, 1e-12) - t[:, None])
         xi, yi, zi = project(back, ctx.intr)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .depth_config import DepthConfig
-from .depth_ops import project, relative
+from .depth_ops import back_project, project, relative
 from .depth_sweep import SweepContext
 
 
@@ -50,7 +50,7 @@ def fuse_frame(
         if not seen.any():
             continue
         rot, t = relative(ctx.c2w[j], ctx.c2w[i])
-        points = rot @ (ctx.rays[:, seen] / rho_j.ravel()[seen].astype(np.float64)) + t[:, None]
+        points = back_project(rho_j, seen, ctx.rays, rot, t)
         x, y, z = project(points, ctx.intr)
         with np.errstate(invalid="ignore"):
             col = np.floor(x + 0.5)

@@ -70,12 +70,26 @@ def relative(c2w_cv_src: np.ndarray, c2w_cv_dst: np.ndarray) -> tuple[np.ndarray
     return m[:3, :3], m[:3, 3]
 
 
+def image_rays(intr: Intrinsics, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """(3, M) float64 camera rays (z = 1) through image points (u, v) (M,) (pixel (c, r)'s centre is (c + 0.5,
+    r + 0.5))."""
+    u = np.asarray(u, np.float64).ravel()
+    v = np.asarray(v, np.float64).ravel()
+    return np.stack([(u - intr.cx) / intr.fx, (v - intr.cy) / intr.fy, np.ones(u.size)])
+
+
 def pixel_rays(intr: Intrinsics) -> np.ndarray:
     """(3, h*w) float64 rays (z = 1) through every pixel centre, row-major."""
-    u = (np.arange(intr.width) + 0.5 - intr.cx) / intr.fx
-    v = (np.arange(intr.height) + 0.5 - intr.cy) / intr.fy
-    uu, vv = np.meshgrid(u, v)
-    return np.stack([uu.ravel(), vv.ravel(), np.ones(uu.size)])
+    v, u = np.mgrid[0 : intr.height, 0 : intr.width] + 0.5
+    return image_rays(intr, u, v)
+
+
+def back_project(inverse: np.ndarray, use: np.ndarray, rays: np.ndarray, rot: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(3, M) points x = rot @ p + t of the pixels `use` ((h*w,) bool, or (h, w)) of an inverse z-depth map
+    `inverse` (same size; > 0 where used) along `rays` (3, h*w) at z = 1: with (rot, t) a camera-to-world pose
+    these are world points, with `relative`'s they are another camera's."""
+    use = np.asarray(use, bool).ravel()
+    return rot @ (rays[:, use] / np.asarray(inverse).ravel()[use].astype(np.float64)) + np.asarray(t)[:, None]
 
 
 def project(points: np.ndarray, intr: Intrinsics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

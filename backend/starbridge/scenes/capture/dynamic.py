@@ -41,7 +41,7 @@ from scipy import ndimage
 
 from ...errors import InvalidArgument
 from ...geometry.camera import Intrinsics
-from .depth_ops import cv_poses, pixel_rays, project, relative, resize_rgb, working_size
+from .depth_ops import cv_poses, image_rays, pixel_rays, project, relative, resize_rgb, working_size
 from .dynamic_carry import carry_masks
 from .dynamic_compare import compare_into
 from .exposure import ExposureConfig, exposure_gains
@@ -262,13 +262,7 @@ def _neighbours(
     finite = inv[i][inv[i] > 0]
     rho = float(np.median(finite)) if finite.size > inv[i].size // 2 else 0.0
     gy, gx = np.mgrid[0:5, 0:5]
-    probe = np.stack(
-        [
-            ((gx.ravel() + 0.5) / 5 * intr.width - intr.cx) / intr.fx,
-            ((gy.ravel() + 0.5) / 5 * intr.height - intr.cy) / intr.fy,
-            np.ones(25),
-        ]
-    )
+    probe = image_rays(intr, (gx + 0.5) / 5 * intr.width, (gy + 0.5) / 5 * intr.height)
     chosen: list[int] = []
     for side in (-1, 1):
         for offset in offsets:

@@ -51,7 +51,7 @@ import numpy as np
 
 from ...errors import InvalidArgument
 from ...geometry.camera import Intrinsics
-from .depth_ops import domain_transform, pixel_rays, resize_nearest, resize_rgb, working_mask
+from .depth_ops import back_project, domain_transform, pixel_rays, resize_nearest, resize_rgb, working_mask
 from .ground import Ground
 
 
@@ -212,8 +212,7 @@ def _refit(
     for i in range(0, n, 2):
         rho = measured[i].ravel()
         use = (rho > 0) & resize_nearest(confident[i], (h, w)).ravel() & ~working_mask(moving[i], (h, w)).ravel()
-        cam = rays[:, use] / rho[use]
-        points.append((c2w_cv[i, :3, :3] @ cam).T + c2w_cv[i, :3, 3])
+        points.append(back_project(rho, use, rays, c2w_cv[i, :3, :3], c2w_cv[i, :3, 3]).T)
     pts = np.concatenate(points) if points else np.zeros((0, 3))
     if len(pts) < config.min_pixels:
         return None
@@ -235,11 +234,9 @@ def _refit(
 def _plane_inverse(ground: Ground, c2w_cv: np.ndarray, rays: np.ndarray) -> np.ndarray:
     """(M,) inverse z-depth at which rays (3, M) with z = 1 from the camera `c2w_cv` meet the ground; 0 at or
     above the horizon (and for a camera not above the ground)."""
-    descent = -(ground.up @ (c2w_cv[:3, :3] @ rays))
-    height = float((c2w_cv[:3, 3] - ground.centre) @ ground.up)
-    if height <= 0:
-        return np.zeros(rays.shape[1])
-    return np.maximum(descent, 0.0) / height
+    z = ground.ray_depths(c2w_cv, rays)
+    with np.errstate(divide="ignore"):
+        return np.where(np.isfinite(z), 1.0 / z, 0.0)
 
 
 def _frame_plane(

@@ -72,7 +72,7 @@ from scipy.spatial import ConvexHull, QhullError
 from ...errors import InvalidArgument
 from ...geometry.camera import Intrinsics
 from .depth import DepthResult, confident_points
-from .depth_ops import cv_poses, working_mask
+from .depth_ops import cv_poses, image_rays, working_mask
 from .depth_upsample import upsample_frames
 from .ground import Ground, GroundSearch, find_ground
 from .shadows import ShadowConfig, find_shadows, ground_depth
@@ -348,7 +348,7 @@ def _contact(
     cols = np.nonzero(bottom >= 0)[0]
     rows = bottom[cols]
     # rays through the bottom edge of each column's lowest pixel
-    cam = np.stack([(cols + 0.5 - intr.cx) / intr.fx, (rows + 1.0 - intr.cy) / intr.fy, np.ones(len(cols))])
+    cam = image_rays(intr, cols + 0.5, rows + 1.0)
     z = ground.ray_depths(c2w, cam)
     below = np.minimum(rows + config.below_px, height - 1)
     seen_below = depth[below, cols]
@@ -412,7 +412,7 @@ def _carry_depth(intr: Intrinsics, c2w: np.ndarray) -> CarryFn:
 
     def carry(reg_j: _Region, reg_k: _Region, z_j: float) -> float:
         ys, xs = np.nonzero(reg_j.mask)
-        ray = np.array([(xs.mean() + 0.5 - intr.cx) / intr.fx, (ys.mean() + 0.5 - intr.cy) / intr.fy, 1.0])
+        ray = image_rays(intr, xs.mean() + 0.5, ys.mean() + 0.5)[:, 0]
         world = c2w[reg_j.frame] @ np.append(z_j * ray, 1.0)
         return float((w2c[reg_k.frame] @ world)[2])
 

@@ -36,7 +36,7 @@ from scipy import ndimage
 
 from ...errors import InvalidArgument
 from ...geometry.camera import Intrinsics
-from .depth_ops import pixel_rays
+from .depth_ops import image_rays, pixel_rays
 from .ground import Ground
 
 
@@ -150,15 +150,10 @@ def _on_ground(
     xs: np.ndarray, ys: np.ndarray, intr: Intrinsics, c2w: np.ndarray, ground: Ground
 ) -> tuple[np.ndarray, np.ndarray]:
     """((3, M) world points where the pixels' rays meet the ground, (M,) bool: they do, in front)."""
-    cam = _rays(xs, ys, intr)
+    cam = image_rays(intr, xs + 0.5, ys + 0.5)
     z = ground.ray_depths(c2w, cam)
     ok = np.isfinite(z)
     return c2w[:3, 3:4] + (c2w[:3, :3] @ cam) * np.where(ok, z, 0.0), ok
-
-
-def _rays(xs: np.ndarray, ys: np.ndarray, intr: Intrinsics) -> np.ndarray:
-    """(3, M) camera rays (z = 1) through the centres of pixels (xs, ys)."""
-    return np.stack([(xs + 0.5 - intr.cx) / intr.fx, (ys + 0.5 - intr.cy) / intr.fy, np.ones(len(xs))])
 
 
 def _look_up(
