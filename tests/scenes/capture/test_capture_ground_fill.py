@@ -144,7 +144,7 @@ def test_nothing_is_seen_below_the_ground(case: Case) -> None:
     lean = ground & ~under & (rng.random(ground.shape) < 0.2)
     inverse = np.where(under, case.inverse * 0.7, np.where(lean, case.inverse * 1.05, case.inverse)).astype(np.float32)
     moved = dataclasses.replace(case, inverse=inverse)
-    on = run(moved, GroundFillConfig(near_share=0.0))  # step 5 alone (the next test has step 6)
+    on = run(moved)  # the default
     off = run(moved, GroundFillConfig(under_ground=False))
     for mask in (under, lean):
         assert mask.sum() > 100
@@ -170,28 +170,3 @@ def test_nothing_is_seen_below_the_ground(case: Case) -> None:
     assert on.changed > off.changed
     with pytest.raises(InvalidArgument, match="GroundFillConfig"):
         GroundFillConfig(under_tolerance=1.0)
-
-
-def test_the_grounds_colour_carries_the_plane(case: Case) -> None:
-    """`near_share`: confident ground pixels given a nearer surface's depth (1.6 times the true inverse depth, as
-    the stereo fattens an object's depth onto the ground behind it) come onto the plane where their colour
-    connects them to the ground already on it; the boxes and facades standing on the ground (nearer than the
-    plane along their rays too) keep their depth but for a few pixels at their feet; switched off they keep it."""
-    fat = np.zeros_like(case.ground)
-    fat[:, 46:49, 52:84] = True  # a strip of the near ground, as if fattened from an object in front of it
-    fat &= case.ground & case.confident
-    inverse = np.where(fat, case.inverse * WRONG, case.inverse).astype(np.float32)
-    moved = dataclasses.replace(case, inverse=inverse)
-    on = run(moved)  # the default
-    off = run(moved, GroundFillConfig(near_share=0.0))
-    assert fat.sum() > 300
-    assert np.median(np.abs(off.inverse[fat] / case.truth[fat] - 1.0)) == pytest.approx(WRONG - 1.0)
-    assert np.median(np.abs(on.inverse[fat] / case.truth[fat] - 1.0)) < 0.01
-    assert np.mean(np.abs(on.inverse[fat] / case.truth[fat] - 1.0) < 0.02) > 0.8
-    above = case.confident & ~case.ground & (case.truth > 0)
-    flattened = above & (on.inverse != off.inverse)
-    assert flattened.sum() < 0.02 * above.sum(), (flattened.sum(), above.sum())  # 0.8% here; 6.5% at a share of 0.3
-    assert on.changed > off.changed
-    for bad in ({"near_share": 1.5}, {"near_rounds": 0}):
-        with pytest.raises(InvalidArgument, match="GroundFillConfig"):
-            GroundFillConfig(**bad)

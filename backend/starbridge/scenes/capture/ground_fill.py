@@ -30,12 +30,6 @@ Per frame, `fill_ground`:
    clip's, with the true cameras as well), while the clip's plane through every frame's points is right to a
    fraction of a degree; on that clip the true ground pixels' share of AbsRel was 0.033, and 0.005 with each
    of them put on one plane fitted through them all.
-6. **The ground's colour carries the plane** (`near_share`): what step 5 leaves nearer than the plane is mostly
-   ground given a nearer object's depth (the stereo fattens a box's or a wall's depth onto the ground behind
-   its edge, and a moving object's mask is filled with its depth over the ground around it). A static pixel
-   below the horizon nearer than the plane takes it where at least `near_share` of its edge-aware support
-   (over the pixels below the horizon) is on the plane: the colour that connects it to the ground already on
-   it, as step 4's share does for holes; `near_rounds` rounds, each growing into the strips the last reached.
 
 Measured on bench_capture's 40-frame clips (field of view given; the same tracked poses, depth and masks with
 and without this step; worlds 0, 1 and 2 at 320x180 and world 0 at 512x288, handheld / orbit / dolly / walk
@@ -46,9 +40,7 @@ keep the fill's depth); a hole takes the plane only where its colour connects it
 floor of another colour than its textured parts is not reached; step 5 puts on the plane what its tolerance
 reaches (the feet of walls and objects standing on the ground, within 10% of it, move onto it: a small error
 where it was none), and a surface that truly lies below the plane (a ditch, steps down, a slope falling away
-from the cameras) is lifted onto it; step 6 reaches strips a few pixels wide (inside a wide block of ground at a
-wrong depth the support is mostly the block itself), and flattens the foot of an object whose colour is the
-ground's.
+from the cameras) is lifted onto it.
 """
 
 from __future__ import annotations
@@ -106,15 +98,6 @@ class GroundFillConfig:
     #: below the ground"; bench/results/capture-variants-vm-under-ground.json.
     under_ground: bool = True
     under_tolerance: float = 0.1
-    #: The ground's colour carries the plane: after step 5, a static pixel below the horizon nearer than the plane
-    #: takes it where at least `near_share` of its edge-aware support (the pixels below the horizon) lies on the
-    #: plane, `near_rounds` times (each round's pixels count as on it in the next); 0 turns it off.
-    #: On bench_capture_variants.py's sixteen clips (CRF 16, field of view given, the same tracking; off -> on,
-    #: bench/results/capture-variants-vm-ground-colour.json): AbsRel (median) 0.1027 -> 0.1003, <= 0.10 on 9 ->
-    #: 11, better on all sixteen; but the mean gap 1.677 -> 1.697 dB, worse on 11 clips (world 0's dolly 1.34 ->
-    #: 1.42): objects whose colour is the ground's lose their feet to the plane and tear in the novel views.
-    near_share: float = 0.5
-    near_rounds: int = 3
 
     def __post_init__(self) -> None:
         ok = (
@@ -125,8 +108,6 @@ class GroundFillConfig:
             and 0 < self.min_share <= 1
             and self.plane_agreement > 0
             and 0 <= self.under_tolerance < 1
-            and 0 <= self.near_share <= 1
-            and self.near_rounds >= 1
         )
         if not ok:
             raise InvalidArgument(f"GroundFillConfig: a setting is out of range: {self}", field="ground_fill")
@@ -205,12 +186,10 @@ def fill_ground(
     if plane is not None:
         for i in range(n):
             still = ~working_mask(moving[i], (h, w))
-            on = _plane_inverse(plane, c2w_cv[i], rays).reshape(h, w).astype(np.float32)
+            on = _plane_inverse(plane, c2w_cv[i], rays).reshape(h, w)
             take = still & (on > 0) & (out[i] <= (1.0 + config.under_tolerance) * on) & (out[i] != on)
             out[i][take] = on[take]
             changed += int(take.sum())
-            if config.near_share > 0:
-                changed += _carry_plane(out[i], on, still & (on > 0), frames[i], sigma_s, sigma_r, config)
     return GroundFilled(out, changed / max(out.size, 1))
 
 
@@ -250,37 +229,6 @@ def _refit(
         up = normal if normal @ up > 0 else -normal
         band = max(2.5 * float(np.median(np.abs((pts[near] - centre) @ up))), 1e-9)
     return Ground(centre, up, ground.inliers)
-
-
-def _carry_plane(
-    out: np.ndarray,
-    on: np.ndarray,
-    below: np.ndarray,
-    frame: np.ndarray,
-    sigma_s: float,
-    sigma_r: float,
-    config: GroundFillConfig,
-) -> int:
-    """Step 6, in place on one frame's `out` (h, w): the pixels of `below` (static, under the plane's horizon)
-    nearer than the plane `on` (h, w) take it where at least `near_share` of their edge-aware support in
-    `below` (the depth fill's weights over `frame` (H, W, 3) uint8) is on it; `near_rounds` rounds. Returns
-    how many pixels changed."""
-    h, w = out.shape
-    rgb = resize_rgb(frame, (h, w))
-    changed = 0
-    for _ in range(config.near_rounds):
-        placed = below & (out == on)
-        support = domain_transform(
-            np.stack([placed, below], axis=2).astype(np.float64), rgb, sigma_s * max(h, w), sigma_r
-        )
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(support[..., 1] > 1e-6, support[..., 0] / support[..., 1], 0.0)
-        take = below & (out > on) & (share >= config.near_share)
-        if not take.any():
-            break
-        out[take] = on[take]
-        changed += int(take.sum())
-    return changed
 
 
 def _plane_inverse(ground: Ground, c2w_cv: np.ndarray, rays: np.ndarray) -> np.ndarray:
