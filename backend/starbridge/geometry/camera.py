@@ -59,6 +59,13 @@ class Intrinsics:
     def vertical_fov_deg(self) -> float:
         return math.degrees(2.0 * math.atan(0.5 * self.height / self.fy))
 
+    def ray_axes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel-centre ray axes, float64: a (width,) = (u + 0.5 - cx) / fx and b (height,) = (v + 0.5 - cy) / fy;
+        the ray of pixel (u, v) in the OpenCV camera frame is (a[u], b[v], 1)."""
+        a = (np.arange(self.width) + 0.5 - self.cx) / self.fx
+        b = (np.arange(self.height) + 0.5 - self.cy) / self.fy
+        return a, b
+
     def scaled(self, width: int, height: int) -> Intrinsics:
         """The same camera at another resolution."""
         sx, sy = width / self.width, height / self.height

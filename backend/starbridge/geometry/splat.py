@@ -130,12 +130,9 @@ class PixelSamples:
 
 @functools.lru_cache(maxsize=16)
 def ray_axes(intr: Intrinsics) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised pixel-centre coordinates: a (W,) = (u + 0.5 - cx) / fx, b (H,) = (v + 0.5 - cy) / fy.
-
-    The ray of pixel (u, v) in the OpenCV camera frame is (a[u], b[v], 1). Read-only float32.
-    """
-    a = ((np.arange(intr.width) + 0.5 - intr.cx) / intr.fx).astype(np.float32)
-    b = ((np.arange(intr.height) + 0.5 - intr.cy) / intr.fy).astype(np.float32)
+    """`Intrinsics.ray_axes` as read-only float32, cached: the ray of pixel (u, v) in the OpenCV camera frame is
+    (a[u], b[v], 1)."""
+    a, b = (axis.astype(np.float32) for axis in intr.ray_axes())
     a.flags.writeable = False
     b.flags.writeable = False
     return a, b

@@ -228,8 +228,7 @@ class SourceCamera:
         """From the cameras' intrinsics and camera-to-world poses (wire convention)."""
         k = np.array([[source.fx, 0.0, source.cx], [0.0, source.fy, source.cy], [0.0, 0.0, 1.0]])
         proj = k @ (np.linalg.inv(wire_to_cv(source_c2w)) @ wire_to_cv(target_c2w))[:3]
-        a = (np.arange(target.width) + 0.5 - target.cx) / target.fx  # pixel centres' rays (geometry/splat.py's)
-        b = (np.arange(target.height) + 0.5 - target.cy) / target.fy
+        a, b = target.ray_axes()
         return cls(a, b, np.ascontiguousarray(proj), target.fx / source.fx)
 
 

@@ -80,8 +80,8 @@ def image_rays(intr: Intrinsics, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def pixel_rays(intr: Intrinsics) -> np.ndarray:
     """(3, h*w) float64 rays (z = 1) through every pixel centre, row-major."""
-    v, u = np.mgrid[0 : intr.height, 0 : intr.width] + 0.5
-    return image_rays(intr, u, v)
+    a, b = intr.ray_axes()
+    return np.stack([np.tile(a, intr.height), np.repeat(b, intr.width), np.ones(intr.width * intr.height)])
 
 
 def back_project(inverse: np.ndarray, use: np.ndarray, rays: np.ndarray, rot: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -133,11 +133,10 @@ Planar = tuple
 
 
 @lru_cache(maxsize=8)
-def _camera_grid(fx: float, fy: float, cx: float, cy: float, width: int, height: int) -> np.ndarray:
+def _camera_grid(intr: Intrinsics) -> np.ndarray:
     """(3, H, W) float32 ray directions in the wire camera frame, forward component 1: (x, -y, -1)."""
-    u = (np.arange(width, dtype=np.float64) + 0.5 - cx) / fx
-    v = (np.arange(height, dtype=np.float64) + 0.5 - cy) / fy
-    grid = np.empty((3, height, width), dtype=np.float32)
+    u, v = intr.ray_axes()
+    grid = np.empty((3, intr.height, intr.width), dtype=np.float32)
     grid[0] = u[None, :]
     grid[1] = -v[:, None]
     grid[2] = -1.0
@@ -147,7 +146,7 @@ def _camera_grid(fx: float, fy: float, cx: float, cy: float, width: int, height:
 
 def _world_dirs(c2w: np.ndarray, intr: Intrinsics) -> np.ndarray:
     """(3, H, W) float32 world ray directions, scaled so their component along the camera forward is 1."""
-    grid = _camera_grid(intr.fx, intr.fy, intr.cx, intr.cy, intr.width, intr.height)
+    grid = _camera_grid(intr)
     rot = c2w[:3, :3].astype(np.float32)
     return np.einsum("ij,jhw->ihw", rot, grid)
 
