@@ -134,7 +134,7 @@ def test_bad_input_is_refused(case: Case) -> None:
 
 def test_nothing_is_seen_below_the_ground(case: Case) -> None:
     """`under_ground`: confident ground pixels put under the ground (inverse depth 0.7 times the truth: too far,
-    as the stereo leaves a lean frame's ground) and others 5% too near come onto the ground plane refitted
+    as the stereo leaves a lean frame's ground) and others 3% too near come onto the ground plane refitted
     through the clip's confident pixels (the given one is tilted by a degree: the refit is level again, the
     pixels within 1% of the truth); the facades, boxes and sky keep their depth but for the feet of walls and
     boxes within the tolerance of the ground; switched off, confident pixels are never changed."""
@@ -142,13 +142,13 @@ def test_nothing_is_seen_below_the_ground(case: Case) -> None:
     ground = case.ground & case.confident
     under = ground & (rng.random(ground.shape) < 0.2)
     lean = ground & ~under & (rng.random(ground.shape) < 0.2)
-    inverse = np.where(under, case.inverse * 0.7, np.where(lean, case.inverse * 1.05, case.inverse)).astype(np.float32)
+    inverse = np.where(under, case.inverse * 0.7, np.where(lean, case.inverse * 1.03, case.inverse)).astype(np.float32)
     moved = dataclasses.replace(case, inverse=inverse)
     on = run(moved)  # the default
     off = run(moved, GroundFillConfig(under_ground=False))
     for mask in (under, lean):
         assert mask.sum() > 100
-        assert np.median(np.abs(inverse[mask] / case.truth[mask] - 1.0)) > 0.04
+        assert np.median(np.abs(inverse[mask] / case.truth[mask] - 1.0)) > 0.025
         assert np.median(np.abs(on.inverse[mask] / case.truth[mask] - 1.0)) < 0.01
         assert np.array_equal(off.inverse[mask], inverse[mask])
     above = case.confident & ~case.ground & (case.truth > 0)
