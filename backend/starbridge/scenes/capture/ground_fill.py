@@ -160,12 +160,14 @@ def fill_ground(
     rays = pixel_rays(intrinsics.scaled(w, h))  # (3, h*w), z = 1
     y, x = np.mgrid[0:h, 0:w]
     design = np.stack([x.ravel() / w, y.ravel() / h, np.ones(h * w)], axis=1)
+    # per frame at the working size: not moving, confident, and both with a measured depth (what the planes fit)
+    still = np.stack([~working_mask(m, (h, w)) for m in moving])
+    sure = np.stack([resize_nearest(c, (h, w)) for c in confident])
+    usable = still & sure & (measured > 0)
     changed = 0
     for i in range(n):
         rho = measured[i].astype(np.float64)
-        still = ~working_mask(moving[i], (h, w))
-        sure = resize_nearest(confident[i], (h, w))
-        conf = sure & still & (rho > 0)
+        conf = usable[i]
         clip_plane = _plane_inverse(ground, c2w_cv[i], rays).reshape(h, w)
         fit = _frame_plane(rho, conf, clip_plane, design, config)
         if fit is None:
@@ -177,8 +179,8 @@ def fill_ground(
         with np.errstate(divide="ignore", invalid="ignore"):
             share = np.where(support[..., 1] > 1e-6, support[..., 0] / support[..., 1], 0.0)
         take = (
-            ~sure
-            & still
+            ~sure[i]
+            & still[i]
             & (out[i] > 0)
             & (fit > 0)
             & (share >= config.min_share)
@@ -186,12 +188,11 @@ def fill_ground(
         )
         out[i][take] = fit[take]
         changed += int(take.sum())
-    plane = _refit(ground, measured, confident, moving, c2w_cv, rays, config) if config.under_ground else None
+    plane = _refit(ground, measured, usable, c2w_cv, rays, config) if config.under_ground else None
     if plane is not None:
         for i in range(n):
-            still = ~working_mask(moving[i], (h, w))
             on = _plane_inverse(plane, c2w_cv[i], rays).reshape(h, w)
-            take = still & (on > 0) & (out[i] <= (1.0 + config.under_tolerance) * on) & (out[i] != on)
+            take = still[i] & (on > 0) & (out[i] <= (1.0 + config.under_tolerance) * on) & (out[i] != on)
             out[i][take] = on[take]
             changed += int(take.sum())
     return GroundFilled(out, changed / max(out.size, 1))
@@ -200,23 +201,21 @@ def fill_ground(
 def _refit(
     ground: Ground,
     measured: np.ndarray,
-    confident: np.ndarray,
-    moving: np.ndarray,
+    usable: np.ndarray,
     c2w_cv: np.ndarray,
     rays: np.ndarray,
     config: GroundFillConfig,
 ) -> Ground | None:
-    """The clip's ground plane refitted by least squares through the confident static pixels of every other
-    frame (`measured` (N, h, w) inverse depth, `rays` (3, h*w) at z = 1) within a band about it: 2% of the
+    """The clip's ground plane refitted by least squares through the `usable` (N, h, w: confident, static, with a
+    depth) pixels of every other frame (`measured` (N, h, w) inverse depth, `rays` (3, h*w) at z = 1) within a
+    band about it: 2% of the
     points' median distance from the cameras first, then 2.5 times the kept points' median distance to the
     plane, `fit_iterations` times. None when fewer than `min_pixels` of them lie near it (a plane that is not
     the ground seen: nothing is put on it)."""
     n, h, w = measured.shape
     points = []
     for i in range(0, n, 2):
-        rho = measured[i].ravel()
-        use = (rho > 0) & resize_nearest(confident[i], (h, w)).ravel() & ~working_mask(moving[i], (h, w)).ravel()
-        points.append(back_project(rho, use, rays, c2w_cv[i, :3, :3], c2w_cv[i, :3, 3]).T)
+        points.append(back_project(measured[i], usable[i], rays, c2w_cv[i, :3, :3], c2w_cv[i, :3, 3]).T)
     pts = np.concatenate(points) if points else np.zeros((0, 3))
     if len(pts) < config.min_pixels:
         return None
