@@ -3,7 +3,8 @@
 PyAV because it is FFmpeg without a subprocess: it decodes everything FFmpeg does, gives frames straight
 as NumPy arrays and ships as wheels with its own FFmpeg. What FFmpeg's libraries leave to a player, decoding
 does here: the display matrix, the sample aspect ratio and a variable frame rate (video_meta.py), HDR to SDR
-(video_colour.py). One writer for everyone: `fly` records what an
+(video_colour.py), and a 4:2:0 clip's colour rebuilt at its luma's resolution where the frames are kept near
+the clip's own size (chroma.py). One writer for everyone: `fly` records what an
 engine received, the capture benchmark and tests encode ground-truth clips to import as if they were real.
 """
 
@@ -22,6 +23,7 @@ import numpy as np
 from av.sidedata.sidedata import Type as SideDataType
 
 from ..errors import InvalidArgument, SceneError
+from . import chroma
 from .video_colour import HdrSignal, hdr_of, to_sdr
 from .video_meta import Orientation, lens_of, orientation_of, square_size, steady_frames
 
@@ -155,8 +157,23 @@ def _open_video(path: Path):
         raise SceneError(f"video file {path.name}: cannot open: {exc}", field="video_path") from None
 
 
-def decode_video(path: Path, max_side: int, max_frames: int, report: ProgressFn) -> DecodedVideo:
-    """Decode the first video stream of `path` to RGB frames of at most `max_side` pixels on the long side."""
+def _probe_siting(path: Path) -> chroma.Siting:
+    """Where the chroma samples of `path`'s first video stream lie, from its first frames (chroma.py)."""
+    container = _open_video(path)
+    try:
+        return chroma.probe_siting(container.decode(container.streams.video[0]))
+    except av.FFmpegError:  # the main pass reports a frame it cannot decode
+        return "left"
+    finally:
+        container.close()
+
+
+def decode_video(
+    path: Path, max_side: int, max_frames: int, report: ProgressFn, *, rebuild_chroma: bool = True
+) -> DecodedVideo:
+    """Decode the first video stream of `path` to RGB frames of at most `max_side` pixels on the long side
+    (an 8-bit 4:2:0 stream kept at more than half its size has its chroma rebuilt first, chroma.py, unless
+    `rebuild_chroma` is off: FFmpeg's own upsampling, as a player shows it)."""
     container = _open_video(path)
     try:
         if not container.streams.video:
@@ -180,6 +197,7 @@ def decode_video(path: Path, max_side: int, max_frames: int, report: ProgressFn)
         upright = Orientation()
         turn_warning = ""
         hdr: HdrSignal | None = None
+        siting: chroma.Siting | None = None  # set where the frames' chroma is rebuilt (chroma.py)
         try:
             for frame in container.decode(stream):
                 if size is None:
@@ -189,7 +207,11 @@ def decode_video(path: Path, max_side: int, max_frames: int, report: ProgressFn)
                     matrix = frame.side_data.get(SideDataType.DISPLAYMATRIX)
                     upright, turn_warning = orientation_of(bytes(matrix) if matrix is not None else None)
                     hdr = hdr_of(frame.color_trc, frame.color_primaries)
-                if hdr is None:
+                    if rebuild_chroma and hdr is None and chroma.rebuilds(frame, size):
+                        siting = _probe_siting(path)
+                if siting is not None:
+                    rgb = chroma.to_rgb(frame, size, siting)
+                elif hdr is None:
                     rgb = frame.reformat(
                         width=size[0], height=size[1], format="rgb24", interpolation="AREA"
                     ).to_ndarray()
