@@ -1,7 +1,7 @@
 """Camera tracking across procedural worlds: how often does it hold, not how well on one lucky world.
 
     python bench/bench_tracking_worlds.py [--seeds 0-7] [--kinds dolly,handheld,orbit,moving,pan]
-        [--mappers global,incremental] [--crfs 16] [--no-estimated]
+        [--mappers global,incremental] [--crfs 16] [--decodes rebuilt,plain] [--no-estimated]
         [--frames 40] [--width 320] [--height 180] [--fov 48] [--out DIR]
 
 bench_capture.py measures the whole import on one world (seed 0). This one films every clip kind
@@ -12,7 +12,9 @@ between the tracked and the true camera rotations (degrees), the field of view, 
 up (its message). The table counts, per kind, the worlds whose median rotation error is within the capture
 target (1 degree). `--mappers` tracks every clip with each of COLMAP's mappers side by side
 (TrackingConfig.mapper; track_mapping.py); `--crfs` encodes every clip at each H.264 quality, which changes
-nothing but the compression noise: a tracker that holds only on some of them is fragile, not unlucky.
+nothing but the compression noise: a tracker that holds only on some of them is fragile, not unlucky;
+`--decodes rebuilt,plain` tracks every encode's frames as the import decodes them (the colour rebuilt at the
+luma's resolution, scenes/chroma.py) and as FFmpeg does (`decode_video(rebuild_chroma=False)`), side by side.
 
 Why it exists: on seed 0 every kind was within 0.4 degrees, but a vehicle dolly in most other worlds came out
 7-12 degrees off (a textured ground plane seen while travelling forward: COLMAP's 4-pixel RANSAC threshold,
@@ -70,20 +72,22 @@ def track_once(frames: np.ndarray, truth: np.ndarray, fov: float | None, mapper:
 
 def measure(kind: str, seed: int, frames: int, width: int, height: int, fov: float, work: Path,
             mappers: tuple[str, ...] = ("global",), crfs: tuple[int, ...] = (16,),
-            estimated: bool = True) -> list[dict[str, Any]]:  # fmt: skip
-    """One clip kind in one world: a row per CRF and mapper."""
+            estimated: bool = True, decodes: tuple[str, ...] = ("rebuilt",)) -> list[dict[str, Any]]:  # fmt: skip
+    """One clip kind in one world: a row per CRF, decode and mapper."""
     clip = render_clip(ClipConfig(kind=kind, frames=frames, width=width, height=height, vertical_fov_deg=fov,
                                   world_seed=seed))  # fmt: skip
     rows = []
     for crf in crfs:
         mp4 = clip.write_mp4(work / f"{kind}-{seed}-{crf}.mp4", crf=crf)
-        decoded = decode_video(mp4, max(width, height), 0, lambda *a: None).frames
-        for mapper in mappers:
-            row = {"kind": kind, "world_seed": seed, "crf": crf, "mapper": mapper,
-                   "given": track_once(decoded, clip.poses, fov, mapper)}  # fmt: skip
-            if estimated:
-                row["estimated"] = track_once(decoded, clip.poses, None, mapper)
-            rows.append(row)
+        for decode in decodes:
+            rebuild = decode == "rebuilt"
+            decoded = decode_video(mp4, max(width, height), 0, lambda *a: None, rebuild_chroma=rebuild).frames
+            for mapper in mappers:
+                row = {"kind": kind, "world_seed": seed, "crf": crf, "decode": decode, "mapper": mapper,
+                       "given": track_once(decoded, clip.poses, fov, mapper)}  # fmt: skip
+                if estimated:
+                    row["estimated"] = track_once(decoded, clip.poses, None, mapper)
+                rows.append(row)
     return rows
 
 
@@ -99,25 +103,29 @@ def _cell(run: dict[str, Any] | None) -> str:
     return f"{run['rotation_error_deg_median']:.2f}/{run['rotation_error_deg_max']:.2f} {run['fov_deg']:.1f}"
 
 
-def _table(rows: list[dict[str, Any]], kinds: tuple[str, ...], mappers: tuple[str, ...]) -> str:
-    lines = [f"{'clip':<10} {'seed':>4} {'crf':>3} {'mapper':<12} {'FOV given: rot med/max, fov':<28} "
+#: The decodes `--decodes` chooses from: the import's (the colour rebuilt) and FFmpeg's own.
+DECODES = ("rebuilt", "plain")
+
+
+def _table(rows: list[dict[str, Any]], kinds: tuple[str, ...], mappers: tuple[str, ...],
+           decodes: tuple[str, ...] = ("rebuilt",)) -> str:  # fmt: skip
+    lines = [f"{'clip':<10} {'seed':>4} {'crf':>3} {'decode':<8} {'mapper':<12} {'FOV given: rot med/max, fov':<28} "
              f"{'FOV estimated: rot med/max, fov':<32}"]  # fmt: skip
     for r in rows:
-        lines.append(f"{r['kind']:<10} {r['world_seed']:>4} {r['crf']:>3} {r['mapper']:<12} {_cell(r['given']):<28} "
-                     f"{_cell(r.get('estimated')):<32}")  # fmt: skip
+        lines.append(f"{r['kind']:<10} {r['world_seed']:>4} {r['crf']:>3} {r.get('decode', 'rebuilt'):<8} "
+                     f"{r['mapper']:<12} {_cell(r['given']):<28} {_cell(r.get('estimated')):<32}")  # fmt: skip
     lines.append("")
     lines.append(f"clips within {TARGET_ROTATION_DEG:g} degree (median rotation error), FOV given / estimated, and")
     lines.append("the mean and worst median error with the FOV given:")
-    for mapper in mappers:
-        for kind in kinds:
-            mine = [r for r in rows if r["kind"] == kind and r["mapper"] == mapper]
-            given = sum(_ok(r["given"]) for r in mine)
-            tracked = [r["given"]["rotation_error_deg_median"] for r in mine if "failed" not in r["given"]]
-            est = str(sum(_ok(r["estimated"]) for r in mine)) if all("estimated" in r for r in mine) else "-"
-            mean, worst = (np.mean(tracked), max(tracked)) if tracked else (np.nan, np.nan)
-            gave_up = f"  ({len(mine) - len(tracked)} gave up)" if len(tracked) < len(mine) else ""
-            lines.append(f"  {mapper:<12} {kind:<10} {given} / {est} of {len(mine)}   mean {mean:.2f}  "
-                         f"worst {worst:.2f}{gave_up}")  # fmt: skip
+    for mapper, decode, kind in ((m, d, k) for m in mappers for d in decodes for k in kinds):
+        mine = [r for r in rows if (r["kind"], r["mapper"], r.get("decode", "rebuilt")) == (kind, mapper, decode)]
+        given = sum(_ok(r["given"]) for r in mine)
+        tracked = [r["given"]["rotation_error_deg_median"] for r in mine if "failed" not in r["given"]]
+        est = str(sum(_ok(r["estimated"]) for r in mine)) if all("estimated" in r for r in mine) else "-"
+        mean, worst = (np.mean(tracked), max(tracked)) if tracked else (np.nan, np.nan)
+        gave_up = f"  ({len(mine) - len(tracked)} gave up)" if len(tracked) < len(mine) else ""
+        lines.append(f"  {mapper:<12} {decode:<8} {kind:<10} {given} / {est} of {len(mine)}   mean {mean:.2f}  "
+                     f"worst {worst:.2f}{gave_up}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -134,15 +142,16 @@ def parse_seeds(text: str) -> list[int]:
 
 def run(out_dir_: Path, seeds: list[int], kinds: tuple[str, ...], frames: int = 40, width: int = 320,
         height: int = 180, fov: float = 48.0, mappers: tuple[str, ...] = ("global",), crfs: tuple[int, ...] = (16,),
-        estimated: bool = True) -> dict[str, Any]:  # fmt: skip
+        estimated: bool = True, decodes: tuple[str, ...] = ("rebuilt",)) -> dict[str, Any]:  # fmt: skip
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="starbridge-tracking-") as tmp:
         for kind in kinds:
             for seed in seeds:
-                for row in measure(kind, seed, frames, width, height, fov, Path(tmp), mappers, crfs, estimated):
+                for row in measure(kind, seed, frames, width, height, fov, Path(tmp), mappers, crfs, estimated,
+                                   decodes):  # fmt: skip
                     rows.append(row)
-                    print(f"  {kind} {seed} crf {row['crf']} {row['mapper']}: given {_cell(row['given'])}, "
-                          f"estimated {_cell(row.get('estimated'))}", flush=True)  # fmt: skip
+                    print(f"  {kind} {seed} crf {row['crf']} {row['decode']} {row['mapper']}: given "
+                          f"{_cell(row['given'])}, estimated {_cell(row.get('estimated'))}", flush=True)  # fmt: skip
     report = {
         "benchmark": "tracking-worlds",
         "timestamp_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -155,6 +164,7 @@ def run(out_dir_: Path, seeds: list[int], kinds: tuple[str, ...], frames: int = 
             "seeds": seeds,
             "mappers": list(mappers),
             "crfs": list(crfs),
+            "decodes": list(decodes),
             "estimated": estimated,
         },  # fmt: skip
         "machine": machine_info(),
@@ -164,7 +174,7 @@ def run(out_dir_: Path, seeds: list[int], kinds: tuple[str, ...], frames: int = 
         "clips": rows,
     }
     print(f"\nStarBridge tracking across worlds: {frames} frames at {width}x{height}, filmed at {fov:g} degrees")
-    print(_table(rows, kinds, mappers))
+    print(_table(rows, kinds, mappers, decodes))
     out_dir_.mkdir(parents=True, exist_ok=True)
     path = write_json(out_dir_ / f"tracking-worlds-{host_tag()}.json", report)
     print(f"wrote {path}")
@@ -181,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fov", type=float, default=48.0, help="vertical field of view the clips are filmed at")
     p.add_argument("--mappers", default="global", help=f"comma-separated COLMAP mappers: {', '.join(MAPPERS)}")
     p.add_argument("--crfs", default="16", help="comma-separated H.264 qualities each clip is encoded at (0-51)")
+    p.add_argument(
+        "--decodes",
+        default="rebuilt",
+        help="comma-separated: rebuilt (the import's: the colour rebuilt) and/or plain (FFmpeg's)",
+    )
     p.add_argument("--no-estimated", action="store_true", help="track with the true field of view given only")
     add_out_argument(p)
     args = p.parse_args(argv)
@@ -197,8 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--crfs: comma-separated integers 0-51, got {args.crfs!r}") from None
     if any(not 0 <= c <= 51 for c in crfs):
         raise SystemExit(f"--crfs: each within 0-51 (H.264's range), got {args.crfs!r}")
+    decodes = tuple(args.decodes.split(","))
+    if not decodes or any(d not in DECODES for d in decodes) or len(set(decodes)) < len(decodes):
+        raise SystemExit(f"--decodes: {args.decodes!r}; comma-separated, each once, one of {', '.join(DECODES)}")
     run(out_dir(args.out), parse_seeds(args.seeds), kinds, args.frames, args.width, args.height, args.fov,
-        mappers, crfs, not args.no_estimated)  # fmt: skip
+        mappers, crfs, not args.no_estimated, decodes)  # fmt: skip
     return 0
 
 
