@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from starbridge.errors import InvalidArgument
 from starbridge.scenes import chroma
 from starbridge.scenes.procedural.clips import ClipConfig, render_clip
 from starbridge.scenes.video import decode_video, write_video
@@ -146,6 +147,9 @@ def test_colour_follows_the_luma_edge_and_a_flat_colour_stays_flat() -> None:
     assert chroma.guided_chroma(np.zeros((5, 7), np.float32), np.zeros((3, 4), np.float32), "left").shape == (5, 7)
     with pytest.raises(ValueError, match="4:2:0"):
         chroma.guided_chroma(np.zeros((5, 7), np.float32), np.zeros((2, 4), np.float32), "left")
+    for bad in ({"radius": 0}, {"eps": 0.0}):
+        with pytest.raises(InvalidArgument, match="ChromaConfig"):
+            chroma.ChromaConfig(**bad)
     # flat frames say nothing of the siting: the MPEG default
     flat_planes = (np.full((8, 8), 100.0), np.full((4, 4), 128.0), np.full((4, 4), 128.0))
     assert chroma.estimate_siting([flat_planes]) == "left"

@@ -4,7 +4,7 @@ Nearly every clip a phone, a camera or an editor writes (H.264, HEVC, VP9, AV1) 
 half the width and half the height of its luma: the picture's sharpness is in the luma, its colour is a quarter
 as dense. A plain decoder interpolates the chroma between its samples, so every colour edge is two pixels soft
 and a fine colour pattern (a window grid, a striped awning) bleeds; on our rendered clips encoded at CRF 16 the
-decoded luma is within 41-43 dB of the truth but the RGB only 33.7-35.5 dB, the chroma's loss being most of it.
+decoded luma plane is within 41-43 dB of the truth but the RGB only 33-38 dB, the chroma's loss being most of it.
 
 Where colour and brightness change together, which in real scenes is nearly everywhere, the luma tells where a
 chroma edge lies. So each chroma window's colour is modelled as a linear function of the luma seen at the chroma
@@ -28,6 +28,8 @@ import av
 import numpy as np
 from scipy.ndimage import uniform_filter
 
+from ..errors import InvalidArgument
+
 Siting = Literal["left", "center"]
 SITINGS: tuple[Siting, ...] = ("left", "center")
 
@@ -39,6 +41,10 @@ class ChromaConfig:
     #: the guided filter's regulariser, in squared 8-bit code values: a window whose luma varies by less than
     #: about its square root gets a flat colour (the plain interpolation) instead of a slope
     eps: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.radius < 1 or not self.eps > 0:
+            raise InvalidArgument(f"ChromaConfig: need radius >= 1 and eps > 0, got {self.radius}, {self.eps}")
 
 
 DEFAULT = ChromaConfig()
