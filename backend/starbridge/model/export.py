@@ -141,6 +141,10 @@ def _export_graph(
     (model/onnx_fusion.py)."""
     in_names, out_names = names
     big = sum(p.numel() * p.element_size() for p in module.parameters()) > external_over
+    # TorchScript's constant folding fails on a module traced on a GPU (it folds the CUDA weights with constants
+    # the trace made on the CPU: "found at least two devices", measured on an H200); ONNX Runtime folds the same
+    # constants itself when it loads the graph
+    on_gpu = any(p.device.type != "cpu" for p in module.parameters())
     fusion = fused_export(fused_attention) if fused else contextlib.nullcontext()
     with warnings.catch_warnings(), torch.no_grad(), fusion:
         warnings.simplefilter("ignore")  # the TorchScript exporter's tracer warnings are about Python control flow
@@ -151,6 +155,7 @@ def _export_graph(
             input_names=in_names[: len(inputs)],
             output_names=out_names,
             opset_version=OPSET,
+            do_constant_folding=not on_gpu,
             dynamo=False,
         )
     if big:  # keep the weights beside the graph (protobuf files stop at 2 GB)
