@@ -184,10 +184,13 @@ def _preset(name: str, dtype: str, seconds: float, work: Path, compile_: bool) -
     out["breakdown_ms_per_block"] = {}
     for label, factory in (("onnxruntime", None), ("torch eager", engines[1][2])):
         # one call at a time (no render thread), so each one's time is its own
-        session = StarSession(generator, scene, engine=factory() if factory else None, overlap=False)
-        session.generate_block(blocks[0])  # warm (a CUDA graph is captured on the first step)
-        out["breakdown_ms_per_block"][label] = _breakdown(session, blocks[1:], sync)
-        session.close()
+        try:  # a failing engine costs its own row, not the timings measured before it
+            session = StarSession(generator, scene, engine=factory() if factory else None, overlap=False)
+            session.generate_block(blocks[0])  # warm (a CUDA graph is captured on the first step)
+            out["breakdown_ms_per_block"][label] = _breakdown(session, blocks[1:], sync)
+            session.close()
+        except Exception as exc:  # noqa: BLE001 (recorded in the report)
+            out.setdefault("breakdown_errors", {})[label] = f"{type(exc).__name__}: {exc}"
     ort = out["engines"].get("onnxruntime", {})
     target = TARGETS.get(name)
     if target and "fps" in ort:

@@ -37,7 +37,9 @@ class TorchEngine:
     ) -> None:
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
-        self.float_type = np.float32
+        self.float_type = np.float32  # what it returns, whatever the model's own precision
+        #: the model's precision (float16 / bfloat16 on a GPU): every floating input is cast to it
+        self.dtype = next(model.parameters()).dtype
         autoencoder = autoencoder.eval().to(self.device)
         self._streaming = isinstance(autoencoder, Taehv)
         if isinstance(autoencoder, Taehv):
@@ -49,23 +51,24 @@ class TorchEngine:
         cfg = model.config
         if cfg.text_dim and text is None:
             text = np.zeros((1, cfg.text_len, cfg.text_dim), np.float32)
-        self._text = torch.from_numpy(text).to(self.device) if text is not None else None
+        self._text = self._t(text) if text is not None else None
         self._step_fn: Callable[..., torch.Tensor] = model.forward_step
         if compile:
             self._step_fn = torch.compile(model.forward_step, dynamic=False)
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def _t(self, a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+        t = torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+        return t.to(self.dtype) if t.is_floating_point() else t
 
     def _run_ae(self, part: str, graph: nn.Module, x: torch.Tensor) -> np.ndarray:
         if not self._streaming:
-            return graph(x).cpu().numpy()
+            return graph(x).float().cpu().numpy()
         ae = graph.ae
         assert isinstance(ae, Taehv)
         out, *memory = graph(x, *self._memory.get(part, self._zero_memory(part, ae, x)))
         self._memory[part] = tuple(memory)
-        return out.cpu().numpy()
+        return out.float().cpu().numpy()
 
     def _zero_memory(self, part: str, ae: Taehv, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if part == "encoder":
@@ -98,4 +101,4 @@ class TorchEngine:
         t = torch.tensor([timestep], dtype=torch.float32, device=self.device)
         cond_t = self._t(cond.astype(np.float32))
         v = self._step_fn(self._t(x), cond_t, t, *self._cache, torch.tensor(valid, device=self.device), self._text)
-        return v.cpu().numpy()
+        return v.float().cpu().numpy()
