@@ -62,6 +62,8 @@ class TorchEngine:
         return t.to(self.dtype) if t.is_floating_point() else t
 
     def _run_ae(self, part: str, graph: nn.Module, x: torch.Tensor) -> np.ndarray:
+        if x.is_floating_point():  # the autoencoder's own precision, which may differ from the model's
+            x = x.to(next(graph.parameters()).dtype)
         if not self._streaming:
             return graph(x).float().cpu().numpy()
         ae = graph.ae
