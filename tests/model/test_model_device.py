@@ -47,6 +47,26 @@ def test_torch_engine_puts_everything_on_its_device():
     assert engine._cache is not None and engine._cache[0].device.type == "meta"
 
 
+def test_torch_engine_feeds_a_half_precision_model_its_own_precision():
+    """A float16 / bfloat16 model (as on a GPU; bfloat16 runs on the CPU) gets every floating input in its own
+    precision, the autoencoder in its own (here float32), and the engine returns float32 (an H200 run fed float32
+    latents to a float16 model: "Input type (float) and bias type (c10::Half) should be the same")."""
+    preset = get_preset("inspatio-1.3b-test")
+    s = preset.star
+    torch.manual_seed(0)
+    engine = TorchEngine(StarModel(s).to(torch.bfloat16), build_autoencoder(preset.autoencoder))
+    assert engine._text is not None and engine._text.dtype == torch.bfloat16
+    latents = np.zeros((1, s.latent_channels, 2 * s.block_frames, s.latent_height, s.latent_width), np.float32)
+    engine.context(latents, s.block_tokens)
+    assert engine._cache is not None and engine._cache[0].dtype == torch.bfloat16
+    step = example_inputs(preset, device="cpu")["step"]  # the step's (noisy latents, condition) shapes
+    x = np.random.default_rng(0).standard_normal(tuple(step[0].shape)).astype(np.float32)
+    v = engine.step(x, np.zeros(tuple(step[1].shape), np.float32), 0.5, s.block_tokens)
+    assert v.dtype == np.float32 and v.shape == x.shape and np.isfinite(v).all()
+    frames = engine.decode(x)
+    assert frames.dtype == np.float32
+
+
 def test_taehv_memory_follows_its_input():
     from starbridge.model.config import AutoencoderConfig
 
