@@ -63,9 +63,43 @@ def test_fused_graphs_hold_the_contrib_operators(fused):
         assert ops["Softmax"] == attending - own  # no unfused attention left where it is fused
 
 
+@pytest.fixture(scope="module", params=["star-tiny-test", "inspatio-1.3b-test"])
+def fused_context(request, tmp_path_factory):
+    """The context graph's own self-attention fused as well (what a CUDA bundle gets), in float32 so that the
+    CPU provider runs it."""
+    return _random_bundle(tmp_path_factory.mktemp("fused-context"), request.param, fused_context=True)
+
+
+def test_fused_context_graph_holds_no_unfused_attention(fused_context):
+    preset, _, _, path = fused_context
+    assert read_model(path).doc["fused_context_attention"] is True
+    ops = _ops(path / "context.onnx")
+    attending = preset.star.num_layers - 1  # the last layer keeps only its keys and values
+    assert ops["MultiHeadAttention"] == attending * (2 if preset.star.text_dim else 1)
+    assert ops["Softmax"] == 0
+
+
+def test_only_cuda_bundles_fuse_the_context_by_default(tmp_path: Path):
+    """Default: plain context self-attention in a float32 bundle (the CPU's; the fixtures above), fused in a
+    fused float16 bundle (CUDA's alone); never without `fused`."""
+    for kwargs, want in (({"dtype": "float16", "fused": True}, True), ({"dtype": "float16"}, False),
+                         ({"fused": False, "fused_context": True}, False)):  # fmt: skip
+        _, _, _, path = _random_bundle(tmp_path / str(len(list(tmp_path.iterdir()))), "star-tiny-test", **kwargs)
+        assert read_model(path).doc["fused_context_attention"] is want, kwargs
+        assert (_ops(path / "context.onnx")["Softmax"] == 0) is want, kwargs
+
+
 @pytest.mark.parametrize("graph", ["context", "step"])
 def test_fused_graphs_match_pytorch_first_and_later_blocks(fused, graph):
-    preset, model, _, path = fused
+    _match_pytorch(*fused, graph)
+
+
+@pytest.mark.parametrize("graph", ["context", "step"])
+def test_fused_context_graphs_match_pytorch_first_and_later_blocks(fused_context, graph):
+    _match_pytorch(*fused_context, graph)
+
+
+def _match_pytorch(preset, model, _, path: Path, graph: str) -> None:
     module = {"context": ContextGraph(model), "step": StepGraph(model)}[graph]
     inputs = list(example_inputs(preset)[graph])
     if preset.star.text_dim:

@@ -226,19 +226,24 @@ def export_bundle(
     composite_visible: bool = False,
     mask_convention: str = MASK_POOL,
     fused: bool | None = None,
+    fused_context: bool | None = None,
 ) -> Path:
     """Write a bundle to `out_dir` (atomically: temp folder, then rename). Returns the path.
 
     Graphs whose weights pass `external_over` bytes keep them in external data files beside them. `fused`
     (default: float32 bundles) exports attention and rotary embeddings as ONNX Runtime's fused contrib
     operators; float16 bundles keep the plain graph by default because the CPU provider's fused attention
-    is float32 only (pass fused=True for a CUDA-only float16 bundle). A TAEHV
+    is float32 only (pass fused=True for a CUDA-only float16 bundle). `fused_context`: the context graph's
+    own self-attention fused too (default: only in a fused float16 bundle, which is CUDA's alone: there the
+    plain graph materialises the context's masked 2N x 2N attention, where the CPU ran the fused operator 13%
+    slower; cross-attention and rotary embeddings fuse wherever `fused` does). A TAEHV
     autoencoder (taehv.py) exports as streaming graphs: its memory is extra inputs and outputs."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise InvalidArgument(f"{out_dir} exists; pass --overwrite to replace it", field="out")
     torch_dtype = {"float32": torch.float32, "float16": torch.float16}[dtype]
     fused = dtype == "float32" if fused is None else fused
+    fused_context = fused and dtype != "float32" if fused_context is None else fused_context and fused
     model = model.eval().to(torch_dtype)
     autoencoder = autoencoder.eval().to(torch_dtype)
     device = next(model.parameters()).device
@@ -267,14 +272,16 @@ def export_bundle(
         for i, (name, module) in enumerate(modules.items()):
             if progress:
                 progress("export", i, len(modules))
-            # The context graph keeps plain self-attention: its 2N x 2N masked attention ran 13% slower as
-            # the fused operator on the CPU (23.6 vs 20.0 ms, star-tiny, one thread); its rotary embeddings fuse.
+            # The context graph keeps plain self-attention unless `fused_context`: its 2N x 2N masked attention
+            # ran 13% slower as the fused operator on the CPU (23.6 vs 20.0 ms, star-tiny, one thread); its
+            # rotary embeddings fuse.
             _export_graph(module, inputs[name], io_names[name], tmp / f"{name}.onnx", external_over, fused,
-                          fused_attention=name != "context")  # fmt: skip
+                          fused_attention=name != "context" or fused_context)  # fmt: skip
         if text_embedding is not None:
             np.save(tmp / "text.npy", text_embedding.astype(np.float32))
         doc = model_json(preset, dtype, weights, text_embedding is not None, composite_visible, conventions)
         doc["fused_attention"] = fused  # com.microsoft RotaryEmbedding (+ MultiHeadAttention in step)
+        doc["fused_context_attention"] = fused_context  # ...and in the context graph's own self-attention
         cpu_graphs = optimize_for_cpu(tmp, modules)  # <name>.cpu.onnx: graph optimisation done once (CPU only)
         if cpu_graphs:
             doc["cpu_graphs"] = cpu_graphs

@@ -16,9 +16,11 @@ of model/star.py call the functions below, which compute exactly what the plain 
   and positions 0..N-1;
 * ``MultiHeadAttention`` with the (B, N, dim) query/key/value, the additive key bias expanded to
   (1, 1, N, keys), the cache as ``past_key``/``past_value`` (the step graph) and the rotated keys/values
-  of these tokens read back from ``present_key``/``present_value``. Export.py fuses self-attention in
-  the step graph only (`fused_export(attention=False)` for the context graph: there the fused kernel was
-  slower than the plain operators on its masked 2N x 2N attention); cross-attention (no mask) always.
+  of these tokens read back from ``present_key``/``present_value``; in the context graph (no cache) a
+  one-output node, the keys and values taken from the projections. Export.py fuses the context graph's
+  self-attention only in a CUDA bundle (`fused_export(attention=False)` elsewhere: on the CPU the fused
+  kernel was slower than the plain operators on its masked 2N x 2N attention; on a GPU the plain graph
+  materialises that attention); cross-attention (no mask) always.
 
 Why the contrib operators and not ONNX's opset-23 Attention/RotaryEmbedding: on ONNX Runtime 1.31's CPU
 provider the two attention kernels take the same time on our shapes (measured: 2.9 vs 3.3 ms for one
@@ -132,6 +134,26 @@ class _Attention(torch.autograd.Function):
         return out, present_k, present_v
 
 
+class _MaskedAttention(torch.autograd.Function):
+    """(q, k, v) (B, N, dim), bias (1, 1, N, N) -> out (B, N, dim): no cache (the context graph), one output,
+    so a node whose output is unused (the last layer's: only its keys and values are kept) is dropped whole."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, bias, num_heads: int):
+        out = F.scaled_dot_product_attention(_heads(q, num_heads), _heads(k, num_heads), _heads(v, num_heads),
+                                             attn_mask=bias)  # fmt: skip
+        b, _, n, _ = out.shape
+        return out.transpose(1, 2).reshape(b, n, -1)
+
+    @staticmethod
+    def symbolic(g, q, k, v, bias, num_heads: int):
+        given = _optional(g) if bias is None or bias.node().mustBeNone() else bias
+        out = g.op(f"{MS_DOMAIN}::MultiHeadAttention", q, k, v, _optional(g), _optional(g), given,
+                   num_heads_i=num_heads)  # fmt: skip
+        out.setType(q.type())
+        return out
+
+
 class _CrossAttention(torch.autograd.Function):
     """(q (B, N, dim), k, v (B, L, dim)) -> (B, N, dim): no bias, no cache (the CPU kernel's flash path)."""
 
@@ -174,11 +196,14 @@ def self_attention(
         return module.o(out.transpose(1, 2).reshape(x.shape)), k, v
     n_keys = x.shape[1] + (cache[0].shape[2] if cache is not None else 0)
     bias = None if key_bias is None else key_bias.expand(1, 1, x.shape[1], n_keys)
-    past_k, past_v = cache if cache is not None else (None, None)
-    out, present_k, present_v = _Attention.apply(q, k, v, bias, past_k, past_v, h)
-    if cache is not None:  # present = [cache ; these tokens]: keep these tokens' keys and values
-        present_k, present_v = present_k[:, :, -x.shape[1] :], present_v[:, :, -x.shape[1] :]
-    return module.o(out), present_k, present_v
+    if cache is None:
+        # (the context graph) the keys and values from the projections, the attention a node of its own: the
+        # last layer's attention output is unused there, and the exporter drops that node with its query
+        out = _MaskedAttention.apply(q, k, v, bias, h)
+        return module.o(out), _heads(k, h), _heads(v, h)
+    out, present_k, present_v = _Attention.apply(q, k, v, bias, cache[0], cache[1], h)
+    # present = [cache ; these tokens]: keep these tokens' keys and values
+    return module.o(out), present_k[:, :, -x.shape[1] :], present_v[:, :, -x.shape[1] :]
 
 
 def cross_attention(module, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
