@@ -91,11 +91,18 @@ def host_tag() -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", socket.gethostname()) or "host"
 
 
+def _plain(value: Any) -> Any:
+    """JSON for what `json` does not know: NumPy scalars (bool, int, float) as the Python value they hold."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return float(value)
+
+
 def write_json(path: Path, report: dict[str, Any]) -> Path:
     """Write a benchmark's report whole or not at all (a temporary file, then rename); returns `path`. NumPy
-    scalars are written as numbers."""
+    scalars are written as what they hold (a NumPy bool as true / false, not 0.0)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=float) + "\n")
+    tmp.write_text(json.dumps(report, indent=2, default=_plain) + "\n")
     os.replace(tmp, path)
     return path
 

@@ -45,7 +45,7 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
         sys.path.insert(0, str(_path))
 
 from bench._machine import add_out_argument, host_tag, machine_info, out_dir, write_json  # noqa: E402
-from bench.bench_model import PACKAGED, _requests, _time_engines  # noqa: E402
+from bench.bench_model import PACKAGED, _requests, _time_engines, served_first_blocks  # noqa: E402
 
 #: Per preset on one H100-class GPU; the star-tiny CUDA frames' largest difference from the CPU provider's.
 TARGETS: dict[str, dict[str, float]] = {"inspatio-1.3b": {"fps": 24.0, "first_block_s": 0.5}}
@@ -191,13 +191,18 @@ def _preset(name: str, dtype: str, seconds: float, work: Path, compile_: bool) -
             session.close()
         except Exception as exc:  # noqa: BLE001 (recorded in the report)
             out.setdefault("breakdown_errors", {})[label] = f"{type(exc).__name__}: {exc}"
+    try:  # what a client of `serve --model` waits for: a generator of its own, prepared (warmed up) at startup
+        out["served"] = served_first_blocks(bundle, scene, preset, sync)
+    except Exception as exc:  # noqa: BLE001 (recorded in the report)
+        out["served"] = {"error": f"{type(exc).__name__}: {exc}"}
     ort = out["engines"].get("onnxruntime", {})
     target = TARGETS.get(name)
     if target and "fps" in ort:
-        out["pass"] = {
-            "fps": ort["fps"] >= target["fps"],
-            "first_block": ort["first_block_s"] <= target["first_block_s"],
-        }
+        # the first block a client waits for (served: the generator prepared at startup, as `serve` does); the
+        # engines' own first blocks (`first_block_s`, nothing prepared: ONNX Runtime's first run and, on CUDA,
+        # the step graph's capture included) are reported beside it
+        first = out["served"].get("first_block_s", ort["first_block_s"])
+        out["pass"] = {"fps": bool(ort["fps"] >= target["fps"]), "first_block": bool(first <= target["first_block_s"])}
     return out
 
 
@@ -224,6 +229,14 @@ def _table(report: dict[str, Any]) -> str:
                 rows.append(f"  {name:16} {e['first_block_s']:13.2f} {e['block_ms_p50']:12.1f} {e['fps']:9.1f}")
         for name, calls in p.get("breakdown_ms_per_block", {}).items():
             rows.append(f"  {name} per block: " + ", ".join(f"{c} {ms:.1f} ms" for c, ms in calls.items()))
+        served = p.get("served", {})
+        if "first_block_s" in served:
+            rows.append(
+                f"  served (prepared at startup in {served['prepare_s']:.2f} s): first block "
+                f"{served['first_block_s']:.2f} s, the next client's {served['next_client_first_block_s']:.2f} s"
+            )
+        elif "error" in served:
+            rows.append(f"  served: failed: {served['error'][:80]}")
     for stage, error in report.get("errors", {}).items():
         rows.append(f"{stage}: FAILED {error.splitlines()[-1][:120]}")
     return "\n".join(rows)

@@ -31,3 +31,4 @@ def test_bench_gpu_dry_run_on_the_cpu(tmp_path: Path):
         assert e["fps"] > 0 and e["first_block_s"] > 0
         calls = preset["breakdown_ms_per_block"][engine]
         assert set(calls) == set(bench_gpu.CALLS) and all(ms > 0 for ms in calls.values())
+    assert preset["served"]["first_block_s"] > 0 and preset["served"]["next_client_first_block_s"] > 0

@@ -26,4 +26,6 @@ def test_bench_model_smoke(tmp_path: Path):
         e = result["engines"][engine]
         assert e["fps"] > 0 and e["first_block_s"] > 0 and e["blocks"] >= 3 and e["block_cpu_ms_mean"] > 0
     assert result["ort_graphs"] == {"fused_attention": True, "cpu_graphs": True}
+    served = result["served"]  # a generator of its own, prepared as `serve` does, then two clients in turn
+    assert served["prepare_s"] > 0 and served["first_block_s"] > 0 and served["next_client_first_block_s"] > 0
     assert report["machine"] and report["versions"]["onnxruntime"] and len(report["load_average_1min"]) == 2

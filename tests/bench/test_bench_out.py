@@ -42,3 +42,13 @@ def test_render_run_from_its_command_line_leaves_committed_results_alone(tmp_pat
     report = json.loads(written.read_text())
     assert report["machine"]["cpu_count"] and report["versions"]["numpy"] and report["provider"]
     assert _digest(COMMITTED) == before
+
+
+def test_numpy_scalars_are_written_as_what_they_hold(tmp_path: Path):
+    """A verdict computed on NumPy numbers is a NumPy bool: written as true / false (it was 0.0 once)."""
+    import numpy as np
+
+    from bench._machine import write_json
+
+    path = write_json(tmp_path / "r.json", {"pass": np.float64(15.5) >= 24.0, "n": np.int64(3), "x": np.float32(0.5)})
+    assert json.loads(path.read_text()) == {"pass": False, "n": 3, "x": 0.5}

@@ -235,3 +235,38 @@ def test_whole_blocks_stream_in_the_runtime_as_in_pytorch(bundle, taew, demo_sto
         if block != 1:  # stream start: the decoder's 3 startup frames show the first real frame
             assert all(np.array_equal(a[i], a[STARTUP_FRAMES]) for i in range(STARTUP_FRAMES))
     assert not np.array_equal(firsts[1][0], firsts[1][STARTUP_FRAMES])
+
+
+def test_an_engine_given_back_mid_stream_makes_what_a_fresh_one_makes(bundle, demo_store):
+    """Sessions share block engines (StarGenerator.take_engine): one closed mid-stream, its autoencoders'
+    memory and KV cache full of its blocks, serves the next session exactly as a new engine would; the pool
+    keeps at most IDLE_ENGINES, and a session closed twice gives its engine back once."""
+    from starbridge.runtime.star import IDLE_ENGINES
+
+    path, _ = bundle
+    scene = SceneStore(demo_store).get("demo")
+    generator = StarGenerator(path, prefer_cuda=False, int8=False)
+    intr = Intrinsics.from_fov(60, PRESET.width, PRESET.height)
+    c2w = np.eye(4)
+    c2w[0, 3] = 0.2
+    requests = [FrameRequest(c2w, intr, i / 24) for i in range(PRESET.frames_per_block)]
+    used = StarSession(generator, scene, seed=1)
+    for _ in range(2):
+        used.generate_block(requests)
+    engine = used.engine
+    used.close()
+    used.close()
+    again = StarSession(generator, scene, seed=7)
+    assert again.engine is engine  # the pooled one, not a new one
+    fresh = StarSession(generator, scene, seed=7)
+    assert fresh.engine is not engine  # (the pool held one; now empty: a new engine)
+    for block in range(2):
+        a, b = np.stack(again.generate_block(requests)), np.stack(fresh.generate_block(requests))
+        assert np.array_equal(a, b), block
+    sessions = [again, fresh, *(StarSession(generator, scene) for _ in range(IDLE_ENGINES))]
+    for session in sessions:
+        session.close()
+    given = {id(s.engine) for s in sessions}
+    taken = [StarSession(generator, scene).engine for _ in range(IDLE_ENGINES + 1)]
+    assert sum(id(e) in given for e in taken) == IDLE_ENGINES  # the rest were dropped: the last one is new
+    assert id(taken[-1]) not in given

@@ -115,3 +115,30 @@ def test_composite_keeps_valid_render_pixels(bundle: Path, demo_store: Path):
                                 for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)  # fmt: skip
     assert inner.sum() > 0.5 * m.size
     assert np.abs(out[..., :3][inner].astype(int) - renders[0][inner].astype(int)).max() <= 1
+
+
+def test_prepare_warms_up_once_and_changes_no_frame(bundle: Path, demo_store: Path):
+    """`prepare` makes one block and throws it away (ONNX Runtime's first-run work done before a client waits),
+    keeps the engine that ran it for the first session, does it for the first scene only; the first
+    session's frames are those of a generator that did not warm up."""
+    from starbridge.geometry.camera import Intrinsics
+    from starbridge.runtime.generator import FrameRequest
+    from starbridge.runtime.star import StarSession
+    from starbridge.scenes.store import SceneStore
+
+    scene = SceneStore(demo_store).get("demo")
+    warm, cold = StarGenerator(bundle, prefer_cuda=False), StarGenerator(bundle, prefer_cuda=False, warm_up=False)
+    warm.prepare(scene)
+    cold.prepare(scene)
+    assert len(warm._idle) == 1 and not cold._idle
+    engine = warm._idle[0]
+    warm.prepare(scene)
+    assert warm._idle == [engine]  # once per generator
+    intr = Intrinsics.from_fov(60, 256, 144)
+    c2w = np.eye(4)
+    c2w[0, 3] = 0.1
+    blocks = [[FrameRequest(c2w, intr, (b * 2 + k) / 24) for k in range(2)] for b in range(2)]
+    a, b = StarSession(warm, scene, seed=4), StarSession(cold, scene, seed=4)
+    assert a.engine is engine
+    for requests in blocks:
+        assert np.array_equal(np.stack(a.generate_block(requests)), np.stack(b.generate_block(requests)))

@@ -28,8 +28,12 @@ already keeps both cores busy; the shipped star-tiny, which also draws the layer
 Where a frame's latent depends on that frame alone (star-tiny's autoencoder),
 reference latents are kept per frame, all of them encoded when the scene is prepared.
 
-The cache is bound once per session with IO binding (an OrtValue on the execution provider's
-device, written by the context graph and read by every step), so on CUDA it never leaves the GPU.
+The cache is bound once per block engine with IO binding (an OrtValue on the execution provider's
+device, written by the context graph and read by every step), so on CUDA it never leaves the GPU. A session
+takes an engine from its generator's pool and gives it back when it closes (`StarGenerator.take_engine`): on
+CUDA the step graph is captured once per engine, not once per client. `StarGenerator.prepare` (called by
+`serve` at startup) also makes one block and throws it away, so that ONNX Runtime's first-run work is done
+before a client waits for frames (what that is worth: bench/bench_model.py's `served` rows, with and without).
 """
 
 from __future__ import annotations
@@ -72,6 +76,9 @@ REF_CACHE_BLOCKS = 256
 REF_CACHE_FRAMES = 4096
 #: Timesteps whose step_time outputs are kept (a many-step teacher schedule has dozens; 20 x 512 bytes each).
 TIME_INPUTS_KEPT = 256
+#: Block engines a generator keeps for the next sessions when theirs close (`StarGenerator.take_engine`): each
+#: holds a KV cache (inspatio-1.3b's: 1.7 GB of float16 on the GPU) and, on CUDA, its captured step graph.
+IDLE_ENGINES = 2
 
 
 def _session_options(threads: int, spin: bool = False) -> ort.SessionOptions:
@@ -145,8 +152,9 @@ class StarGraphs:
         self.providers = tuple(providers)
         opts = _session_options(threads, spin)
         self.device = "cuda" if self.providers[0] == CUDA else "cpu"
-        #: On CUDA the step graph (called 4x per block) is captured as a CUDA graph, one per client
-        #: session (RunOptions gpu_graph_id), its inputs and outputs at fixed device addresses.
+        #: On CUDA the step graph (called 4x per block) is captured as a CUDA graph, one per block engine
+        #: (RunOptions gpu_graph_id; engines outlive their sessions: StarGenerator.take_engine), its inputs and
+        #: outputs at fixed device addresses.
         self.cuda_graph = self.device == "cuda" and cuda_graph
         # On the CPU, the bundle's int8 copies of its graphs where it has them (model/onnx_optimize.py).
         cpu_int8 = (info.doc.get("cpu_graphs") or {}).get("int8", {}) if self.device == "cpu" and int8 else {}
@@ -197,7 +205,7 @@ class StarGraphs:
         return kept
 
     def new_graph_id(self) -> int:
-        """A CUDA-graph id for a new client session (each has its own fixed buffers)."""
+        """A CUDA-graph id for a new block engine (each has its own fixed buffers)."""
         return next(self._graph_ids)
 
     def encode(self, frames: np.ndarray, memory: GraphMemory | None = None) -> np.ndarray:
@@ -351,7 +359,9 @@ class StarSession:
         #: without, they run in turn on the calling thread (the same frames).
         self.overlap = overlap
         self.info = info = generator.info
-        self.engine = engine or OrtEngine(generator.graphs)
+        #: An engine from the generator's pool (given back on `close`), unless the caller brought its own.
+        self._pooled = engine is None
+        self.engine = engine or generator.take_engine()
         self.scene = scene
         self.block_frames = info.frames_per_block
         # A many-step schedule turns the same weights into a slow sampler (how the teacher is evaluated).
@@ -483,6 +493,9 @@ class StarSession:
         self.prev = None
         if self.layered is not None:
             self.layered.close()
+        if self._pooled:  # once: a second close gives nothing back twice
+            self._pooled = False
+            self.generator.give_back(cast(OrtEngine, self.engine))
 
 
 class _InTurn:
@@ -630,6 +643,7 @@ class StarGenerator:
         composite: bool | None = None,
         worlds: FusedWorlds | None = None,
         memory: MemoryConfig = MemoryConfig(),  # noqa: B008 (frozen)
+        warm_up: bool = True,
     ) -> None:
         self.info = read_model(bundle)
         #: Fused worlds and memory bounds for layered bundles (shared with an explicit generator when given).
@@ -650,6 +664,10 @@ class StarGenerator:
         self._per_frame = self.info.temporal_stride == 1 and "encoder" not in self.graphs.streaming
         self._frames: dict[str, dict[int, np.ndarray]] = {}
         self._sources: dict[str, RenderSource] = {}
+        #: Block engines of closed sessions, for the next ones (`take_engine`); `warm_up`: see `prepare`.
+        self._idle: list[OrtEngine] = []
+        self.warm_up = warm_up
+        self._warm = False
         quantised = self.graphs.int8_graphs
         log.info("STAR model %s (%s weights) on %s%s", self.name, self.info.weights, self.execution_provider,
                  f"; int8 weights in {', '.join(quantised)}" if quantised else "")  # fmt: skip
@@ -664,11 +682,42 @@ class StarGenerator:
 
     def prepare(self, scene: SceneBundle) -> None:
         """A bundle whose sessions keep the world fuses the scene's world now; where reference latents are kept
-        per frame, every reference frame is encoded now (else per block, as needed)."""
+        per frame, every reference frame is encoded now (else per block, as needed). The first scene prepared
+        also warms the generator up (`warm_up`, the default): one block made and thrown away, so that what
+        ONNX Runtime does on a graph's first run (memory, kernel choices; on CUDA the step graph's capture)
+        is done before a client waits for its first frames, and the engine that ran it is kept for the first
+        session."""
         if self.keeps_world:
             self.worlds.get(model_scene(scene, self.render_source(scene)))  # as the sessions see it
         if self._per_frame:
             self._frame_latents(scene, range(min(scene.meta.frame_count, REF_CACHE_FRAMES)))
+        if self.warm_up and not self._warm:
+            self._warm = True
+            session = StarSession(self, scene)
+            try:
+                intr = scene.meta.intrinsics.scaled(self.info.width, self.info.height)
+                pose = np.asarray(scene.poses[0], np.float64)
+                times = [(k / scene.meta.fps) % scene.meta.duration_s for k in range(self.info.frames_per_block)]
+                session.generate_block([FrameRequest(pose, intr, t) for t in times])
+            finally:
+                session.close()
+
+    def take_engine(self) -> OrtEngine:
+        """A block engine for a new session: one a closed session gave back (on CUDA its step graph already
+        captured: a new client does not wait for the capture, and captured graphs do not pile up with every
+        client), else a new one."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return OrtEngine(self.graphs)
+
+    def give_back(self, engine: OrtEngine) -> None:
+        """A closed session's engine, kept for the next session (its stream state reset; its cache and buffers
+        are rewritten by every block), up to IDLE_ENGINES of them."""
+        engine.reset()
+        with self._lock:
+            if len(self._idle) < IDLE_ENGINES:
+                self._idle.append(engine)
 
     def open(self, scene: SceneBundle, width: int, height: int) -> StarSession:
         self.check_size(width, height)
