@@ -704,8 +704,9 @@ class StarGenerator:
 
     def take_engine(self) -> OrtEngine:
         """A block engine for a new session: one a closed session gave back (on CUDA its step graph already
-        captured: a new client does not wait for the capture, and captured graphs do not pile up with every
-        client), else a new one."""
+        captured: a new client does not wait for the capture, and the captured graphs, which ONNX Runtime keeps
+        for the session's life, grow with the most clients served at once rather than with every client), else
+        a new one."""
         with self._lock:
             if self._idle:
                 return self._idle.pop()
