@@ -76,7 +76,9 @@ def test_erosion_pulls_a_textured_sphere_off_the_wall() -> None:
     the walk (its interior matched at the wall's depth: the aperture problem), whose only correct pixels, its
     sides, are an edge's near side: its side of the outline 0.354 -> 0.499, whole frame 0.077 -> 0.080
     (docs/capture-measurements.md, "The near side's outermost pixel"). Measured without the epipolar texture
-    test, which came later (with it the sphere's scene goes 0.215 -> 0.192 beyond the outline)."""
+    test, which came later (with it the sphere's scene goes 0.215 -> 0.192 beyond the outline). With the ZNCC's
+    noise term at 0.0035 (it was 0.01 then) the plain wall's pixels beside the sphere match better on their own:
+    beyond the outline 0.130 -> 0.120 with the erosion (0.206 -> 0.160 at 0.01), whole frame 0.0614 both ways."""
     frames, depth, mask, poses, intr, points = _scene("sphere")
     _, outside = _outline(mask, 3)
     every = np.isfinite(depth[3])
@@ -86,5 +88,5 @@ def test_erosion_pulls_a_textured_sphere_off_the_wall() -> None:
         d = estimate_depth(frames, intr, poses, sparse_points=points, config=cfg).depth[3]
         err[radius] = (_error(d, depth[3], outside), _error(d, depth[3], every))
     print(f"\nbeyond the sphere / whole frame, without / with the erosion: {err}")
-    assert err[1][0] < 0.9 * err[0][0]
+    assert err[1][0] < 0.95 * err[0][0]
     assert err[1][1] < err[0][1] + 0.003

@@ -381,17 +381,32 @@ def test_the_same_clip_tracks_to_the_same_poses(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_threshold_that_maps_nothing_falls_back_to_the_next() -> None:
-    """World 3's dolly: the incremental mapper maps nothing at 0.7 px (no initial pair that strict): the next
-    threshold, 1 px, maps it; with 0.7 px alone the clip cannot be tracked, and says so. (The global mapper, the
-    default, needs no initial pair and maps it at 0.7 px: the ladder is checked with the mapper that climbs it.)"""
+def test_a_threshold_that_maps_nothing_falls_back_to_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A level whose mapper finds no initial pair (no model at all: world 3's dolly at 0.7 px with the incremental
+    mapper did, on the machines it was measured on) is passed over for the next, and with that level alone the clip
+    cannot be tracked, and says so. Made so here rather than found: whether the incremental mapper starts a model
+    on such a clip depends on the last bits of the SIFT features, and another CPU (its SIMD paths) maps the same
+    clip at 0.7 px (0.25 degrees, every frame). The 0.7 px level runs the real mapper and returns what the mapper
+    returns when it cannot start (no reconstruction); the 1 px level maps the clip as it comes."""
     clip, frames = _filmed_in_world("dolly", 3)
+    real_run = MapBuilder.run
+    strict_runs = []
+
+    def cannot_start(self: MapBuilder, focal: float, subset: list[int] | None = None) -> MapRun:
+        run = real_run(self, focal, subset)
+        if self.max_error_px < 1.0:
+            strict_runs.append(run.num_registered)
+            return MapRun(run.focal, run.vertical_fov_deg, None)
+        return run
+
+    monkeypatch.setattr(MapBuilder, "run", cannot_start)
     with pytest.raises(TrackingError) as info:
         track_camera(
             frames, vertical_fov_deg=48.0, config=TrackingConfig(map_max_error_px=(0.7,), mapper="incremental")
         )
-    assert "structure from motion placed" in info.value.message
+    assert "structure from motion placed 0 of" in info.value.message
     result = track_camera(frames, vertical_fov_deg=48.0, config=TrackingConfig(mapper="incremental"))
+    assert len(strict_runs) == 2  # the strict level was tried both times
     rot = rotation_errors(result, clip.poses)
     assert np.median(rot) <= 1.0 and result.registered_fraction >= 0.9
     assert [s.stage for s in result.fov_scores] == ["given"]  # the failed attempt's score is not reported

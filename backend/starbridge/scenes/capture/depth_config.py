@@ -87,13 +87,12 @@ class DepthConfig:
     sgm_paths: int = 4
     #: Grey std (in [0, 1]) added to both windows' variance in the ZNCC, so that flat windows (noise only)
     #: score near 0 instead of matching compression noise. At 0.01 a faint texture (a hazy tower's stripes, grey
-    #: std about 0.011) scores at most ~0.55, at the `min_zncc` line. Measured, not yet kept: 0.0035 on
-    #: bench_capture_variants.py's sixteen clips (docs/capture-measurements.md, "The ZNCC's noise term"): CRF 16
-    #: mean gap 1.511 -> 1.453 dB, better on 12, worse on 3 (world 2's orbit 2.00 -> 2.15), AbsRel 0.1047 ->
-    #: 0.1020; CRF 15 / 17 1.518 / 1.487 -> 1.441 / 1.484. With it two tests of other steps lose their margin
-    #: (the near-edge erosion's gain on a sphere before a wall 7% instead of 10%; forward motion's extra views
-    #: 0.0043 of AbsRel instead of 0.005): to be looked at before it becomes the default.
-    zncc_noise: float = 0.01
+    #: std about 0.011) scored at most ~0.55, at the `min_zncc` line. 0.01 -> 0.0035 on bench_capture_variants.py's
+    #: sixteen clips (docs/capture-measurements.md, "The ZNCC's noise term"): CRF 16 mean gap 1.511 -> 1.453 dB,
+    #: better on 12, worse on 3 (world 2's orbit 2.00 -> 2.15), AbsRel 0.1047 -> 0.1020; CRF 15 / 17 1.518 / 1.487
+    #: -> 1.441 / 1.484, AbsRel better on all three encodes; 0.005 / 0.007: 1.476 / 1.488 dB. The steps measured
+    #: at 0.01 keep their sign (the near edge's erosion, forward motion's extra views: their tests).
+    zncc_noise: float = 0.0035
     #: Confident needs a ZNCC of at least `min_zncc` at the winning plane, a local grey std of at least
     #: `min_texture` (grey in [0, 1]), and geometric consistency with `min_consistent_views` source views:
     #: reprojected within `consistency_px` pixels and `consistency_depth` relative depth.
