@@ -71,7 +71,11 @@ def test_a_banded_box_is_no_longer_matched_at_the_wall() -> None:
     """Through the whole depth stage (test_capture_depth_snap's plain box with bands along a sideways walk, in
     front of a wall): without the test the bands are confident at the wall's depth and the box is filled there;
     with it the box's interior takes its depth from its sides and the ground. Measured (mean relative error
-    over the box / the whole frame): 0.580 / 0.080 -> 0.481 / 0.042."""
+    over the box / the whole frame): matched at 256 0.574 / 0.079 -> 0.433 / 0.039; at 320, the shipped
+    `max_side` (this scene's own size: no resampling), 0.358 / 0.084 -> 0.171 / 0.068. At 320 the pink wall's
+    plain stretches between its windows lose confident matches (confident share of the wall's rows 0.56 ->
+    0.37: its smooth texture varies less within a 5-pixel window at full size), so the whole frame is worse
+    than at 256 either way; the sixteen encoded clips of bench_capture_variants gained on every one there."""
     frames, depth, mask, poses, intr, points = _scene("box")
     err = {}
     for share in (0.0, 0.2):
@@ -79,5 +83,5 @@ def test_a_banded_box_is_no_longer_matched_at_the_wall() -> None:
         d = estimate_depth(frames, intr, poses, sparse_points=points, config=cfg).depth[3]
         err[share] = (_error(d, depth[3], mask), _error(d, depth[3], np.isfinite(depth[3])))
     print(f"\nbox / whole frame, without / with the test: {err}")
-    assert err[0.2][0] < 0.9 * err[0.0][0]
-    assert err[0.2][1] < 0.7 * err[0.0][1]
+    assert err[0.2][0] < 0.6 * err[0.0][0]
+    assert err[0.2][1] < 0.9 * err[0.0][1]

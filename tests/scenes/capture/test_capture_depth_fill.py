@@ -78,15 +78,21 @@ def test_erosion_pulls_a_textured_sphere_off_the_wall() -> None:
     (docs/capture-measurements.md, "The near side's outermost pixel"). Measured without the epipolar texture
     test, which came later (with it the sphere's scene goes 0.215 -> 0.192 beyond the outline). With the ZNCC's
     noise term at 0.0035 (it was 0.01 then) the plain wall's pixels beside the sphere match better on their own:
-    beyond the outline 0.130 -> 0.120 with the erosion (0.206 -> 0.160 at 0.01), whole frame 0.0614 both ways."""
+    beyond the outline 0.130 -> 0.120 with the erosion (0.206 -> 0.160 at 0.01), whole frame 0.0614 both ways.
+    Matched at 320 (the shipped `max_side` since; this scene's own size), with the regions' choice after the
+    fill: 0.166 -> 0.148 beyond the outline, but the whole frame 0.066 -> 0.106: the erosion's larger holes in
+    the pink wall between its windows become regions that the choice moves 1.2x too far (the periodic windows
+    match at a wrong depth on the border too). Without the regions' choice, the steps this test is about
+    (erosion, fill, snap): 0.181 -> 0.150 beyond the outline, whole frame 0.0749 -> 0.0762; that is what it
+    checks (docs/capture-measurements.md, "Matched at 320")."""
     frames, depth, mask, poses, intr, points = _scene("sphere")
     _, outside = _outline(mask, 3)
     every = np.isfinite(depth[3])
     err = {}
     for radius in (0, 1):
-        cfg = DepthConfig(workers=1, edge_erode_px=radius, min_epipolar_texture=0.0)
+        cfg = DepthConfig(workers=1, edge_erode_px=radius, min_epipolar_texture=0.0, regions="off")
         d = estimate_depth(frames, intr, poses, sparse_points=points, config=cfg).depth[3]
         err[radius] = (_error(d, depth[3], outside), _error(d, depth[3], every))
     print(f"\nbeyond the sphere / whole frame, without / with the erosion: {err}")
-    assert err[1][0] < 0.95 * err[0][0]
+    assert err[1][0] < 0.9 * err[0][0]
     assert err[1][1] < err[0][1] + 0.003

@@ -16,8 +16,13 @@ REGION_SEGMENTS = ("plain", "all")
 class DepthConfig:
     """Settings of `estimate_depth`. Pixel quantities are at the working size (long side `max_side`)."""
 
-    #: Long side of the working images, pixels (the frames are downscaled by area averaging).
-    max_side: int = 256
+    #: Long side of the working images, pixels (the frames are downscaled by area averaging). 320 rather than
+    #: 256 (session 40; bench_capture_variants' sixteen 40-frame clips, CRF 16, field of view given, the same
+    #: tracked poses): mean novel-view gap 1.474 -> 1.325 dB, AbsRel 0.1022 -> 0.0936, within 2 dB 13 -> 14
+    #: and AbsRel <= 0.10 10 -> 12 of 16, AbsRel better on all sixteen, the gap on twelve (worse on world 1's
+    #: orbit and walk among moving objects, world 0's 512x288 dolly); the depth stage 1.46x its time
+    #: (bench_import_time's 10 s walk at 512x288: 92 -> 135 s, the whole import 162 -> 194 s).
+    max_side: int = 320
     #: Long side of the inverse depth kept (`DepthResult.inverse`, what a bundle stores and the later stages
     #: work on), pixels: the working one sampled at these pixels' centres (no blending across depth edges),
     #: then upsampled to the frames guided by their colour. At or above `max_side`: the working size itself.
