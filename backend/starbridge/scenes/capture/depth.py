@@ -62,7 +62,8 @@ surfaces): the renderer treats +inf as a direction. Per frame:
 Rotation-only input (no camera translation, or less than `min_parallax_px` of parallax at the sparse points'
 depth between any two frames) gives +inf everywhere at once, with a note. Speed: about 0.8 s of CPU per frame
 at 256 with sparse points (40 frames of bench_import_time's 512x288 walk, one thread, 33 s; matching at 320,
-the default since, takes the depth stage 1.46x its time; matched at 192 it was 0.4 s, and 0.61 s before the per-view cost and SGM were compiled). Of that,
+the default since, takes the depth stage 1.46x its time; matched at 192 it was 0.4 s, and 0.61 s before the
+per-view cost and SGM were compiled). Of that,
 the per-view warp and ZNCC (depth_cost.py, compiled) is about 45%, the rest of the sweep (shiftable windows'
 minimum filter, SGM, winner) about 30%, the fusion, fill and edge snapping (depth_fuse.py, depth_fill.py,
 NumPy) about 25%. The shiftable windows add about 5% (measured before the
