@@ -180,7 +180,15 @@ def test_many_sessions_leave_nothing_behind(backend: Backend):
 
 
 class BusyGenerator(ExplicitGenerator):
-    """Every frame costs a fixed amount of CPU work (a model much heavier than the machine)."""
+    """A model much heavier than the machine: every block does some CPU work and takes at least `BLOCK_S` of
+    wall time in all (the rest waited out), so the demand does not hang on how fast the machine is. With a
+    fixed CPU cost alone (eight exponentials of 500,000 values, 2.4 ms on this VM) ten sessions at 30
+    frames/s loaded two slots about 1.1-1.2 times: at the overload threshold, so a session could be flagged in
+    its first blocks, drop below the threshold before the report's grace period and never be told (a CI run
+    failed so)."""
+
+    #: Ten sessions at 30 frames/s (one frame a block) on two slots: 10 x 30 x 0.012 / 2 = 1.8 times the slots.
+    BLOCK_S = 0.012
 
     def open(self, scene, width: int, height: int) -> ExplicitSession:
         session = super().open(scene, width, height)
@@ -188,9 +196,12 @@ class BusyGenerator(ExplicitGenerator):
         work = np.random.default_rng(0).standard_normal(500_000)
 
         def busy(requests: Sequence[FrameRequest]) -> list[np.ndarray]:
+            until = time.perf_counter() + self.BLOCK_S
             for _ in range(8):
-                np.exp(work)  # about 2 ms of one core each
-            return plain(requests)
+                np.exp(work)
+            frames = plain(requests)
+            time.sleep(max(0.0, until - time.perf_counter()))
+            return frames
 
         session.generate_block = busy  # type: ignore[method-assign]
         return session
@@ -199,7 +210,8 @@ class BusyGenerator(ExplicitGenerator):
 def test_overload_is_shared_fairly_and_reported(make_backend):
     """More sessions than the cores can serve: all stay open, each gets a similar share, none lags behind
     its poses, and each is told once (non-fatal OVERLOADED) and flagged in its stats."""
-    backend: Backend = make_backend(generator=BusyGenerator(), heartbeat_timeout_s=5.0, max_sessions=16)
+    backend: Backend = make_backend(generator=BusyGenerator(), heartbeat_timeout_s=5.0, max_sessions=16,
+                                     generation_slots=2)  # fmt: skip
     engines = [Engine(backend.engine_endpoint) for _ in range(10)]
     frames = {k: 0 for k in range(len(engines))}
     lag: dict[int, list[int]] = {k: [] for k in range(len(engines))}
