@@ -67,6 +67,7 @@ from starbridge.scenes.capture.pipeline import CaptureConfig  # noqa: E402
 from starbridge.scenes.capture.track_types import MAPPERS, TrackingConfig  # noqa: E402
 from starbridge.scenes.procedural.clips import CLIP_KINDS, ClipConfig, GroundTruthClip, render_clip  # noqa: E402
 from starbridge.scenes.procedural.paths import pose  # noqa: E402
+from starbridge.scenes.procedural.raycast import RENDER_VERSION  # noqa: E402
 from starbridge.scenes.procedural.world import DemoWorld, DemoWorldConfig  # noqa: E402
 from starbridge.scenes.store import SceneStore  # noqa: E402
 from starbridge.scenes.video import decode_video  # noqa: E402
@@ -289,6 +290,7 @@ def run(out_dir: Path, frames: int = 40, width: int = 320, height: int = 180,
             "kinds": list(kinds),
             "world_seed": world,
             "mapper": mapper,
+            "render_version": RENDER_VERSION,
         },  # fmt: skip
         "machine": machine_info(),
         "versions": {"starbridge": __version__},

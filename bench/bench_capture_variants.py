@@ -59,6 +59,7 @@ from starbridge.errors import InvalidArgument  # noqa: E402
 from starbridge.scenes.capture import pipeline  # noqa: E402
 from starbridge.scenes.capture.pipeline import CaptureConfig  # noqa: E402
 from starbridge.scenes.procedural.clips import CLIP_KINDS  # noqa: E402
+from starbridge.scenes.procedural.raycast import RENDER_VERSION  # noqa: E402
 
 #: The sixteen clips of the README's capture tables.
 ALL_CLIPS = tuple(
@@ -280,6 +281,7 @@ def run(out: Path, clips: list[Clip], variants: list[tuple[str, CaptureConfig, d
             "fov_given_to_import": given_fov,
             "clips": [c.name for c in clips],
             "variants": {name: settings for name, _, settings in runs},
+            "render_version": RENDER_VERSION,
         },  # fmt: skip
         "machine": machine_info(),
         "versions": {"starbridge": __version__},

@@ -63,6 +63,7 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
 from bench._machine import add_out_argument, host_tag, machine_info, out_dir, write_json  # noqa: E402
 from starbridge.runtime.generator import FrameRequest  # noqa: E402
 from starbridge.scenes.procedural.paths import pose  # noqa: E402
+from starbridge.scenes.procedural.raycast import RENDER_VERSION  # noqa: E402
 from starbridge.scenes.procedural.samples import (  # noqa: E402
     DATA_VERSION,
     Sample,
@@ -548,6 +549,7 @@ def run(
             "samples": names,
             "heldout_styles": list(HELDOUT_STYLES),
             "data_version": DATA_VERSION,
+            "render_version": RENDER_VERSION,
             "sample_config": asdict(config),
             "revisit": {
                 "offset_m": REVISIT_OFFSET_M,

@@ -64,6 +64,8 @@ def track_once(frames: np.ndarray, truth: np.ndarray, fov: float | None, mapper:
         "fov_deg": float(tr.vertical_fov_deg),
         "fov_source": tr.fov_source,
         "rotation_only": bool(tr.rotation_only),
+        # how much worse the keyframes fit a pure rotation than their noise (TrackingConfig.rotation_max_misfit)
+        "rotation_misfit": float(tr.rotation_misfit),
         "registered_fraction": float(tr.registered_fraction),
         "reprojection_error_px": float(tr.reprojection_error_px),
         "seconds": round(time.perf_counter() - t0, 2),
@@ -100,7 +102,11 @@ def _cell(run: dict[str, Any] | None) -> str:
         return "-"
     if "failed" in run:
         return "gave up"
-    return f"{run['rotation_error_deg_median']:.2f}/{run['rotation_error_deg_max']:.2f} {run['fov_deg']:.1f}"
+    only = " R" if run["rotation_only"] else ""
+    return (
+        f"{run['rotation_error_deg_median']:.2f}/{run['rotation_error_deg_max']:.2f} {run['fov_deg']:.1f}"
+        f" m{run['rotation_misfit']:.1f}{only}"
+    )
 
 
 #: The decodes `--decodes` chooses from: the import's (the colour rebuilt) and FFmpeg's own.
@@ -116,7 +122,8 @@ def _table(rows: list[dict[str, Any]], kinds: tuple[str, ...], mappers: tuple[st
                      f"{r['mapper']:<12} {_cell(r['given']):<28} {_cell(r.get('estimated')):<32}")  # fmt: skip
     lines.append("")
     lines.append(f"clips within {TARGET_ROTATION_DEG:g} degree (median rotation error), FOV given / estimated, and")
-    lines.append("the mean and worst median error with the FOV given:")
+    lines.append("the mean and worst median error with the FOV given (a cell's m: the rotation misfit, R: solved as")
+    lines.append("rotation only):")
     for mapper, decode, kind in ((m, d, k) for m in mappers for d in decodes for k in kinds):
         mine = [r for r in rows if (r["kind"], r["mapper"], r.get("decode", "rebuilt")) == (kind, mapper, decode)]
         given = sum(_ok(r["given"]) for r in mine)

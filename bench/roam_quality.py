@@ -123,6 +123,7 @@ from starbridge.scenes.procedural.paths import (  # noqa: E402
     ROAM_PATHS,
     roam_paths,
 )
+from starbridge.scenes.procedural.raycast import RENDER_VERSION  # noqa: E402
 from starbridge.scenes.procedural.samples import (  # noqa: E402
     DATA_VERSION,
     Sample,
@@ -329,6 +330,7 @@ def run(
             "worlds": [w["world"] for w in per_world],
             "heldout_styles": list(HELDOUT_STYLES),
             "data_version": DATA_VERSION,
+            "render_version": RENDER_VERSION,
             "sample_config": asdict(config),
             "paths": list(paths),
             "poses_per_path": poses,

@@ -15,6 +15,7 @@ from starbridge.scenes.procedural.raycast import (
     Lighting,
     RayScene,
     Sphere,
+    box_albedo,
     intersect_box,
     intersect_sphere,
     linear_to_srgb8,
@@ -127,3 +128,45 @@ def test_shadows_only_darken():
 def test_linear_to_srgb():
     out = linear_to_srgb8(np.array([0.0, 0.0031308, 0.5, 1.0, 2.0, -1.0]))
     assert out.tolist() == [0, 10, 188, 255, 255, 0]
+
+
+def test_box_patterns_are_averaged_over_the_pixel_footprint():
+    """A camera integrates light over a pixel: the stripes' value is their exact mean over the footprint
+    (checked against dense sampling), full contrast where a stripe spans many pixels, and the face's mean
+    where a pixel spans many stripes (point-sampled they alias into moire that moves unlike the surface)."""
+    box = Box(center=(0.0, 0.0, 0.0), half=(2.0, 2.0, 2.0), albedo=(1.0, 1.0, 1.0), pattern="stripes")
+    rng = np.random.default_rng(0)
+    m = 200
+    y = rng.uniform(0.1, 3.9, m).astype(np.float32)
+    hit = np.stack([np.full(m, 0.3), y - 2.0, np.full(m, 2.0)], 1).astype(np.float32)  # front face (+z)
+    facing = np.tile(np.float32([0.0, 0.0, -1.0]), (m, 1))  # a ray straight at it
+    width = rng.uniform(0.01, 1.5, m).astype(np.float32)
+    got, normal = box_albedo(box, hit, width, facing)
+    np.testing.assert_array_equal(normal, np.tile([0.0, 0.0, 1.0], (m, 1)))
+    offsets = (np.arange(4001) / 4000.0 - 0.5)[None, :] * width[:, None]  # dense samples over each footprint
+    sampled = 0.8 + 0.2 * (np.floor((y[:, None] + offsets) / 0.4) % 2)
+    np.testing.assert_allclose(got[:, 0], sampled.mean(1), atol=2e-3)
+    point, _ = box_albedo(box, hit)  # no footprint: sampled at the point
+    np.testing.assert_allclose(point[:, 0], 0.8 + 0.2 * (np.floor(y / 0.4) % 2), atol=1e-6)
+    wide, _ = box_albedo(box, hit, np.full(m, 40.0, np.float32), facing)  # 100 stripes a pixel: their mean
+    np.testing.assert_allclose(wide[:, 0], 0.9, atol=0.004)
+    # A grazing view stretches the footprint along the face: 0.1 m across the ray at 84 degrees is ~1 m on it.
+    grazing = np.tile(np.float32([0.0, 0.0, -math.cos(math.radians(84.0))]), (m, 1))
+    grazing[:, 0] = math.sin(math.radians(84.0))
+    slanted, _ = box_albedo(box, hit, np.full(m, 0.1, np.float32), grazing)
+    assert np.ptp(slanted[:, 0]) < 0.5 * np.ptp(point[:, 0])
+
+
+def test_far_stripes_render_as_their_mean_and_near_ones_at_full_contrast():
+    intr = Intrinsics.from_fov(48.0, 160, 90)  # fy 101 px
+    lighting = Lighting(fog_distance_m=0.0)
+    for distance, lo, hi in ((8.0, 0.08, 1.0), (150.0, 0.0, 0.02)):
+        box = Box(center=(0.0, 0.0, -distance), half=(0.3 * distance, 0.3 * distance, 0.5), albedo=GREY,
+                  pattern="stripes")  # fmt: skip
+        rgb, depth = render(RayScene(Ground(height=-1000.0), lighting, boxes=(box,)), np.eye(4), intr)
+        face = np.isfinite(depth) & (depth < 2 * distance)
+        face[:, : intr.width // 2 - 20] = face[:, intr.width // 2 + 20 :] = False  # the middle columns
+        column = rgb[..., 1].astype(float)[face]
+        contrast = (np.percentile(column, 95) - np.percentile(column, 5)) / max(column.mean(), 1.0)
+        # 8 m: a 0.4 m stripe is 5 px tall (full contrast); 150 m: 0.27 px, averaged to the face's mean
+        assert lo <= contrast <= hi, (distance, contrast)

@@ -30,6 +30,7 @@ from ..runtime.generator import FrameRequest
 from ..runtime.memory import MemoryConfig
 from ..runtime.star import LayeredCondition
 from ..scenes.fused import FusedWorlds
+from ..scenes.procedural.raycast import RENDER_VERSION
 from ..scenes.procedural.samples import DATA_VERSION, Sample, SampleConfig, iter_samples, sample_to_bundle
 
 #: Novel-path motion per sample, cycled by sample number: (max yaw degrees, max offset scene units). The first
@@ -102,9 +103,10 @@ def cached_layered_samples(
     base: SampleConfig = SampleConfig(),  # noqa: B008 (frozen)
     workers: int = 1,
 ) -> list[LayeredSample]:
-    """`layered_samples`, read from the .npz `cache` when it holds these samples (same DATA_VERSION, range and
-    size), else rendered and written there (atomically); no cache with None."""
-    key = np.array([DATA_VERSION, start, count, base.width, base.height, *np.ravel(MOTIONS)], np.float64)
+    """`layered_samples`, read from the .npz `cache` when it holds these samples (same DATA_VERSION and
+    RENDER_VERSION, range and size), else rendered and written there (atomically); no cache with None."""
+    versions = [DATA_VERSION, RENDER_VERSION]
+    key = np.array([*versions, start, count, base.width, base.height, *np.ravel(MOTIONS)], np.float64)
     if cache is not None and cache.exists():
         with np.load(cache) as z:
             if np.array_equal(z["key"], key):

@@ -14,7 +14,9 @@ deviation, on a thumbnail of at most `THUMB_SIDE` pixels). A fade-in is a run of
    normalised (zero mean, unit deviation), correlating with that of the first frame past the run by at least
    `SAME_PICTURE` (frames flatter than `FLAT` carry too little picture to compare and are taken as they are).
 
-The run ends at the first frame at `FADED` of the typical contrast or more; the same from the shot's end for a
+The run ends at the first frame at `FADED` of the typical contrast or more, then back at the first frame within
+`FADED` of every later one up to there (the picture's own contrast wanders: a walk's by +-5% over a second, so a
+run that ran on into it stops where the fade stopped brightening); the same from the shot's end for a
 fade-out. Inside a clip, a dip to black between two shots is found by its flat frames (`split_at_flat`): the
 shots on either side are cut apart there, and each keeps its own fade at that end, which `find_fades` then
 leaves out. A camera that starts on plain sky and tilts down is no fade: its first frames are flat, but the
@@ -101,6 +103,10 @@ def _run(thumbs: np.ndarray, contrast: np.ndarray, typical: float) -> int:
         end += 1
     if end >= n:
         return 0  # never reaches its picture: a dim or plain shot, not a fade
+    # the picture's own contrast wanders (a walk's by +-5% over a second): the fade ended at the first frame
+    # within FADED of every frame up to there, not at the first to reach the shot's typical contrast
+    peak = np.maximum.accumulate(contrast[end::-1])[::-1]
+    end = next(k for k in range(end + 1) if contrast[k] >= FADED * peak[k])
     full = _normalised(thumbs[end])
     for i in range(end):
         if contrast[i] >= FLAT * typical and float(np.sum(_normalised(thumbs[i]) * full)) < SAME_PICTURE:

@@ -3,7 +3,10 @@
 It renders ground truth for the demo scene, the training samples and the benchmarks at any camera pose, so it
 favours exactness over looks: one primary ray per pixel through the pixel centre (u + 0.5, v + 0.5),
 analytic intersections (ray-plane, slab test for oriented boxes, ray-sphere), Lambert shading with a
-directional sun, hard shadows, ambient light, distance fog, and an exact z-depth.
+directional sun, hard shadows, ambient light, distance fog, and an exact z-depth. Surface patterns (the
+ground's tiles, the boxes' stripes, checks and windows) are averaged over each pixel's footprint, as a
+camera's pixel averages the light it gathers: read at the ray's point only, a pattern finer than two pixels a
+period aliases into moire, shimmering as the camera moves and moving unlike its surface.
 
 Conventions: world +Y up, metres; camera-to-world poses in the wire convention (camera looks down -Z,
 +Y up, +X right); images rows top to bottom. The per-pixel ray directions are scaled so that their
@@ -24,6 +27,10 @@ import numpy as np
 
 from ...geometry.camera import Intrinsics
 
+#: Bumped when what the renderer draws changes (caches of rendered training samples are then stale; the
+#: benchmarks record it): 2 since the boxes' patterns are averaged over the pixel's footprint, not read at a
+#: point (docs/capture-measurements.md, "Box textures filtered over the pixel, landed").
+RENDER_VERSION = 2
 #: Ray parameters below this are ignored (self-intersection guard), metres.
 HIT_EPS = 1e-4
 #: Shadow rays start this far off the surface, along its normal, metres.
@@ -310,8 +317,37 @@ def ground_albedo(ground: Ground, x: np.ndarray, z: np.ndarray, footprint: np.nd
     return albedo + (np.asarray(ground.grout_color, np.float32) - albedo) * grout[:, None]
 
 
-def box_albedo(box: Box, local_hit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(albedo (M, 3), local normal (M, 3)) at local hit points (M, 3) on the box surface."""
+def _pulse_integral(x: np.ndarray, period: float, lo: float, hi: float) -> np.ndarray:
+    """The integral from 0 to x of the pulse train that is 1 on [lo, hi) of each `period` (lo, hi in metres
+    within the period) and 0 elsewhere: piecewise linear, so its difference over a pixel's footprint is the
+    pattern's exact area average there."""
+    whole = np.floor(x / period)
+    return whole * (hi - lo) + np.clip(x - whole * period - lo, 0.0, hi - lo)
+
+
+def _pulse_mean(x: np.ndarray, footprint: np.ndarray | None, period: float, lo: float, hi: float) -> np.ndarray:
+    """The pulse train of `_pulse_integral` averaged over [x - footprint / 2, x + footprint / 2] (a pixel's
+    box filter along the face), or sampled at x where `footprint` is None."""
+    if footprint is None:
+        frac = x / period - np.floor(x / period)
+        return ((frac >= lo / period) & (frac < hi / period)).astype(np.float32)
+    half = np.maximum(footprint, 1e-6) * 0.5
+    area = _pulse_integral(x + half, period, lo, hi) - _pulse_integral(x - half, period, lo, hi)
+    return (area / (2.0 * half)).astype(np.float32)
+
+
+def box_albedo(
+    box: Box, local_hit: np.ndarray, spread: np.ndarray | None = None, local_dir: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(albedo (M, 3), local normal (M, 3)) at local hit points (M, 3) on the box surface.
+
+    With `spread` (M,) (a pixel's size across its ray at the hit, metres, times the ray direction's length:
+    ray parameter x |dir|^2 / fy, as the ground's footprint) and `local_dir` (M, 3) the rays in the box's
+    frame, each pattern is averaged over the pixel's footprint on the face (spread / |dir . normal|, the same
+    length along both face axes): a camera integrates the light over a pixel, and a pattern point-sampled
+    finer than two pixels a period is moire that moves unlike the surface (a far tower's 0.4 m stripes, 0.8 px
+    a stripe at 100 m through a 320-pixel frame, matched by stereo as a nearer surface). Up close the
+    averaging only softens the pattern's edges within a pixel; without `spread` the patterns are point-sampled."""
     half = np.asarray(box.half, dtype=np.float32)
     rel = np.abs(local_hit) / half
     axis = rel.argmax(axis=1)
@@ -319,20 +355,26 @@ def box_albedo(box: Box, local_hit: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     normal = np.zeros((m, 3), dtype=np.float32)
     normal[np.arange(m), axis] = np.sign(local_hit[np.arange(m), axis])
     albedo = np.broadcast_to(np.asarray(box.albedo, np.float32), (m, 3)).copy()
+    footprint = None
+    if spread is not None and local_dir is not None:
+        facing = np.abs(np.einsum("mk,mk->m", local_dir, normal))
+        footprint = spread / np.maximum(facing, 1e-6 * np.sqrt(np.einsum("mk,mk->m", local_dir, local_dir)))
     # Face coordinates in metres from the box's lower corner: s runs along the face, y up it.
     s = np.where(axis == 0, local_hit[:, 2] + half[2], local_hit[:, 0] + half[0])
     y = local_hit[:, 1] + half[1]
     top = axis == 1
     if box.pattern == "checker":
         a = np.where(top, local_hit[:, 2] + half[2], y)
-        albedo *= (0.75 + 0.25 * ((np.floor(s / 0.5) + np.floor(a / 0.5)) % 2))[:, None]
+        # the checker is 1 where exactly one of the two band trains is: 1 - (1 - 2u)(1 - 2v), halved
+        u, v = (_pulse_mean(c, footprint, 1.0, 0.5, 1.0) for c in (s, a))
+        albedo *= (0.75 + 0.25 * 0.5 * (1.0 - (1.0 - 2.0 * u) * (1.0 - 2.0 * v)))[:, None]
     elif box.pattern == "stripes":
-        albedo *= (0.8 + 0.2 * (np.floor(y / 0.4) % 2))[:, None]
+        albedo *= (0.8 + 0.2 * _pulse_mean(y, footprint, 0.8, 0.4, 0.8))[:, None]
     elif box.pattern == "windows":
-        fs, fy = (s / 1.4) % 1.0, (y / 1.6) % 1.0
-        window = (fs > 0.3) & (fs < 0.7) & (fy > 0.35) & (fy < 0.8) & (y > 0.8) & ~top
-        window &= (s > 0.3) & (s < 2 * np.where(axis == 0, half[2], half[0]) - 0.3)
-        albedo[window] = (0.05, 0.08, 0.12)
+        window = _pulse_mean(s, footprint, 1.4, 0.42, 0.98) * _pulse_mean(y, footprint, 1.6, 0.56, 1.28)
+        window *= ((y > 0.8) & ~top).astype(np.float32)
+        window *= ((s > 0.3) & (s < 2 * np.where(axis == 0, half[2], half[0]) - 0.3)).astype(np.float32)
+        albedo += (np.asarray((0.05, 0.08, 0.12), np.float32) - albedo) * window[:, None]
     albedo[top] *= 0.7  # roofs and lids a little darker
     return albedo, normal
 
@@ -425,7 +467,10 @@ def _draw_boxes(fr: _Frame, boxes: tuple[Box, ...]) -> None:
         idx, hit = fr.take(rect, _box_t(box, origin, fr.rays_in(rect)))
         if idx[0].size:
             rot = box.rotation()
-            albedo, normal = box_albedo(box, ((hit - np.asarray(box.center)) @ rot).astype(np.float32))
+            dirs = np.stack([fr.dirs[k][rect][idx] for k in range(3)], axis=1)
+            spread = fr.depth[rect][idx] * fr.dd[rect][idx] / fr.intr.fy
+            local = ((hit - np.asarray(box.center)) @ rot).astype(np.float32)
+            albedo, normal = box_albedo(box, local, spread, (dirs @ rot).astype(np.float32))
             fr.store(rect, idx, normal @ rot.T.astype(np.float32), albedo)
 
 

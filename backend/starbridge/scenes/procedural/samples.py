@@ -45,10 +45,12 @@ from ...geometry.fill import push_pull_fill
 from ...geometry.splat import Splatter
 from ..bundle import SCENE_ID_RE, SCENE_MEDIAN_DEPTH_M, SceneBundle, SceneMeta, median_finite_depth, write_bundle
 from .paths import novel_offsets, novel_path, random_reference_path
+from .raycast import RENDER_VERSION
 from .styles import HELDOUT_SEED_BASE, Look, Split, StyledWorld, get_style, split_of, split_of_seed, split_worlds
 from .world import DemoWorldConfig
 
-#: Bump when the random stream or the rendering of a sample changes (cached samples are then stale).
+#: Bump when the random stream of a sample changes (it seeds the stream: every world changes with it). A change
+#: of the rendering alone bumps raycast.RENDER_VERSION, which the sample caches and records carry too.
 DATA_VERSION = 1
 #: Extra file of a bundle written by `sample_to_bundle`: seed, style, world and look (not demo.json, whose
 #: `world_for_bundle` would rebuild the world without its style).
@@ -265,6 +267,7 @@ def sample_to_bundle(
     )
     record = {
         "data_version": DATA_VERSION,
+        "render_version": RENDER_VERSION,
         "seed": sample.seed,
         "style": sample.style,
         "split": sample.split,
