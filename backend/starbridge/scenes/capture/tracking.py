@@ -455,7 +455,8 @@ class _Tracker:
             self.fov_source, self.fov_note, self.fov_sigma = FOV_GIVEN, f"given: {self.given_fov:g} degrees", 0.0
         self.report("mapping", 0, 1)
         rotation = self._rotation(given)
-        noise = epipolar_noise(self._pair_matches())
+        # the matches' noise, at most the cap: beyond it they are not noise-limited (moving content, mismatches)
+        noise = min(epipolar_noise(self._pair_matches()), cfg.rotation_noise_cap_px)
         ratio = rotation.p90_error_px / noise if noise > 0 else math.inf
         self.rotation_misfit = ratio
         if ratio <= cfg.rotation_max_misfit:
