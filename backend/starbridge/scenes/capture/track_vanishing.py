@@ -145,11 +145,8 @@ class FrameVotes:
     segments: Segments
     points: tuple[VanishingPoint, ...]
     fovs: tuple[float, ...]
-    #: Each vote's weight: its pair's weaker support over the frame's best pair's (1 where not given).
-    weights: tuple[float, ...] = ()
-
-    def vote_weights(self) -> np.ndarray:
-        return np.asarray(self.weights, np.float64) if self.weights else np.ones(len(self.fovs))
+    #: Each vote's weight: its pair's weaker support over the frame's best pair's.
+    weights: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -392,7 +389,7 @@ def pool_votes(votes: tuple[FrameVotes, ...], config: VanishingConfig) -> Vanish
     density = np.zeros_like(grid)
     for v in voting:
         k = np.exp(-0.5 * ((grid[:, None] - np.array(v.fovs)[None, :]) / bw) ** 2)
-        density += (k * v.vote_weights()[None, :]).max(axis=1)
+        density += (k * np.asarray(v.weights)[None, :]).max(axis=1)
     mode = float(grid[int(np.argmax(density))])
     rival_zone = np.abs(grid - mode) > config.rival_deg
     rival = float(density[rival_zone].max()) if rival_zone.any() else 0.0
