@@ -20,7 +20,9 @@ ring's colours are taken at a fixed stride (deterministic): all of them up to `c
 
 What it cannot do: an object the votes never flag is never carried; an object the same colour as what is
 behind it is not told apart by colour either; a flagged shadow is carried like an object (it is flagged as
-moving already).
+moving already); a small patch flagged inside a much larger plain object (world 2's turning yellow plank: a
+few dozen of its 600-800 pixels) is not grown over the rest, since the ring beyond its prior lies on the object
+itself and has the object's colour (docs/capture-measurements.md, "The plain plank once more").
 """
 
 from __future__ import annotations
