@@ -8,10 +8,11 @@ tracked cameras, compared with the truth as bench_capture.py does.
 A variant names settings of the import's `CaptureConfig` (its sections: tracking, depth, dynamic, moving_depth,
 ground_fill; the keys are their dataclass fields), each value a Python literal (`depth.region_percentiles=(10,
 90)`, `depth.regions="off"`). Every clip is filmed, encoded and tracked once: the tracking's result is kept
-and handed to every variant whose tracking settings are the same (COLMAP's global mapper runs threaded and two
-runs of it can differ a little; this way the differences are the variant's, and each clip's tracking is paid
-once). The field of view is given to the import unless `--estimated-fov` (a variant of the depth stage is
-judged apart from the field of view's error, which dominates where it is estimated: bench_capture.py).
+and handed to every variant whose tracking settings are the same (each clip's tracking is paid once; a run
+repeats exactly on one machine, but the numbers move by about 0.1 dB between machines, so compare variants
+within one run: docs/capture-measurements.md, "The plain plank once more"). The field of view is given to
+the import unless `--estimated-fov` (a variant of the depth stage is judged apart from the field of view's
+error, which dominates where it is estimated: bench_capture.py).
 
 Clips: `all` is the sixteen of the README's tables (worlds 0, 1 and 2 at 320x180 and world 0 at 512x288, each a
 handheld walk, a drone orbit, a vehicle dolly and a walk among moving objects; the tripod pan has no depth to
