@@ -65,7 +65,8 @@ class DynamicConfig:
     #: where nobody walks. Measured again on the benchmark (bench_capture_variants.py, the sixteen clips, field
     #: of view given): a fourth neighbour a second away / 6 / 15 / 30 frames raised the masks' IoU (0.618 ->
     #: 0.630 / 0.632 over the twelve 320x180 clips) but not the novel view: mean gap 1.365 -> 1.415 / 1.399 dB,
-    #: the walks worse by 0.2-0.35 dB (static pixels flagged where views a second apart occlude differently).
+    #: three of the four walks worse by 0.2-0.35 dB (static pixels flagged where views a second apart occlude
+    #: differently).
     offsets_s: tuple[float, ...] = (0.13, 0.33, 0.67)
     #: A neighbour must see at least this fraction of the frame (else a nearer one is taken).
     min_overlap: float = 0.6
