@@ -172,12 +172,9 @@ def test_an_orbits_walls_and_ground_give_its_field_of_view(fov: float, cue_must_
     speaks: within 1.5 times the uncertainty it states, as the walk's motion below. The leans move by a degree
     or two between machines: the same code (d01d057, which passed CI) read +1.8/-4.0/-8.3 at 70/80/90 on
     session 46's fresh VM and virtual environment, twice alike, so the cue spoke (73.3 +- 2.5) and the
-    estimate with it (72.0 +- 2.0); at 48, 48.5 +- 2.7 from +4.6/-0.2/-8.7 at 40/50/60. The tracking and
-    stereo are chaotic in their input (README, the benchmark's noise floor), so a last-bit difference anywhere
-    is enough, and the BLAS kernels picked for the CPU are one: on the same VM with OpenBLAS's Haswell kernels
-    forced (OPENBLAS_CORETYPE=Haswell; the VM's EPYC has AVX-512) the leans at 80/90 read -5.4/-9.8 and the
-    cue 73.0 +- 2.5. The earlier bound, 3 degrees whatever the cue said of itself, failed there on a cue 1.3
-    of its sigmas off."""
+    estimate with it (72.0 +- 2.0); at 48, 48.5 +- 2.7 from +4.6/-0.2/-8.7 at 40/50/60 (why machines differ:
+    docs/capture-measurements.md, "The plain plank once more"). The earlier bound, 3 degrees whatever the cue
+    said of itself, failed there on a cue 1.3 of its sigmas off."""
     frames = film("orbit", fov, 40, tmp_path)
     config = TrackingConfig(fov_vanishing=False, fov_structure_above_deg=0.0)
     result = track_camera(frames, config=config)
