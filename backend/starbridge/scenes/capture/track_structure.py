@@ -188,6 +188,11 @@ def _weighted_median(walls: Sequence[tuple[float, int]]) -> tuple[float, float]:
 # --------------------------------------------------------------------------------------- the search
 
 
+#: Leans all within this many degrees of upright say the walls stand upright whatever the field of view (a dolly:
+#: within +-2 at every candidate, the module docstring).
+UPRIGHT_EVERYWHERE_DEG = 2.0
+
+
 def search_structure(
     candidates: Sequence[float],
     start_fov: float,
@@ -237,8 +242,7 @@ def fit_structure(leans: Sequence[WallLean], config: StructureConfig = Structure
     tried = tuple(leans)
     measured = [x for x in tried if math.isfinite(x.lean)]
     words = ", ".join(
-        f"{x.vertical_fov_deg:.0f}: " + (f"{x.lean:+.1f}" if math.isfinite(x.lean) else f"{len(x.walls)} walls")
-        for x in tried
+        f"{x.vertical_fov_deg:.0f}: " + (f"{x.lean:+.1f}" if math.isfinite(x.lean) else _walls_words(x)) for x in tried
     )
     found = f"the walls' lean against the ground in the models mapped at {words} degrees"
     if not measured:
@@ -246,7 +250,7 @@ def fit_structure(leans: Sequence[WallLean], config: StructureConfig = Structure
         why = "no ground plane" if not grounds else f"fewer than {config.min_walls} upright walls"
         return _none(tried, f"{found}: {why} found in the stereo points")
     if len(measured) < 2 or not (measured[0].lean > 0 > measured[-1].lean):
-        return _none(tried, f"{found}: they do not change sign (the walls stand upright whatever the field of view)")
+        return _none(tried, f"{found}: {_no_crossing_words(measured, config)}")
     x = np.array([m.vertical_fov_deg for m in measured])
     y = np.array([m.lean for m in measured])
     w = 1.0 / np.array([m.lean_sigma for m in measured]) ** 2
@@ -268,6 +272,31 @@ def fit_structure(leans: Sequence[WallLean], config: StructureConfig = Structure
     sigma = max(config.sigma_floor_deg, config.sigma_inflation * se)
     note = f"{found}: upright at {fov:.1f} +- {sigma:.1f} degrees"
     return StructureCue(True, fov, sigma, note, tried)
+
+
+def _walls_words(model: WallLean) -> str:
+    """A model without a lean, in the note: no ground, or how few upright walls it had."""
+    if not model.ground_points:
+        return "no ground"
+    count = len(model.walls)
+    return "no walls" if count == 0 else f"{count} wall{'s' if count > 1 else ''}"
+
+
+def _no_crossing_words(measured: Sequence[WallLean], config: StructureConfig) -> str:
+    """Why the measured leans (at least one, in the order of their fields of view) give no crossing, in words."""
+    leans = [m.lean for m in measured]
+    if len(leans) == 1:
+        return f"walls in one model only, fewer than {config.min_walls} in the others: no change to measure"
+    if max(abs(a) for a in leans) <= UPRIGHT_EVERYWHERE_DEG:
+        return (
+            f"within {UPRIGHT_EVERYWHERE_DEG:g} degrees of upright in every model (the walls stand upright whatever "
+            "the field of view: a camera travelling along its view)"
+        )
+    if min(leans) > 0:  # leaning towards the cameras: too narrow in every model
+        return "leaning towards the cameras in every model (upright only wider than the models tried)"
+    if max(leans) < 0:
+        return "leaning away from the cameras in every model (upright only narrower than the models tried)"
+    return "not falling from leaning towards the cameras to leaning away as the field of view widens"
 
 
 def _none(leans: tuple[WallLean, ...], note: str) -> StructureCue:
