@@ -19,7 +19,7 @@ from scipy import ndimage
 from starbridge.errors import InvalidArgument
 from starbridge.geometry.camera import Intrinsics
 from starbridge.scenes.capture.depth import DepthResult, confident_points
-from starbridge.scenes.capture.depth_ops import cv_poses, working_size
+from starbridge.scenes.capture.depth_ops import cv_poses, working_mask, working_size
 from starbridge.scenes.capture.depth_upsample import upsample_frames
 from starbridge.scenes.capture.ground import fit_ground
 from starbridge.scenes.capture.moving_depth import (
@@ -45,9 +45,11 @@ def clip() -> GroundTruthClip:
     return render_clip(ClipConfig(kind="moving", frames=24, width=192, height=108, fps=10.0))
 
 
-def stereo_of(clip: GroundTruthClip, confident: bool = True) -> DepthResult:
-    """A DepthResult from the true depth (moving pixels GARBAGE times too far), at a 96-pixel working size."""
-    depth = np.where(clip.moving, clip.depth * GARBAGE, clip.depth).astype(np.float32)
+def stereo_of(clip: GroundTruthClip, confident: bool = True, noise: float = 0.0) -> DepthResult:
+    """A DepthResult from the true depth (moving pixels GARBAGE times too far; with `noise`, instead each at the
+    truth times exp(noise x a standard normal), seeded), at a 96-pixel working size."""
+    wrong = np.exp(noise * np.random.default_rng(5).standard_normal(clip.depth.shape)) if noise else GARBAGE
+    depth = np.where(clip.moving, clip.depth * wrong, clip.depth).astype(np.float32)
     n, height, width = depth.shape
     h, w = working_size(height, width, 96)
     with np.errstate(divide="ignore"):
@@ -230,12 +232,50 @@ def test_a_region_with_no_ground_below_it_keeps_the_stereo_depth(clip: GroundTru
     assert small.depth is stereo.depth
 
 
-def test_without_a_ground_nothing_is_placed(clip: GroundTruthClip) -> None:
-    stereo = stereo_of(clip, confident=False)  # no stereo point to find a ground in
-    placed = place_moving_objects(stereo, clip.frames, clip.moving, clip.intrinsics, clip.poses, clip.config.fps)
-    assert placed.ground is None and placed.regions == 0
-    assert "no ground plane" in placed.note
-    assert placed.depth is stereo.depth
+def test_without_a_ground_each_object_stands_at_one_depth_from_the_stereo(clip: GroundTruthClip) -> None:
+    """No ground (indoors, a close-up): the stereo's noise on a mover, kept as it was, shattered it across many
+    depths; each region now stands at one depth, the track's median (stereo depth x size) over its size."""
+    stereo = stereo_of(clip, confident=False, noise=0.6)  # no stereo point to find a ground in; movers noisy
+    args = (clip.frames, clip.moving, clip.intrinsics, clip.poses, clip.config.fps)
+    placed = place_moving_objects(stereo, *args)
+    assert placed.ground is None and placed.objects >= 2 and placed.regions >= 24 and placed.regions_left == 0
+    assert "at one depth each per frame from the stereo's median over them (no ground plane found" in placed.note
+    seen = clip.moving & np.isfinite(clip.depth)
+    before = log_error(stereo.depth, clip.depth, seen)
+    after = log_error(placed.depth, clip.depth, seen)
+    assert after < 0.6 * before, f"moving pixels {after:.3f} log-error (stereo {before:.3f})"
+    h, w = stereo.working_size
+    for i in range(len(clip.frames)):  # each frame's ball: one depth (a billboard), within 25% of the truth
+        ball = _ball(clip.moving[i])
+        inside = working_mask(_solid(ball), (h, w))
+        assert np.ptp(placed.inverse[i][inside]) == 0
+        ratio = float(np.median(placed.depth[i][ball]) / np.median(clip.depth[i][ball]))
+        assert 0.75 < ratio < 1.25, f"frame {i}: the ball at {ratio:.2f} times its depth"
+    far = ~ndimage.binary_dilation(clip.moving, structure=np.ones((1, 9, 9), bool))
+    assert np.array_equal(placed.depth[far], stereo.depth[far])
+    # the old way, kept as a setting: the stereo's depth as it is
+    kept = place_moving_objects(stereo, *args, MovingDepthConfig(no_contact="stereo"))
+    assert kept.ground is None and kept.regions == 0 and kept.depth is stereo.depth
+    assert "moving objects keep the stereo's depth: no ground plane found" in kept.note
+    with pytest.raises(InvalidArgument, match="MovingDepthConfig"):
+        MovingDepthConfig(no_contact="nearest")
+
+
+def test_a_track_that_never_meets_the_ground_stands_at_its_stereo_median(clip: GroundTruthClip) -> None:
+    """A ground found, but a region above the horizon: its stereo depth's median, one depth per frame; where the
+    stereo has none (the sky, at infinity) the region keeps it (the test above, with the sky)."""
+    stereo = stereo_of(clip)
+    bird = np.zeros_like(clip.moving)
+    bird[:, 30:36, 60:100] = True  # above the horizon, in front of the buildings
+    placed = place_moving_objects(stereo, clip.frames, bird, clip.intrinsics, clip.poses, clip.config.fps)
+    assert placed.ground is not None and placed.regions == 24 and placed.regions_left == 0
+    assert "(they do not meet the ground)" in placed.note and "stood on the ground" not in placed.note
+    h, w = stereo.working_size
+    inside = working_mask(bird[0], (h, w))
+    expected = 1.0 / np.median(stereo.inverse[:, inside][stereo.inverse[:, inside] > 0])
+    for i in range(24):
+        assert np.ptp(placed.inverse[i][inside]) == 0
+        assert abs(1.0 / placed.inverse[i][inside][0] / expected - 1) < 0.2
 
 
 def test_switched_off_or_nothing_moving_changes_nothing(clip: GroundTruthClip) -> None:

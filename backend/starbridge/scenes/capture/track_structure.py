@@ -286,7 +286,7 @@ def _no_crossing_words(measured: Sequence[WallLean], config: StructureConfig) ->
     """Why the measured leans (at least one, in the order of their fields of view) give no crossing, in words."""
     leans = [m.lean for m in measured]
     if len(leans) == 1:
-        return f"walls in one model only, fewer than {config.min_walls} in the others: no change to measure"
+        return "walls in one model only: no change to measure"
     if max(abs(a) for a in leans) <= UPRIGHT_EVERYWHERE_DEG:
         return (
             f"within {UPRIGHT_EVERYWHERE_DEG:g} degrees of upright in every model (the walls stand upright whatever "
