@@ -261,13 +261,12 @@ def place_moving_objects(
         )  # fmt: skip
     h, w = stereo.working_size
     inverse = stereo.inverse.copy()
+    shadow = np.zeros_like(moving)  # no ground, no shadows to lay on it
     if ground is not None:
         shadow = find_shadows(frames, moving, stereo.depth, intrinsics, c2w, ground, fps, config.shadows)
-    else:
-        shadow = np.zeros_like(moving)
     objects = moving & ~shadow
     shadowed: dict[int, np.ndarray] = {}  # frame -> its depth with the shadows on the ground (frames with shadows)
-    if shadow.any():
+    if ground is not None and shadow.any():
         for i in np.nonzero(shadow.any(axis=(1, 2)))[0]:
             # a shadow lies on the ground: its depth is the ground's (where the objects' contacts look below)
             on_ground = ground_depth(intrinsics, c2w[i], ground, (height, width))
@@ -297,8 +296,8 @@ def place_moving_objects(
     steadied = steadied_regions = 0  # objects and regions with no contact, one depth each from the stereo
     for track in tracks:
         depths = _track_depths(track, min_track, smooth, carry)
-        on_ground = bool(np.isfinite(depths).any())
-        if not on_ground and from_stereo:
+        meets = bool(np.isfinite(depths).any())  # the track meets the ground somewhere
+        if not meets and from_stereo:
             depths = _stereo_track_depths(track, stereo.inverse, min_track, smooth)
         done = 0
         for reg, z in zip(track, depths, strict=True):
@@ -308,7 +307,7 @@ def place_moving_objects(
             inside = working_mask(reg.mask, (h, w))
             inverse[reg.frame][inside] = np.float32(1.0 / z)
             done += 1
-        if on_ground:
+        if meets:
             stood, placed = stood + 1, placed + done
         elif done:
             steadied, steadied_regions = steadied + 1, steadied_regions + done
