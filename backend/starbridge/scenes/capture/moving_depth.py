@@ -489,8 +489,7 @@ def _track_depths(
     contact = np.array([r.contact for r in track])
     if len(track) < min_track:
         return contact
-    # reflected at the ends: "nearest" would repeat the first and last frames' sizes over half the window
-    size = np.exp(ndimage.median_filter(np.log([r.size for r in track]), size=smooth, mode="reflect"))
+    size = _smoothed_sizes(track, smooth)
     known = np.isfinite(contact)
     if not known.any():
         return contact
@@ -515,6 +514,13 @@ def _track_depths(
     return constant / size
 
 
+def _smoothed_sizes(track: Sequence[_Region], smooth: int) -> np.ndarray:
+    """The track's regions' sizes, median-filtered over `smooth` regions in log (reflected at the ends: "nearest"
+    would repeat the first and last frames' sizes over half the window). A region's size is at least 2 pixels
+    (it has pixels: `min_area`)."""
+    return np.exp(ndimage.median_filter(np.log([r.size for r in track]), size=smooth, mode="reflect"))
+
+
 def _stereo_track_depths(track: Sequence[_Region], inverse: np.ndarray, min_track: int, smooth: int) -> np.ndarray:
     """Each region's depth from the stereo, for a track with no contact (module docstring): its median stereo
     depth (over the working pixels mostly inside it, `inverse` (N, h, w) inverse depth) times its smoothed size,
@@ -529,7 +535,7 @@ def _stereo_track_depths(track: Sequence[_Region], inverse: np.ndarray, min_trac
     known = np.isfinite(own)
     if len(track) < min_track or not known.any():
         return own
-    size = np.exp(ndimage.median_filter(np.log([max(r.size, 1.0) for r in track]), size=smooth, mode="reflect"))
+    size = _smoothed_sizes(track, smooth)
     cut = np.array([r.cut for r in track])
     use = known & ~cut if (known & ~cut).any() else known
     constant = float(np.median(own[use] * size[use]))
