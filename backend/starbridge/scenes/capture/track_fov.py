@@ -171,13 +171,19 @@ class FovSearch:
                 f"could not track the camera: {n_coarse} of the keyframes could be mapped, but not all {nk} together",
             )
 
+        def near(fov: float) -> list[float]:
+            """`fov`, then `fov_retry_step_deg` either side, then twice that (the mapper fails at some focal
+            lengths and not a fraction of a degree away)."""
+            step = cfg.fov_retry_step_deg
+            return [f for f in (fov, fov + step, fov - step, fov + 2 * step, fov - 2 * step) if lo <= f <= hi]
+
         retries = sorted(refined, key=lambda r: abs(r - median))[:2]
         steps = [median]
         sigma = math.inf
         final: MapRun | None = None
         if spread <= cfg.fov_unmeasurable_deg:
             # all keyframes at the consensus; adjust with the focal length free, map there, until it stays put
-            base = run = map_all([median, *retries])
+            base = run = map_all([*near(median), *retries])
             for _ in range(cfg.fov_refinements):
                 free = self._free(run)[1]
                 tick()
@@ -211,12 +217,20 @@ class FovSearch:
         self.scene = merge_scene_cues(self.cue, self.structure_cue, cfg)
         fov, source, sigma_all = combine_fov(steps[-1], sigma, self.scene, self.cfg)
         if final is None or abs(final.vertical_fov_deg - fov) > 0.25:
-            final = map_all([fov, *retries])
+            final = map_all([*near(fov), *retries])
             self._score(final, "final", math.nan)
             final = builder.adjusted(final, final.focal)  # a robust (Cauchy) adjustment, as the refinements
         self.report("mapping", done, done)
         self.sigma = sigma_all
         self.note = self._fov_words(source, candidates, refined, steps, sigma, final.vertical_fov_deg, sigma_all)
+        if abs(final.vertical_fov_deg - fov) > 2 * cfg.fov_retry_step_deg + 1e-6:
+            missed = (
+                f"structure from motion could not map the keyframes together at the field of view chosen "
+                f"({fov:.1f} degrees) or within {2 * cfg.fov_retry_step_deg:g} of it: mapped at "
+                f"{final.vertical_fov_deg:.1f} instead, a candidate's estimate"
+            )
+            self.note += f"; {missed}"
+            self.warnings.append(f"{missed}; {cfg.fov_hint}")
         return final
 
     def _fov_words(

@@ -115,6 +115,12 @@ class TrackingConfig:
     #: At most this many bundle adjustments with the focal length free on all keyframes (mapping again at
     #: each result) to reach the fixed point.
     fov_refinements: int = 3
+    #: Where COLMAP's mapper cannot map all keyframes together at the chosen field of view (it fails at some
+    #: focal lengths and not a fraction of a degree away: world 1's orbit, 0 keyframes at 50.0 and 50.2, all
+    #: 14 at 50.5), it is tried this many degrees either side, then twice that, before a candidate's estimate
+    #: farther off (which then is named, with a warning; it was used silently: 58.1 where the walls said
+    #: 50.2, true 48).
+    fov_retry_step_deg: float = 0.3
     #: Prior on the field of view: default_fov_deg +- this (0: none). It only matters where the motion
     #: measures the field of view poorly (it pulls a +-1 degree estimate by less than 0.01 degree).
     fov_prior_sigma_deg: float = 15.0
@@ -197,12 +203,12 @@ class TrackingConfig:
     def __post_init__(self) -> None:
         valid = self.max_side >= 64 and self.min_frames >= 2 and bool(self.fov_candidates_deg)
         valid &= bool(self.map_max_error_px) and min(self.map_max_error_px) > 0
-        valid &= self.rotation_noise_cap_px > 0
+        valid &= self.rotation_noise_cap_px > 0 and self.fov_retry_step_deg >= 0
         if not (valid and self.fov_inlier_factor > 0 and 0 <= self.fov_forward_deg <= 90):
             raise InvalidArgument(
                 "tracking config: max_side >= 64, min_frames >= 2, some candidates, some positive "
-                f"map_max_error_px, rotation_noise_cap_px > 0, fov_inlier_factor > 0, fov_forward_deg in [0, 90]: "
-                f"{self}"
+                f"map_max_error_px, rotation_noise_cap_px > 0, fov_inlier_factor > 0, fov_forward_deg in [0, 90], "
+                f"fov_retry_step_deg >= 0: {self}"
             )
         if self.mapper not in MAPPERS:
             raise InvalidArgument(f"tracking config: mapper must be one of {', '.join(MAPPERS)}, got {self.mapper!r}")

@@ -640,8 +640,9 @@ class _Tracker:
         fov = fov_of(focal, hgt)
         if self.fov_source == FOV_GIVEN and self.given_fov is not None:
             fov = self.given_fov
-        elif self.fov_source == FOV_DEFAULT:
-            fov = cfg.assumed_fov_deg
+        elif self.fov_source == FOV_DEFAULT and abs(fov - cfg.assumed_fov_deg) < 1e-6:
+            fov = cfg.assumed_fov_deg  # exactly, the focal length's round trip aside (not where it was mapped
+            # elsewhere, track_fov.py's fov_retry_step_deg: the intrinsics are those the poses were mapped with)
         intrinsics = Intrinsics.from_fov(fov, wid, hgt)
         registered = sum(1 for s in sources if s != POSE_INTERPOLATED)
         fraction = registered / n
