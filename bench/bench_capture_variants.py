@@ -6,8 +6,9 @@ tracked cameras, compared with the truth as bench_capture.py does.
         [--frames 40] [--crfs 16[,15,17...]] [--estimated-fov] [--out DIR]
 
 A variant names settings of the import's `CaptureConfig` (its sections: tracking, depth, dynamic, moving_depth,
-ground_fill; the keys are their dataclass fields), each value a Python literal (`depth.region_percentiles=(10,
-90)`, `depth.regions="off"`). Every clip is filmed, encoded and tracked once: the tracking's result is kept
+ground_fill; the keys are their dataclass fields, and a key may go on into a nested one:
+`moving_depth.ground.precision_rounds=3`), each value a Python literal (`depth.region_percentiles=(10, 90)`,
+`depth.regions="off"`). Every clip is filmed, encoded and tracked once: the tracking's result is kept
 and handed to every variant whose tracking settings are the same (each clip's tracking is paid once; a run
 repeats exactly on one machine, but the numbers move by about 0.1 dB between machines, so compare variants
 within one run: docs/capture-measurements.md, "The plain plank once more"). The field of view is given to
@@ -114,8 +115,9 @@ def parse_crfs(text: str) -> tuple[int, ...]:
 
 def parse_variant(text: str) -> tuple[str, CaptureConfig, dict[str, Any]]:
     """'NAME=SECTION.KEY=VALUE[;...]' -> (name, the defaults with those settings, the settings); the values
-    are Python literals. InvalidArgument for an unknown section or key, a value that is not a literal, or
-    settings the config itself refuses."""
+    are Python literals, and a KEY may go on into a nested config (SECTION.KEY.SUBKEY=VALUE, e.g.
+    moving_depth.ground.precision_rounds=3). InvalidArgument for an unknown section or key, a value that is not a
+    literal, or settings the config itself refuses."""
     name, sep, body = text.partition("=")
     if not sep or not name.strip() or not body.strip():
         raise InvalidArgument(f"variant {text!r}: expected NAME=SECTION.KEY=VALUE[;SECTION.KEY=VALUE...]")
@@ -126,32 +128,50 @@ def parse_variant(text: str) -> tuple[str, CaptureConfig, dict[str, Any]]:
         raise InvalidArgument(f"variant name {BASELINE!r} is the defaults' own")
     config = CaptureConfig()
     settings: dict[str, Any] = {}
-    by_section: dict[str, dict[str, Any]] = {}
+    tree: dict[str, Any] = {}  # the settings by path; a leaf is a _Value
     sections = {f.name for f in dataclasses.fields(CaptureConfig)}
     for item in body.split(";"):
         key, sep, value = item.partition("=")
-        section, dot, field = key.strip().partition(".")
-        if not sep or not dot or section not in sections:
+        section, *path = key.strip().split(".")
+        if not sep or not path or section not in sections:
             raise InvalidArgument(f"variant {name!r}: {item.strip()!r} is not SECTION.KEY=VALUE with SECTION one of "
                                   f"{', '.join(sorted(sections))}")  # fmt: skip
-        part = getattr(config, section)
-        if field not in {f.name for f in dataclasses.fields(part)}:
-            raise InvalidArgument(f"variant {name!r}: {type(part).__name__} has no setting {field!r}")
+        part: Any = getattr(config, section)
+        for depth, field in enumerate(path):
+            if not dataclasses.is_dataclass(part) or field not in {f.name for f in dataclasses.fields(part)}:
+                raise InvalidArgument(f"variant {name!r}: {type(part).__name__} has no setting {field!r}")
+            if depth < len(path) - 1:
+                part = getattr(part, field)
         try:
             parsed = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
             raise InvalidArgument(
                 f"variant {name!r}: {value.strip()!r} for {key.strip()} is not a Python literal (quote strings: "
-                f'{field}="{value.strip()}")'
+                f'{path[-1]}="{value.strip()}")'
             ) from None
-        by_section.setdefault(section, {})[field] = parsed
+        node = tree.setdefault(section, {})
+        for field in path[:-1]:
+            node = node.setdefault(field, {})
+        node[path[-1]] = _Value(parsed)
         settings[key.strip()] = parsed
-    # each section replaced once, with all of its settings: its own checks see them together
-    config = dataclasses.replace(
-        config, **{section: dataclasses.replace(getattr(config, section), **fields) for section, fields in
-                   by_section.items()}
-    )  # fmt: skip
-    return name, config, settings
+    # each config replaced once, with all of its settings: its own checks see them together
+    return name, _replaced(config, tree), settings
+
+
+@dataclasses.dataclass(frozen=True)
+class _Value:
+    """A setting's value in parse_variant's tree (a literal, not a branch)."""
+
+    value: Any
+
+
+def _replaced(config: Any, tree: dict[str, Any]) -> Any:
+    """`config` (a frozen dataclass) with the settings of `tree` (field -> _Value or a subtree) put in."""
+    changes = {
+        key: node.value if isinstance(node, _Value) else _replaced(getattr(config, key), node)
+        for key, node in tree.items()
+    }
+    return dataclasses.replace(config, **changes)
 
 
 class TrackingMemo:

@@ -26,6 +26,10 @@ def test_variants_and_clips_are_parsed() -> None:
     assert config.tracking == bcv.CaptureConfig().tracking
     _, config, _ = bcv.parse_variant("pct=depth.region_percentiles=(10, 90)")
     assert config.depth.region_percentiles == (10, 90)
+    _, config, settings = bcv.parse_variant('p=moving_depth.ground.precision_rounds=3;moving_depth.no_contact="stereo"')
+    assert config.moving_depth.ground.precision_rounds == 3 and config.moving_depth.no_contact == "stereo"
+    assert config.moving_depth.ground.plane_tol == bcv.CaptureConfig().moving_depth.ground.plane_tol  # the rest kept
+    assert settings == {"moving_depth.ground.precision_rounds": 3, "moving_depth.no_contact": "stereo"}
     assert bcv.parse_clip("w2:dolly:512x288") == bcv.Clip(2, "dolly", 512, 288)
     assert bcv.parse_clip("w1:orbit").name == "w1:orbit" and len(bcv.ALL_CLIPS) == 16
 
@@ -37,6 +41,9 @@ def test_variants_and_clips_are_parsed() -> None:
         ("x=depth", "not SECTION.KEY=VALUE"),
         ("x=optics.fov=3", "SECTION one of"),
         ("x=depth.no_such=1", "has no setting 'no_such'"),
+        ("x=moving_depth.ground.no_such=1", "GroundSearch has no setting 'no_such'"),
+        ("x=moving_depth.no_contact.deeper=1", "has no setting 'deeper'"),
+        ("x=moving_depth.ground.precision_rounds=-1", "GroundSearch: a setting is out of range"),
         ("x=depth.regions=off", "not a Python literal"),
         ('x=depth.regions="sometimes"', "regions must be one of"),
         ("defaults=depth.source_views=2", "the defaults' own"),

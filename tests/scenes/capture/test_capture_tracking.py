@@ -45,6 +45,7 @@ from scipy.spatial.transform import Rotation
 
 from starbridge.errors import InvalidArgument, SceneError
 from starbridge.scenes.capture.track_features import FeatureEngine, keyframe_pairs, prepare_images
+from starbridge.scenes.capture.track_fov import FovSearch
 from starbridge.scenes.capture.track_mapping import MapBuilder, MapRun, focal_of, fov_of, summarize
 from starbridge.scenes.capture.track_types import FOV_STRUCTURE
 from starbridge.scenes.capture.tracking import (
@@ -542,6 +543,35 @@ def test_a_field_of_view_mapped_far_from_the_one_chosen_is_named_with_a_warning(
     assert len(missed) == 1 and "could not map the keyframes together" in result.fov_note
     assert f"({chosen:.1f} degrees)" in missed[0] and f"mapped at {result.vertical_fov_deg:.1f} instead" in missed[0]
     assert result.registered_fraction >= 0.9
+
+
+@pytest.mark.slow
+def test_a_refinement_that_does_not_settle_gives_the_middle_of_its_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The free-focal refinement from the candidates' consensus can swing instead of settling (world 2's walk
+    among moving objects on session 48's VM: 50.3 -> 43.2 -> 50.8 -> 42.7, true 48), and its last step was kept
+    (43.2 with the prior). Made so here on world 0's walk: every adjustment after the candidates' lands at 52
+    and 44 in turn (real adjustments of the real maps, at those focal lengths); the estimate is the median of
+    the steps, and the note says it did not settle."""
+    clip, frames = _filmed_in_world("handheld", 0)
+    candidates = TrackingConfig().fov_candidates_deg
+    real_free = FovSearch._free
+    swings: list[float] = []
+
+    def swinging(self: FovSearch, run: MapRun) -> tuple[MapRun, MapRun]:
+        loose, free = real_free(self, run)
+        if any(abs(run.vertical_fov_deg - c) < 1e-6 for c in candidates):
+            return loose, free
+        swings.append(52.0 if len(swings) % 2 == 0 else 44.0)
+        forced = self.builder.adjusted(run, focal_of(swings[-1], self.height))
+        return forced, forced
+
+    monkeypatch.setattr(FovSearch, "_free", swinging)
+    result = track_camera(frames, config=TrackingConfig(fov_vanishing=False, fov_structure=False))
+    print(f"\nworld 0 walk, swinging refinement: {result.vertical_fov_deg:.2f}: {result.fov_note}")
+    assert swings == [52.0, 44.0, 52.0]
+    assert "which did not settle: their median" in result.fov_note
+    assert 44.0 < result.vertical_fov_deg < 51.0  # the middle, not the last step (52)
+    assert np.median(rotation_errors(result, clip.poses)) <= 1.0
 
 
 @pytest.mark.slow

@@ -108,7 +108,8 @@ class FovSearch:
         """Map at each candidate field of view; from each model that registered most keyframes, bundle
         adjustment with the focal length free, then again without its outliers; the median of the second
         ones (the spread of the first ones says how well the motion measures it); all keyframes mapped there,
-        adjusted once more the same way; mapped at the result."""
+        adjusted once more the same way, mapped at the result and adjusted again until it settles (where it
+        does not within `fov_refinements`, the median of its steps); mapped at the result."""
         cfg = self.cfg
         builder = self.builder
         h = self.height
@@ -202,6 +203,12 @@ class FovSearch:
                 if again.num_registered < base.num_registered - 1 or not again.num_points:
                     break
                 run = again
+        motion = steps[-1]
+        if len(steps) >= 3 and abs(steps[-1] - steps[-2]) >= 1.0:
+            # it did not settle (world 2's walk among moving objects: 50.3 -> 43.2 -> 50.8 -> 42.7, true 48):
+            # the middle of where it went, as uncertain as its steps scatter
+            motion = float(np.median(steps))
+            sigma = math.hypot(sigma, _spread(steps))
         if self.structure is not None and not sigma <= cfg.fov_structure_above_deg:
             # every model that placed half the keyframes: the walls need no complete map, and a model the
             # mapper found harder at a wrong focal length still shows its lean
@@ -215,14 +222,16 @@ class FovSearch:
 
             self.structure_cue = search_structure(list(well), start, lean_at)
         self.scene = merge_scene_cues(self.cue, self.structure_cue, cfg)
-        fov, source, sigma_all = combine_fov(steps[-1], sigma, self.scene, self.cfg)
+        fov, source, sigma_all = combine_fov(motion, sigma, self.scene, self.cfg)
         if final is None or abs(final.vertical_fov_deg - fov) > 0.25:
             final = map_all([*near(fov), *retries])
             self._score(final, "final", math.nan)
             final = builder.adjusted(final, final.focal)  # a robust (Cauchy) adjustment, as the refinements
         self.report("mapping", done, done)
         self.sigma = sigma_all
-        self.note = self._fov_words(source, candidates, refined, steps, sigma, final.vertical_fov_deg, sigma_all)
+        self.note = self._fov_words(
+            source, candidates, refined, steps, motion, sigma, final.vertical_fov_deg, sigma_all
+        )
         if abs(final.vertical_fov_deg - fov) > 2 * cfg.fov_retry_step_deg + 1e-6:
             missed = (
                 f"structure from motion could not map the keyframes together at the field of view chosen "
@@ -239,6 +248,7 @@ class FovSearch:
         candidates: list[float],
         refined: list[float],
         steps: list[float],
+        motion: float,
         sigma: float,
         fov: float,
         sigma_all: float,
@@ -273,8 +283,9 @@ class FovSearch:
         if measured:
             words = (
                 f"estimated: {scan}; all keyframes mapped at their median ({steps[0]:.1f}) and adjusted again "
-                f"({' -> '.join(f'{x:.1f}' for x in steps[1:]) or 'no change'}; mapping again in between): "
-                f"{steps[-1]:.1f} +- {sigma:.1f} degrees"
+                f"({' -> '.join(f'{x:.1f}' for x in steps[1:]) or 'no change'}; mapping again in between"
+                f"{'' if motion == steps[-1] else ', which did not settle: their median'}): "
+                f"{motion:.1f} +- {sigma:.1f} degrees"
             )
         else:
             words = (
@@ -282,7 +293,7 @@ class FovSearch:
                 f"{', which do not agree' if refined else ''})"
             )
         if measured and cue is not None and cue.determined:
-            if cues_agree(steps[-1], sigma, cue, cfg):
+            if cues_agree(motion, sigma, cue, cfg):
                 most = CUE_NAMES.get(source, "the motion")
                 words += (
                     f"; combined with the scene ({lines}; {most} weighing most): {fov:.1f} +- {sigma_all:.1f} degrees"
@@ -298,7 +309,7 @@ class FovSearch:
                 words += f"; the scene ({lines}) disagrees: {kept}"
         elif measured and cue is not None:
             words += f" (the scene: {lines})"
-        if abs(fov - steps[-1]) > 0.05 and source == FOV_ESTIMATED and not (cue is not None and cue.determined):
+        if abs(fov - motion) > 0.05 and source == FOV_ESTIMATED and not (cue is not None and cue.determined):
             words += f" ({fov:.1f} with the prior of {cfg.assumed_fov_deg:.1f} +- {cfg.fov_prior_sigma_deg:g})"
         if sigma_all > cfg.fov_tolerance_deg:
             self.warnings.append(

@@ -14,8 +14,9 @@ keyframes mapped at a fixed field of view):
    benchmark's 320x180: 170-440 per model, and their local normals are noise);
 2. the ground (ground.py, `StructureConfig.planes`): the plane (RANSAC, within `plane_tol` of the median
    distance) with the most points whose normal is within `ground_max_tilt_deg` of the cameras' mean "down" axis,
-   its normal refitted with each point weighted by its depth's precision (`_precise_ground`: the far ground is
-   matched too near, which tilted the plane 2-3 degrees and the walls' lean with it);
+   its normal refitted with each point weighted by its depth's precision (`GroundSearch.precision_rounds`,
+   ground.precise_ground: the far ground is matched too near, which tilted the plane 2-3 degrees and the walls'
+   lean with it);
 3. walls: the next planes whose normals are within `wall_max_tilt_deg` of horizontal (to the ground), each
    with at least `min_wall_fraction` of the points; each one's lean: the angle of its normal (towards the
    cameras) above the ground plane, degrees; the model's lean: the points-weighted median.
@@ -59,7 +60,7 @@ class StructureConfig:
     stereo_keyframes: int = 6
     #: How the stereo points are searched for the ground (and the walls: the same subset, tolerance and
     #: number of RANSAC hypotheses).
-    planes: GroundSearch = field(default_factory=GroundSearch)
+    planes: GroundSearch = field(default_factory=lambda: GroundSearch(precision_rounds=3))
     #: A wall's normal is within this many degrees of horizontal; at most `max_walls` walls, each with at least
     #: `min_wall_fraction` of the points; a model's lean needs `min_walls` of them.
     wall_max_tilt_deg: float = 40.0
@@ -153,7 +154,7 @@ def wall_lean(
     pts, tol, ground = found.points, found.tol, found.ground
     if ground is None:
         return WallLean(vertical_fov_deg, len(pts), 0, (), math.nan, math.inf)
-    up, on_ground = _precise_ground(pts, centres, ground.centre, ground.up, tol)
+    up, on_ground = ground.up, ground.inliers
     sin_wall = math.sin(math.radians(config.wall_max_tilt_deg))
     rest = pts[~on_ground]
     walls: list[tuple[float, int]] = []
@@ -169,32 +170,6 @@ def wall_lean(
         rest = rest[~on]
     lean, sigma = _weighted_median(walls) if len(walls) >= config.min_walls else (math.nan, math.inf)
     return WallLean(vertical_fov_deg, len(pts), int(on_ground.sum()), tuple(walls), lean, sigma)
-
-
-def _precise_ground(
-    pts: np.ndarray, centres: np.ndarray, centre: np.ndarray, up: np.ndarray, tol: float, rounds: int = 3
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ground's normal (towards `up`) and its points among `pts` (M, 3), refitted from the plane (`centre`,
-    `up`) with each point weighted by its stereo depth's precision: a disparity's error is about the same
-    everywhere, so a depth's grows as its square and its weight falls as the fourth power of its distance from
-    the nearest camera (of `centres` (K, 3)); the points within `tol` of each refit are the next one's. The far
-    ground, seen at a grazing angle, is matched too near (its rows mixed with the nearer, more textured ones
-    below: world 2's orbit with the true cameras, 1.01 of its depth at 3-4 m, 0.94 at 6-8, 0.91 at 8-12), which
-    lifts it and tilts an unweighted plane 2.1-2.9 degrees towards the cameras on worlds 0 and 2's orbits: the
-    walls leaned as much against it at the true field of view, and the cue crossed upright 2-4 degrees too
-    wide."""
-    dist = np.min(np.linalg.norm(pts[:, None, :] - centres[None, :, :], axis=2), axis=1)
-    weight = 1.0 / np.maximum(dist, 1e-6 * max(float(dist.max()), 1.0)) ** 4
-    normal = up
-    on = np.abs((pts - centre) @ normal) < tol
-    for _ in range(rounds):
-        if on.sum() < 3:
-            break
-        w = weight[on] / weight[on].sum()
-        centre = w @ pts[on]
-        normal = np.linalg.svd((pts[on] - centre) * np.sqrt(w)[:, None], full_matrices=False)[2][2]
-        on = np.abs((pts - centre) @ normal) < tol
-    return (normal if normal @ up > 0 else -normal), on
 
 
 def _weighted_median(walls: Sequence[tuple[float, int]]) -> tuple[float, float]:
