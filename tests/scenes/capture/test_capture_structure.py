@@ -158,6 +158,28 @@ def test_the_search_steps_towards_the_sign_change() -> None:
     assert asked[0] == 40.0 and len(asked) <= StructureConfig().max_models and 90.0 not in asked
 
 
+def test_a_first_model_without_a_ground_sends_the_search_both_ways() -> None:
+    """World 3's orbit from FFmpeg's frames: the search started at the model nearest the motion's median (60),
+    which showed no ground (a model bent too far), and stopped there; its neighbours are tried instead."""
+    truth = 48.0
+    asked: list[float] = []
+
+    def lean_at(fov: float) -> WallLean:
+        asked.append(fov)
+        if fov >= 60.0:
+            return WallLean(fov, 8000, 0, (), math.nan, math.inf)  # no ground
+        return lean(fov, 0.7 * (truth - fov))
+
+    cue = search_structure([40.0, 50.0, 60.0, 70.0, 80.0, 90.0], 57.0, lean_at)
+    assert asked[:3] == [60.0, 50.0, 70.0] and len(asked) <= StructureConfig().max_models
+    assert cue.determined and cue.vertical_fov_deg == pytest.approx(truth, abs=0.01), cue.note
+    everywhere: list[float] = []
+    bare = search_structure(
+        [40.0, 50.0, 60.0], 50.0, lambda f: everywhere.append(f) or WallLean(f, 8000, 0, (), math.nan, math.inf)
+    )
+    assert sorted(everywhere) == [40.0, 50.0, 60.0] and not bare.determined and "no ground plane" in bare.note
+
+
 def vanishing(fov: float, sigma: float, determined: bool = True) -> VanishingCue:
     return VanishingCue(determined, fov if determined else math.nan, sigma if determined else math.inf, 12, 6, 5, "vp")
 

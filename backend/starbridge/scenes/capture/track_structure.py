@@ -203,8 +203,9 @@ def search_structure(
     config: StructureConfig = StructureConfig(),  # noqa: B008
 ) -> StructureCue:
     """The field of view where the walls stand upright: `lean_at(fov)` measured at the candidate fields of
-    view (those of the mapped models), from the one nearest `start_fov` towards the sign change, at most
-    `max_models`; then `fit_structure`."""
+    view (those of the mapped models), from the one nearest `start_fov` towards the sign change (while none
+    has shown a lean, a ground and walls, on both sides: world 3's orbit on FFmpeg's frames started at 60, no
+    ground there, and stopped), at most `max_models`; then `fit_structure`."""
     fovs = sorted(set(candidates))
     if not fovs:
         return _none((), "no model to measure")
@@ -216,8 +217,11 @@ def search_structure(
             if i not in leans:
                 leans[i] = lean_at(fovs[i])
         measured = [leans[i] for i in sorted(leans) if math.isfinite(leans[i].lean)]
-        if not measured:
-            break
+        if not measured:  # no ground or too few walls so far (a model bent too far): its neighbours, both sides
+            if lo == 0 and hi == len(fovs) - 1:
+                break
+            lo, hi = max(lo - 1, 0), min(hi + 1, len(fovs) - 1)
+            continue
         if measured[0].lean > 0 > measured[-1].lean:  # bracketed: a third model to fit the slope, then done
             if len(measured) >= 3:
                 break
