@@ -517,7 +517,28 @@ def test_a_field_of_view_the_mapper_fails_at_is_mapped_a_fraction_of_a_degree_be
     assert len(asked) >= 2 and asked[1] == pytest.approx(asked[0] + step)
     assert abs(result.vertical_fov_deg - 48.0) <= 3.0
     assert not [w for w in result.warnings if "could not map" in w]
+    assert "beside it" not in result.fov_note  # the consensus was mapped beside its value, not the result
     assert np.median(rotation_errors(result, clip.poses)) <= 1.0
+
+
+@pytest.mark.slow
+def test_a_field_of_view_mapped_beside_the_one_chosen_is_said_in_the_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chosen field of view (here the default lens: world 0's orbit with the scene's cues off and no
+    estimate trusted) fails to map and the next try, 0.3 degrees beside it, is used: the result's intrinsics
+    are those it was mapped at, and the note says so (no warning: within the retries)."""
+    clip, frames = _filmed_in_world("orbit", 0)
+    asked = _non_candidate_runs(monkeypatch, lambda fov, refined: len(asked) == 1)
+    config = TrackingConfig(fov_vanishing=False, fov_structure=False, fov_unmeasurable_deg=0.0)
+    result = track_camera(frames, config=config)
+    chosen, step = config.for_frames(320, 180).assumed_fov_deg, config.fov_retry_step_deg
+    assert asked[:2] == pytest.approx([chosen, chosen + step])
+    assert result.vertical_fov_deg == pytest.approx(chosen + step, abs=1e-6)
+    assert result.intrinsics.vertical_fov_deg == pytest.approx(chosen + step, abs=1e-6)
+    assert (
+        f"mapped at {chosen + step:.2f} degrees, beside it" in result.fov_note
+        and f"at {chosen:.2f})" in result.fov_note
+    )
+    assert not [w for w in result.warnings if "could not map" in w]
 
 
 @pytest.mark.slow

@@ -223,7 +223,9 @@ class FovSearch:
             self.structure_cue = search_structure(list(well), start, lean_at)
         self.scene = merge_scene_cues(self.cue, self.structure_cue, cfg)
         fov, source, sigma_all = combine_fov(motion, sigma, self.scene, self.cfg)
+        remapped = False
         if final is None or abs(final.vertical_fov_deg - fov) > 0.25:
+            remapped = True
             final = map_all([*near(fov), *retries])
             self._score(final, "final", math.nan)
             final = builder.adjusted(final, final.focal)  # a robust (Cauchy) adjustment, as the refinements
@@ -240,6 +242,11 @@ class FovSearch:
             )
             self.note += f"; {missed}"
             self.warnings.append(f"{missed}; {cfg.fov_hint}")
+        elif remapped and abs(final.vertical_fov_deg - fov) > 1e-6:
+            self.note += (
+                f"; mapped at {final.vertical_fov_deg:.2f} degrees, beside it (structure from motion could not map "
+                f"the keyframes together at {fov:.2f})"
+            )
         return final
 
     def _fov_words(
