@@ -35,7 +35,10 @@
    the texture of a foreshortened patch), then one bundle adjustment of every posed frame and point
    together, the focal length fixed (track_refine.py: on the benchmark's clips it cuts the rotation errors
    by 20-45%, those the depth stage's stereo pairs see by 20-70%; they placed far surfaces too near; the
-   affine warp a further 27% on average, PatchConfig.warp).
+   affine warp a further 27% on average, PatchConfig.warp). Where the motion or the walls chose the field of
+   view, the same observations then measure it once more: the adjustment with the focal length free and a
+   tight robust loss (TrackingConfig.fov_refit_loss_px: the precise majority decides, the observations that
+   slide along stripes or sit on depth edges hardly weigh), and the usual adjustment again at what it found.
 
 Poses are returned in the wire convention (camera-to-world, camera looking down -Z, +Y up; see
 geometry/conventions.py) with frame 0 at the identity, in the reconstruction's arbitrary scale, normalised so
@@ -62,7 +65,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -80,9 +83,9 @@ from .track_features import (
     prepare_images,
     select_keyframes,
 )
-from .track_fov import FovSearch, fov_score
+from .track_fov import POORLY_DETERMINED, FovSearch, fov_score
 from .track_mapping import COLMAP_MAX_ERROR_PX, MapBuilder, MapRun, focal_of, fov_of, model_arrays
-from .track_refine import PatchConfig, RefineConfig, adjust_all, refine_observations
+from .track_refine import PatchConfig, RefineConfig, Refined, adjust_all, refine_observations
 from .track_register import PosedFrames, Registrar
 from .track_rotation import PairMatches, RotationSolution, epipolar_noise, estimate_focal, pair_matches, solve_rotations
 from .track_structure import StructureConfig, WallLean, model_cloud, wall_lean
@@ -228,6 +231,8 @@ class _Tracker:
         self.fov_sigma = math.nan
         self.fov_note = ""
         self.fov_source = FOV_ESTIMATED
+        #: the focal length every frame's refined observations measured (`_refit_focal`), tracking pixels
+        self.refit_focal: float | None = None
         self.rotation_misfit = math.nan
         self._pairs: list[PairMatches] | None = None
         self._cue: VanishingCue | None = None
@@ -592,6 +597,10 @@ class _Tracker:
             obs, _ = refine_observations(self.images.grey, obs, patches)
             registrar.obs = [(frame, xy * self.scale, rows) for frame, xy, rows in obs]
         refined = adjust_all(poses.w2c, registrar.model_points, obs, run.focal, self.size, config)
+        focal = self._refit_focal(refined, obs, run.focal, config)
+        if focal != run.focal:
+            refined = adjust_all(refined.w2c, refined.points, obs, focal, self.size, config)
+            self.refit_focal = focal
         poses.w2c.update(refined.w2c)
         registrar.model_points = refined.points
         adjusted = np.isfinite(refined.errors)
@@ -600,6 +609,35 @@ class _Tracker:
             (frame, xy[refined.kept[frame]], rows[refined.kept[frame]]) if frame in refined.kept else (frame, xy, rows)
             for frame, xy, rows in registrar.obs
         ]
+
+    def _refit_focal(
+        self, refined: Refined, obs: list[tuple[int, np.ndarray, np.ndarray]], focal: float, config: RefineConfig
+    ) -> float:
+        """The focal length measured once more by every frame's refined observations, outliers discounted
+        (TrackingConfig.fov_refit_loss_px says why and how well), where the motion or the walls chose it;
+        `focal` where the field of view was given, assumed or the vanishing points' (the motion turned too
+        little to measure it), or where the refit lands too far from it. Taken, it withdraws the search's warning
+        that the field of view is poorly determined."""
+        cfg = self.cfg
+        if cfg.fov_refit_loss_px <= 0 or self.fov_source not in (FOV_ESTIMATED, FOV_STRUCTURE):
+            return focal
+        free = replace(config, refine_focal=True, loss_scale_px=cfg.fov_refit_loss_px)
+        refit = adjust_all(refined.w2c, refined.points, obs, focal, self.size, free).focal
+        before, after = fov_of(focal, self.size[1]), fov_of(refit, self.size[1])
+        if not abs(after - before) <= cfg.fov_refit_max_shift_deg:  # (nan too)
+            self.fov_note += (
+                f"; every frame's refined observations would put it at {after:.1f} degrees, too far from it to "
+                "trust: kept"
+            )
+            return focal
+        self.fov_note += (
+            f"; then {after:.1f} degrees from every frame's refined observations (the focal length adjusted with "
+            "them, their outliers discounted)"
+        )
+        self.fov_source, self.fov_sigma = FOV_ESTIMATED, cfg.fov_refit_sigma_deg
+        # the search's warning that it could not pin it no longer holds
+        self.warnings = [w for w in self.warnings if not w.startswith(POORLY_DETERMINED)]
+        return refit
 
     # ------------------------------------------------------------------------------------- result
 
@@ -636,7 +674,7 @@ class _Tracker:
             wire[:, :3, 3] = 0.0
         wire[0] = np.eye(4)
         hgt, wid = self.frames.shape[1:3]
-        focal = outcome.focal * self.scale
+        focal = (self.refit_focal or outcome.focal) * self.scale
         fov = fov_of(focal, hgt)
         if self.fov_source == FOV_GIVEN and self.given_fov is not None:
             fov = self.given_fov
