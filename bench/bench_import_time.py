@@ -61,6 +61,7 @@ def import_once(tree: Path, clip: Path, store: Path, fov: float | None) -> dict[
         "cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2),
         "stage_s": report["seconds"], "frames": report["frames_tracked"],
         "depth_coverage": report["depth_coverage"], "moving_fraction": report["moving_fraction"],
+        "vertical_fov_deg": report.get("vertical_fov_deg"), "fov_source": report.get("fov_source"),
     }  # fmt: skip
 
 
@@ -88,11 +89,12 @@ def same_scene(a: Path, b: Path) -> dict[str, float]:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    head = f"{'tree':<28} {'wall s':>7} {'cpu s':>7} " + " ".join(f"{s + ' s':>10}" for s in STAGES)
+    head = f"{'tree':<28} {'wall s':>7} {'cpu s':>7} " + " ".join(f"{s + ' s':>10}" for s in STAGES) + "  fov"
     lines = [head, "-" * len(head)]
     for r in rows:
         stages = " ".join(f"{r['stage_s'].get(s, float('nan')):>10.1f}" for s in STAGES)
-        lines.append(f"{r['tree'][-28:]:<28} {r['wall_s']:>7.1f} {r['cpu_s']:>7.1f} {stages}")
+        fov = f"{r['vertical_fov_deg']:.2f} ({r['fov_source']})" if r.get("vertical_fov_deg") is not None else "-"
+        lines.append(f"{r['tree'][-28:]:<28} {r['wall_s']:>7.1f} {r['cpu_s']:>7.1f} {stages}  {fov}")
     return "\n".join(lines)
 
 

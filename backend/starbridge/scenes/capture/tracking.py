@@ -621,7 +621,9 @@ class _Tracker:
         cfg = self.cfg
         if cfg.fov_refit_loss_px <= 0 or self.fov_source not in (FOV_ESTIMATED, FOV_STRUCTURE):
             return focal
-        free = replace(config, refine_focal=True, loss_scale_px=cfg.fov_refit_loss_px)
+        free = replace(
+            config, refine_focal=True, loss_scale_px=cfg.fov_refit_loss_px, max_iterations=cfg.fov_refit_iterations
+        )
         refit = adjust_all(refined.w2c, refined.points, obs, focal, self.size, free).focal
         before, after = fov_of(focal, self.size[1]), fov_of(refit, self.size[1])
         if not abs(after - before) <= cfg.fov_refit_max_shift_deg:  # (nan too)
