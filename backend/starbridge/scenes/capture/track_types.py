@@ -197,10 +197,10 @@ class TrackingConfig:
     #: refined observations: the same adjustment with the focal length free and a Cauchy loss of this scale
     #: (pixels; 0: not done), then the usual one at that focal length. The refined observations are precise
     #: (median 0.1 px against the truth) but some are not (along the ground tiles' stripes 0.4-0.8 px, at depth
-    #: edges a tail to several pixels), and at the usual scale (0.5) those pull the focal length 0.4-1.8
+    #: edges a tail to several pixels), and at the usual scale (0.5) those pull the focal length 0.3-1.8
     #: degrees off (bench_fov_valley.py); at 0.1 they hardly weigh. Twelve walks, orbits and walks among
     #: moving objects of worlds 0-3 (filmed at 48, through H.264): the search's mean error 1.01 degrees ->
-    #: 0.50 with this (0.46 at 0.05; 0.05-1.59 each, worst world 2's walk among moving objects 45.9 -> 49.6).
+    #: 0.50 with this (0.46 at 0.05; 0.02-1.59 each, worst world 2's walk among moving objects 45.9 -> 49.6).
     fov_refit_loss_px: float = 0.1
     #: ...its result is kept only this close to the chosen value (degrees), with this standard deviation (the
     #: root mean square of those twelve errors).
