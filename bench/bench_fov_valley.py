@@ -20,8 +20,8 @@ onto its point's middle patch) are adjusted again, every posed frame and point t
   what this motion and these points could measure, mean and standard deviation) and when only the horizontal
   surfaces' observations are replaced by their exact projections (their share of the landing's error).
 
-Diagnostic, not a target: track_fov.py quotes its numbers (why the field of view is not re-estimated after the
-refinement).
+Diagnostic, not a target: track_fov.py quotes its numbers (why the search stays, and why tracking's last
+measurement of the field of view, after the refinement, uses a tight robust loss).
 """
 
 from __future__ import annotations
@@ -212,23 +212,19 @@ def measure(
         "keyframes": ({k: v for k, v in w2c.items() if k in keyframes}, [o for o in obs if o[0] in keyframes]),
         "every_2nd": ({k: v for k, v in w2c.items() if k % 2 == 0}, [o for o in obs if o[0] % 2 == 0]),
     }
-    quiet, pycolmap.logging.minloglevel = pycolmap.logging.minloglevel, 3  # a subset's lone points: solver warnings
-    try:
-        free = {name: fov_of(adjust_all(p, result.points, o, start, size, free_cfg).focal, height)
-                for name, (p, o) in subsets.items()}  # fmt: skip
-    finally:
-        pycolmap.logging.minloglevel = quiet
     out = {
         "kind": kind, "rotation_only": False, "fov_true": fov, "fov_estimated": result.vertical_fov_deg,
         "fov_source": result.fov_source, "tracking_s": round(seconds, 2),
-        "rotation_error_deg_tracked": _rotation_error(w2c, clip.poses), "valley": valley, "free_focal_fov": free,
+        "rotation_error_deg_tracked": _rotation_error(w2c, clip.poses), "valley": valley,
     }  # fmt: skip
-    if seeds:
-        quiet, pycolmap.logging.minloglevel = pycolmap.logging.minloglevel, 3
-        try:
+    quiet, pycolmap.logging.minloglevel = pycolmap.logging.minloglevel, 3  # a subset's lone points: solver warnings
+    try:
+        out["free_focal_fov"] = {name: fov_of(adjust_all(p, result.points, o, start, size, free_cfg).focal, height)
+                                 for name, (p, o) in subsets.items()}  # fmt: skip
+        if seeds:
             out["truth_errors"] = _truth_errors(clip, result, w2c, obs, size, seeds)
-        finally:
-            pycolmap.logging.minloglevel = quiet
+    finally:
+        pycolmap.logging.minloglevel = quiet
     return out
 
 
