@@ -48,10 +48,12 @@ from numba import types as nt
 from ...errors import InvalidArgument
 from ...jit import JIT_OPTIONS, announce_compile
 from .track_mapping import adjust
+from .track_types import PATCH_WARPS
 
 announce_compile(__file__, logging.getLogger(__name__), "the tracking's patch sampling")
 
-#: Observations aligned at once by the affine warp (its Jacobian: this many x window pixels x 6 float64).
+#: Observations aligned at once by the affine or projective warp (its Jacobian: this many x window pixels x 6
+#: or 8 float64).
 AFFINE_CHUNK = 2048
 #: Observations reprojecting further than this (tracking pixels) after the first adjustment are dropped.
 OUTLIER_PX = 3.0
@@ -273,11 +275,19 @@ class PatchConfig:
     converged_px: float = 0.005
     #: Pre-smoothing of the images (Gaussian sigma, pixels).
     smooth_px: float = 0.8
-    #: The patch's warp: "affine" (translation plus a 2x2 linear map about the patch's centre) or "translation".
-    #: A slanted surface's patch is foreshortened differently in each view; a translation-only fit centres on
-    #: its texture rather than on the physical point (test_capture_refine: a view stretched by 6% and sheared,
-    #: median error 0.25 px translation-only, 0.03 affine, 0.07 with the prior below).
-    warp: str = "affine"
+    #: The patch's warp: "homography" (the affine one and a projective part: p + M o / (1 + g.o)), "affine"
+    #: (translation plus a 2x2 linear map about the patch's centre) or "translation". A slanted surface's patch
+    #: is foreshortened differently in each view; a translation-only fit centres on its texture rather than on
+    #: the physical point (test_capture_refine: a view stretched by 6% and sheared, median error 0.25 px
+    #: translation-only, 0.03 affine, 0.07 with the prior below). Where the depth changes fast across the
+    #: window (ground towards the horizon, a facade seen edge-on) its scale changes across it too, which only
+    #: the projective part follows (test_capture_refine: 9% from its top row to its bottom one, median error
+    #: 0.45 px affine, 0.30 homography). Homography rather than affine (session 50; bench_capture_variants.py's
+    #: sixteen 40-frame clips, CRF 16, the same clips tracked both ways): field of view estimated, the twelve
+    #: clips not travelling straight ahead (where it is measured) mean |FOV error| 0.517 -> 0.402 degree (9
+    #: better, the three 320x180 walks worse), mean novel-view gap 6.04 -> 5.45 dB, AbsRel 0.104 -> 0.099;
+    #: field of view given 1.367 -> 1.386 dB (9 better, 7 worse), AbsRel 0.0905 -> 0.0912; the same time.
+    warp: str = "homography"
     #: Pull of the affine warp's linear part towards the identity (a Gauss-Newton prior on it), relative to
     #: the translation's own curvature (0: none): where a patch's texture hardly fixes the linear map, the
     #: free fit wanders and moves the centre with it. Rotation error median, degrees, on bench_capture's clips
@@ -290,12 +300,17 @@ class PatchConfig:
     #: means 0.164 -> 0.144 -> 0.120 (prior 10: 0.136 over the 320x180 twelve, against 0.130 at 3). What it
     #: did to the depth and the novel views: docs/capture-measurements.md. The alignment costs about 1.6x.
     affine_prior: float = 3.0
+    #: With the "homography" warp, the pull of its projective part towards none, on the same scale at the
+    #: window's rim (g moves the rim by about |g| radius^2 pixels).
+    projective_prior: float = 3.0
 
     def __post_init__(self) -> None:
-        if self.warp not in ("translation", "affine"):
-            raise InvalidArgument(f"PatchConfig.warp must be 'translation' or 'affine', got {self.warp!r}")
-        if not (self.affine_prior >= 0 and self.radius >= 2 and self.iterations >= 1):
-            raise InvalidArgument(f"PatchConfig: need affine_prior >= 0, radius >= 2, iterations >= 1: {self}")
+        if self.warp not in PATCH_WARPS:
+            raise InvalidArgument(f"PatchConfig.warp must be one of {', '.join(PATCH_WARPS)}, got {self.warp!r}")
+        if not (self.affine_prior >= 0 and self.projective_prior >= 0 and self.radius >= 2 and self.iterations >= 1):
+            raise InvalidArgument(
+                f"PatchConfig: need affine_prior >= 0, projective_prior >= 0, radius >= 2, iterations >= 1: {self}"
+            )
 
 
 @njit(
@@ -363,7 +378,7 @@ def align_patches(
     start = np.asarray(xy, dtype=np.float32) - 0.5  # pixel-index positions
     ref = np.asarray(ref_xy, dtype=np.float32) - 0.5
     tmpl = _normalised(_sample(grey, ref_frame, ref[:, :1] + ox, ref[:, 1:] + oy))
-    if config.warp == "affine":
+    if config.warp != "translation":
         xy64 = np.asarray(xy, dtype=np.float64)
         out, accepted = np.empty((k, 2)), np.empty(k, bool)
         for lo in range(0, k, AFFINE_CHUNK):  # chunks: the Jacobian is (chunk, window pixels, 6) float64
@@ -416,22 +431,33 @@ def _align_affine(
     oy: np.ndarray,
     config: PatchConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`align_patches` with an affine warp: the window offset o samples at p + M o, M a 2x2 map from the
-    identity; Gauss-Newton over (p, M) with the same normalised residual. Positions as `align_patches`;
-    `gx_all`, `gy_all` the images' gradients."""
+    """`align_patches` with an affine warp (the window offset o samples at p + M o, M a 2x2 map from the
+    identity) or, for `config.warp` "homography", a projective one (at p + M o / (1 + g.o)); Gauss-Newton
+    over (p, M[, g]) with the same normalised residual. Positions as `align_patches`; `gx_all`, `gy_all` the
+    images' gradients."""
     k = len(start)
+    projective = config.warp == "homography"
+    n_par = 8 if projective else 6
     p = start.astype(np.float64).copy()
     m = np.tile(np.eye(2), (k, 1, 1))
+    g = np.zeros((k, 2))
     ok = np.ones(k, bool)
     active = np.arange(k)
     oxd, oyd = ox.astype(np.float64), oy.astype(np.float64)
+
+    def warped(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample positions (x, y) of the windows `idx`, and their projective denominators."""
+        ma, ga = m[idx], g[idx]
+        den = 1.0 + ga[:, :1] * oxd + ga[:, 1:] * oyd
+        sx = p[idx, :1] + (ma[:, 0, :1] * oxd + ma[:, 0, 1:] * oyd) / den
+        sy = p[idx, 1:] + (ma[:, 1, :1] * oxd + ma[:, 1, 1:] * oyd) / den
+        return sx, sy, den
+
     for _ in range(config.iterations):
         if not len(active):
             break
-        ma = m[active]
         f = frame[active]
-        sx = p[active, :1] + ma[:, 0, :1] * oxd + ma[:, 0, 1:] * oyd
-        sy = p[active, 1:] + ma[:, 1, :1] * oxd + ma[:, 1, 1:] * oyd
+        sx, sy, den = warped(active)
         vals = _sample(grey, f, sx.astype(np.float32), sy.astype(np.float32))
         mean = vals.mean(axis=1, keepdims=True)
         norm = np.maximum(np.linalg.norm(vals - mean, axis=1, keepdims=True), 1e-9)
@@ -440,7 +466,11 @@ def _align_affine(
         gy = _sample(gy_all, f, sx.astype(np.float32), sy.astype(np.float32))
         gx = (gx - gx.mean(axis=1, keepdims=True)) / norm
         gy = (gy - gy.mean(axis=1, keepdims=True)) / norm
-        jac = np.stack([gx, gy, gx * oxd, gx * oyd, gy * oxd, gy * oyd], axis=2)  # (K, P, 6)
+        cols = [gx, gy, gx * oxd / den, gx * oyd / den, gy * oxd / den, gy * oyd / den]
+        if projective:  # d(M o / den)/dg = -(M o / den) o^T / den
+            along = (gx * (sx - p[active, :1]) + gy * (sy - p[active, 1:])) / den
+            cols += [-along * oxd, -along * oyd]
+        jac = np.stack(cols, axis=2)  # (K, P, 6 or 8)
         jac_t = jac.transpose(0, 2, 1)
         hess = jac_t @ jac  # batched (BLAS); einsum took 7x as long
         grad = (jac_t @ res[..., None])[..., 0]
@@ -448,22 +478,30 @@ def _align_affine(
         a11, a12, a22 = hess[:, 0, 0], hess[:, 0, 1], hess[:, 1, 1]
         good = a11 * a22 - a12 * a12 > 1e-9 * np.maximum(a11 + a22, 1e-12) ** 2
         scale = np.maximum(np.trace(hess, axis1=1, axis2=2), 1e-12)
-        hess = hess + (1e-6 * scale)[:, None, None] * np.eye(6)
+        hess = hess + (1e-6 * scale)[:, None, None] * np.eye(n_par)
         if config.affine_prior > 0:
             lam = config.affine_prior * 0.5 * (a11 + a22)
-            hess[:, 2:, 2:] += lam[:, None, None] * np.eye(4)
-            grad[:, 2:] -= lam[:, None] * (ma - np.eye(2)).reshape(-1, 4)
-        step = np.zeros((len(active), 6))
+            hess[:, 2:6, 2:6] += lam[:, None, None] * np.eye(4)
+            grad[:, 2:6] -= lam[:, None] * (m[active] - np.eye(2)).reshape(-1, 4)
+        if projective and config.projective_prior > 0:
+            # g moves the window's rim by about g * radius^2: the prior is the linear part's at that scale
+            lam = config.projective_prior * 0.5 * (a11 + a22) * config.radius**2
+            hess[:, 6:, 6:] += lam[:, None, None] * np.eye(2)
+            grad[:, 6:] -= lam[:, None] * g[active]
+        step = np.zeros((len(active), n_par))
         if good.any():
             step[good] = np.linalg.solve(hess[good], grad[good][..., None])[..., 0]
         step[:, :2] = np.clip(step[:, :2], -0.5, 0.5)
-        step[:, 2:] = np.clip(step[:, 2:], -0.1, 0.1)
+        step[:, 2:6] = np.clip(step[:, 2:6], -0.1, 0.1)
         p[active] += step[:, :2]
-        m[active] += step[:, 2:].reshape(-1, 2, 2)
+        m[active] += step[:, 2:6].reshape(-1, 2, 2)
+        if projective:  # steps of at most a tenth of the window's radius; the rim's denominator kept >= 1/2
+            g[active] += np.clip(step[:, 6:], -0.1 / config.radius, 0.1 / config.radius)
+            rim = np.abs(g[active]).sum(axis=1) * config.radius
+            g[active] *= np.minimum(1.0, 0.5 / np.maximum(rim, 1e-12))[:, None]
         ok[active[~good]] = False
         active = active[good & (np.abs(step[:, :2]).max(axis=1) > config.converged_px)]
-    sx = p[:, :1] + m[:, 0, :1] * oxd + m[:, 0, 1:] * oyd
-    sy = p[:, 1:] + m[:, 1, :1] * oxd + m[:, 1, 1:] * oyd
+    sx, sy, _ = warped(np.arange(k))
     score = (tmpl * _normalised(_sample(grey, frame, sx.astype(np.float32), sy.astype(np.float32)))).sum(axis=1)
     moved = np.hypot(*(p - start).T)
     ok &= (score >= config.min_zncc) & (moved <= config.max_shift_px)

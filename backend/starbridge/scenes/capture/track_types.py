@@ -11,6 +11,9 @@ import numpy as np
 from ...errors import InvalidArgument, SceneError
 from ...geometry.camera import Intrinsics, check_equivalent_focal, check_fov, fov_of_equivalent_focal
 
+#: The warps of the refinement's patch alignment (track_refine.PatchConfig.warp).
+PATCH_WARPS = ("translation", "affine", "homography")
+
 ProgressFn = Callable[[str, int, int], None]
 
 #: Progress stages, in order (`progress(stage, done, total)`).
@@ -191,8 +194,9 @@ class TrackingConfig:
     #: that one's image patch (Lucas-Kanade, track_refine.py): the detector's positions drift with the view.
     refine_patches: bool = True
     refine_patch_frames: int = 40
-    #: The patch's warp in that alignment: "affine" or "translation" (track_refine.PatchConfig.warp says why).
-    refine_patch_warp: str = "affine"
+    #: The patch's warp in that alignment: "homography", "affine" or "translation" (track_refine.PatchConfig.warp
+    #: says why).
+    refine_patch_warp: str = "homography"
     #: Where the motion or the walls chose the field of view, it is then measured once more by every frame's
     #: refined observations: the same adjustment with the focal length free and a Cauchy loss of this scale
     #: (pixels; 0: not done), then the usual one at that focal length. The refined observations are precise
@@ -232,9 +236,10 @@ class TrackingConfig:
             )
         if self.mapper not in MAPPERS:
             raise InvalidArgument(f"tracking config: mapper must be one of {', '.join(MAPPERS)}, got {self.mapper!r}")
-        if self.refine_patch_warp not in ("affine", "translation"):
+        if self.refine_patch_warp not in PATCH_WARPS:
             raise InvalidArgument(
-                f"tracking config: refine_patch_warp must be 'affine' or 'translation', got {self.refine_patch_warp!r}"
+                f"tracking config: refine_patch_warp must be one of {', '.join(PATCH_WARPS)}, "
+                f"got {self.refine_patch_warp!r}"
             )
         for fov in self.fov_candidates_deg:
             check_fov(fov, "fov_candidates_deg")

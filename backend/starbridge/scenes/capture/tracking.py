@@ -30,13 +30,14 @@
    keyframes, RANSAC + refinement at the fixed focal length; for rotation only, its rotation from matches
    with them); a frame that cannot be is interpolated between its neighbours (`pose_sources` says which);
 6. refinement (structure from motion only; timed as ``refinement`` in `stage_seconds`, its progress is the
-   registration's): every observation moved onto its point's middle observation's image patch by an affine
-   Lucas-Kanade fit (the detector's positions drift with the view; a translation-only fit still centres on
-   the texture of a foreshortened patch), then one bundle adjustment of every posed frame and point
-   together, the focal length fixed (track_refine.py: on the benchmark's clips it cuts the rotation errors
-   by 20-45%, those the depth stage's stereo pairs see by 20-70%; they placed far surfaces too near; the
-   affine warp a further 27% on average, PatchConfig.warp). Where the motion or the walls chose the field of
-   view, the same observations then measure it once more: the adjustment with the focal length free and a
+   registration's): every observation moved onto its point's middle observation's image patch by a
+   projective (homography) Lucas-Kanade fit (the detector's positions drift with the view; a translation-only
+   fit still centres on the texture of a foreshortened patch, an affine one where the scale changes across
+   the window), then one bundle adjustment of every posed frame and point together, the focal length fixed
+   (track_refine.py: on the benchmark's clips it cuts the rotation errors by 20-45%, those the depth stage's
+   stereo pairs see by 20-70%; they placed far surfaces too near; the affine warp a further 27% on average,
+   the homography the field of view's error 22%, PatchConfig.warp). Where the motion or the walls chose the
+   field of view, the same observations then measure it once more: the adjustment with the focal length free and a
    tight robust loss (TrackingConfig.fov_refit_loss_px: the precise majority decides, the observations that
    slide along stripes or sit on depth edges hardly weigh), and the usual adjustment again at what it found.
 
