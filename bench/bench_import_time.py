@@ -11,6 +11,8 @@ Each import is a fresh `python -m starbridge.cli scene import` process (what a u
 outside (wall and CPU of the process) and from its own report (scene.json "capture" seconds per stage). The
 clip is rendered once (`--clip` reuses an MP4). The table also says whether the two imports made the same
 scene (depth and moving masks), since a faster import that changed the result is a different thing.
+Each tree first imports a short clip untimed: a tree's first import compiles its numba kernels (15 s here),
+which would otherwise be charged to a tree that has not run yet.
 JSON: `import-time-<host>.json` in `--out`.
 """
 
@@ -124,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
             clip = filmed.write_mp4(work / f"{args.kind}.mp4")
         elif not clip.is_file():
             raise SystemExit(f"--clip {clip}: no such file")
+        warm = render_clip(ClipConfig(kind=args.kind, frames=12, width=160, height=90, vertical_fov_deg=48.0))
+        warm_clip = warm.write_mp4(work / "warm.mp4")
+        for tree in trees:
+            print(f"compiling {tree}'s kernels (a short import, untimed) ...", flush=True)
+            import_once(tree, warm_clip, work / "warm-store", args.fov)
         rows = []
         for n, tree in enumerate(trees):
             print(f"importing with {tree} ...", flush=True)

@@ -218,6 +218,38 @@ def test_adjust_all_keeps_exact_observations_in_place() -> None:
     assert all(kept.all() for kept in out.kept.values())
 
 
+def test_the_adjustment_stopped_by_its_function_tolerance_lands_where_the_full_one_does() -> None:
+    """RefineConfig.function_tolerance (Ceres's stop once an iteration gains under that fraction of the cost;
+    COLMAP's options leave only the iteration cap): on a 12-frame walk observed with 0.3 px of noise the
+    stopped adjustment's poses are those of the one run to its cap, to a thousandth of a degree."""
+    rng = np.random.default_rng(5)
+    focal, size = 200.0, (320, 180)
+    points = rng.uniform([-4, -2, 6], [4, 2, 14], (300, 3))
+    w2c: dict[int, np.ndarray] = {}
+    observations = []
+    for f in range(12):
+        rot = Rotation.from_euler("y", 1.5 * f, degrees=True).as_matrix()
+        t = -rot @ np.array([0.2 * f, 0.0, 0.0])
+        w2c[f] = np.column_stack([rot, t])
+        cam = points @ rot.T + t
+        xy = focal * cam[:, :2] / cam[:, 2:] + np.array(size) / 2 + rng.normal(0, 0.3, (300, 2))
+        observations.append((f, xy, np.arange(300)))
+    start = dict(w2c)
+    for f in range(2, 12):
+        turn = Rotation.from_euler("xyz", rng.normal(0, 0.3, 3), degrees=True).as_matrix()
+        start[f] = np.column_stack([turn @ w2c[f][:, :3], w2c[f][:, 3]])
+    full = adjust_all(start, points, observations, focal, size, RefineConfig(function_tolerance=0.0))
+    stopped = adjust_all(start, points, observations, focal, size, RefineConfig())
+    assert stopped.final_error_px < 0.5 < stopped.initial_error_px
+    for f in range(12):
+        angle = np.degrees(Rotation.from_matrix(stopped.w2c[f][:, :3] @ full.w2c[f][:, :3].T).magnitude())
+        assert angle < 1e-3
+    with pytest.raises(InvalidArgument, match="function_tolerance"):
+        RefineConfig(function_tolerance=-1e-6)
+    with pytest.raises(InvalidArgument, match="refine_function_tolerance"):
+        TrackingConfig(refine_function_tolerance=1.0)
+
+
 def test_a_point_implausibly_near_a_camera_is_left_out_of_the_adjustment() -> None:
     """A sideways walk past points 6-14 m away, and one "point" 0.4 m in front of the middle camera (what
     mismatched observations that happen to triangulate by the camera path look like: at 0.04 of the median

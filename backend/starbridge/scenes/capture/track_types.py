@@ -214,6 +214,9 @@ class TrackingConfig:
     #: 50, the usual adjustments' cap: walk / orbit / walk among moving objects 48.09 / 48.56 / 48.77 against
     #: 48.09 / 48.53 / 48.77; after 10 48.05 / 48.53 / 48.76, after 5 47.75 / 48.26 / 48.39).
     fov_refit_iterations: int = 20
+    #: The refinement's adjustments stop once an iteration gains less than this fraction of the cost
+    #: (track_refine.RefineConfig.function_tolerance; 0: only after their iterations).
+    refine_function_tolerance: float = 1e-6
     #: Threads for SIFT and matching (-1: all cores)...
     num_threads: int = -1
     #: ...and for COLMAP's mapper and bundle adjustment (1: the same clip always gives the same result).
@@ -226,13 +229,13 @@ class TrackingConfig:
         valid &= bool(self.map_max_error_px) and min(self.map_max_error_px) > 0
         valid &= self.rotation_noise_cap_px > 0 and self.fov_retry_step_deg >= 0
         valid &= self.fov_refit_loss_px >= 0 and self.fov_refit_max_shift_deg > 0 and self.fov_refit_sigma_deg > 0
-        valid &= self.fov_refit_iterations >= 1
+        valid &= self.fov_refit_iterations >= 1 and 0 <= self.refine_function_tolerance < 1
         if not (valid and self.fov_inlier_factor > 0 and 0 <= self.fov_forward_deg <= 90):
             raise InvalidArgument(
                 "tracking config: max_side >= 64, min_frames >= 2, some candidates, some positive "
                 f"map_max_error_px, rotation_noise_cap_px > 0, fov_inlier_factor > 0, fov_forward_deg in [0, 90], "
                 f"fov_retry_step_deg >= 0, fov_refit_loss_px >= 0, fov_refit_max_shift_deg and "
-                f"fov_refit_sigma_deg > 0, fov_refit_iterations >= 1: {self}"
+                f"fov_refit_sigma_deg > 0, fov_refit_iterations >= 1, refine_function_tolerance in [0, 1): {self}"
             )
         if self.mapper not in MAPPERS:
             raise InvalidArgument(f"tracking config: mapper must be one of {', '.join(MAPPERS)}, got {self.mapper!r}")

@@ -590,7 +590,10 @@ class _Tracker:
     def _adjust_all(self, poses: PosedFrames, registrar: Registrar, run: MapRun) -> None:
         """One bundle adjustment of every posed frame and the map's points together (track_refine.py); the
         poses, points and observations are replaced by the adjusted ones."""
-        config = RefineConfig(num_threads=self.cfg.mapping_threads if self.cfg.mapping_threads > 0 else self.threads)
+        config = RefineConfig(
+            function_tolerance=self.cfg.refine_function_tolerance,
+            num_threads=self.cfg.mapping_threads if self.cfg.mapping_threads > 0 else self.threads,
+        )
         obs = [(frame, xy / self.scale, rows) for frame, xy, rows in registrar.obs]
         if self.cfg.refine_patches:
             assert self.images is not None
