@@ -25,6 +25,7 @@ that drift.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import pytest
@@ -191,25 +192,50 @@ def test_observations_move_onto_their_points_middle_patch(frame: np.ndarray) -> 
         assert np.median(np.hypot(*(out[k][1] - xy).T)) < 0.08  # from 0.35
 
 
+def _walk(
+    rng: np.random.Generator,
+    frames: int,
+    turn_deg: float,
+    step_m: float,
+    focal: float,
+    size: tuple[int, int],
+    noise_px: float = 0.0,
+) -> tuple[np.ndarray, dict[int, np.ndarray], list[tuple[int, np.ndarray, np.ndarray]]]:
+    """300 points 6-14 m ahead, and a sideways walk turning `turn_deg` and stepping `step_m` a frame that sees
+    them all: (points, world-to-camera poses, observations with `noise_px` of Gaussian noise)."""
+    points = rng.uniform([-4, -2, 6], [4, 2, 14], (300, 3))
+    w2c: dict[int, np.ndarray] = {}
+    observations = []
+    for f in range(frames):
+        rot = Rotation.from_euler("y", turn_deg * f, degrees=True).as_matrix()
+        t = -rot @ np.array([step_m * f, 0.0, 0.0])
+        w2c[f] = np.column_stack([rot, t])
+        cam = points @ rot.T + t
+        xy = focal * cam[:, :2] / cam[:, 2:] + np.array(size) / 2
+        if noise_px > 0:
+            xy = xy + rng.normal(0, noise_px, xy.shape)
+        observations.append((f, xy, np.arange(300)))
+    return points, w2c, observations
+
+
+def _turned(
+    w2c: dict[int, np.ndarray], frames: Iterable[int], sigma_deg: float, rng: np.random.Generator
+) -> dict[int, np.ndarray]:
+    """`w2c` with the cameras of `frames` turned by random angles (`sigma_deg` per axis)."""
+    out = dict(w2c)
+    for f in frames:
+        turn = Rotation.from_euler("xyz", rng.normal(0, sigma_deg, 3), degrees=True).as_matrix()
+        out[f] = np.column_stack([turn @ w2c[f][:, :3], w2c[f][:, 3]])
+    return out
+
+
 def test_adjust_all_keeps_exact_observations_in_place() -> None:
     """Noise-free observations of a rigid scene: the adjustment keeps the poses and points (to numerical
     precision); poses perturbed by 0.5 degree come back."""
     rng = np.random.default_rng(2)
     focal, size = 200.0, (320, 180)
-    points = rng.uniform([-4, -2, 6], [4, 2, 14], (300, 3))
-    w2c: dict[int, np.ndarray] = {}
-    observations = []
-    for f in range(6):
-        rot = Rotation.from_euler("y", 2.0 * f, degrees=True).as_matrix()
-        t = -rot @ np.array([0.3 * f, 0.0, 0.0])
-        w2c[f] = np.column_stack([rot, t])
-        cam = points @ rot.T + t
-        xy = focal * cam[:, :2] / cam[:, 2:] + np.array(size) / 2
-        observations.append((f, xy, np.arange(300)))
-    noisy = dict(w2c)
-    for f in (2, 3, 4):  # frames 0 and 1 fix the gauge
-        turn = Rotation.from_euler("xyz", rng.normal(0, 0.5, 3), degrees=True).as_matrix()
-        noisy[f] = np.column_stack([turn @ w2c[f][:, :3], w2c[f][:, 3]])
+    points, w2c, observations = _walk(rng, 6, 2.0, 0.3, focal, size)
+    noisy = _turned(w2c, (2, 3, 4), 0.5, rng)  # frames 0 and 1 fix the gauge
     out = adjust_all(noisy, points, observations, focal, size)
     assert out.final_error_px < 1e-3 < out.initial_error_px
     for f in range(6):
@@ -224,20 +250,8 @@ def test_the_adjustment_stopped_by_its_function_tolerance_lands_where_the_full_o
     stopped adjustment's poses are those of the one run to its cap, to a thousandth of a degree."""
     rng = np.random.default_rng(5)
     focal, size = 200.0, (320, 180)
-    points = rng.uniform([-4, -2, 6], [4, 2, 14], (300, 3))
-    w2c: dict[int, np.ndarray] = {}
-    observations = []
-    for f in range(12):
-        rot = Rotation.from_euler("y", 1.5 * f, degrees=True).as_matrix()
-        t = -rot @ np.array([0.2 * f, 0.0, 0.0])
-        w2c[f] = np.column_stack([rot, t])
-        cam = points @ rot.T + t
-        xy = focal * cam[:, :2] / cam[:, 2:] + np.array(size) / 2 + rng.normal(0, 0.3, (300, 2))
-        observations.append((f, xy, np.arange(300)))
-    start = dict(w2c)
-    for f in range(2, 12):
-        turn = Rotation.from_euler("xyz", rng.normal(0, 0.3, 3), degrees=True).as_matrix()
-        start[f] = np.column_stack([turn @ w2c[f][:, :3], w2c[f][:, 3]])
+    points, w2c, observations = _walk(rng, 12, 1.5, 0.2, focal, size, noise_px=0.3)
+    start = _turned(w2c, range(2, 12), 0.3, rng)
     full = adjust_all(start, points, observations, focal, size, RefineConfig(function_tolerance=0.0))
     stopped = adjust_all(start, points, observations, focal, size, RefineConfig())
     assert stopped.final_error_px < 0.5 < stopped.initial_error_px
