@@ -394,7 +394,7 @@ def align_patches(
         out, accepted = np.empty((k, 2)), np.empty(k, bool)
         for lo in range(0, k, AFFINE_CHUNK):  # chunks: the Jacobian is (chunk, window pixels, 6) float64
             part = slice(lo, lo + AFFINE_CHUNK)
-            out[part], accepted[part] = _align_affine(
+            out[part], accepted[part] = _align_warped(
                 grey, gx_all, gy_all, tmpl[part], frame[part], start[part], xy64[part], ox, oy, config
             )
         return out, accepted
@@ -430,7 +430,7 @@ def align_patches(
     return np.where(ok[:, None], p.astype(np.float64) + 0.5, np.asarray(xy, dtype=np.float64)), ok
 
 
-def _align_affine(
+def _align_warped(
     grey: np.ndarray,
     gx_all: np.ndarray,
     gy_all: np.ndarray,
