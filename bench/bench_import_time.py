@@ -8,8 +8,9 @@ than between days).
     python bench/bench_import_time.py --frames 40 --width 320 --height 180       # a quick one
 
 Each import is a fresh `python -m starbridge.cli scene import` process (what a user runs), timed from the
-outside (wall and CPU of the process) and from its own report (scene.json "capture" seconds per stage). The
-clip is rendered once (`--clip` reuses an MP4). The table also says whether the two imports made the same
+outside (wall and CPU of the process, and its peak resident memory) and from its own report (scene.json
+"capture" seconds per stage). The clip is rendered once (`--clip` reuses an MP4, and the report describes it by
+what the import kept). The table also says whether the two imports made the same
 scene (depth and moving masks), since a faster import that changed the result is a different thing.
 Each tree first imports a short clip untimed: a tree's first import compiles its numba kernels (15 s here),
 which would otherwise be charged to a tree that has not run yet.
@@ -22,7 +23,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -50,18 +50,24 @@ def import_once(tree: Path, clip: Path, store: Path, fov: float | None) -> dict[
            "clip", "--overwrite"]  # fmt: skip
     if fov is not None:
         cmd += ["--fov", str(fov)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise SystemExit(f"import by {tree} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    report = json.loads((store / "clip" / "scene.json").read_text())["capture"]
+    # the child's own resource use (os.wait4: its CPU time and its peak resident memory, which RUSAGE_CHILDREN
+    # would give only as the largest of all children so far)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            err.seek(0)
+            raise SystemExit(f"import by {tree} failed ({code}):\n{err.read().decode(errors='replace')[-2000:]}")
+    meta = json.loads((store / "clip" / "scene.json").read_text())
+    report = meta["capture"]
     return {
         "tree": str(tree), "commit": _commit(tree), "wall_s": round(wall, 2),
-        "cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2),
-        "stage_s": report["seconds"], "frames": report["frames_tracked"],
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2), "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2),
+        "stage_s": report["seconds"], "frames": report["frames_tracked"], "scene_frames": meta["frame_count"],
+        "scene_size": [meta["width"], meta["height"]],
         "depth_coverage": report["depth_coverage"], "moving_fraction": report["moving_fraction"],
         "vertical_fov_deg": report.get("vertical_fov_deg"), "fov_source": report.get("fov_source"),
     }  # fmt: skip
@@ -91,12 +97,18 @@ def same_scene(a: Path, b: Path) -> dict[str, float]:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    head = f"{'tree':<28} {'wall s':>7} {'cpu s':>7} " + " ".join(f"{s + ' s':>10}" for s in STAGES) + "  fov"
+    head = (
+        f"{'tree':<28} {'wall s':>7} {'cpu s':>7} {'peak GiB':>8} "
+        + " ".join(f"{s + ' s':>10}" for s in STAGES)
+        + "  fov"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         stages = " ".join(f"{r['stage_s'].get(s, float('nan')):>10.1f}" for s in STAGES)
         fov = f"{r['vertical_fov_deg']:.2f} ({r['fov_source']})" if r.get("vertical_fov_deg") is not None else "-"
-        lines.append(f"{r['tree'][-28:]:<28} {r['wall_s']:>7.1f} {r['cpu_s']:>7.1f} {stages}  {fov}")
+        lines.append(
+            f"{r['tree'][-28:]:<28} {r['wall_s']:>7.1f} {r['cpu_s']:>7.1f} {r['peak_rss_gib']:>8.2f} {stages}  {fov}"
+        )
     return "\n".join(lines)
 
 
@@ -138,8 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         report: dict[str, Any] = {
             "benchmark": "import_time", "version": __version__,
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine_info(),
-            "clip": {"path": str(args.clip) if args.clip else None, "kind": args.kind, "frames": args.frames,
-                     "size": [args.width, args.height], "bytes": clip.stat().st_size},
+            # a given clip is described by what its import kept (--frames, --width, --height, --kind are unused)
+            "clip": {"path": str(args.clip) if args.clip else None, "kind": None if args.clip else args.kind,
+                     "frames": rows[0]["scene_frames"] if args.clip else args.frames,
+                     "size": rows[0]["scene_size"] if args.clip else [args.width, args.height],
+                     "bytes": clip.stat().st_size},
             "fov": args.fov, "runs": rows,
         }  # fmt: skip
         if len(rows) == 2:
