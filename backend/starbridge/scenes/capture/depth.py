@@ -68,7 +68,9 @@ the per-view warp and ZNCC (depth_cost.py, compiled) is about 45%, the rest of t
 minimum filter, SGM, winner) about 30%, the fusion, fill and edge snapping (depth_fuse.py, depth_fill.py,
 NumPy) about 25%. The shiftable windows add about 5% (measured before the
 compiling: 40-frame 320x180 handheld clip, one thread: 20.0 -> 21.6 s of CPU). Frames run on `workers`
-threads (the compiled loops, NumPy and SciPy release the GIL).
+threads (the compiled loops release the GIL; NumPy and SciPy only in parts: the regions' scoring, in NumPy, held
+it for most of its time, so on two threads the fill ran 1.3x faster than on one while the sweep ran 2.0x; now
+compiled, depth_region_score.py: the 10 s, 300-frame 512x288 walk's depth stage 214 -> 180 s, the same depth).
 
 Error budget (bench_capture's 40-frame 320x180 clips, field of view given, AbsRel at the path's scale, each
 pixel's share of the mean; measured by pixel class against the true depth and by putting the true depth in
@@ -99,7 +101,8 @@ or two (less with the shiftable windows), and a flat face whose only texture run
 depth from the fill, which leaks across weak colour edges.
 
 Modules: depth_config.py (settings), depth_sweep.py (steps 3-4, with depth_cost.py and depth_sgm.py),
-depth_fill.py (steps 5 and 7-8, with depth_planes.py, depth_snap.py and depth_regions.py), depth_fuse.py (step 6),
+depth_fill.py (steps 5 and 7-8, with depth_planes.py, depth_snap.py and depth_regions.py with its compiled
+depth_region_score.py), depth_fuse.py (step 6),
 depth_upsample.py (step 9), depth_ops.py (image and camera helpers); depth_align.py aligns a user's monocular
 depth to the tracked scale.
 """

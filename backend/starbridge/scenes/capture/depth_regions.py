@@ -41,9 +41,7 @@ from ...errors import InvalidArgument
 from ...geometry.camera import Intrinsics
 from .depth_config import DepthConfig
 from .depth_ops import (
-    bilinear,
     grey,
-    nearest,
     pixel_rays,
     project,
     relative,
@@ -52,6 +50,7 @@ from .depth_ops import (
     working_mask,
 )
 from .depth_planes import segments
+from .depth_region_score import view_scores
 from .depth_sweep import SweepContext
 
 #: A source view scores a hypothesis only where at least this share of the region lands inside it.
@@ -210,20 +209,13 @@ def _scores(
     count = hypotheses.shape[0]
     sources = ctx.sources[i]
     size = np.bincount(index, minlength=regions).astype(np.float64)
-    slot = (np.arange(count)[:, None] * regions + index[None]).ravel()  # (H * M,) into (H, R)
     per_view = np.full((len(sources), count, regions), np.inf)
     points = rays[:, None, :] / np.maximum(hypotheses, 1e-12)[None]  # (3, H, M) camera-frame points
     for v, j in enumerate(sources):
         rot, t = relative(ctx.c2w[i], ctx.c2w[j])
         x, y, z = project((rot @ points.reshape(3, -1)).reshape(points.shape) + t[:, None, None], ctx.intr)
-        diff = np.abs(bilinear(ctx.rgb[j], x, y) - colours[None]).sum(axis=2)  # (H, M), NaN outside
-        inside = np.isfinite(diff) & (z > 0)
-        if moving is not None:
-            on_moving, _ = nearest(moving[j], x, y, fill=0.0)
-            inside &= on_moving == 0
-        hits = np.bincount(slot, weights=inside.ravel(), minlength=count * regions).reshape(count, regions)
-        total = np.bincount(slot, weights=np.where(inside, diff, 0.0).ravel(), minlength=count * regions)
-        mean = total.reshape(count, regions) / np.maximum(hits, 1.0)
+        hits, total = view_scores(x, y, z, ctx.rgb[j], colours, None if moving is None else moving[j], index, regions)
+        mean = total / np.maximum(hits, 1.0)
         seen = np.asarray(np.all(hits >= MIN_INSIDE * size[None], axis=0))  # (R,)
         per_view[v] = np.where(seen[None], mean, np.inf)
     best = np.sort(per_view, axis=0)[: cfg.region_best_views]
