@@ -58,6 +58,25 @@ def test_the_compiled_region_score_is_the_numpy_one_to_the_bit(seed: int, with_m
         assert hits.sum() < _reference(x, y, z, image, colours, None, index, regions)[0].sum()
 
 
+def test_a_point_within_half_an_ulp_of_the_rim_finds_no_moving_pixel_beyond_the_view():
+    """x just under w - 0.5 is inside, but x + 0.5 can round to w (on a view one pixel wide, x = 0.5 - 2**-54:
+    x + 0.5 rounds to 1.0): no pixel there, so not a moving one (the NumPy version's answer), and no read beyond
+    the mask."""
+    image = np.full((1, 1, 3), 0.5, np.float32)
+    x = np.array([[0.5 - 2.0**-54, 0.0]])
+    y = np.array([[0.5 - 2.0**-54, 0.0]])
+    assert x[0, 0] < 0.5 and x[0, 0] + 0.5 == 1.0
+    z = np.ones((1, 2))
+    colours = np.zeros((2, 3), np.float32)
+    moving = np.ones((1, 1), bool)  # the view's only pixel moves
+    index = np.array([0, 1])
+    got = view_scores(x, y, z, image, colours, moving, index, 2)
+    want = _reference(x, y, z, image, colours, moving, index, 2)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    assert got[0].tolist() == [[1.0, 0.0]]  # the rim point counts, the centre one lands on the moving pixel
+
+
 def test_a_one_pixel_wide_view_repeats_its_edge():
     """The bilinear's edge case: a view one pixel wide or high samples its only column or row."""
     rng = np.random.default_rng(5)

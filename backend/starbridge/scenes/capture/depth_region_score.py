@@ -54,8 +54,13 @@ def _score_kernel(x, y, z, image, colours, moving, use_moving, index, hits, tota
             # inside the view (NaN fails every comparison) and in front of its camera
             if not (xv > -0.5 and xv < x_top and yv > -0.5 and yv < y_top and z[k, m] > 0.0):
                 continue
-            if use_moving and moving[int(math.floor(yv + 0.5)), int(math.floor(xv + 0.5))]:
-                continue
+            if use_moving:
+                # the nearest pixel; x + 0.5 can round up to w itself just inside the rim (x within half an ulp
+                # of w - 0.5), where NumPy's version finds no pixel and so no moving one
+                col = int(math.floor(xv + 0.5))
+                row = int(math.floor(yv + 0.5))
+                if col < w and row < h and moving[row, col]:
+                    continue
             xc = min(max(xv, 0.0), x_max)
             yc = min(max(yv, 0.0), y_max)
             x0 = min(int(xc), w - 2) if w > 1 else 0
