@@ -331,14 +331,15 @@ def test_a_dolly_over_a_textured_ground_is_not_taken_for_a_plane_decomposition()
     """World 9's dolly (bench/bench_tracking_worlds.py): at COLMAP's 4-pixel threshold one homography explains
     every pair of keyframes (the tiled ground; the houses' parallax is under 4 px), its decomposition puts the
     travel ~70 degrees off the real one and the map follows it (8.4 degrees median rotation error, the camera
-    path bent downwards); held to 0.7 px the pairs are calibrated two-view geometries and the map is right."""
+    path bent downwards; 2.2 since the refinement's tighter loss, `refine_loss_px`, holds part of it); held to
+    0.7 px the pairs are calibrated two-view geometries and the map is right."""
     clip, frames = _filmed_in_world("dolly", 9)
     old = track_camera(frames, vertical_fov_deg=48.0, config=TrackingConfig(map_max_error_px=(4.0,)))
     new = track_camera(frames, vertical_fov_deg=48.0)
     old_rot, new_rot = rotation_errors(old, clip.poses), rotation_errors(new, clip.poses)
     print(f"\nworld 9 dolly, rotation error median / max: 4 px {np.median(old_rot):.2f} / {old_rot.max():.2f}, "
           f"default {np.median(new_rot):.2f} / {new_rot.max():.2f} deg")  # fmt: skip
-    assert np.median(old_rot) > 3.0  # the defect this guards against, still there at the old threshold
+    assert np.median(old_rot) > 1.5  # the defect this guards against, still there at the old threshold
     assert np.median(new_rot) <= 1.0 and new_rot.max() <= 2.0
     assert centre_errors(new, clip.poses).mean() <= 0.03
 
@@ -357,7 +358,11 @@ def test_the_global_mapper_holds_a_dolly_the_incremental_one_lets_drift() -> Non
     with tempfile.TemporaryDirectory() as tmp:
         mp4 = clip.write_mp4(Path(tmp) / "dolly.mp4", crf=14)
         frames = decode_video(mp4, 320, 0, lambda *a: None, rebuild_chroma=False).frames
-    drifted = track_camera(frames, vertical_fov_deg=48.0, config=TrackingConfig(mapper="incremental"))
+    # at the refinement's former Cauchy scale (0.5 px): at today's 0.1 its last adjustment pulls even this map
+    # back (0.02 degrees), but the mapper is what this guards
+    drifted = track_camera(
+        frames, vertical_fov_deg=48.0, config=TrackingConfig(mapper="incremental", refine_loss_px=0.5)
+    )
     held = track_camera(frames, vertical_fov_deg=48.0)
     old_rot, new_rot = rotation_errors(drifted, clip.poses), rotation_errors(held, clip.poses)
     print(f"\nworld 2 dolly at CRF 14, rotation error median / max: incremental {np.median(old_rot):.2f} / "
@@ -728,3 +733,25 @@ def test_a_clip_whose_matches_are_moving_content_is_not_taken_for_a_turning_came
     assert loose.rotation_only and loose.rotation_misfit <= TrackingConfig().rotation_max_misfit
     with pytest.raises(InvalidArgument):
         TrackingConfig(rotation_noise_cap_px=0.0)
+
+
+@pytest.mark.slow
+def test_a_sideways_walks_yaw_is_held_by_the_precise_observations() -> None:
+    """World 2's walk among moving objects (1 m to the right over 40 frames, turning 5 degrees): a yaw rate is
+    what that motion measures least (a turn and a step aside move the near points alike), and a few of the
+    refined observations carry structured errors (0.4-0.8 px at T-junctions and along stripes, drifting smoothly
+    over the frames). At the refinement's former Cauchy scale of 0.5 px they weighed fully and the camera turned
+    about 0.3 degrees too little by the end, which turns every stereo pair's inverse depth alike: the far
+    buildings were placed 10-35% too far (bench/bench_depth_cameras.py). At 0.1 px (`refine_loss_px`) the
+    precise majority decides."""
+    clip, frames = _filmed_in_world("moving", 2)
+    loose = track_camera(frames, vertical_fov_deg=48.0, config=TrackingConfig(refine_loss_px=0.5))
+    tight = track_camera(frames, vertical_fov_deg=48.0)
+    old, new = rotation_errors(loose, clip.poses), rotation_errors(tight, clip.poses)
+    print(f"\nworld 2 walk among moving objects, rotation error median / max: loss 0.5 {np.median(old):.3f} / "
+          f"{old.max():.3f}, 0.1 {np.median(new):.3f} / {new.max():.3f} deg")  # fmt: skip
+    assert old.max() > 0.2  # the drift (the same bytes on every machine: PyAV bundles its x264)
+    assert new.max() <= 0.15 and np.median(new) <= 0.08
+    assert tight.registered_fraction == 1.0
+    with pytest.raises(InvalidArgument, match="refine_loss_px"):
+        TrackingConfig(refine_loss_px=0.0)

@@ -217,6 +217,18 @@ class TrackingConfig:
     #: The refinement's adjustments stop once an iteration gains less than this fraction of the cost
     #: (track_refine.RefineConfig.function_tolerance; 0: only after their iterations).
     refine_function_tolerance: float = 1e-6
+    #: The scale of the refinement's adjustments' Cauchy loss, pixels (track_refine.RefineConfig.loss_scale_px,
+    #: 0.5 there: before the patch alignment the observations fit to a third of a pixel). The refined
+    #: observations are precise (median 0.1 px against the truth) but some carry structured errors of 0.4-0.8
+    #: px (T-junctions, the ground's stripes) that drift smoothly over the frames: at 0.5 they weigh fully and
+    #: pull a sideways walk's yaw rate, a direction the motion barely measures (turning every stereo pair's
+    #: inverse depth alike: far things placed too far). At 0.1 the precise majority decides, as in the field of
+    #: view's refit. The depth stage on world 2's walk among moving objects (bench/bench_depth_cameras.py):
+    #: inverse-depth offset 8-60 m -5.5 per km -> -1.5 (the true cameras +0.2), AbsRel 0.162 -> 0.097 (0.085).
+    #: bench_capture_variants.py's sixteen clips, field of view given, 0.5 / 0.2 / 0.1: mean novel-view gap
+    #: 1.388 / 1.366 / 1.304 dB, within 2 dB 15 / 14 / 14, AbsRel 0.0912 / 0.0863 / 0.0849, within 0.10 13 / 15
+    #: / 15 (bench/results/capture-variants-vm-refine-loss.json; docs/capture-measurements.md, session 53).
+    refine_loss_px: float = 0.1
     #: Threads for SIFT and matching (-1: all cores)...
     num_threads: int = -1
     #: ...and for COLMAP's mapper and bundle adjustment (1: the same clip always gives the same result).
@@ -230,12 +242,14 @@ class TrackingConfig:
         valid &= self.rotation_noise_cap_px > 0 and self.fov_retry_step_deg >= 0
         valid &= self.fov_refit_loss_px >= 0 and self.fov_refit_max_shift_deg > 0 and self.fov_refit_sigma_deg > 0
         valid &= self.fov_refit_iterations >= 1 and 0 <= self.refine_function_tolerance < 1
+        valid &= self.refine_loss_px > 0
         if not (valid and self.fov_inlier_factor > 0 and 0 <= self.fov_forward_deg <= 90):
             raise InvalidArgument(
                 "tracking config: max_side >= 64, min_frames >= 2, some candidates, some positive "
                 f"map_max_error_px, rotation_noise_cap_px > 0, fov_inlier_factor > 0, fov_forward_deg in [0, 90], "
                 f"fov_retry_step_deg >= 0, fov_refit_loss_px >= 0, fov_refit_max_shift_deg and "
-                f"fov_refit_sigma_deg > 0, fov_refit_iterations >= 1, refine_function_tolerance in [0, 1): {self}"
+                f"fov_refit_sigma_deg > 0, fov_refit_iterations >= 1, refine_function_tolerance in [0, 1), "
+                f"refine_loss_px > 0: {self}"
             )
         if self.mapper not in MAPPERS:
             raise InvalidArgument(f"tracking config: mapper must be one of {', '.join(MAPPERS)}, got {self.mapper!r}")

@@ -591,6 +591,7 @@ class _Tracker:
         """One bundle adjustment of every posed frame and the map's points together (track_refine.py); the
         poses, points and observations are replaced by the adjusted ones."""
         config = RefineConfig(
+            loss_scale_px=self.cfg.refine_loss_px,
             function_tolerance=self.cfg.refine_function_tolerance,
             num_threads=self.cfg.mapping_threads if self.cfg.mapping_threads > 0 else self.threads,
         )
