@@ -6,7 +6,8 @@ are compared with the truth: rotation error per frame (both start at the identit
 similarity alignment (Umeyama), relative to the length of the path.
 
 Measured on a 2-core VM shared with other jobs (defaults; render version 2, the boxes' patterns averaged over
-each pixel; bounds asserted in brackets; seconds: tracking):
+each pixel; bounds asserted in brackets; seconds: tracking; before the refinement's Cauchy scale went from 0.5 to
+0.1 px, `TrackingConfig.refine_loss_px`, which the bounds still hold):
 
 =============  =====================  ==================  ==========================  ==========  =======
 clip           rotation error median   centres mean / max  FOV (true)                  registered  seconds

@@ -69,7 +69,8 @@ class RefineConfig:
     #: clips, field of view given, the whole import): mean novel-view gap 1.946 / 1.885 / 1.918 dB, within 2 dB
     #: 8 / 9 / 8 of 16; at 0.5 twelve clips better, three worse (the dollies of worlds 0 and 2, 0.07 and 0.16
     #: dB; world 1's orbit 0.03), the walks among moving objects most (world 2's 2.82 -> 2.51, its rotation
-    #: error 0.29 -> 0.25 degrees median; world 0's 512x288 2.79 -> 2.48).
+    #: error 0.29 -> 0.25 degrees median; world 0's 512x288 2.79 -> 2.48). The tracking passes its own,
+    #: `TrackingConfig.refine_loss_px` (0.1 since the patch alignment made the observations precise).
     loss_scale_px: float = 0.5
     #: Observations further than this after the first pass are dropped before the second (0: one pass).
     outlier_px: float = OUTLIER_PX
