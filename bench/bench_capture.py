@@ -89,31 +89,20 @@ def rotation_errors(est: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(cos))
 
 
-def similarity(est: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
-    """The similarity that best maps the (N, 4, 4) estimated camera centres onto the true ones (least squares):
-    (rotation (3, 3), scale: truth units per estimated unit, estimated mean, true mean), so a point x maps to
-    scale * rotation @ (x - estimated mean) + true mean; scale 0 for a true path of no length."""
+def _similarity_error(est: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """(RMS distance of camera centres after the best similarity transform over the true path's length, the
+    transform's scale: truth units per estimated unit; 0 for a path of no length)."""
     a, b = est[:, :3, 3], truth[:, :3, 3]
+    length = float(np.linalg.norm(np.diff(b, axis=0), axis=1).sum())
+    if length < 1e-9:
+        return 0.0, 0.0
     ma, mb = a.mean(0), b.mean(0)
-    if float(np.linalg.norm(np.diff(b, axis=0), axis=1).sum()) < 1e-9:
-        return np.eye(3), 0.0, ma, mb
     a0, b0 = a - ma, b - mb
     u, s, vt = np.linalg.svd(b0.T @ a0)
     d = np.sign(np.linalg.det(u @ vt))
     r = u @ np.diag([1, 1, d]) @ vt
     scale = float((s * [1, 1, d]).sum() / max((a0**2).sum(), 1e-12))
-    return r, scale, ma, mb
-
-
-def _similarity_error(est: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """(RMS distance of camera centres after the best similarity transform over the true path's length, the
-    transform's scale: truth units per estimated unit; 0 for a path of no length)."""
-    b = truth[:, :3, 3]
-    length = float(np.linalg.norm(np.diff(b, axis=0), axis=1).sum())
-    if length < 1e-9:
-        return 0.0, 0.0
-    r, scale, ma, mb = similarity(est, truth)
-    aligned = scale * (r @ (est[:, :3, 3] - ma).T).T + mb
+    aligned = scale * (r @ a0.T).T + mb
     return float(np.sqrt(((aligned - b) ** 2).sum(1).mean()) / length), scale
 
 

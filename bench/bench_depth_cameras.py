@@ -40,7 +40,7 @@ for _path in (REPO_ROOT / "backend", REPO_ROOT):
         sys.path.insert(0, str(_path))
 
 from bench._machine import add_out_argument, host_tag, machine_info, out_dir, write_json  # noqa: E402
-from bench.bench_capture import _capped_error, rotation_errors, similarity  # noqa: E402
+from bench.bench_capture import _capped_error, _similarity_error, rotation_errors  # noqa: E402
 from bench.bench_capture_variants import Clip, parse_clip  # noqa: E402
 from starbridge import __version__  # noqa: E402
 from starbridge.errors import InvalidArgument  # noqa: E402
@@ -92,7 +92,7 @@ def measure(clip_spec: Clip, frames: int, crf: int, work: Path) -> dict[str, Any
     track = track_camera(decoded, vertical_fov_deg=FOV_DEG)
     if track.rotation_only:
         raise InvalidArgument(f"clip {clip_spec.name}: tracked as rotation only, no depth to compare")
-    scale = similarity(track.poses, clip.poses)[1]
+    scale = _similarity_error(track.poses, clip.poses)[1]  # metres per tracked unit
     if scale <= 0:
         raise InvalidArgument(f"clip {clip_spec.name}: the camera path has no length")
     runs: dict[str, Any] = {}
