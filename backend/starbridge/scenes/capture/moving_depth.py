@@ -146,7 +146,7 @@ class MovingDepthConfig:
     #: Fill each region to its convex hull (the masks miss parts of plain or patterned movers: bites out of
     #: the bouncing ball's outline). Off since session 54: the hull also takes the static pixels between two
     #: movers that overlap on screen and were flagged as one region (world 2's orbit: the ball in front of the
-    #: sliding box, about 6 m nearer, their hull a kite over the static wall between them at the ball's depth),
+    #: sliding box at twice its distance, their hull a kite over the static wall between them at the ball's depth),
     #: or between a mover and a strip flagged beside it, and the moving mask (what the world's fusion keeps out
     #: of the static world) stays the flagged one, so that wrong depth stayed in the static world. On the
     #: sixteen benchmark clips (`python bench/bench_capture_variants.py --clips all --variant
