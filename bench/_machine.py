@@ -100,7 +100,9 @@ def _plain(value: Any) -> Any:
 
 def write_json(path: Path, report: dict[str, Any]) -> Path:
     """Write a benchmark's report whole or not at all (a temporary file, then rename); returns `path`. NumPy
-    scalars are written as what they hold (a NumPy bool as true / false, not 0.0)."""
+    scalars are written as what they hold (a NumPy bool as true / false, not 0.0). The folder is made if it is
+    not there (a `--out` folder named new must not cost a long run its results at the end)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(report, indent=2, default=_plain) + "\n")
     os.replace(tmp, path)

@@ -52,3 +52,12 @@ def test_numpy_scalars_are_written_as_what_they_hold(tmp_path: Path):
 
     path = write_json(tmp_path / "r.json", {"pass": np.float64(15.5) >= 24.0, "n": np.int64(3), "x": np.float32(0.5)})
     assert json.loads(path.read_text()) == {"pass": False, "n": 3, "x": 0.5}
+
+
+def test_a_report_goes_into_a_folder_not_made_yet(tmp_path: Path):
+    """`--out DIR` naming a new folder: the report is written there (a 10-minute run once lost it at the end)."""
+    from bench._machine import write_json
+
+    path = write_json(tmp_path / "new" / "deeper" / "r.json", {"n": 1})
+    assert json.loads(path.read_text()) == {"n": 1}
+    assert not list(path.parent.glob("*.tmp"))

@@ -140,6 +140,11 @@ class MovingDepthConfig:
     #: path's scale 0.131 -> 0.133: the ball's billboard now stands at its centre's depth, behind its visible
     #: surface.
     cut_fraction: float = 0.05
+    #: A region with no contact of its own (its foot hidden behind something nearer: exactly when it is likely
+    #: cut) is tested for that against the contact of its track's region nearest in time. Before (session 55)
+    #: such a region always counted as whole: world 2's orbit's ball, rising behind a low wall, was whole in the
+    #: one frame whose foot was hidden, and its smaller size there set the whole track 23% too near.
+    cut_by_neighbours: bool = True
     #: Tracks shorter than this (seconds) use each frame's contact; sizes median-filtered over this long.
     min_track_s: float = 0.25
     size_smooth_s: float = 0.2
@@ -301,6 +306,9 @@ def place_moving_objects(
                 reg.contact = _contact(reg, below, objects[reg.frame], intrinsics, c2w[reg.frame], ground, config)
             reg.cut = _cut(reg, below, objects[reg.frame], config)
     tracks = _link(regions, config.link_iou, config.link_area_ratio)
+    if config.cut_by_neighbours:
+        for track in tracks:
+            _cut_by_neighbours(track, lambda i: shadowed.get(i, stereo.depth[i]), objects, config)
     min_track = max(2, round(config.min_track_s * fps))
     smooth = max(1, round(config.size_smooth_s * fps)) | 1
     carry = _carry_depth(intrinsics, c2w)
@@ -428,19 +436,42 @@ def _contact(
     return float(np.median(z)) if len(z) >= config.min_columns else math.nan
 
 
-def _cut(reg: _Region, depth: np.ndarray, moving: np.ndarray, config: MovingDepthConfig) -> bool:
+def _cut(
+    reg: _Region, depth: np.ndarray, moving: np.ndarray, config: MovingDepthConfig, bound: float | None = None
+) -> bool:
     """Whether the region is less than the whole object: it touches the frame's edge, or at least
-    `cut_fraction` of the static pixels around its outline are nearer than `occluder_ratio` times its contact
-    (an object is no farther than its contact, so those hide part of it)."""
+    `cut_fraction` of the static pixels around its outline are nearer than `occluder_ratio` times `bound`, its
+    contact unless given (an object is no farther than its contact, so those hide part of it)."""
     mask = reg.mask
     if mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any():
         return True
-    if not math.isfinite(reg.contact) or config.cut_fraction >= 1:
+    bound = reg.contact if bound is None else bound
+    if not math.isfinite(bound) or config.cut_fraction >= 1:
         return False
     ring = ndimage.binary_dilation(mask, iterations=config.below_px) & ~mask & ~moving
     if not ring.any():
         return False
-    return bool(np.mean(depth[ring] < config.occluder_ratio * reg.contact) >= config.cut_fraction)
+    return bool(np.mean(depth[ring] < config.occluder_ratio * bound) >= config.cut_fraction)
+
+
+def _cut_by_neighbours(
+    track: Sequence[_Region], depth_of: Callable[[int], np.ndarray], objects: np.ndarray, config: MovingDepthConfig
+) -> int:
+    """`_cut` again for the track's regions with no contact of their own (their foot hidden, or above the
+    horizon), against the contact of the region nearest in time that has one (`depth_of(frame)`: the depth
+    the occluders are read from; `objects` (N, H, W) the moving pixels). Returns how many became cut."""
+    frames = np.array([r.frame for r in track])
+    known = np.nonzero([math.isfinite(r.contact) for r in track])[0]
+    if not len(known):
+        return 0
+    found = 0
+    for reg in track:
+        if reg.cut or math.isfinite(reg.contact):
+            continue
+        nearest = track[int(known[np.argmin(np.abs(frames[known] - reg.frame))])]
+        reg.cut = _cut(reg, depth_of(reg.frame), objects[reg.frame], config, bound=nearest.contact)
+        found += reg.cut
+    return found
 
 
 def _link(regions: Sequence[Sequence[_Region]], link_iou: float, area_ratio: float = math.inf) -> list[list[_Region]]:
