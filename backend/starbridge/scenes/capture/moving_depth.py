@@ -28,7 +28,10 @@ the prior that holds for most of what moves in footage: it stands on the ground.
    carried to its frame through the camera's motion between the two (that region's depth over its depth
    seen from the cut region's camera; the object taken as still in between). Uncarried, a ball half hidden
    in a dolly's first frames took the size it has when first seen whole, nearer: world 2's dolly placed it
-   15% too far all along (median ratio to the truth of the moving objects 1.154 -> 1.040).
+   15% too far all along (median ratio to the truth of the moving objects 1.154 -> 1.040). A region with no
+   contact of its own (every column's foot hidden: most often exactly because something nearer hides its lower
+   part) is tested for being cut against the contact of its track's region nearest in time: counted whole, it
+   was world 2's orbit's ball rising behind a nearer box, a third of it hidden, the size its cut neighbours took.
 6. **A billboard**: each region takes its one depth (it faces the camera), written into the working-size
    inverse depth (the working pixels mostly inside the region) and upsampled again, as the bundle does at load.
 
@@ -142,8 +145,14 @@ class MovingDepthConfig:
     cut_fraction: float = 0.05
     #: A region with no contact of its own (its foot hidden behind something nearer: exactly when it is likely
     #: cut) is tested for that against the contact of its track's region nearest in time. Before (session 55)
-    #: such a region always counted as whole: world 2's orbit's ball, rising behind a low wall, was whole in the
-    #: one frame whose foot was hidden, and its smaller size there set the whole track 23% too near.
+    #: such a region always counted as whole: world 2's orbit's ball, rising behind a nearer box, was whole in
+    #: the one frame whose foot was hidden, its cut neighbours (the frames where it touches the ground) took
+    #: that smaller size, and the track stood 23% too near from then on. On the sixteen benchmark clips
+    #: (`python bench/bench_capture_variants.py --clips all --variant 'own=moving_depth.cut_by_neighbours=False'`,
+    #: field of view given, bench/results/capture-variants-vm-cut-by-neighbours.json), own contact only -> this:
+    #: mean novel-view gap 1.286 -> 1.248 dB (better on five, worse on two by 0.01 dB), within 2 dB 15 -> 16
+    #: (world 2's orbit 2.26 -> 1.74), the moving objects' own AbsRel at the path's scale 0.160 -> 0.153 (world 2's
+    #: orbit 0.327 -> 0.237), the static depth the same.
     cut_by_neighbours: bool = True
     #: Tracks shorter than this (seconds) use each frame's contact; sizes median-filtered over this long.
     min_track_s: float = 0.25
