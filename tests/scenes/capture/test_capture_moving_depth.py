@@ -108,25 +108,30 @@ def _ball(moving: np.ndarray) -> np.ndarray:
     return labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
 
 
+def _hide_and_place(clip: GroundTruthClip, hidden_px: np.ndarray, *configs: MovingDepthConfig) -> list:
+    """The clip with the pixels `hidden_px` (N, H, W) behind a static occluder at half the ball's depth (no longer
+    moving), placed with the defaults and then with each of `configs`."""
+    depth, moving = clip.depth.copy(), clip.moving & ~hidden_px
+    for k in np.nonzero(hidden_px.any(axis=(1, 2)))[0]:
+        depth[k][hidden_px[k]] = 0.5 * float(np.median(clip.depth[k][_ball(clip.moving[k])]))
+    hidden = dataclasses.replace(clip, depth=depth, moving=moving)
+    stereo = stereo_of(hidden)
+    args = (hidden.frames, hidden.moving, hidden.intrinsics, hidden.poses, hidden.config.fps)
+    return [place_moving_objects(stereo, *args, config) for config in (MovingDepthConfig(), *configs)]
+
+
 def test_a_region_hidden_in_part_does_not_set_its_track_nearer(clip: GroundTruthClip) -> None:
     """Frames 13-17, about the ball's second touch of the ground (where contact x size sets its track), with its
     left quarter behind a static post standing nearer: it looks a quarter smaller than it is there, and unless
     the stage sees that those regions are cut it stands the ball too near in every other frame of the track (a
     single cut frame the size smoothing takes care of; five it does not)."""
-    depth, moving = clip.depth.copy(), clip.moving.copy()
     post = np.zeros_like(clip.moving)
     for k in range(13, 18):
         ball = _ball(clip.moving[k])
         cols = np.nonzero(ball.any(axis=0))[0]
         post[k][:, : cols[0] + len(cols) // 4] = True
         post[k] &= ndimage.binary_dilation(ball, iterations=3)  # the ball's left quarter and beside it
-        depth[k][post[k]] = 0.5 * float(np.median(clip.depth[k][ball]))
-    moving &= ~post
-    hidden = dataclasses.replace(clip, depth=depth, moving=moving)
-    stereo = stereo_of(hidden)
-    args = (hidden.frames, hidden.moving, hidden.intrinsics, hidden.poses, hidden.config.fps)
-    placed = place_moving_objects(stereo, *args)
-    edges_only = place_moving_objects(stereo, *args, MovingDepthConfig(cut_fraction=1.0))
+    placed, edges_only = _hide_and_place(clip, post, MovingDepthConfig(cut_fraction=1.0))
     for i in range(1, len(clip.frames)):  # frame 0's ball is a track of its own (it leaves the ground fast)
         b = _ball(clip.moving[i]) & ~post[i]
         truth = float(np.median(clip.depth[i][b]))
@@ -143,7 +148,6 @@ def test_a_region_whose_foot_is_hidden_is_not_taken_for_the_whole_object(clip: G
     foot is hidden), and until session 55 a region with no contact always counted as whole: the nearest
     "whole" regions of frames 14-16 were the ball with a quarter of it missing, and the track stood a fifth
     too near. Tested against the contact of the nearest frame that has one, they are cut."""
-    depth, moving = clip.depth.copy(), clip.moving.copy()
     hidden_px = np.zeros_like(clip.moving)
     for k in range(13, 18):
         ball = _ball(clip.moving[k])
@@ -153,13 +157,7 @@ def test_a_region_whose_foot_is_hidden_is_not_taken_for_the_whole_object(clip: G
         else:  # the lower quarter and below it, behind a low wall
             hidden_px[k][ys.max() - (ys.max() - ys.min() + 1) // 4 :, :] = True
         hidden_px[k] &= ndimage.binary_dilation(ball, iterations=3)
-        depth[k][hidden_px[k]] = 0.5 * float(np.median(clip.depth[k][ball]))
-    moving &= ~hidden_px
-    hidden = dataclasses.replace(clip, depth=depth, moving=moving)
-    stereo = stereo_of(hidden)
-    args = (hidden.frames, hidden.moving, hidden.intrinsics, hidden.poses, hidden.config.fps)
-    placed = place_moving_objects(stereo, *args)
-    own_only = place_moving_objects(stereo, *args, MovingDepthConfig(cut_by_neighbours=False))
+    placed, own_only = _hide_and_place(clip, hidden_px, MovingDepthConfig(cut_by_neighbours=False))
     for i in range(1, len(clip.frames)):  # frame 0's ball is a track of its own (it leaves the ground fast)
         b = _ball(clip.moving[i]) & ~hidden_px[i]
         truth = float(np.median(clip.depth[i][b]))
