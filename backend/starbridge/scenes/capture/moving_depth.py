@@ -465,22 +465,19 @@ def _cut(
 
 def _cut_by_neighbours(
     track: Sequence[_Region], depth_of: Callable[[int], np.ndarray], objects: np.ndarray, config: MovingDepthConfig
-) -> int:
+) -> None:
     """`_cut` again for the track's regions with no contact of their own (their foot hidden, or above the
     horizon), against the contact of the region nearest in time that has one (`depth_of(frame)`: the depth
-    the occluders are read from; `objects` (N, H, W) the moving pixels). Returns how many became cut."""
+    the occluders are read from; `objects` (N, H, W) the moving pixels); sets their `cut`."""
     frames = np.array([r.frame for r in track])
     known = np.nonzero([math.isfinite(r.contact) for r in track])[0]
     if not len(known):
-        return 0
-    found = 0
+        return
     for reg in track:
         if reg.cut or math.isfinite(reg.contact):
             continue
         nearest = track[int(known[np.argmin(np.abs(frames[known] - reg.frame))])]
         reg.cut = _cut(reg, depth_of(reg.frame), objects[reg.frame], config, bound=nearest.contact)
-        found += reg.cut
-    return found
 
 
 def _link(regions: Sequence[Sequence[_Region]], link_iou: float, area_ratio: float = math.inf) -> list[list[_Region]]:
