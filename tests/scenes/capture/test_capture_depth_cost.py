@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from starbridge.scenes.capture.depth_cost import insert_view_costs
+from starbridge.scenes.capture.depth_cost import cost_volume, insert_view_costs
 from starbridge.scenes.capture.depth_ops import cv_poses, grey, pixel_rays, relative, resize_rgb
 from starbridge.scenes.procedural.clips import ClipConfig, render_clip
 
@@ -102,3 +102,34 @@ def test_the_compiled_cost_is_the_numpy_one(frames) -> None:
     assert np.isfinite(best).mean() > 0.5 and np.isinf(best[1]).any()
     finite = best[0][np.isfinite(best[0])]
     assert finite.min() < 0.2 and finite.max() > 1.0
+
+
+@pytest.mark.parametrize(
+    ("filled", "shift", "penalty"), [(1, 1, 0.05), (2, 1, 0.05), (3, 2, 0.05), (2, 1, 0.0), (2, 0, 0.05)]
+)
+def test_the_cost_volume_is_the_numpy_one_bit_for_bit(filled: int, shift: int, penalty: float) -> None:
+    """`cost_volume` against the NumPy and SciPy expressions the sweep used before it (the mean of the finite
+    views, float32 sums in slot order, 1 where no view has a cost; the shiftable windows' minimum filter and
+    penalty), now laid out (h, w, planes): the same numbers to the bit; 21 planes (more than one block of 16)."""
+    rng = np.random.default_rng(5)
+    best = rng.uniform(-0.5, 2.0, (3, 21, 9, 11)).astype(np.float32)
+    best[rng.random(best.shape) < 0.3] = np.inf  # views that see nothing there
+    best[:, 2, 4, :] = np.inf  # a row no view sees at one plane
+    total = np.zeros_like(best[0])
+    used = np.zeros(best[0].shape, np.float32)
+    for c in best[:filled]:
+        ok = np.isfinite(c)
+        total += np.where(ok, c, 0.0)
+        used += ok
+    want = np.where(used > 0, total / np.maximum(used, 1.0), 1.0).astype(np.float32)
+    if shift > 0:
+        shifted = ndimage.minimum_filter(want, size=(1, 2 * shift + 1, 2 * shift + 1), mode="nearest")
+        if penalty > 0:
+            shifted += np.float32(penalty)
+            np.minimum(shifted, want, out=shifted)
+        want = shifted
+    got = cost_volume(best, filled, shift, penalty)
+    assert got.shape == (9, 11, 21) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, np.moveaxis(want, 0, 2))
+    if shift == 0:
+        assert (got[4, :, 2] == 1.0).all()

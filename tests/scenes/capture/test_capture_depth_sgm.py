@@ -1,5 +1,6 @@
 """The compiled semi-global matching (depth_sgm.py) against the NumPy version it replaced (kept here as the
-reference): the same aggregated costs, for 4 and 8 paths, on a cost volume with a depth edge and noise."""
+reference, on (D, h, w) volumes; the compiled one takes and returns (h, w, D)): the same aggregated costs, for 4
+and 8 paths, on a cost volume with a depth edge and noise."""
 
 from __future__ import annotations
 
@@ -67,10 +68,11 @@ def test_the_compiled_sgm_sums_as_the_numpy_one(paths: int) -> None:
         np.float32
     )
     cfg = DepthConfig(sgm_paths=paths)
-    got = sgm(cost, guide, cfg)
+    got = sgm(np.moveaxis(cost, 0, 2), guide, cfg)
+    assert got.shape == (h, w, planes)
     want = reference(cost, guide, cfg)
-    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(np.moveaxis(got, 2, 0), want, rtol=1e-6, atol=1e-5)
     # and the aggregation does its job: the winner is the true plane where the raw cost's noise hid it
     cost_noisy = cost.copy()
     cost_noisy[:, 10, 5] = rng.uniform(0.0, 0.05, planes).astype(np.float32)
-    assert np.argmin(sgm(cost_noisy, guide, cfg)[:, 10, 5]) == 5
+    assert np.argmin(sgm(np.moveaxis(cost_noisy, 0, 2), guide, cfg)[10, 5]) == 5

@@ -1,5 +1,5 @@
-"""Semi-global matching (step 4 of depth.py): cost aggregation along scan lines over a (D, h, w) cost volume,
-compiled.
+"""Semi-global matching (step 4 of depth.py): cost aggregation along scan lines over an (h, w, D) cost volume
+(each pixel's planes contiguous, as depth_cost.cost_volume lays it out), compiled.
 
 Along each scan line, each pixel's aggregated cost per plane is its own cost plus the least of: its
 predecessor's aggregated cost at the same plane, at a neighbouring plane plus P1, at any plane plus P2
@@ -79,9 +79,10 @@ def _sgm_path_kernel(cost, guide, p1, p2, edge, axis, reverse, shift, total):  #
 
 
 def sgm(cost: np.ndarray, guide: np.ndarray, cfg: DepthConfig) -> np.ndarray:
-    """Semi-global matching over (D, h, w) costs along `sgm_paths` (4 or 8) scan directions; P2 is lowered
-    across grey edges. Returns the (D, h, w) float32 sum of the paths."""
-    cost = np.ascontiguousarray(np.moveaxis(cost, 0, 2), dtype=np.float32)  # (h, w, D)
+    """Semi-global matching over (h, w, D) costs (each pixel's planes contiguous, as the sweep's
+    `mean_costs` makes them) along `sgm_paths` (4 or 8) scan directions; P2 is lowered across grey edges.
+    Returns the (h, w, D) float32 sum of the paths."""
+    cost = np.ascontiguousarray(cost, dtype=np.float32)
     guide = np.ascontiguousarray(guide, dtype=np.float32)
     total = np.zeros_like(cost)
     f32 = np.float32
@@ -94,4 +95,4 @@ def sgm(cost: np.ndarray, guide: np.ndarray, cfg: DepthConfig) -> np.ndarray:
                 _sgm_path_kernel(
                     cost, guide, f32(cfg.sgm_p1), f32(cfg.sgm_p2), f32(cfg.sgm_edge), axis, reverse, shift, total
                 )
-    return np.ascontiguousarray(np.moveaxis(total, 2, 0))
+    return total

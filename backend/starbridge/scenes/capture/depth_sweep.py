@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from ...geometry.camera import Intrinsics
 from .depth_config import DepthConfig
-from .depth_cost import insert_view_costs
+from .depth_cost import cost_volume, insert_view_costs
 from .depth_ops import relative
 from .depth_sgm import sgm
 
@@ -73,33 +73,22 @@ def sweep(ctx: SweepContext, i: int) -> SweptFrame:
         a = (kmat @ rot @ kinv @ pix).astype(np.float32)  # (3, P): the pixel's ray, in the source's pixels
         b = (kmat @ t).astype(np.float32)  # (3,): plus b times the plane's inverse depth
         filled = insert_view_costs(best, filled, ctx.grey[j], a, b, rhos, ref, mu_r, var_r_noise, cfg.zncc_noise**2, k)
-    total = np.zeros_like(best[0])
-    used = np.zeros(best[0].shape, np.float32)
-    for c in best[:filled]:
-        ok = np.isfinite(c)
-        total += np.where(ok, c, 0.0)
-        used += ok
-    raw = np.where(used > 0, total / np.maximum(used, 1.0), 1.0).astype(np.float32)  # (D, h, w)
-    if cfg.cost_shift > 0:
-        side = 2 * cfg.cost_shift + 1
-        shifted = ndimage.minimum_filter(raw, size=(1, side, side), mode="nearest")
-        if cfg.cost_shift_penalty > 0:
-            shifted += np.float32(cfg.cost_shift_penalty)
-            np.minimum(shifted, raw, out=shifted)
-        raw = shifted
+    # (h, w, D): the mean over the best views, with the shiftable windows
+    raw = cost_volume(best, filled, cfg.cost_shift, cfg.cost_shift_penalty)
+    del best
     agg = sgm(raw, ref, cfg)
-    idx = np.argmin(agg, axis=0)
+    idx = np.argmin(agg, axis=2)
     rows, cols = np.indices((h, w))
-    c0 = agg[np.maximum(idx - 1, 0), rows, cols]
-    c1 = agg[idx, rows, cols]
-    c2 = agg[np.minimum(idx + 1, count - 1), rows, cols]
+    c0 = agg[rows, cols, np.maximum(idx - 1, 0)]
+    c1 = agg[rows, cols, idx]
+    c2 = agg[rows, cols, np.minimum(idx + 1, count - 1)]
     denom = c0 - 2.0 * c1 + c2
     with np.errstate(divide="ignore", invalid="ignore"):
         offset = np.where(denom > 1e-9, 0.5 * (c0 - c2) / denom, 0.0)
     interior = (idx > 0) & (idx < count - 1)
     offset = np.where(interior, np.clip(offset, -0.5, 0.5), 0.0)
     rho = ((idx + offset) * ctx.step[i]).astype(np.float32)
-    score = 1.0 - raw[idx, rows, cols]
+    score = 1.0 - raw[rows, cols, idx]
     conf = (std >= cfg.min_texture) & (score >= cfg.min_zncc) & (idx < count - 1)
     if cfg.min_epipolar_texture > 0:
         conf &= epipolar_texture(ctx, i) >= cfg.min_epipolar_texture
