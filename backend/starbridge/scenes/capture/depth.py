@@ -72,8 +72,12 @@ threads (the compiled loops release the GIL; NumPy and SciPy only in parts: the 
 it for most of its time, so on two threads the fill ran 1.3x faster than on one while the sweep ran 2.0x; now
 compiled, depth_region_score.py: the 10 s, 300-frame 512x288 walk's depth stage 214 -> 180 s, the same depth).
 Session 56: the per-view cost and the cost volume's making faster, the same depth to the bit (depth_cost.py):
-one thread, 30 frames of that walk, the sweep 1.30 -> 0.77 s a frame, the depth stage 51 -> 37 s, of which the
-fusion, fill and edge snapping (mostly NumPy, holding the GIL) are now about a third.
+that walk side by side with the tree before (`python bench/bench_import_time.py --compare`, on a slower VM than
+the numbers above, bench/results/import-time-vm-cost-kernel.json) depth 301 -> 233 s, the import 436 -> 369 s,
+no depth or mask pixel different; profiled on one thread the sweep went from 1.30 to about 0.77 s a frame, so
+the fusion, fill and edge snapping (mostly NumPy, holding the GIL) are now about a third of the stage. Starting
+each frame's finish as soon as its inputs were checked, beside later frames' sweeps, measured no gain worth its
+code (docs/capture-measurements.md, session 56).
 
 Error budget (bench_capture's 40-frame 320x180 clips, field of view given, AbsRel at the path's scale, each
 pixel's share of the mean; measured by pixel class against the true depth and by putting the true depth in
