@@ -14,12 +14,14 @@ version's float32 dtypes (the box sums are accumulated in float64, as SciPy's un
 costs agree to float32 rounding (tests/scenes/capture/test_capture_depth_cost.py checks them against that
 NumPy version). Compiled once per install (signature given, `cache=True`), as depth_upsample.py.
 
-Session 56 made it faster with the same numbers to the bit (the rendered clips' depth stage output identical;
+Session 56 made it faster with the same numbers (the rendered clips' depth stage output identical to the bit;
 the reference test as before): the box filter's first pass slides down the columns (the row entering added,
-the row leaving taken away, in float64: exact, as sums of a few float32 values are) rather than summing the
-window's rows again for every row, the second pass runs row by row straight after it, and the ZNCC is a loop
-of its own that vectorises apart from the insertion into the running list: 0.143 -> 0.100 s a view at the
-512x288 walk's 320x180 working size (96 planes; one thread, `python -m cProfile` of `estimate_depth`).
+the row leaving taken away, in float64: exact where the window's values lie within 2^29 of each other, as sums
+of a few float32 values then are; else off in the 16th digit, far below the float32 it is stored in) rather
+than summing the window's rows again for every row, the second pass runs row by row straight after it, and the
+ZNCC is a loop of its own that vectorises apart from the insertion into the running list: 0.143 -> 0.100 s a
+view at the 512x288 walk's 320x180 working size (96 planes; one thread, `python -m cProfile` of
+`estimate_depth`).
 `cost_volume` then makes the volume the aggregation scans from those lists (the views' mean, the shiftable
 windows) in one compiled pass, laid out as SGM reads it (each pixel's planes contiguous): it replaces a chain
 of NumPy and SciPy passes over (planes, h, w) temporaries and the transposes into and out of depth_sgm.py
