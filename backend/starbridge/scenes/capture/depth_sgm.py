@@ -79,9 +79,9 @@ def _sgm_path_kernel(cost, guide, p1, p2, edge, axis, reverse, shift, total):  #
 
 
 def sgm(cost: np.ndarray, guide: np.ndarray, cfg: DepthConfig) -> np.ndarray:
-    """Semi-global matching over (h, w, D) costs (each pixel's planes contiguous, as the sweep's
-    `mean_costs` makes them) along `sgm_paths` (4 or 8) scan directions; P2 is lowered across grey edges.
-    Returns the (h, w, D) float32 sum of the paths."""
+    """Semi-global matching over (h, w, D) costs (each pixel's planes contiguous, as
+    `depth_cost.cost_volume` makes them) along `sgm_paths` (4 or 8) scan directions; P2 is lowered across grey
+    edges. Returns the (h, w, D) float32 sum of the paths."""
     cost = np.ascontiguousarray(cost, dtype=np.float32)
     guide = np.ascontiguousarray(guide, dtype=np.float32)
     total = np.zeros_like(cost)
